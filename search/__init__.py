@@ -1,0 +1,1 @@
+"""Inference-time search with reward models: best-of-N reranking and step-level beam search."""

@@ -1,0 +1,1 @@
+"""Task families. Only `tasks.math` exists today."""

@@ -1,0 +1,31 @@
+import pytest
+
+from tasks.math import RecordError, outcome_from_steps, validate_step_example
+
+
+def test_valid_record_normalises_labels():
+    record = validate_step_example({"prompt": "q", "completions": ["a", "b"], "labels": [1, 0.25]})
+    assert record["labels"] == [True, 0.25]
+    assert isinstance(record["labels"][1], float)
+
+
+@pytest.mark.parametrize(
+    "record, field",
+    [
+        ({"completions": ["a"], "labels": [True]}, "prompt"),
+        ({"prompt": "q", "completions": [], "labels": []}, "completions"),
+        ({"prompt": "q", "completions": ["a", "b"], "labels": [True]}, "labels"),
+        ({"prompt": "q", "completions": ["a"], "labels": [1.5]}, "labels"),
+        ({"prompt": "q", "completions": ["  "], "labels": [True]}, "completions"),
+    ],
+)
+def test_bad_records_name_file_line_and_field(record, field):
+    with pytest.raises(RecordError) as info:
+        validate_step_example(record, path="data.jsonl", line=7)
+    assert info.value.field == field
+    assert "data.jsonl" in str(info.value) and "line 7" in str(info.value) and field in str(info.value)
+
+
+def test_outcome_view_is_worst_step():
+    assert outcome_from_steps({"prompt": "q", "completions": ["a", "b"], "labels": [True, False]})["label"] is False
+    assert outcome_from_steps({"prompt": "q", "completions": ["a", "b"], "labels": [0.9, 0.4]})["label"] == 0.4

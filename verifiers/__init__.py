@@ -1,0 +1,1 @@
+"""Safe symbolic checking of math reasoning steps and final answers."""
