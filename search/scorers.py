@@ -1,0 +1,176 @@
+"""Interchangeable scorers for reranking, beam search and PPO rewards.
+
+Anything with `score_steps(prompt, steps) -> list[float]` is a step scorer and anything
+with `score(prompt, completion) -> float` an outcome scorer (`tasks.math.protocols`). A
+PRM loaded with `prm.load` is both. This module adds:
+
+- `VerifierScorer`: the sympy step checker as a scorer (1.0 true, 0.0 false, `neutral`
+  when a step has nothing checkable) and the "drop candidates with a false equation" test;
+- `WeightedScorer`: a linear mix of scorers, e.g. a PRM and the verifier (Llama 2 combines
+  two reward models the same way);
+- `OutcomeFromSteps`: a step scorer seen as an outcome scorer through an aggregation.
+
+    prm_scorer = prm.load("runs/prm")
+    mixed = WeightedScorer([(prm_scorer, 0.8), (VerifierScorer(), 0.2)])
+    mixed.score_steps("What is 3 + 4?", ["3 + 4 = 7", "The answer is 7"])  # [0.99, 0.97]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import verifiers
+from tasks.math.protocols import OutcomeScorer, StepScorer
+from tasks.math.steps import split_steps
+
+AGGREGATIONS = ("min", "prod", "last", "mean")
+
+__all__ = [
+    "AGGREGATIONS",
+    "OutcomeFromSteps",
+    "OutcomeScorer",
+    "StepScorer",
+    "VerifierScorer",
+    "WeightedScorer",
+    "aggregate",
+    "score_solutions",
+]
+
+
+def aggregate(scores: Sequence[float], how: str) -> float:
+    """One solution score from its step scores (`prm.scoring.aggregate`): min|prod|last|mean.
+
+    A solution with no steps gets 0.0, the lowest probability, so it never wins a rerank.
+    """
+    if how not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {how!r}; choose one of {', '.join(AGGREGATIONS)}")
+    if len(scores) == 0:
+        return 0.0
+    from prm.scoring import aggregate as prm_aggregate
+
+    return float(prm_aggregate(list(scores), how))
+
+
+def score_solutions(scorer: StepScorer, prompt: str, solutions: Sequence[Sequence[str]]) -> list[list[float]]:
+    """Step scores for N solutions to one prompt: `[N][steps_i]`.
+
+    Uses the scorer's `score_best_of_n` when it has one (a PRM encodes the prompt once and
+    shares its KV cache); otherwise one `score_steps` call per solution. Empty solutions
+    get an empty score list.
+    """
+    solutions = [list(steps) for steps in solutions]
+    non_empty = [i for i, steps in enumerate(solutions) if steps]
+    scores: list[list[float]] = [[] for _ in solutions]
+    if not non_empty:
+        return scores
+    if hasattr(scorer, "score_best_of_n"):
+        batch = scorer.score_best_of_n(prompt, [solutions[i] for i in non_empty])
+    else:
+        batch = [scorer.score_steps(prompt, solutions[i]) for i in non_empty]
+    for i, step_scores in zip(non_empty, batch):
+        if len(step_scores) != len(solutions[i]):
+            raise ValueError(f"scorer returned {len(step_scores)} scores for {len(solutions[i])} steps")
+        scores[i] = [float(s) for s in step_scores]
+    return scores
+
+
+class VerifierScorer:
+    """The sympy step checker as a step scorer.
+
+    Each step scores 1.0 if every equation in it is true, 0.0 if any is false and `neutral`
+    if nothing in it can be checked (`verifiers.check_step`). With `check_transitions`,
+    algebra between consecutive steps counts too (`verifiers.check_transition`): a step is
+    false if either check says false, true if one says true and none false.
+
+    No reference answer is used: this scores reasoning, so it works at inference time.
+    """
+
+    def __init__(self, neutral: float = 0.5, *, check_transitions: bool = False):
+        if not 0.0 <= neutral <= 1.0:
+            raise ValueError(f"neutral must be in [0, 1], got {neutral}")
+        self.neutral = neutral
+        self.check_transitions = check_transitions
+
+    def verdicts(self, steps: Sequence[str]) -> list[bool | None]:
+        """True / False / None (unverifiable) per step."""
+        out: list[bool | None] = []
+        for index, step in enumerate(steps):
+            verdict = verifiers.check_step(step)
+            if self.check_transitions and index > 0:
+                transition = verifiers.check_transition(steps[index - 1], step)
+                if verdict is False or transition is False:
+                    verdict = False
+                elif verdict is None:
+                    verdict = transition
+            out.append(verdict)
+        return out
+
+    def score_steps(self, prompt: str, steps: list[str]) -> list[float]:
+        """`[steps]` scores: 1.0 / 0.0 / `neutral`."""
+        return [self.neutral if v is None else float(v) for v in self.verdicts(steps)]
+
+    def passes(self, steps: Sequence[str]) -> bool:
+        """False when some step states a false equation; the best-of-N verifier filter."""
+        return all(v is not False for v in self.verdicts(steps))
+
+
+class WeightedScorer:
+    """A linear combination `sum_i w_i * scorer_i` of step scorers (and outcome scorers).
+
+    `score_steps` mixes per-step scores, so every component must be a step scorer; `score`
+    mixes outcome scores, so every component needs `score` (wrap a step scorer in
+    `OutcomeFromSteps`). Weights are used as given: weights summing to 1 over [0, 1]
+    scorers keep the mix in [0, 1], which weighted majority voting expects.
+    """
+
+    def __init__(self, components: Sequence[tuple[Any, float]]):
+        if not components:
+            raise ValueError("WeightedScorer needs at least one (scorer, weight) pair")
+        self.components = [(scorer, float(weight)) for scorer, weight in components]
+
+    def score_steps(self, prompt: str, steps: list[str]) -> list[float]:
+        return self.score_best_of_n(prompt, [steps])[0]
+
+    def score_best_of_n(self, prompt: str, solutions: list[list[str]]) -> list[list[float]]:
+        """`[N][steps_i]` mixed scores; each component scores all N solutions in one call."""
+        mixed = [[0.0] * len(steps) for steps in solutions]
+        for scorer, weight in self.components:
+            if not hasattr(scorer, "score_steps"):
+                raise TypeError(f"{type(scorer).__name__} has no score_steps; it cannot be mixed per step")
+            for row, scores in zip(mixed, score_solutions(scorer, prompt, solutions)):
+                for j, value in enumerate(scores):
+                    row[j] += weight * value
+        return mixed
+
+    def score(self, prompt: str, completion: str) -> float:
+        total = 0.0
+        for scorer, weight in self.components:
+            if not hasattr(scorer, "score"):
+                raise TypeError(
+                    f"{type(scorer).__name__} has no score(prompt, completion); wrap it in OutcomeFromSteps"
+                )
+            total += weight * float(scorer.score(prompt, completion))
+        return total
+
+
+class OutcomeFromSteps:
+    """A step scorer as an outcome scorer: split the completion into steps, aggregate.
+
+    `score(prompt, completion) = aggregate(step_scorer.score_steps(prompt, split_steps(completion)), how)`.
+    """
+
+    def __init__(self, step_scorer: StepScorer, aggregation: str = "min", *, step_style: str = "auto"):
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}")
+        self.step_scorer = step_scorer
+        self.aggregation = aggregation
+        self.step_style = step_style
+
+    def score_steps(self, prompt: str, steps: list[str]) -> list[float]:
+        return self.step_scorer.score_steps(prompt, steps)
+
+    def score(self, prompt: str, completion: str) -> float:
+        steps = split_steps(completion, style=self.step_style)
+        return aggregate(self.step_scorer.score_steps(prompt, steps) if steps else [], self.aggregation)
+
