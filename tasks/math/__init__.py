@@ -13,3 +13,12 @@ from tasks.math.types import (
     validate_pairwise_example,
     validate_step_example,
 )
+from tasks.math.synthetic import (
+    ERROR_KINDS,
+    PRESETS,
+    CorruptedSolution,
+    SyntheticConfig,
+    corrupt,
+    generate_problems,
+    step_labelled_records,
+)
