@@ -1,0 +1,727 @@
+"""Best-of-N reranking: pick one of N sampled solutions with a PRM, an ORM, a vote or a verifier.
+
+Methods, by name (the same names in `prm rerank`, `prm eval-search` and the tables):
+
+| name | picks |
+|---|---|
+| `majority` | the most frequent final answer (answers grouped by equivalence) |
+| `<scorer>-<agg>` | the highest step scores aggregated with agg = min, prod, last or mean (e.g. `prm-min`) |
+| `<scorer>` | the highest outcome score `scorer.score(prompt, completion)` (e.g. `orm`) |
+| `weighted-<scorer>[-<agg>]` | the answer whose candidates' scores sum highest; the SAME aggregation as above |
+| `...+verifier` | any of the above after dropping candidates with a false equation |
+| `oracle` | a correct candidate if there is one: pass@N, the ceiling |
+
+Ties are broken deterministically: among equal scores the candidate listed first wins; among
+answer classes with equal votes (or equal summed scores) the class whose first candidate is
+listed first wins, and within the winning class the best-scored, then first-listed candidate
+is returned. If the verifier filter would drop every candidate, all are kept (a choice is
+still made; it is then the unfiltered method's choice).
+
+Everything a method needs is computed once per problem into a `CandidatePool` (answers,
+answer classes, scores, verifier verdicts, correctness), so accuracy at N = 1, 2, 4, ... is
+estimated from one pool of M samples by averaging over many random subsets
+(`accuracy_curve`), as "Let's Verify Step by Step" does.
+
+    from search.rerank import best_of_n
+    index = best_of_n(prompt, solutions, prm.load("runs/prm"), aggregation="min", verifier_filter=True)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import verifiers
+from search.scorers import AGGREGATIONS, VerifierScorer, aggregate, score_solutions
+from tasks.math.steps import join_steps, split_steps
+from tasks.math.types import RecordError
+
+VERIFIER_SUFFIX = "+verifier"
+WEIGHTED_PREFIX = "weighted-"
+
+
+# ---------------------------------------------------------------------------------------
+# Answers: extraction and grouping into equivalence classes
+
+
+_INTEGER = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
+_DECIMAL = re.compile(rf"^([+-]?)({_INTEGER})?(?:\.(\d+))?$")
+_SLASH_FRACTION = re.compile(r"^([+-]?)\s*(\d+)\s*/\s*(\d+)$")
+_LATEX_FRACTION = re.compile(r"^([+-]?)\s*\\[dt]?frac\s*(?:\{\s*(\d+)\s*\}|(\d))\s*(?:\{\s*(\d+)\s*\}|(\d))$")
+
+
+def numeric_key(answer: str) -> Fraction | None:
+    """The exact value of a plainly written number, or None when the text is anything else.
+
+    Handles integers (with thousands commas), decimals, `a/b`, `\\frac{a}{b}` (also `\\dfrac`,
+    `\\tfrac`, `\\frac12`), a sign, and `$` around the answer: "0.5", "1/2" and "\\frac{1}{2}"
+    all give Fraction(1, 2). Anything else (units, percent, expressions) returns None and is
+    grouped by `verifiers.answers_equivalent` instead.
+    """
+    text = answer.strip().strip("$").strip()
+    if text.endswith("."):
+        text = text[:-1]
+    text = text.replace("\\!", "").replace("{,}", ",")
+    match = _DECIMAL.match(text)
+    if match and (match.group(2) or match.group(3)):
+        sign, whole, fraction = match.groups()
+        value = Fraction(int((whole or "0").replace(",", "")))
+        if fraction:
+            value += Fraction(int(fraction), 10 ** len(fraction))
+        return -value if sign == "-" else value
+    match = _SLASH_FRACTION.match(text)
+    if match:
+        sign, numerator, denominator = match.groups()
+    else:
+        match = _LATEX_FRACTION.match(text)
+        if not match:
+            return None
+        sign = match.group(1)
+        numerator = match.group(2) or match.group(3)
+        denominator = match.group(4) or match.group(5)
+    if int(denominator) == 0:
+        return None
+    value = Fraction(int(numerator), int(denominator))
+    return -value if sign == "-" else value
+
+
+def group_answers(answers: Sequence[str | None]) -> list[int]:
+    """Equivalence-class id per answer (0, 1, ... in order of first appearance; -1 for None).
+
+    Plain numbers are grouped by exact value (`numeric_key`), so "0.5", "1/2" and
+    "\\frac{1}{2}" share a class without any pairwise check; identical texts share a class;
+    every other new answer is compared with one representative per existing class through
+    `verifiers.answers_equivalent` ("x = 3" vs "3", "50%" vs "0.5", radicals, ...). Two
+    different plain numbers are never compared: their values already differ.
+    """
+    classes: list[int] = []
+    by_key: dict[tuple[str, Any], int] = {}
+    representatives: list[tuple[str, bool]] = []  # (answer text, is a plain number)
+    for answer in answers:
+        if answer is None or not answer.strip():
+            classes.append(-1)
+            continue
+        value = numeric_key(answer)
+        key = ("number", value) if value is not None else ("text", " ".join(answer.split()))
+        if key in by_key:
+            classes.append(by_key[key])
+            continue
+        found = -1
+        for class_id, (representative, is_number) in enumerate(representatives):
+            if value is not None and is_number:
+                continue
+            if verifiers.answers_equivalent(representative, answer):
+                found = class_id
+                break
+        if found < 0:
+            found = len(representatives)
+            representatives.append((answer, value is not None))
+        by_key[key] = found
+        classes.append(found)
+    return classes
+
+
+def extract_answers(texts: Sequence[str]) -> list[str | None]:
+    """`verifiers.extract_answer` on each solution text."""
+    return [verifiers.extract_answer(text) for text in texts]
+
+
+# ---------------------------------------------------------------------------------------
+# Votes and argmax over a subset of candidates
+
+
+def _vote(classes: Sequence[int], indices: Sequence[int], weights: Sequence[float] | None) -> int | None:
+    """The chosen candidate index: the class with most votes (or largest weight sum)."""
+    totals: dict[int, float] = {}
+    first_seen: dict[int, int] = {}
+    for position, i in enumerate(indices):
+        class_id = classes[i]
+        if class_id < 0:
+            continue
+        totals[class_id] = totals.get(class_id, 0.0) + (1.0 if weights is None else weights[i])
+        first_seen.setdefault(class_id, position)
+    if not totals:
+        return None
+    winner = max(totals, key=lambda c: (totals[c], -first_seen[c]))
+    members = [i for i in indices if classes[i] == winner]
+    if weights is None:
+        return members[0]
+    return _argmax(weights, members)
+
+
+def _argmax(values: Sequence[float], indices: Sequence[int]) -> int | None:
+    if not indices:
+        return None
+    best = indices[0]
+    for i in indices[1:]:
+        if values[i] > values[best]:
+            best = i
+    return best
+
+
+def majority_vote(answers: Sequence[str | None]) -> int | None:
+    """Index of a candidate holding the most frequent answer (None if no answer at all).
+
+    `majority_vote(["1/2", "3", "0.5"]) == 0` ("1/2" and "0.5" are one answer).
+    """
+    return _vote(group_answers(answers), list(range(len(answers))), None)
+
+
+def weighted_majority(answers: Sequence[str | None], weights: Sequence[float]) -> int | None:
+    """Index of the best-weighted candidate of the answer whose weights sum highest.
+
+    Weights are the candidates' scores, aggregated as configured (`aggregate(step_scores, how)`);
+    they must be non-negative (probabilities), as a sum of votes.
+    """
+    if len(weights) != len(answers):
+        raise ValueError(f"{len(weights)} weights for {len(answers)} answers")
+    _check_weights(weights)
+    return _vote(group_answers(answers), list(range(len(answers))), list(weights))
+
+
+def _check_weights(weights: Sequence[float]) -> None:
+    for w in weights:
+        if not (w >= 0.0 and math.isfinite(w)):
+            raise ValueError(
+                f"weighted majority needs non-negative finite scores (probabilities), got {w}; "
+                "use a scorer whose scores are probabilities"
+            )
+
+
+def oracle_pass(answers: Sequence[str | None], reference: str) -> bool:
+    """pass@N: True if any candidate's answer is equivalent to the reference."""
+    return any(a is not None and verifiers.answers_equivalent(reference, a) for a in answers)
+
+
+# ---------------------------------------------------------------------------------------
+# Methods
+
+
+@dataclass(frozen=True)
+class Method:
+    """A reranking method: `kind` is "majority", "best", "weighted" or "oracle".
+
+    `scorer` names an entry of the scorers dict; `aggregation` (min|prod|last|mean) reduces
+    its step scores, None means its outcome score `score(prompt, completion)`.
+    """
+
+    kind: str
+    scorer: str | None = None
+    aggregation: str | None = None
+    verifier_filter: bool = False
+
+    @property
+    def name(self) -> str:
+        if self.kind in ("majority", "oracle"):
+            base = self.kind
+        else:
+            base = self.scorer + (f"-{self.aggregation}" if self.aggregation else "")
+            if self.kind == "weighted":
+                base = WEIGHTED_PREFIX + base
+        return base + (VERIFIER_SUFFIX if self.verifier_filter else "")
+
+    @classmethod
+    def parse(cls, text: str) -> "Method":
+        """`Method.parse("weighted-prm-min+verifier")` -> weighted vote, scorer "prm", min, filtered."""
+        name = text.strip()
+        verifier_filter = name.endswith(VERIFIER_SUFFIX)
+        if verifier_filter:
+            name = name[: -len(VERIFIER_SUFFIX)]
+        if name in ("majority", "oracle"):
+            if name == "oracle" and verifier_filter:
+                raise ValueError("oracle takes no verifier filter: it is the ceiling")
+            return cls(name, verifier_filter=verifier_filter)
+        kind = "best"
+        if name.startswith(WEIGHTED_PREFIX):
+            kind, name = "weighted", name[len(WEIGHTED_PREFIX):]
+        scorer, _, last = name.rpartition("-")
+        if scorer and last in AGGREGATIONS:
+            aggregation = last
+        else:
+            scorer, aggregation = name, None
+        if not scorer:
+            raise ValueError(f"cannot read method {text!r}: expected e.g. majority, prm-min, orm, weighted-prm-min")
+        return cls(kind, scorer, aggregation, verifier_filter)
+
+
+def parse_methods(text: str | Sequence[str]) -> list[Method]:
+    """Methods from "majority,prm-min,orm" or a list of names."""
+    names = text.split(",") if isinstance(text, str) else list(text)
+    return [Method.parse(name) for name in names if name.strip()]
+
+
+def default_methods(scorer_names: Sequence[str], *, has_reference: bool = True) -> list[Method]:
+    """The standard grid: votes, every PRM aggregation, weighted votes, verifier-filtered, oracle.
+
+    A scorer named "orm" (or any name containing "orm") is used through its outcome score;
+    every other scorer through its step scores.
+    """
+    names = ["majority", "majority+verifier"]
+    for scorer in scorer_names:
+        if "orm" in scorer:
+            names += [scorer, f"weighted-{scorer}", f"{scorer}+verifier"]
+        else:
+            names += [f"{scorer}-{how}" for how in AGGREGATIONS]
+            names += [f"weighted-{scorer}-min", f"weighted-{scorer}-last", f"{scorer}-min+verifier"]
+    if has_reference:
+        names.append("oracle")
+    return parse_methods(names)
+
+
+# ---------------------------------------------------------------------------------------
+# Candidate pools
+
+
+@dataclass
+class CandidatePool:
+    """M candidate solutions to one problem and everything reranking reads, computed once.
+
+    Lists are indexed by candidate. `step_scores[name]`: `[M][steps_i]`; `outcome_scores[name]`:
+    `[M]`; `passes_verifier`: no false equation (None when no method filters); `correct`: the
+    answer matches `reference` (None without a reference); `tokens`: generated tokens per
+    candidate when known.
+    """
+
+    prompt: str
+    texts: list[str]
+    steps: list[list[str]]
+    answers: list[str | None]
+    classes: list[int]
+    reference: str | None = None
+    correct: list[bool] | None = None
+    passes_verifier: list[bool] | None = None
+    step_scores: dict[str, list[list[float]]] = field(default_factory=dict)
+    outcome_scores: dict[str, list[float]] = field(default_factory=dict)
+    tokens: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def values(self, scorer: str, aggregation: str | None) -> list[float]:
+        """One score per candidate for `scorer` reduced by `aggregation` (None: outcome score)."""
+        if aggregation is None:
+            if scorer not in self.outcome_scores:
+                raise KeyError(f"no outcome scores for scorer {scorer!r} in this pool")
+            return self.outcome_scores[scorer]
+        if scorer not in self.step_scores:
+            raise KeyError(f"no step scores for scorer {scorer!r} in this pool")
+        return [aggregate(scores, aggregation) for scores in self.step_scores[scorer]]
+
+
+def build_pool(
+    prompt: str,
+    solutions: Sequence[str | Sequence[str]],
+    *,
+    scorers: dict[str, Any] | None = None,
+    methods: Sequence[Method] = (),
+    reference: str | None = None,
+    verifier: VerifierScorer | None = None,
+    tokens: Sequence[int] | None = None,
+    step_style: str = "auto",
+) -> CandidatePool:
+    """Score M solutions (texts, or lists of steps) once for all `methods`.
+
+    Only what the methods need is computed: step scores for `<scorer>-<agg>` methods (one
+    `score_best_of_n` call per scorer), outcome scores for `<scorer>` methods, verifier
+    verdicts for `+verifier` methods, correctness when a reference is given.
+    """
+    scorers = scorers or {}
+    texts, steps = [], []
+    for solution in solutions:
+        if isinstance(solution, str):
+            texts.append(solution)
+            steps.append(split_steps(solution, style=step_style))
+        else:
+            steps.append(list(solution))
+            texts.append(join_steps(list(solution)))
+    answers = extract_answers(texts)
+    pool = CandidatePool(prompt, texts, steps, answers, group_answers(answers), reference=reference)
+    if tokens is not None:
+        if len(tokens) != len(texts):
+            raise ValueError(f"{len(tokens)} token counts for {len(texts)} solutions")
+        pool.tokens = [int(t) for t in tokens]
+    for method in methods:
+        if method.scorer is None:
+            continue
+        if method.scorer not in scorers:
+            raise KeyError(f"method {method.name!r} needs a scorer named {method.scorer!r}; have {sorted(scorers)}")
+        scorer = scorers[method.scorer]
+        if method.aggregation is not None and method.scorer not in pool.step_scores:
+            if not hasattr(scorer, "score_steps"):
+                raise TypeError(f"method {method.name!r}: scorer {method.scorer!r} has no score_steps")
+            pool.step_scores[method.scorer] = score_solutions(scorer, prompt, steps)
+        if method.aggregation is None and method.scorer not in pool.outcome_scores:
+            if not hasattr(scorer, "score"):
+                raise TypeError(f"method {method.name!r}: scorer {method.scorer!r} has no score(prompt, completion)")
+            pool.outcome_scores[method.scorer] = [
+                float(scorer.score(prompt, text)) if text.strip() else 0.0 for text in texts
+            ]
+    if any(m.verifier_filter for m in methods):
+        verifier = verifier or VerifierScorer()
+        pool.passes_verifier = [verifier.passes(s) for s in steps]
+    if reference is not None:
+        pool.correct = correctness(pool.answers, pool.classes, reference)
+    return pool
+
+
+def correctness(answers: Sequence[str | None], classes: Sequence[int], reference: str) -> list[bool]:
+    """Per candidate: does its answer match the reference? One check per answer class."""
+    class_correct: dict[int, bool] = {}
+    for answer, class_id in zip(answers, classes):
+        if class_id >= 0 and class_id not in class_correct:
+            class_correct[class_id] = verifiers.answers_equivalent(reference, answer)
+    return [class_correct.get(c, False) for c in classes]
+
+
+def choose(method: Method | str, pool: CandidatePool, indices: Sequence[int] | None = None) -> int | None:
+    """The candidate `method` picks among `indices` (default: all); None if it cannot pick.
+
+    Majority and weighted votes return None when no candidate has an answer.
+    """
+    if isinstance(method, str):
+        method = Method.parse(method)
+    indices = list(range(len(pool))) if indices is None else list(indices)
+    if method.kind == "oracle":
+        if pool.correct is None:
+            raise ValueError("oracle needs a reference answer")
+        return next((i for i in indices if pool.correct[i]), indices[0] if indices else None)
+    if method.verifier_filter:
+        if pool.passes_verifier is None:
+            raise ValueError(f"pool was built without verifier verdicts; include {method.name!r} in build_pool")
+        kept = [i for i in indices if pool.passes_verifier[i]]
+        indices = kept or indices
+    if method.kind == "majority":
+        return _vote(pool.classes, indices, None)
+    values = pool.values(method.scorer, method.aggregation)
+    if method.kind == "weighted":
+        _check_weights([values[i] for i in indices])
+        return _vote(pool.classes, indices, values)
+    return _argmax(values, indices)
+
+
+def best_of_n(
+    prompt: str,
+    solutions: Sequence[str | Sequence[str]],
+    scorer: Any,
+    *,
+    aggregation: str | None = "min",
+    verifier_filter: bool = False,
+    weighted: bool = False,
+) -> int:
+    """Index of the best of N solutions (texts or step lists) under `scorer`.
+
+    A step scorer is aggregated with `aggregation`; pass `aggregation=None` to use the
+    scorer's outcome score (an ORM). `verifier_filter=True` first drops candidates with a
+    false equation; `weighted=True` votes over answers with the aggregated scores.
+    """
+    if not hasattr(scorer, "score_steps"):
+        aggregation = None
+    method = Method("weighted" if weighted else "best", "scorer", aggregation, verifier_filter)
+    pool = build_pool(prompt, solutions, scorers={"scorer": scorer}, methods=[method])
+    choice = choose(method, pool)
+    # A weighted vote with no extractable answer anywhere falls back to the plain argmax.
+    return choice if choice is not None else _argmax(pool.values("scorer", aggregation), list(range(len(pool))))
+
+
+# ---------------------------------------------------------------------------------------
+# Accuracy at N from a pool of M >= N samples
+
+
+@dataclass
+class CurvePoint:
+    """Accuracy of one method at one N: mean and sample std over seeds, per-seed values,
+    and the mean generated tokens per problem at that N (None when unknown)."""
+
+    method: str
+    n: int
+    accuracy_mean: float
+    accuracy_std: float
+    accuracies: list[float]
+    tokens_mean: float | None = None
+
+
+def subsets(m: int, n: int, count: int, rng: np.random.Generator) -> list[list[int]]:
+    """Index subsets of size n from range(m), each sorted.
+
+    When there are at most max(count, m) subsets in all, every one is used (exact: N = 1
+    gives all M singletons, so best-of-1 accuracy is exactly pass@1); otherwise `count`
+    random subsets drawn without replacement within each.
+    """
+    if not 1 <= n <= m:
+        raise ValueError(f"cannot take {n} of {m} samples")
+    if math.comb(m, n) <= max(count, m):
+        return [list(c) for c in combinations(range(m), n)]
+    return [sorted(rng.choice(m, size=n, replace=False).tolist()) for _ in range(count)]
+
+
+def accuracy_curve(
+    pools: Sequence[CandidatePool],
+    methods: Sequence[Method | str],
+    ns: Sequence[int],
+    *,
+    seeds: Sequence[int] = (0,),
+    n_subsets: int = 8,
+) -> list[CurvePoint]:
+    """Accuracy at each N for each method, averaged over random subsets of every pool.
+
+    For each seed, each problem and each N the same subsets serve every method (paired
+    comparison). Accuracy for a seed = mean over problems of the fraction of subsets where
+    the chosen candidate is correct. Pools need references; N larger than a pool is refused.
+    """
+    methods = [Method.parse(m) if isinstance(m, str) else m for m in methods]
+    if not pools:
+        raise ValueError("no problems to evaluate")
+    for index, pool in enumerate(pools):
+        if pool.correct is None:
+            raise ValueError(f"problem {index} has no reference answer; accuracy needs one")
+    smallest = min(len(pool) for pool in pools)
+    too_big = [n for n in ns if n > smallest]
+    if too_big:
+        raise ValueError(f"N = {too_big} exceeds the smallest pool ({smallest} candidates)")
+    points = []
+    for n in ns:
+        per_method: dict[str, list[float]] = {m.name: [] for m in methods}
+        token_totals: list[float] = []
+        for seed in seeds:
+            hits = {m.name: 0.0 for m in methods}
+            for problem_index, pool in enumerate(pools):
+                rng = np.random.default_rng([seed, n, problem_index])
+                draws = subsets(len(pool), n, n_subsets, rng)
+                for method in methods:
+                    right = 0
+                    for subset in draws:
+                        choice = choose(method, pool, subset)
+                        right += choice is not None and pool.correct[choice]
+                    hits[method.name] += right / len(draws)
+                if pool.tokens is not None:
+                    token_totals.append(float(np.mean([sum(pool.tokens[i] for i in s) for s in draws])))
+            for name in hits:
+                per_method[name].append(hits[name] / len(pools))
+        tokens_known = all(pool.tokens is not None for pool in pools)
+        for method in methods:
+            values = per_method[method.name]
+            points.append(
+                CurvePoint(
+                    method=method.name,
+                    n=n,
+                    accuracy_mean=float(np.mean(values)),
+                    accuracy_std=float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                    accuracies=values,
+                    tokens_mean=float(np.mean(token_totals)) if tokens_known else None,
+                )
+            )
+    return points
+
+
+def powers_of_two(limit: int) -> list[int]:
+    """1, 2, 4, ... up to `limit`, plus `limit` itself when it is not a power of two."""
+    ns = [1 << k for k in range(int(math.log2(limit)) + 1)] if limit >= 1 else []
+    return ns + ([limit] if ns and ns[-1] != limit else [])
+
+
+def curve_markdown(points: Sequence[CurvePoint], *, label: str = "N") -> str:
+    """A markdown table: one row per method, one column per N, "mean ± std" accuracy."""
+    ns = sorted({p.n for p in points})
+    methods = list(dict.fromkeys(p.method for p in points))
+    cell = {(p.method, p.n): p for p in points}
+    seeds = max((len(p.accuracies) for p in points), default=0)
+    lines = [
+        f"| method | " + " | ".join(f"{label}={n}" for n in ns) + " |",
+        "|---|" + "---:|" * len(ns),
+    ]
+    for method in methods:
+        row = []
+        for n in ns:
+            p = cell.get((method, n))
+            row.append("" if p is None else f"{p.accuracy_mean:.3f} ± {p.accuracy_std:.3f}")
+        lines.append(f"| {method} | " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append(f"Accuracy, mean ± sample std over {seeds} seed(s).")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------
+# `prm rerank`
+
+
+@dataclass
+class CandidateRecord:
+    """One line of a candidates JSONL: `{"prompt", "completions": [...], "reference"?}`."""
+
+    prompt: str
+    completions: list[str]
+    reference: str | None
+    line: int
+
+
+def read_candidates(path: str | Path) -> list[CandidateRecord]:
+    """Parse a candidates JSONL; a malformed line raises `RecordError` naming file, line, field.
+
+    `reference` may be a string or a number; `completions` must be a non-empty list of
+    strings (an empty string is kept: it has no answer and scores 0).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"candidates file not found: {path}")
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = {"path": str(path), "line": line_number}
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise RecordError(f"not valid JSON ({error.msg} at column {error.colno})", **where) from None
+            if not isinstance(record, dict):
+                raise RecordError(f"record must be a JSON object, got {type(record).__name__}", **where)
+            prompt = record.get("prompt")
+            if not isinstance(prompt, str) or not prompt.strip():
+                problem = "missing" if "prompt" not in record else "must be a non-empty string"
+                raise RecordError(problem, field="prompt", **where)
+            completions = record.get("completions")
+            if "completions" not in record:
+                raise RecordError("missing", field="completions", **where)
+            if not isinstance(completions, list) or not completions:
+                raise RecordError("must be a non-empty list of solution texts", field="completions", **where)
+            for index, completion in enumerate(completions):
+                if not isinstance(completion, str):
+                    raise RecordError(
+                        f"completion {index} must be a string, got {type(completion).__name__}",
+                        field="completions", **where,
+                    )
+            reference = record.get("reference")
+            if reference is not None:
+                if isinstance(reference, bool) or not isinstance(reference, (str, int, float)):
+                    raise RecordError(f"must be a string or a number, got {reference!r}", field="reference", **where)
+                reference = str(reference)
+            records.append(CandidateRecord(prompt, list(completions), reference, line_number))
+    if not records:
+        raise RecordError("no records", path=str(path))
+    return records
+
+
+@dataclass
+class RerankConfig:
+    """Options of `prm rerank`."""
+
+    input: str = field(metadata={"help": "Candidates JSONL: {\"prompt\", \"completions\": [...], \"reference\"?} per line"})
+    output_dir: str = field(default="runs/rerank", metadata={"help": "Where choices.jsonl, metrics.json and metrics.md go"})
+    prm: str | None = field(default=None, metadata={"help": "PRM path or hub id (scorer name 'prm')"})
+    orm: str | None = field(default=None, metadata={"help": "ORM path or hub id (scorer name 'orm', outcome score)"})
+    methods: str = field(
+        default="auto",
+        metadata={"help": "Comma-separated methods (majority, prm-min, weighted-prm-last, orm, ...+verifier, "
+                          "oracle) or 'auto' for every method the given models allow"},
+    )
+    step_style: str = field(default="auto", metadata={"help": "How completions split into steps (tasks.math.steps styles)"})
+    verifier_neutral: float = field(default=0.5, metadata={"help": "Score of a step the verifier cannot check"})
+    ns: str = field(default="auto", metadata={"help": "N values for the accuracy curve, e.g. 1,2,4,8; 'auto' = powers of two"})
+    seeds: str = field(default="0,1,2", metadata={"help": "Seeds for the random subsets of the accuracy curve"})
+    n_subsets: int = field(default=16, metadata={"help": "Random subsets per problem, N and seed"})
+    device: str | None = field(default=None, metadata={"help": "Device for the reward models (default: cuda if available)"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the hub"})
+
+
+def load_scorers(prm_path: str | None, orm_path: str | None, *, device: str | None = None,
+                 trust_remote_code: bool = False) -> dict[str, Any]:
+    """{"prm": ..., "orm": ...} for the paths given, loaded with `prm.load`."""
+    import prm
+    from prm.hub import resolve_model
+
+    scorers = {}
+    for name, path in (("prm", prm_path), ("orm", orm_path)):
+        if path:
+            scorers[name] = prm.load(resolve_model(path), device=device, trust_remote_code=trust_remote_code)
+    return scorers
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--{option} must be comma-separated integers, got {text!r}") from None
+
+
+def rerank_file(config: RerankConfig) -> dict[str, Any]:
+    """Rerank every problem of a candidates file; write choices and metrics; return the metrics.
+
+    Output: `choices.jsonl` (per problem: for each method the chosen index, its answer and,
+    with a reference, whether it is right), `metrics.json` and `metrics.md` (accuracy of each
+    method on the whole pool, and the accuracy-vs-N curve from random subsets).
+    """
+    from tqdm.auto import tqdm
+
+    records = read_candidates(config.input)
+    scorers = load_scorers(config.prm, config.orm, device=config.device,
+                           trust_remote_code=config.trust_remote_code)
+    has_reference = all(r.reference is not None for r in records)
+    if config.methods == "auto":
+        methods = default_methods(list(scorers), has_reference=has_reference)
+    else:
+        methods = parse_methods(config.methods)
+    missing = sorted({m.scorer for m in methods if m.scorer is not None and m.scorer not in scorers})
+    if missing:
+        raise ValueError(f"methods need scorers {missing}; pass --prm / --orm (have {sorted(scorers) or 'none'})")
+    if any(m.kind == "oracle" for m in methods) and not has_reference:
+        lines = [r.line for r in records if r.reference is None][:5]
+        raise RecordError(f"oracle needs a reference on every line; missing on lines {lines}",
+                          path=config.input, field="reference")
+    verifier = VerifierScorer(config.verifier_neutral)
+
+    pools = []
+    for record in tqdm(records, desc="rerank", unit="problem"):
+        try:
+            pools.append(build_pool(record.prompt, record.completions, scorers=scorers, methods=methods,
+                                    reference=record.reference, verifier=verifier, step_style=config.step_style))
+        except ValueError as error:
+            raise RecordError(str(error), path=config.input, line=record.line, field="completions") from error
+
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    accuracy: dict[str, float] = {}
+    with (output_dir / "choices.jsonl").open("w", encoding="utf-8") as handle:
+        for record, pool in zip(records, pools):
+            choices = {}
+            for method in methods:
+                index = choose(method, pool)
+                entry: dict[str, Any] = {"index": index, "answer": None if index is None else pool.answers[index]}
+                if pool.correct is not None:
+                    entry["correct"] = index is not None and pool.correct[index]
+                    accuracy[method.name] = accuracy.get(method.name, 0.0) + entry["correct"] / len(pools)
+                choices[method.name] = entry
+            row = {"line": record.line, "prompt": record.prompt, "reference": record.reference, "choices": choices}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    metrics: dict[str, Any] = {
+        "input": config.input,
+        "problems": len(records),
+        "candidates_min": min(len(p) for p in pools),
+        "candidates_max": max(len(p) for p in pools),
+        "methods": [m.name for m in methods],
+    }
+    markdown = [f"# Best-of-N reranking of `{config.input}`", "",
+                f"{len(records)} problems, {metrics['candidates_min']}–{metrics['candidates_max']} candidates each.", ""]
+    if has_reference:
+        metrics["accuracy"] = accuracy
+        ns = powers_of_two(metrics["candidates_min"]) if config.ns == "auto" else _int_list(config.ns, "ns")
+        curve = accuracy_curve(pools, methods, ns, seeds=_int_list(config.seeds, "seeds"), n_subsets=config.n_subsets)
+        metrics["curve"] = [asdict(p) for p in curve]
+        markdown += ["## Accuracy on all candidates", "", "| method | accuracy |", "|---|---:|"]
+        markdown += [f"| {name} | {value:.3f} |" for name, value in accuracy.items()]
+        markdown += ["", "## Accuracy at N (random subsets of each pool)", "", curve_markdown(curve)]
+    else:
+        markdown += ["No references: choices only, no accuracy."]
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (output_dir / "metrics.md").write_text("\n".join(markdown).rstrip() + "\n", encoding="utf-8")
+    print((output_dir / "metrics.md").read_text(encoding="utf-8"))
+    return metrics

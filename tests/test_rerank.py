@@ -1,0 +1,217 @@
+import json
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from search.rerank import (
+    Method,
+    RerankConfig,
+    accuracy_curve,
+    best_of_n,
+    build_pool,
+    choose,
+    group_answers,
+    majority_vote,
+    numeric_key,
+    oracle_pass,
+    parse_methods,
+    read_candidates,
+    rerank_file,
+    subsets,
+    weighted_majority,
+)
+from tasks.math import RecordError
+
+
+class LookupScorer:
+    """A stand-in PRM: each step's score comes from a table (unknown steps 0.5)."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def score_steps(self, prompt, steps):
+        return [self.table.get(step, 0.5) for step in steps]
+
+    def score(self, prompt, completion):
+        return self.table.get(completion, 0.5)
+
+
+def solution(tag, answer, n_steps=2):
+    return [f"{tag} step {i}" for i in range(n_steps - 1)] + [f"The answer is {answer}"]
+
+
+def test_half_written_three_ways_is_one_answer():
+    assert numeric_key("0.5") == numeric_key("1/2") == numeric_key("\\frac{1}{2}") == Fraction(1, 2)
+    assert numeric_key("\\dfrac12") == numeric_key("$0.50$") == Fraction(1, 2)
+    assert numeric_key("1,234") == 1234 and numeric_key("-3") == -3 and numeric_key("x + 1") is None
+    assert group_answers(["0.5", "1/2", "\\frac{1}{2}", "2", None, "0.50"]) == [0, 0, 0, 1, -1, 0]
+
+
+def test_non_numeric_answers_fall_back_to_equivalence():
+    classes = group_answers(["x = 3", "3", "4", "3"])
+    assert classes[0] == classes[1] == classes[3] and classes[2] != classes[1]
+
+
+def test_majority_vote_counts_classes_and_breaks_ties_by_first_appearance():
+    assert majority_vote(["7", "1/2", "3", "0.5"]) == 1  # {1/2, 0.5} has two votes
+    assert majority_vote(["3", "4", "4", "3"]) == 0  # tie: the class seen first wins
+    assert majority_vote([None, None]) is None
+
+
+def test_weighted_majority_sums_scores_per_answer():
+    # "5": 0.3 + 0.3 = 0.6 beats "7": 0.5; within "5" the best-scored candidate (index 2).
+    assert weighted_majority(["5", "7", "5.0"], [0.3, 0.5, 0.31]) == 2
+    assert weighted_majority(["5", "7", "5.0"], [0.1, 0.5, 0.3]) == 1
+    with pytest.raises(ValueError, match="non-negative"):
+        weighted_majority(["5", "7"], [-1.0, 0.5])
+
+
+def test_weighted_majority_respects_the_aggregation():
+    prm = LookupScorer({"a1": 0.9, "a2": 0.1, "b1": 0.9, "b2": 0.2, "c1": 0.6, "c2": 0.6, "The answer is 7": 0.7,
+                        "The answer is 5": 0.9})
+    solutions = [["a1", "a2", "The answer is 5"], ["b1", "b2", "The answer is 5"], ["c1", "c2", "The answer is 7"]]
+    methods = parse_methods("weighted-prm-min,weighted-prm-last,prm-min,prm-last")
+    pool = build_pool("q", solutions, scorers={"prm": prm}, methods=methods)
+    # min: "5" gets 0.1 + 0.2 = 0.3 < "7" 0.6; last: "5" gets 0.9 + 0.9 = 1.8 > "7" 0.7.
+    assert pool.answers[choose("weighted-prm-min", pool)] == "7"
+    assert pool.answers[choose("weighted-prm-last", pool)] == "5"
+    assert choose("weighted-prm-last", pool) == 0  # tie in "5" at 0.9: first listed
+    assert choose("prm-min", pool) == 2 and choose("prm-last", pool) == 0
+
+
+@pytest.mark.parametrize("how, expected", [("min", 1), ("prod", 2), ("last", 0), ("mean", 3)])
+def test_best_of_n_with_each_aggregation_matches_hand_computation(how, expected):
+    table = {}
+    rows = [[0.5, 0.5, 0.99], [0.6, 0.6, 0.6], [0.95, 0.3, 0.95], [0.99, 0.99, 0.25]]
+    solutions = []
+    for i, row in enumerate(rows):
+        steps = [f"s{i}{j}" for j in range(3)]
+        table.update(zip(steps, row))
+        solutions.append(steps)
+    assert best_of_n("q", solutions, LookupScorer(table), aggregation=how) == expected
+
+
+def test_outcome_scorer_and_deterministic_ties():
+    orm = LookupScorer({"x\nThe answer is 1": 0.9, "y\nThe answer is 2": 0.9})
+    texts = ["z\nThe answer is 3", "x\nThe answer is 1", "y\nThe answer is 2"]
+    assert best_of_n("q", texts, orm, aggregation=None) == 1
+    assert best_of_n("q", [["a"], ["b"], ["c"]], LookupScorer({})) == 0
+
+
+def test_verifier_filter_drops_false_equation_candidates():
+    prm = LookupScorer({"3 + 4 = 8": 0.99, "3 + 4 = 7": 0.7})
+    solutions = [["3 + 4 = 8", "The answer is 8"], ["3 + 4 = 7", "The answer is 7"]]
+    assert best_of_n("q", solutions, prm) == 0
+    assert best_of_n("q", solutions, prm, verifier_filter=True) == 1
+    pool = build_pool("q", solutions, scorers={"prm": prm}, methods=parse_methods("majority+verifier"))
+    assert pool.passes_verifier == [False, True]
+    # Every candidate false: nothing is dropped rather than nothing chosen.
+    assert best_of_n("q", [["3 + 4 = 8"], ["2 + 2 = 5"]], prm, verifier_filter=True) == 0
+
+
+def test_method_names_round_trip():
+    for name in ["majority", "majority+verifier", "prm-min", "weighted-prm-last+verifier", "orm", "weighted-orm",
+                 "my-prm-mean", "oracle"]:
+        assert Method.parse(name).name == name
+    assert Method.parse("my-prm-mean").scorer == "my-prm"
+    assert Method.parse("orm").aggregation is None
+
+
+def test_oracle_pass():
+    assert oracle_pass(["3", "1/2"], "0.5") and not oracle_pass(["3", None], "0.5")
+
+
+def _random_pools(n_problems=6, m=8, seed=0):
+    rng = np.random.default_rng(seed)
+    pools = []
+    table = {}
+    for p in range(n_problems):
+        solutions = []
+        for c in range(m):
+            answer = str(int(rng.integers(0, 3)))
+            step = f"p{p}c{c}"
+            table[step] = float(rng.random())
+            solutions.append([step, f"The answer is {answer}"])
+        pools.append((solutions, "0"))
+    methods = parse_methods("majority,prm-min,prm-last,weighted-prm-min,majority+verifier,oracle")
+    scorers = {"prm": LookupScorer(table)}
+    built = [build_pool("q", s, scorers=scorers, methods=methods, reference=r) for s, r in pools]
+    return built, methods
+
+
+def test_oracle_bounds_every_method_and_majority_at_one_is_pass_at_one():
+    pools, methods = _random_pools()
+    curve = accuracy_curve(pools, methods, [1, 2, 4, 8], seeds=[0, 1], n_subsets=5)
+    by = {(p.method, p.n): p for p in curve}
+    pass_at_1 = float(np.mean([np.mean(pool.correct) for pool in pools]))
+    for n in [1, 2, 4, 8]:
+        for method in methods:
+            assert by[(method.name, n)].accuracy_mean <= by[("oracle", n)].accuracy_mean + 1e-12
+    for method in methods:  # at N = 1 every method picks the only candidate
+        assert by[(method.name, 1)].accuracy_mean == pytest.approx(pass_at_1)
+        assert by[(method.name, 1)].accuracy_std == 0.0
+
+
+def test_seeded_subsampling_is_reproducible():
+    first = subsets(10, 3, 6, np.random.default_rng([4, 3, 0]))
+    again = subsets(10, 3, 6, np.random.default_rng([4, 3, 0]))
+    other = subsets(10, 3, 6, np.random.default_rng([5, 3, 0]))
+    assert first == again and first != other
+    assert all(len(set(s)) == 3 and s == sorted(s) for s in first)
+    assert subsets(10, 1, 6, np.random.default_rng(0)) == [[i] for i in range(10)]
+    pools, methods = _random_pools()
+    a = accuracy_curve(pools, methods, [2, 4], seeds=[3, 4], n_subsets=4)
+    b = accuracy_curve(pools, methods, [2, 4], seeds=[3, 4], n_subsets=4)
+    assert a == b
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    "bad_line, field, message",
+    [
+        ("{not json", None, "not valid JSON"),
+        ({"completions": ["a"]}, "prompt", "missing"),
+        ({"prompt": "q", "completions": "a"}, "completions", "list"),
+        ({"prompt": "q", "completions": ["a", 3]}, "completions", "completion 1"),
+        ({"prompt": "q", "completions": ["a"], "reference": True}, "reference", "string or a number"),
+    ],
+)
+def test_bad_candidates_name_file_line_and_field(tmp_path, bad_line, field, message):
+    path = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "q", "completions": ["a"]}, bad_line])
+    with pytest.raises(RecordError, match=message) as info:
+        read_candidates(path)
+    assert info.value.line == 2 and info.value.field == field and "c.jsonl" in str(info.value)
+
+
+def test_numeric_reference_is_read_as_text(tmp_path):
+    path = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "q", "completions": ["The answer is 7"], "reference": 7}])
+    assert read_candidates(path)[0].reference == "7"
+
+
+FIXTURE = [
+    {"prompt": "What is 3 + 4?", "reference": "7",
+     "completions": ["3 + 4 = 7\nThe answer is 7", "3 + 4 = 8\nThe answer is 8", "3 + 4 = 8\nThe answer is 8"]},
+    {"prompt": "What is half of 1?", "reference": "1/2",
+     "completions": ["1 / 2 = 0.5\nThe answer is 0.5", "The answer is \\frac{1}{2}", "The answer is 2"]},
+]
+
+
+def test_rerank_cli_votes_without_a_model(tmp_path):
+    from prm.cli import main
+
+    path = write_jsonl(tmp_path / "cands.jsonl", FIXTURE)
+    assert main(["rerank", "--input", str(path), "--output_dir", str(tmp_path / "out"), "--seeds", "0"]) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["accuracy"]["oracle"] == 1.0
+    # Majority: "8" wins problem 1, {0.5, \frac{1}{2}} wins problem 2; the verifier drops "3 + 4 = 8".
+    assert metrics["accuracy"]["majority"] == 0.5 and metrics["accuracy"]["majority+verifier"] == 1.0
+    choices = [json.loads(line) for line in (tmp_path / "out" / "choices.jsonl").read_text().splitlines()]
+    assert choices[0]["choices"]["majority"] == {"index": 1, "answer": "8", "correct": False}
+    assert "| majority |" in (tmp_path / "out" / "metrics.md").read_text()
+    with pytest.raises(ValueError, match="--prm"):
+        rerank_file(RerankConfig(input=str(path), output_dir=str(tmp_path / "x"), methods="prm-min"))
