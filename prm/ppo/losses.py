@@ -1,0 +1,45 @@
+"""The PPO objective: clipped policy loss, clipped value loss, entropy. Tensors [B, T]."""
+
+from __future__ import annotations
+
+import torch
+
+from prm.ppo.advantages import masked_mean
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[token]: logits [B, T, V], tokens [B, T] -> [B, T]."""
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of each next-token distribution: [B, T, V] -> [B, T]."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
+                mask: torch.Tensor, clip_range: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """PPO's clipped surrogate: -min(ratio * A, clip(ratio, 1 +- eps) * A), token mean.
+
+    Returns (loss, stats) with the clip fraction and the approximate KL
+    E[(ratio - 1) - log ratio] between the sampling policy and the current one.
+    """
+    log_ratio = logprobs - old_logprobs
+    ratio = log_ratio.exp()
+    unclipped = -advantages * ratio
+    clipped = -advantages * ratio.clamp(1.0 - clip_range, 1.0 + clip_range)
+    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    with torch.no_grad():
+        stats = {
+            "clip_fraction": masked_mean((clipped > unclipped).float(), mask).item(),
+            "approx_kl": masked_mean(torch.expm1(-log_ratio) + log_ratio, mask).item(),
+        }
+    return loss, stats
+
+
+def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
+               clip_range: float) -> torch.Tensor:
+    """0.5 * max((V - R)^2, (V_clipped - R)^2) with V kept within clip_range of the old value."""
+    clipped = old_values + (values - old_values).clamp(-clip_range, clip_range)
+    return 0.5 * masked_mean(torch.maximum((values - returns) ** 2, (clipped - returns) ** 2), mask)

@@ -1,0 +1,476 @@
+"""`prm ppo`: PPO for a math policy with dense per-step rewards from a PRM.
+
+One update reads like the paper (Math-Shepherd's step-by-step PPO, with a KL to the
+reference as in Ziegler et al.):
+
+1. roll out: sample responses to a batch of problems (`search.policy.HFPolicy.sample_tokens`);
+2. score: the PRM scores each step, the verifier checks the final answer (optional ORM);
+3. rewards: step scores on each step's last token, outcome on the last token, -beta * KL
+   on every token;
+4. advantages: token-level GAE with the critic (or group baselines, no critic);
+5. clipped updates: a few epochs of minibatches, stopped early when the approximate KL
+   passes its target.
+
+Modes: `dense` (PRM steps + outcome), `outcome` (outcome only), `group` (N samples per
+prompt, RLOO/GRPO baselines instead of a critic).
+
+    prm ppo --policy runs/sft --prm runs/prm --mode dense --max_updates 100 --output_dir runs/ppo
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from prm.ppo.advantages import gae, group_advantages, masked_mean, whiten
+from prm.ppo.losses import entropy_from_logits, policy_loss, token_logprobs, value_loss
+from prm.ppo.model import PolicyWithValue, Reference, ResponseBatch
+from prm.ppo.rewards import (
+    KLController,
+    kl_estimate,
+    place_rewards,
+    separator_token_mask,
+    shape_step_scores,
+    step_end_positions,
+    step_texts,
+)
+from tasks.math.prompts import STEP_SEPARATOR, policy_prompt
+from tasks.math.types import Problem
+
+MODES = ("dense", "outcome", "group")
+
+
+@dataclass
+class PPOConfig:
+    """Options of `prm ppo` (also the Python API: `train_ppo(PPOConfig(...))`)."""
+
+    policy: str = field(default="runs/sft", metadata={"help": "path or hub id of the starting policy (e.g. the output of prm sft)"})
+    prm: str | None = field(default=None, metadata={"help": "PRM for step rewards (path or hub id, loaded with prm.load); needed in dense mode"})
+    orm: str | None = field(default=None, metadata={"help": "optional outcome reward model (prm.load(...).score) added at the last token"})
+    mode: str = field(default="dense", metadata={"help": "dense (PRM steps + outcome), outcome (outcome only) or group (N samples per prompt, no critic)"})
+    data: str = field(default="synthetic:tiny", metadata={"help": "training problems: synthetic:<preset> or a problems JSONL (question, answer, steps)"})
+    eval_data: str | None = field(default=None, metadata={"help": "held-out problems JSONL (default: fresh synthetic problems of the same preset)"})
+    n_train: int = field(default=2000, metadata={"help": "number of synthetic training problems"})
+    n_eval: int = field(default=200, metadata={"help": "number of held-out problems for accuracy (0 = no evaluation)"})
+    eval_every: int = field(default=10, metadata={"help": "held-out accuracy (greedy) every this many updates"})
+    # rewards
+    step_score_form: str = field(default="centred", metadata={"help": "PRM step reward: raw (p), centred (p - 0.5), diff (p_k - p_{k-1}) or min (worst step only)"})
+    step_coef: float = field(default=1.0, metadata={"help": "weight of the PRM step rewards"})
+    verifier_coef: float = field(default=1.0, metadata={"help": "outcome reward for a correct final answer (verifier), 0 = off"})
+    orm_coef: float = field(default=0.0, metadata={"help": "weight of the ORM score at the last token"})
+    reward_whiten: bool = field(default=False, metadata={"help": "whiten the placed step/outcome rewards across the batch"})
+    reward_clip: float = field(default=0.0, metadata={"help": "clip each placed reward to [-c, c] (0 = off)"})
+    kl_coef: float = field(default=0.05, metadata={"help": "initial KL penalty coefficient beta"})
+    kl_estimator: str = field(default="k1", metadata={"help": "per-token KL estimator: k1 (log p - log q) or k3 ((r - 1) - log r)"})
+    kl_target: float | None = field(default=None, metadata={"help": "target KL per sequence for the adaptive controller (unset = fixed beta)"})
+    kl_horizon: int = field(default=10000, metadata={"help": "horizon of the adaptive KL controller (in sequences)"})
+    # optimisation
+    gamma: float = field(default=1.0, metadata={"help": "GAE discount"})
+    lam: float = field(default=0.95, metadata={"help": "GAE lambda"})
+    whiten_advantages: bool = field(default=True, metadata={"help": "whiten advantages over the batch"})
+    clip_range: float = field(default=0.2, metadata={"help": "policy ratio clip epsilon"})
+    value_clip_range: float = field(default=0.2, metadata={"help": "value clip range"})
+    vf_coef: float = field(default=0.1, metadata={"help": "value loss weight"})
+    ent_coef: float = field(default=0.0, metadata={"help": "entropy bonus weight"})
+    target_kl: float = field(default=0.0, metadata={"help": "stop an update's epochs once approx KL passes 1.5x this (0 = off)"})
+    critic: str = field(default="head", metadata={"help": "head (value head on the policy backbone) or separate (own backbone)"})
+    batch_size: int = field(default=16, metadata={"help": "prompts per update"})
+    samples_per_prompt: int = field(default=1, metadata={"help": "responses per prompt (group mode needs >= 2)"})
+    group_std: bool = field(default=False, metadata={"help": "group mode: divide by the group's reward std (GRPO) instead of RLOO only"})
+    ppo_epochs: int = field(default=4, metadata={"help": "passes over each rollout batch"})
+    n_minibatches: int = field(default=2, metadata={"help": "minibatches per epoch"})
+    lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank (0 = full fine-tuning); the reference is then the base with the adapter off"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
+    # generation
+    max_new_tokens: int = field(default=64, metadata={"help": "response length limit (tokens)"})
+    temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature"})
+    # run
+    max_updates: int = field(default=100, metadata={"help": "PPO updates (rollout + optimisation rounds)"})
+    output_dir: str = field(default="runs/ppo", metadata={"help": "metrics.jsonl, checkpoint/ and the final policy go here"})
+    save_every: int = field(default=10, metadata={"help": "checkpoint every this many updates (0 = only at the end)"})
+    resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoint (same result as an uninterrupted run)"})
+    seed: int = field(default=0, metadata={"help": "seed for data order, sampling and minibatches"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "allow custom model code from the hub"})
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_problems(config: PPOConfig) -> tuple[list[Problem], list[Problem]]:
+    """(training problems, held-out problems); held-out questions never appear in training."""
+    from prm.sft import SYNTHETIC_PREFIX, load_sft_problems
+
+    train = load_sft_problems(config.data, config.n_train, config.seed) if config.data.startswith(SYNTHETIC_PREFIX) \
+        else _load_answer_problems(config.data)
+    if config.n_eval <= 0:
+        return train, []
+    if config.eval_data:
+        heldout = _load_answer_problems(config.eval_data)[: config.n_eval]
+    elif config.data.startswith(SYNTHETIC_PREFIX):
+        from tasks.math.synthetic import generate_problems
+
+        heldout = generate_problems(config.n_eval, preset=config.data[len(SYNTHETIC_PREFIX):], seed=config.seed + 2_000_003)
+    else:
+        return train, []
+    seen = {p.question for p in train}
+    return train, [p for p in heldout if p.question not in seen]
+
+
+def _load_answer_problems(path: str) -> list[Problem]:
+    """Problems JSONL; PPO needs only question and answer, so steps are optional here."""
+    from prm.sft import _problem_from_record
+    from tasks.math.types import RecordError
+
+    problems = []
+    with open(path, encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise RecordError(f"invalid JSON ({error.msg})", path=path, line=line_number) from error
+            if isinstance(record, dict) and not record.get("steps"):
+                record = {**record, "steps": ["(none)"]}
+            problems.append(_problem_from_record(record, path, line_number))
+    return problems
+
+
+def prompts_for_update(update: int, n_problems: int, batch_size: int, seed: int) -> list[int]:
+    """Problem indices of update `update`: a seeded permutation per pass over the data, so a
+    resumed run draws the same problems as an uninterrupted one."""
+    indices, position = [], update * batch_size
+    while len(indices) < batch_size:
+        epoch, offset = divmod(position, n_problems)
+        order = np.random.default_rng([seed, epoch]).permutation(n_problems)
+        take = min(batch_size - len(indices), n_problems - offset)
+        indices += order[offset : offset + take].tolist()
+        position += take
+    return indices
+
+
+# --------------------------------------------------------------------------- rollout and scoring
+
+
+@dataclass
+class Rollout:
+    """Sampled responses and their scores, one entry per response (prompt-major order)."""
+
+    problems: list[Problem]
+    prompt_ids: list[list[int]]
+    response_ids: list[list[int]]  # EOS included when the response finished
+    texts: list[str]
+    step_ends: list[list[int]]
+    step_scores: list[list[float]]
+    correct: list[bool]
+    outcome: list[float]
+
+
+def roll_out(model, tokenizer, problems: list[Problem], config: PPOConfig, seed: int) -> tuple[list[list[int]], list[list[int]], list[str]]:
+    """Sample `samples_per_prompt` responses per problem with the search/ policy backend."""
+    from search.policy import HFPolicy
+
+    # A fresh sampler per update, seeded by the update, keeps sampling resumable.
+    sampler = HFPolicy(model, tokenizer, temperature=config.temperature, max_new_tokens=config.max_new_tokens,
+                       seed=seed, batch_size=max(len(problems) * config.samples_per_prompt, 1))
+    samples = sampler.sample_tokens([policy_prompt(p.question) for p in problems], config.samples_per_prompt,
+                                    max_new_tokens=config.max_new_tokens)
+    prompt_ids, response_ids, texts = [], [], []
+    for sample in samples:
+        ids = list(sample.completion_ids)
+        if sample.finished and (not ids or ids[-1] != tokenizer.eos_token_id):
+            ids.append(tokenizer.eos_token_id)
+        if not ids:  # a zero-length response still needs one token to carry its reward
+            ids = [tokenizer.eos_token_id]
+        prompt_ids.append(list(sample.prompt_ids))
+        response_ids.append(ids)
+        texts.append(sample.text)
+    return prompt_ids, response_ids, texts
+
+
+def score_rollout(problems, prompt_ids, response_ids, texts, tokenizer, is_separator, config: PPOConfig,
+                  step_scorer=None, outcome_scorer=None) -> Rollout:
+    """PRM step scores (dense and group modes), verifier correctness and outcome rewards."""
+    from prm.sft import answer_is_correct
+
+    step_ends = [step_end_positions(ids, is_separator, tokenizer.eos_token_id) for ids in response_ids]
+    steps = [step_texts(tokenizer, ids, ends, STEP_SEPARATOR) for ids, ends in zip(response_ids, step_ends)]
+    step_scores: list[list[float]] = [[] for _ in response_ids]
+    if config.mode != "outcome" and step_scorer is not None:
+        questions = [p.question for p in problems]
+        if hasattr(step_scorer, "score_steps_batch"):
+            step_scores = step_scorer.score_steps_batch(questions, steps)
+        else:
+            step_scores = [step_scorer.score_steps(q, s) if s else [] for q, s in zip(questions, steps)]
+    correct = [answer_is_correct(text, p.answer) for text, p in zip(texts, problems)]
+    outcome = [config.verifier_coef * float(ok) for ok in correct]
+    if outcome_scorer is not None and config.orm_coef:
+        outcome = [o + config.orm_coef * outcome_scorer.score(p.question, t) for o, p, t in zip(outcome, problems, texts)]
+    return Rollout(problems, prompt_ids, response_ids, texts, step_ends, [list(s) for s in step_scores], correct, outcome)
+
+
+def score_tensor(rollout: Rollout, width: int, config: PPOConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores [B, C], placed [B, C]): step and outcome rewards on their tokens, and a mask of
+    where a reward was placed (for whitening and clipping)."""
+    rows, placed_rows = [], []
+    for ends, scores, outcome, ids in zip(rollout.step_ends, rollout.step_scores, rollout.outcome, rollout.response_ids):
+        use_steps = config.mode != "outcome" and scores
+        step_rewards = [config.step_coef * r for r in shape_step_scores(scores, config.step_score_form)] if use_steps else []
+        row = torch.zeros(width)
+        row[: len(ids)] = place_rewards(len(ids), ends if use_steps else [], step_rewards, outcome)
+        placed = torch.zeros(width)
+        placed[[*(ends if use_steps else []), len(ids) - 1]] = 1.0
+        rows.append(row)
+        placed_rows.append(placed)
+    scores, placed = torch.stack(rows), torch.stack(placed_rows)
+    if config.reward_whiten:
+        scores = whiten(scores, placed)
+    if config.reward_clip > 0:
+        scores = scores.clamp(-config.reward_clip, config.reward_clip) * placed
+    return scores, placed
+
+
+# --------------------------------------------------------------------------- recipe
+
+
+def build_models(config: PPOConfig):
+    """(actor-critic, reference, tokenizer) from the starting policy."""
+    from prm.sft import load_policy
+
+    policy, tokenizer = load_policy(config.policy, trust_remote_code=config.trust_remote_code)
+    critic = None
+    if config.critic == "separate":
+        from transformers import AutoModel
+
+        from prm.hub import resolve_model
+
+        critic = AutoModel.from_pretrained(resolve_model(config.policy), trust_remote_code=config.trust_remote_code,
+                                           use_safetensors=True)
+    elif config.critic != "head":
+        raise ValueError(f"critic must be 'head' or 'separate', got {config.critic!r}")
+    if config.lora_r > 0:
+        from peft import LoraConfig, get_peft_model
+
+        policy = get_peft_model(policy, LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, target_modules="all-linear",
+                                                   task_type="CAUSAL_LM"))
+    reference = Reference(policy)
+    return PolicyWithValue(policy, critic), reference, tokenizer
+
+
+def _check(config: PPOConfig, step_scorer) -> None:
+    if config.mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {config.mode!r}")
+    if config.mode == "dense" and step_scorer is None:
+        raise ValueError("dense mode needs a PRM: pass --prm PATH (or use --mode outcome)")
+    if config.mode == "group" and config.samples_per_prompt < 2:
+        raise ValueError("group mode needs --samples_per_prompt >= 2")
+    if (config.batch_size * config.samples_per_prompt) < config.n_minibatches:
+        raise ValueError("fewer responses per update than minibatches")
+
+
+def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Path:
+    """Run PPO and return the output directory.
+
+    `step_scorer` / `outcome_scorer` (Python API only) replace the models named by
+    `config.prm` / `config.orm` with any `StepScorer` / `OutcomeScorer` (a verifier, a mix).
+    Writes `metrics.jsonl` (one line per update), `checkpoint/` and the final policy.
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from prm.sft import heldout_accuracy
+
+    if step_scorer is None and config.prm and config.mode != "outcome":
+        import prm as prm_package
+
+        step_scorer = prm_package.load(config.prm)
+    if outcome_scorer is None and config.orm and config.orm_coef:
+        import prm as prm_package
+
+        outcome_scorer = prm_package.load(config.orm)
+    _check(config, step_scorer)
+
+    output_dir = Path(config.output_dir)
+    checkpoint_dir = output_dir / "checkpoint"
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+
+    train_problems, heldout = load_problems(config)
+    model, reference, tokenizer = build_models(config)
+    is_separator = separator_token_mask(tokenizer, STEP_SEPARATOR)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=0.0)
+    kl_controller = KLController(config.kl_coef, config.kl_target, config.kl_horizon)
+    start_update = 0
+    if config.resume and (checkpoint_dir / "model.safetensors").exists():
+        start_update = _load_checkpoint(checkpoint_dir, model, optimizer, kl_controller)
+
+    accelerator = Accelerator()
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if not reference.uses_adapter:
+        reference.policy.to(accelerator.device)
+    unwrapped = accelerator.unwrap_model(model)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = output_dir / "metrics.jsonl"
+    if start_update == 0 and accelerator.is_main_process:
+        metrics_path.write_text("")
+        (output_dir / "ppo_config.json").write_text(json.dumps(asdict(config), indent=2))
+
+    progress = tqdm(range(start_update, config.max_updates), desc=f"ppo[{config.mode}]", initial=start_update,
+                    total=config.max_updates, disable=not accelerator.is_main_process)
+    for update in progress:
+        started = time.perf_counter()
+        update_seed = config.seed * 1_000_003 + update
+
+        # 1. roll out
+        problem_indices = prompts_for_update(update, len(train_problems), config.batch_size, config.seed)
+        problems = [train_problems[i] for i in problem_indices]
+        model.eval()
+        prompt_ids, response_ids, texts = roll_out(unwrapped.policy, tokenizer, problems, config, update_seed)
+        per_response_problems = [p for p in problems for _ in range(config.samples_per_prompt)]
+
+        # 2. score
+        rollout = score_rollout(per_response_problems, prompt_ids, response_ids, texts, tokenizer, is_separator,
+                                config, step_scorer, outcome_scorer)
+        batch = ResponseBatch.from_ids(prompt_ids, response_ids, tokenizer.pad_token_id).to(accelerator.device)
+        mask = batch.response_mask
+        with torch.no_grad():
+            logits, old_values = model(batch)
+            old_logprobs = token_logprobs(logits, batch.response_ids)
+            ref_logprobs = token_logprobs(reference.logits(batch), batch.response_ids)
+            del logits
+
+        # 3. rewards: scores on their tokens, KL penalty on every token
+        scores, _ = score_tensor(rollout, mask.shape[1], config)
+        scores = scores.to(accelerator.device)
+        kl = kl_estimate(old_logprobs, ref_logprobs, config.kl_estimator) * mask
+        rewards = scores - kl_controller.value * kl
+
+        # 4. advantages
+        if config.mode == "group":
+            advantages = group_advantages(rewards, mask, config.samples_per_prompt, normalise_std=config.group_std)
+            returns = advantages
+        else:
+            advantages, returns = gae(rewards, old_values, mask, config.gamma, config.lam)
+        if config.whiten_advantages:
+            advantages = whiten(advantages, mask)
+
+        # 5. clipped updates
+        model.train()
+        stats = _optimise(model, optimizer, accelerator, batch, old_logprobs, old_values, advantages, returns, config,
+                          generator=torch.Generator().manual_seed(update_seed))
+
+        mean_kl = (kl.sum(1)).mean().item()
+        kl_controller.update(mean_kl, len(response_ids))
+        record = {
+            "update": update + 1,
+            "reward": scores.sum(1).mean().item(),
+            "train_accuracy": float(np.mean(rollout.correct)),
+            "kl": mean_kl,
+            "kl_coef": kl_controller.value,
+            "response_tokens": masked_mean(mask.sum(1), torch.ones_like(mask[:, 0])).item(),
+            **stats,
+            "seconds": time.perf_counter() - started,
+        }
+        if heldout and config.eval_every and ((update + 1) % config.eval_every == 0 or update + 1 == config.max_updates):
+            record["heldout_accuracy"] = heldout_accuracy(unwrapped.policy, tokenizer, heldout, temperature=0.0,
+                                                          max_new_tokens=config.max_new_tokens)
+        if accelerator.is_main_process:
+            with metrics_path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+        progress.set_postfix(reward=f"{record['reward']:.3f}", acc=f"{record['train_accuracy']:.2f}", kl=f"{mean_kl:.3f}")
+        if (config.save_every and (update + 1) % config.save_every == 0) or update + 1 == config.max_updates:
+            _save_checkpoint(accelerator, unwrapped, optimizer, kl_controller, update + 1, checkpoint_dir)
+
+    if accelerator.is_main_process:
+        _save_policy(unwrapped.policy, tokenizer, output_dir / "policy")
+    return output_dir
+
+
+def _optimise(model, optimizer, accelerator, batch: ResponseBatch, old_logprobs, old_values, advantages, returns,
+              config: PPOConfig, generator: torch.Generator) -> dict[str, float]:
+    """`ppo_epochs` passes of shuffled minibatches; returns the mean statistics."""
+    rows = batch.input_ids.shape[0]
+    totals: dict[str, list[float]] = {}
+    use_critic = config.mode != "group"
+    for _ in range(config.ppo_epochs):
+        order = torch.randperm(rows, generator=generator)
+        epoch_kl = []
+        for chunk in order.chunk(config.n_minibatches):
+            chunk = chunk.to(batch.input_ids.device)
+            minibatch = batch.select(chunk)
+            mask = minibatch.response_mask
+            logits, values = model(minibatch)
+            logprobs = token_logprobs(logits, minibatch.response_ids)
+            loss, stats = policy_loss(logprobs, old_logprobs[chunk], advantages[chunk], mask, config.clip_range)
+            entropy = masked_mean(entropy_from_logits(logits), mask)
+            loss = loss - config.ent_coef * entropy
+            stats["policy_loss"] = loss.item()
+            if use_critic:
+                critic_loss = value_loss(values, old_values[chunk], returns[chunk], mask, config.value_clip_range)
+                loss = loss + config.vf_coef * critic_loss
+                stats["value_loss"] = critic_loss.item()
+            stats["entropy"] = entropy.item()
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            for key, value in stats.items():
+                totals.setdefault(key, []).append(value)
+            epoch_kl.append(stats["approx_kl"])
+        if config.target_kl > 0 and float(np.mean(epoch_kl)) > 1.5 * config.target_kl:
+            break
+    summary = {key: float(np.mean(values)) for key, values in totals.items()}
+    summary["minibatch_updates"] = len(totals["approx_kl"])
+    return summary
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _save_checkpoint(accelerator, model: PolicyWithValue, optimizer, kl_controller: KLController, update: int,
+                     checkpoint_dir: Path) -> None:
+    import shutil
+
+    from safetensors.torch import save_model
+
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return
+    partial = checkpoint_dir.with_name(checkpoint_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    save_model(model, str(partial / "model.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "update": update, "kl_coef": kl_controller.value},
+               partial / "state.pt")
+    # Swap in whole so an interrupted save never leaves a half-written checkpoint.
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    partial.rename(checkpoint_dir)
+
+
+def _load_checkpoint(checkpoint_dir: Path, model: PolicyWithValue, optimizer, kl_controller: KLController) -> int:
+    from safetensors.torch import load_model
+
+    load_model(model, str(checkpoint_dir / "model.safetensors"))
+    state = torch.load(checkpoint_dir / "state.pt", weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    kl_controller.value = state["kl_coef"]
+    return state["update"]
+
+
+def _save_policy(policy, tokenizer, path: Path) -> None:
+    """The trained policy as an ordinary HF dir (a LoRA adapter is merged into a copy)."""
+    import copy
+
+    if hasattr(policy, "merge_and_unload"):
+        policy = copy.deepcopy(policy).merge_and_unload()
+    policy.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)

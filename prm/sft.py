@@ -1,0 +1,347 @@
+"""Supervised fine-tuning (SFT) of a policy on reference solutions.
+
+Each training text is the policy prompt, the reference solution (one step a line, ending
+"The answer is X") and EOS; the loss covers the solution and EOS tokens only::
+
+    Question: Tom has 3 apples and buys 4 more. How many apples does he have?
+    Solution:                     <- prompt: no loss
+    3 + 4 = 7                     <- loss
+    The answer is 7               <- loss
+    <|endoftext|>                 <- loss
+
+`--model tiny:small` builds a fresh `prm.tiny` model with a tokenizer trained on the
+training texts, which is how the demo gets a policy for the synthetic task; any path or
+hub id fine-tunes that model instead. The result is an ordinary HF directory.
+
+    prm sft --data synthetic:tiny --model tiny:small --output_dir runs/policy --max_steps 2000
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tasks.math.prompts import format_solution, policy_prompt
+from tasks.math.types import Problem, RecordError, validate_step_example
+
+TINY_PREFIX = "tiny:"
+SYNTHETIC_PREFIX = "synthetic:"
+
+
+@dataclass
+class SFTConfig:
+    """Options of `prm sft` (also the Python API: `train_sft(SFTConfig(...))`)."""
+
+    data: str = field(default="synthetic:tiny", metadata={"help": "synthetic:<preset>, or a JSONL of problems (question, answer, steps) or step-labelled records (only all-correct ones are used)"})
+    model: str = field(default="tiny:small", metadata={"help": "path or hub id of a causal LM, or tiny:<size> for a fresh prm.tiny model with a tokenizer trained on the data"})
+    output_dir: str = field(default="runs/sft", metadata={"help": "where the fine-tuned policy (HF dir) and checkpoints go"})
+    n_train: int = field(default=4000, metadata={"help": "number of synthetic training problems (synthetic data only)"})
+    n_eval: int = field(default=200, metadata={"help": "held-out synthetic problems for the final accuracy (0 = skip)"})
+    max_steps: int = field(default=1500, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=32, metadata={"help": "sequences per optimizer step"})
+    lr: float = field(default=3e-3, metadata={"help": "peak learning rate (AdamW), linear warmup then cosine decay"})
+    warmup_steps: int = field(default=50, metadata={"help": "linear warmup steps"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_length: int = field(default=256, metadata={"help": "longer texts are truncated (tokens)"})
+    vocab_size: int = field(default=512, metadata={"help": "tokenizer size for tiny:<size> models"})
+    seed: int = field(default=0, metadata={"help": "seed for data order, model init and sampling"})
+    save_every: int = field(default=500, metadata={"help": "checkpoint every this many steps (0 = only at the end)"})
+    resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoint if it exists"})
+    log_every: int = field(default=50, metadata={"help": "append the mean loss to output_dir/log.jsonl every this many steps"})
+    eval_temperatures: str = field(default="0,0.7", metadata={"help": "comma-separated sampling temperatures for the final held-out accuracy"})
+    max_new_tokens: int = field(default=96, metadata={"help": "generation length for the held-out accuracy"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "allow custom model code from the hub"})
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_sft_problems(data: str, n_train: int, seed: int) -> list[Problem]:
+    """Problems with reference steps from `synthetic:<preset>` or a JSONL file.
+
+    JSONL lines are either problems `{"question", "answer", "steps"}` or step-labelled
+    records `{"prompt", "completions", "labels"}`; a labelled record is a reference
+    solution only if every label is true (others are counted and reported, not trained on).
+    Raises `RecordError` naming file, line and field for a malformed line.
+    """
+    if data.startswith(SYNTHETIC_PREFIX):
+        from tasks.math.synthetic import generate_problems
+
+        return generate_problems(n_train, preset=data[len(SYNTHETIC_PREFIX):], seed=seed)
+    path = Path(data)
+    if not path.exists():
+        raise FileNotFoundError(f"{data}: no such file (use synthetic:<preset> for generated problems)")
+    problems, skipped_incorrect = [], 0
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise RecordError(f"invalid JSON ({error.msg})", path=str(path), line=line_number) from error
+            if isinstance(record, dict) and "completions" in record:
+                example = validate_step_example(record, path=str(path), line=line_number)
+                if not all(label is True or label == 1.0 for label in example["labels"]):
+                    skipped_incorrect += 1
+                    continue
+                problems.append(Problem(id=f"{path.name}:{line_number}", question=example["prompt"],
+                                        answer=str(record.get("reference", "")), steps=tuple(example["completions"])))
+            else:
+                problems.append(_problem_from_record(record, str(path), line_number))
+    if skipped_incorrect:
+        print(f"{path}: {skipped_incorrect} records with an incorrect step are not reference solutions; not used")
+    if not problems:
+        raise RecordError("no usable reference solutions", path=str(path))
+    return problems
+
+
+def _problem_from_record(record, path: str, line: int) -> Problem:
+    if not isinstance(record, dict):
+        raise RecordError(f"record must be a JSON object, got {type(record).__name__}", path=path, line=line)
+    for key in ("question", "answer"):
+        if not isinstance(record.get(key), str) or not record[key].strip():
+            raise RecordError("missing or not a non-empty string", path=path, line=line, field=key)
+    steps = record.get("steps")
+    if not isinstance(steps, list) or not steps or not all(isinstance(s, str) and s.strip() for s in steps):
+        raise RecordError("must be a non-empty list of non-empty strings", path=path, line=line, field="steps")
+    return Problem(id=str(record.get("id", f"{Path(path).name}:{line}")), question=record["question"],
+                   answer=record["answer"], steps=tuple(steps))
+
+
+def sft_example(tokenizer, problem: Problem, max_length: int) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) for one problem: labels are -100 on the prompt tokens.
+
+    Prompt and solution are tokenized separately, as generation sees them (the policy
+    continues the prompt's ids).
+    """
+    prompt_ids = tokenizer(policy_prompt(problem.question), add_special_tokens=False).input_ids
+    solution_ids = tokenizer(format_solution(list(problem.steps)), add_special_tokens=False).input_ids
+    solution_ids = solution_ids + [tokenizer.eos_token_id]
+    input_ids = (prompt_ids + solution_ids)[:max_length]
+    labels = ([-100] * len(prompt_ids) + solution_ids)[:max_length]
+    return input_ids, labels
+
+
+def pad_batch(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad (input_ids, labels) pairs into tensors [B, T] with an attention mask."""
+    width = max(len(ids) for ids, _ in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    attention_mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, (ids, labs) in enumerate(examples):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, : len(labs)] = torch.tensor(labs)
+        attention_mask[row, : len(ids)] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+
+
+# --------------------------------------------------------------------------- models
+
+
+def build_policy(model_name: str, texts: list[str], *, vocab_size: int = 512, seed: int = 0,
+                 trust_remote_code: bool = False):
+    """(model, tokenizer): a fresh `tiny:<size>` model with a tokenizer trained on `texts`,
+    or a pretrained causal LM loaded by path / hub id."""
+    if model_name.startswith(TINY_PREFIX):
+        from prm.tiny import build_tiny_causal_lm, train_tokenizer
+
+        tokenizer = train_tokenizer(texts, vocab_size=vocab_size)
+        return build_tiny_causal_lm(tokenizer, size=model_name[len(TINY_PREFIX):], seed=seed), tokenizer
+    return load_policy(model_name, trust_remote_code=trust_remote_code)
+
+
+def load_policy(name_or_path: str, *, trust_remote_code: bool = False):
+    """(model, tokenizer) of a causal LM by path or hub id (aliases resolved), with a pad token."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prm.hub import resolve_model
+
+    resolved = resolve_model(name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(resolved, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(resolved, trust_remote_code=trust_remote_code, use_safetensors=True)
+    return model, tokenizer
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def generate_completions(model, tokenizer, prompts: list[str], *, temperature: float, max_new_tokens: int,
+                         seed: int = 0, batch_size: int = 64) -> list[str]:
+    """One completion per prompt (greedy when temperature is 0), decoded without specials."""
+    was_training = model.training
+    model.eval()
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    device = next(model.parameters()).device
+    completions = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start : start + batch_size]
+        encoded = [tokenizer(p, add_special_tokens=False).input_ids for p in chunk]
+        width = max(len(ids) for ids in encoded)
+        # Left padding so every prompt ends where generation starts.
+        input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(ids)) + ids for ids in encoded], device=device)
+        attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=device)
+        sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if temperature > 0 else {"do_sample": False}
+        output = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **sampling)
+        completions += tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
+    torch.random.set_rng_state(generator_state)
+    model.train(was_training)
+    return completions
+
+
+def answer_is_correct(completion: str, reference: str) -> bool:
+    """The verifier's outcome check: the extracted final answer equals the reference."""
+    from verifiers import answers_equivalent, extract_answer
+
+    predicted = extract_answer(completion)
+    return predicted is not None and answers_equivalent(reference, predicted)
+
+
+def heldout_accuracy(model, tokenizer, problems: list[Problem], *, temperature: float, max_new_tokens: int,
+                     seed: int = 0) -> float:
+    """Fraction of `problems` whose sampled solution has the reference answer."""
+    completions = generate_completions(model, tokenizer, [policy_prompt(p.question) for p in problems],
+                                       temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
+    return sum(answer_is_correct(c, p.answer) for c, p in zip(completions, problems)) / max(len(problems), 1)
+
+
+# --------------------------------------------------------------------------- recipe
+
+
+def _learning_rate(step: int, config: SFTConfig) -> float:
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(config.max_steps - config.warmup_steps, 1)
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _batch_indices(step: int, n_examples: int, batch_size: int, seed: int) -> list[int]:
+    """The examples of optimizer step `step`: a seeded permutation per epoch, so the data
+    order is a function of the step alone and a resumed run sees the same batches."""
+    indices = []
+    position = step * batch_size
+    while len(indices) < batch_size:
+        epoch, offset = divmod(position, n_examples)
+        order = np.random.default_rng([seed, epoch]).permutation(n_examples)
+        take = min(batch_size - len(indices), n_examples - offset)
+        indices += order[offset : offset + take].tolist()
+        position += take
+    return indices
+
+
+def train_sft(config: SFTConfig) -> Path:
+    """Fine-tune a policy on reference solutions; returns the output directory.
+
+    The output directory holds the final model and tokenizer (`from_pretrained`-ready),
+    `log.jsonl` (loss every `log_every` steps, held-out accuracy at the end) and
+    `checkpoint/` (model, optimizer, step) for `--resume`.
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    output_dir = Path(config.output_dir)
+    checkpoint_dir = output_dir / "checkpoint"
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+
+    problems = load_sft_problems(config.data, config.n_train, config.seed)
+    texts = [policy_prompt(p.question) + format_solution(list(p.steps)) for p in problems]
+    resuming = config.resume and (checkpoint_dir / "state.pt").exists()
+    if resuming:
+        model, tokenizer = load_policy(str(checkpoint_dir), trust_remote_code=config.trust_remote_code)
+    else:
+        model, tokenizer = build_policy(config.model, texts, vocab_size=config.vocab_size, seed=config.seed,
+                                        trust_remote_code=config.trust_remote_code)
+    examples = [sft_example(tokenizer, p, config.max_length) for p in problems]
+
+    accelerator = Accelerator()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    start_step = 0
+    if resuming:
+        state = torch.load(checkpoint_dir / "state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        start_step = state["step"]
+        torch.random.set_rng_state(state["torch_rng"])
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    log_path = output_dir / "log.jsonl"
+    running_loss, running_count = 0.0, 0
+    progress = tqdm(range(start_step, config.max_steps), desc="sft", initial=start_step, total=config.max_steps,
+                    disable=not accelerator.is_main_process)
+    for step in progress:
+        indices = _batch_indices(step, len(examples), config.batch_size, config.seed)
+        batch = {k: v.to(accelerator.device) for k, v in pad_batch([examples[i] for i in indices], tokenizer.pad_token_id).items()}
+        for group in optimizer.param_groups:
+            group["lr"] = _learning_rate(step, config)
+        loss = model(**batch).loss
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        running_loss += loss.item()
+        running_count += 1
+        if (step + 1) % config.log_every == 0 or step + 1 == config.max_steps:
+            mean_loss = running_loss / running_count
+            progress.set_postfix(loss=f"{mean_loss:.3f}")
+            if accelerator.is_main_process:
+                with log_path.open("a") as handle:
+                    handle.write(json.dumps({"step": step + 1, "loss": mean_loss, "elapsed_s": progress.format_dict["elapsed"]}) + "\n")
+            running_loss, running_count = 0.0, 0
+        if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < config.max_steps:
+            _save_checkpoint(accelerator, model, tokenizer, optimizer, step + 1, checkpoint_dir)
+
+    unwrapped = accelerator.unwrap_model(model)
+    if accelerator.is_main_process:
+        unwrapped.save_pretrained(output_dir, safe_serialization=True)
+        tokenizer.save_pretrained(output_dir)
+        (output_dir / "sft_config.json").write_text(json.dumps(asdict(config), indent=2))
+    _save_checkpoint(accelerator, model, tokenizer, optimizer, config.max_steps, checkpoint_dir)
+
+    if config.n_eval > 0 and config.data.startswith(SYNTHETIC_PREFIX) and accelerator.is_main_process:
+        from tasks.math.synthetic import generate_problems
+
+        # A different seed stream from training; identical questions are removed.
+        seen = {p.question for p in problems}
+        heldout = [p for p in generate_problems(config.n_eval, preset=config.data[len(SYNTHETIC_PREFIX):],
+                                                seed=config.seed + 1_000_003) if p.question not in seen]
+        result = {"step": config.max_steps, "n_eval": len(heldout)}
+        for temperature in (float(t) for t in config.eval_temperatures.split(",") if t.strip()):
+            result[f"accuracy_T{temperature:g}"] = heldout_accuracy(
+                unwrapped, tokenizer, heldout, temperature=temperature, max_new_tokens=config.max_new_tokens, seed=config.seed)
+        print(json.dumps(result))
+        with log_path.open("a") as handle:
+            handle.write(json.dumps(result) + "\n")
+    return output_dir
+
+
+def _save_checkpoint(accelerator, model, tokenizer, optimizer, step: int, checkpoint_dir: Path) -> None:
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return
+    partial = checkpoint_dir.with_name(checkpoint_dir.name + ".partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    accelerator.unwrap_model(model).save_pretrained(partial, safe_serialization=True)
+    tokenizer.save_pretrained(partial)
+    torch.save({"optimizer": optimizer.state_dict(), "step": step, "torch_rng": torch.random.get_rng_state()},
+               partial / "state.pt")
+    # Swap in atomically so an interrupted save never leaves a half-written checkpoint.
+    if checkpoint_dir.exists():
+        import shutil
+
+        shutil.rmtree(checkpoint_dir)
+    partial.rename(checkpoint_dir)

@@ -1,0 +1,173 @@
+"""Unit tests of the PPO pieces: GAE, reward placement, KL estimators, losses."""
+
+import math
+
+import pytest
+import torch
+
+from prm.ppo.advantages import gae, group_advantages, whiten
+from prm.ppo.losses import policy_loss, value_loss
+from prm.ppo.rewards import (
+    KLController,
+    kl_estimate,
+    place_rewards,
+    separator_token_mask,
+    shape_step_scores,
+    step_end_positions,
+    step_texts,
+)
+from prm.ppo.train import PPOConfig, Rollout, score_tensor
+
+NL, EOS = 3, 1
+IS_SEPARATOR = torch.tensor([i == NL for i in range(10)])
+
+
+def test_gae_matches_hand_computation():
+    # gamma = 0.9, lambda = 0.8, so gamma * lambda = 0.72. Row 2 is padded after 2 tokens
+    # and its padded value (9.0) must not leak in.
+    rewards = torch.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0]])
+    values = torch.tensor([[0.5, 1.0, 1.5], [0.2, 0.4, 9.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    advantages, returns = gae(rewards, values, mask, gamma=0.9, lam=0.8)
+    # row 1: d2 = 2 - 1.5 = 0.5; d1 = 0.9*1.5 - 1 = 0.35; d0 = 1 + 0.9*1 - 0.5 = 1.4
+    #        A2 = 0.5, A1 = 0.35 + 0.72*0.5 = 0.71, A0 = 1.4 + 0.72*0.71 = 1.9112
+    # row 2: d1 = 1 - 0.4 = 0.6; d0 = 0.9*0.4 - 0.2 = 0.16; A1 = 0.6, A0 = 0.16 + 0.72*0.6 = 0.592
+    expected = torch.tensor([[1.9112, 0.71, 0.5], [0.592, 0.6, 0.0]])
+    assert torch.allclose(advantages, expected, atol=1e-6)
+    assert torch.allclose(returns, expected + values * mask, atol=1e-6)
+
+
+def test_gae_with_lambda_one_is_discounted_return_minus_value():
+    rewards = torch.randn(2, 5)
+    values = torch.randn(2, 5)
+    mask = torch.ones(2, 5)
+    advantages, _ = gae(rewards, values, mask, gamma=0.5, lam=1.0)
+    discounted = sum(rewards[:, t] * 0.5**t for t in range(5))
+    assert torch.allclose(advantages[:, 0], discounted - values[:, 0], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "ids, ends",
+    [
+        ([5, 6, NL, 7, NL, 8, 9], [2, 4, 6]),  # last step truncated mid-line: ends at last token
+        ([5, NL, 7, NL, EOS], [1, 3]),  # finished after a newline: EOS carries no step
+        ([5, NL, 7, EOS], [1, 2]),  # final step without a newline ends before EOS
+        ([5, NL, NL, 7], [1, 3]),  # an empty line is no step
+        ([NL, 5, NL], [0, 2]),  # a leading newline still ends the (empty) first step
+        ([EOS], []),
+    ],
+)
+def test_step_ends(ids, ends):
+    assert step_end_positions(ids, IS_SEPARATOR, EOS) == ends
+
+
+def test_dense_rewards_land_on_step_end_tokens_with_a_real_tokenizer():
+    from prm.tiny import train_tokenizer
+
+    tokenizer = train_tokenizer(["Question: 3 + 4?\nSolution:\n3 + 4 = 7\nThe answer is 7\n"] * 4)
+    is_separator = separator_token_mask(tokenizer)
+    # Finished response, then the same response cut off inside its last step.
+    finished = tokenizer("3 + 4 = 7\nThe answer is 7\n", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    truncated = tokenizer("3 + 4 = 7\nThe answ", add_special_tokens=False).input_ids
+    newline_positions = [i for i, t in enumerate(finished) if tokenizer.decode([t]) == "\n"]
+    for ids, expected_ends in ((finished, newline_positions), (truncated, [newline_positions[0], len(truncated) - 1])):
+        ends = step_end_positions(ids, is_separator, tokenizer.eos_token_id)
+        assert ends == expected_ends
+        assert step_texts(tokenizer, ids, ends)[0] == "3 + 4 = 7"
+        rollout = Rollout(problems=[None], prompt_ids=[[0]], response_ids=[ids], texts=[""], step_ends=[ends],
+                          step_scores=[[0.9, 0.2]], correct=[True], outcome=[1.0])
+        scores, placed = score_tensor(rollout, len(ids) + 2, PPOConfig(mode="dense", step_score_form="raw"))
+        expected = torch.zeros(len(ids) + 2)
+        expected[ends[0]] += 0.9
+        expected[ends[1]] += 0.2
+        expected[len(ids) - 1] += 1.0  # outcome on the last token (EOS when finished)
+        assert torch.allclose(scores[0], expected)
+        assert placed[0].nonzero().flatten().tolist() == sorted({ends[0], ends[1], len(ids) - 1})
+    # outcome mode ignores the steps
+    scores, _ = score_tensor(rollout, len(truncated), PPOConfig(mode="outcome"))
+    assert scores[0].nonzero().flatten().tolist() == [len(truncated) - 1]
+
+
+def test_step_score_forms():
+    scores = [0.9, 0.4, 0.7]
+    assert shape_step_scores(scores, "raw") == scores
+    assert shape_step_scores(scores, "centred") == pytest.approx([0.4, -0.1, 0.2])
+    diff = shape_step_scores(scores, "diff")
+    assert diff == pytest.approx([0.4, -0.5, 0.3])
+    assert sum(diff) == pytest.approx(scores[-1] - 0.5)
+    assert shape_step_scores(scores, "min") == pytest.approx([0.0, 0.4, 0.0])
+    with pytest.raises(ValueError):
+        shape_step_scores(scores, "max")
+
+
+def test_place_rewards_accumulates_on_shared_token():
+    rewards = place_rewards(4, [1, 3], [0.5, 0.25], outcome_reward=1.0)
+    assert rewards.tolist() == [0.0, 0.5, 0.0, 1.25]
+
+
+@pytest.mark.parametrize("estimator", ["k1", "k3"])
+def test_kl_estimators_are_unbiased_on_small_distributions(estimator):
+    # E_{x~p}[k(x)] must equal KL(p || q) exactly (a sum over the support, no sampling).
+    for p, q in (([0.7, 0.2, 0.1], [0.3, 0.3, 0.4]), ([0.5, 0.5], [0.9, 0.1]), ([0.25] * 4, [0.25] * 4)):
+        p, q = torch.tensor(p, dtype=torch.float64), torch.tensor(q, dtype=torch.float64)
+        closed_form = float((p * (p / q).log()).sum())
+        per_outcome = kl_estimate(p.log(), q.log(), estimator)
+        assert float((p * per_outcome).sum()) == pytest.approx(closed_form, abs=1e-12)
+        if estimator == "k3":
+            assert (per_outcome >= 0).all()
+
+
+def test_k3_closed_form_per_token():
+    logp, logq = torch.tensor([math.log(0.5)]), torch.tensor([math.log(0.25)])
+    assert kl_estimate(logp, logq, "k3").item() == pytest.approx((0.5 - 1) - math.log(0.5))
+    assert kl_estimate(logp, logq, "k1").item() == pytest.approx(math.log(2))
+
+
+def test_adaptive_kl_controller_moves_towards_target():
+    fixed = KLController(0.1)
+    fixed.update(10.0, 100)
+    assert fixed.value == 0.1
+    adaptive = KLController(0.1, target=1.0, horizon=100)
+    adaptive.update(5.0, 10)  # error clipped to +0.2: beta *= 1 + 0.2 * 10 / 100
+    assert adaptive.value == pytest.approx(0.1 * 1.02)
+    adaptive.update(0.0, 10)
+    assert adaptive.value == pytest.approx(0.1 * 1.02 * 0.98)
+
+
+def test_group_advantages_rloo_and_grpo():
+    # two prompts x two samples, outcome reward on the last token
+    rewards = torch.tensor([[0.0, 1.0], [0.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    mask = torch.ones(4, 2)
+    advantages = group_advantages(rewards, mask, group_size=2)
+    assert advantages.tolist() == [[1.0, 1.0], [-1.0, -1.0], [0.0, 0.0], [0.0, 0.0]]
+    grpo = group_advantages(rewards, mask, group_size=2, normalise_std=True)
+    assert grpo[0, 0] == pytest.approx(1.0 / (math.sqrt(0.5) + 1e-4))
+
+
+def test_whiten_ignores_padding():
+    values = torch.tensor([[1.0, 2.0, 100.0], [3.0, 4.0, 5.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    out = whiten(values, mask)
+    kept = out[mask.bool()]
+    assert kept.mean().item() == pytest.approx(0.0, abs=1e-6)
+    assert out[0, 2] == 0.0
+
+
+def test_policy_loss_clips_the_ratio():
+    old = torch.zeros(1, 2)
+    mask = torch.ones(1, 2)
+    advantages = torch.tensor([[1.0, -1.0]])
+    new = torch.log(torch.tensor([[1.5, 0.5]]))  # both ratios outside [0.8, 1.2]
+    loss, stats = policy_loss(new, old, advantages, mask, clip_range=0.2)
+    # min(1.5 * 1, 1.2 * 1) = 1.2; min(0.5 * -1, 0.8 * -1) = -0.8  -> loss = -(1.2 - 0.8) / 2
+    assert loss.item() == pytest.approx(-0.2)
+    assert stats["clip_fraction"] == 1.0
+    zero_loss, zero_stats = policy_loss(old, old, torch.zeros(1, 2), mask, 0.2)
+    assert zero_loss.item() == 0.0 and zero_stats["approx_kl"] == 0.0
+
+
+def test_value_loss_clips_large_moves():
+    old, returns, mask = torch.zeros(1, 1), torch.tensor([[1.0]]), torch.ones(1, 1)
+    # V jumps to 2 from 0: clipped value 0.2 has error 0.8, unclipped error 1; max -> 1
+    assert value_loss(torch.tensor([[2.0]]), old, returns, mask, 0.2).item() == pytest.approx(0.5 * 1.0)
+    assert value_loss(torch.tensor([[0.9]]), old, returns, mask, 0.2).item() == pytest.approx(0.5 * 0.8**2)
