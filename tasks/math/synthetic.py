@@ -440,10 +440,10 @@ def corrupt(problem: Problem, kind: str | None = None, rng: random.Random | int 
     kinds = [kind] if kind else rng.sample(KINDS_BY_FAMILY[family], len(KINDS_BY_FAMILY[family]))
     for candidate in kinds:
         for _ in range(_DRAWS_PER_KIND):
-            fault = _draw_fault(problem.meta, candidate, rng)
-            if fault is None:
-                break  # this kind has no site in this problem
             try:
+                fault = _draw_fault(problem.meta, candidate, rng)
+                if fault is None:
+                    break  # this kind has no site in this problem
                 steps, answer = _solve(problem.meta, fault)
             except (_Infeasible, ZeroDivisionError):
                 continue
@@ -478,6 +478,10 @@ def _draw_fault(meta: dict[str, Any], kind: str, rng: random.Random) -> _Fault |
     if kind == "wrong_number":
         numbers = sorted({meta["start"], *(k for _, k, _ in events)} - {operand})
         return _Fault(kind, index, rng.choice(numbers)) if numbers else None
+    following = events[index + 1] if index + 1 < len(events) else None
+    if following is not None and following[:2] == [op, operand]:
+        # dropping one of two equal events leaves the numbers of the next step unchanged
+        raise _Infeasible("the dropped step would not be visible")
     return _Fault(kind, index)  # dropped_step
 
 
