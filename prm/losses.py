@@ -1,0 +1,73 @@
+"""Losses for step (PRM), outcome (ORM) and pairwise (Bradley-Terry) reward models.
+
+All take logits (log-odds or rewards), never probabilities, and labels as floats: a soft label
+0.3 stays 0.3. ``reduction="sum"`` lets the training loop divide by the number of labelled
+items over all processes and accumulation steps, so the loss does not depend on how a global
+batch is split.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "sum":
+        return values.sum()
+    if reduction == "mean":
+        return values.sum() / max(values.numel(), 1)
+    if reduction == "none":
+        return values
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def until_first_wrong(step_labels: torch.Tensor, step_mask: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Keep labelled steps up to and including each row's first wrong one (label < threshold).
+
+    step_labels [B, T] float, step_mask [B, T] bool -> [B, T] bool. Rows are in token order, so
+    "after" means a later label position (the "Let's Verify Step by Step" convention: what follows
+    a mistake is not judged).
+    """
+    wrong = step_mask & (step_labels < threshold)
+    wrong_before = torch.cumsum(wrong.long(), dim=-1) - wrong.long()
+    return step_mask & (wrong_before == 0)
+
+
+def step_bce_loss(step_logits: torch.Tensor, step_labels: torch.Tensor, step_mask: torch.Tensor, *,
+                  first_wrong_only: bool = False, reduction: str = "mean") -> torch.Tensor:
+    """Per-step binary cross-entropy on hard or soft labels.
+
+    step_logits [B, T]: log-odds at each token. step_labels [B, T] float in [0, 1] (read only where
+    step_mask is True). step_mask [B, T] bool: the label positions (each step's last separator
+    token). first_wrong_only: ignore steps after the first wrong one.
+    Returns a scalar ("mean" over labelled steps, or "sum"), or [N] per step with "none".
+    """
+    mask = until_first_wrong(step_labels, step_mask) if first_wrong_only else step_mask
+    logits = step_logits[mask].float()
+    labels = step_labels[mask].to(logits.dtype)
+    return _reduce(F.binary_cross_entropy_with_logits(logits, labels, reduction="none"), reduction)
+
+
+def outcome_bce_loss(outcome_logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
+    """Pointwise ORM loss. outcome_logits [N] (already read at each solution's end), labels [N] float."""
+    logits = outcome_logits.float()
+    return _reduce(F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), reduction="none"), reduction)
+
+
+def pairwise_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor, margin: torch.Tensor | None = None, *,
+                  centering_coef: float = 0.0, reduction: str = "mean") -> torch.Tensor:
+    """Bradley-Terry loss ``-log sigmoid(r_w - r_l - margin) + coef * (r_w + r_l)^2``.
+
+    chosen_rewards, rejected_rewards [N]; margin [N] or None (Llama 2's preference margin).
+    The centring term (coef > 0) keeps rewards near zero mean, so scores from different runs
+    stay comparable.
+    """
+    chosen, rejected = chosen_rewards.float(), rejected_rewards.float()
+    difference = chosen - rejected
+    if margin is not None:
+        difference = difference - margin.to(difference.dtype)
+    losses = -F.logsigmoid(difference)
+    if centering_coef:
+        losses = losses + centering_coef * (chosen + rejected) ** 2
+    return _reduce(losses, reduction)
