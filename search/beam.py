@@ -1,0 +1,323 @@
+"""Step-level search with a PRM: beam search, diverse verifier tree search (DVTS), best-of-N.
+
+One round of beam search::
+
+    every active beam ──policy.expand (its KV cache reused)──▶ beam_width next steps
+    every new step ──scorer.extend (the PRM's KV cache of the prefix reused)──▶ its score
+    optional lookahead: each new step rolled `lookahead` more steps greedily; those steps
+        are scored too and the candidate is ranked by the score of the longer path
+    the best candidates by aggregated score (last | min | prod | mean) survive; a candidate
+        that states the answer (or hits EOS) is finished and kept aside
+
+`beam_search` keeps the top `width // beam_width` candidates of the whole round; `dvts`
+splits the same budget into `width // beam_width` independent subtrees, each keeping only
+its best child. Both sample `width` steps per round.
+
+The scorer is either incremental (`start(prompt)` / `extend(states, new_steps)`, e.g. the
+PRM from `prm.load`: only the new step's tokens are encoded) or anything with
+`score_steps(prompt, steps)` (e.g. the sympy verifier scorer), which re-scores the whole
+prefix every round; `SearchCounters` shows the difference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from tasks.math.prompts import ANSWER_PREFIX, STEP_SEPARATOR, policy_prompt
+
+AGGREGATIONS = ("last", "min", "prod", "mean")
+
+
+@dataclass
+class BeamConfig:
+    """Budget and selection of a step-level search.
+
+    width: steps sampled per round (N); beam_width: children per beam (M); so
+    width // beam_width beams (beam search) or subtrees (DVTS) live at a time.
+    """
+
+    width: int = 8
+    beam_width: int = 4
+    max_steps: int = 10
+    temperature: float = 0.7
+    aggregation: str = "last"
+    lookahead: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        if self.beam_width < 1 or self.width < self.beam_width:
+            raise ValueError(f"need 1 <= beam_width <= width, got beam_width={self.beam_width}, width={self.width}")
+        if self.max_steps < 1 or self.lookahead < 0:
+            raise ValueError("max_steps must be >= 1 and lookahead >= 0")
+
+    @property
+    def n_beams(self) -> int:
+        return self.width // self.beam_width
+
+
+@dataclass
+class SearchCounters:
+    """Cost of one search.
+
+    policy_forward_tokens / policy_generated_tokens: tokens the policy ran through its model
+    / sampled (lookahead included); policy_padding_tokens: padding it also ran.
+    prm_forward_tokens: tokens the scorer ran through its model (0 for a scorer without a
+    model or counter); prm_new_steps: steps that needed a score; prm_scored_steps: steps
+    handed to the scorer (more than prm_new_steps when whole prefixes are re-scored).
+    """
+
+    policy_forward_tokens: int = 0
+    policy_generated_tokens: int = 0
+    policy_padding_tokens: int = 0
+    lookahead_generated_tokens: int = 0
+    prm_forward_tokens: int = 0
+    prm_new_steps: int = 0
+    prm_scored_steps: int = 0
+
+    def add(self, other: SearchCounters) -> None:
+        for name, value in asdict(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
+
+@dataclass
+class Candidate:
+    """A (partial) solution found by the search, with its per-step scores.
+
+    score: the aggregate used to rank it (with lookahead, over its steps + the lookahead's).
+    """
+
+    steps: list[str]
+    step_scores: list[float]
+    score: float
+    finished: bool
+
+    @property
+    def text(self) -> str:
+        return STEP_SEPARATOR.join(self.steps)
+
+
+@dataclass
+class SearchResult:
+    question: str
+    candidates: list[Candidate]  # best first
+    counters: SearchCounters = field(default_factory=SearchCounters)
+
+    @property
+    def best(self) -> Candidate:
+        return self.candidates[0]
+
+
+def aggregate(scores: Sequence[float], how: str) -> float:
+    """One number for a list of step scores; an empty list scores 0."""
+    if not scores:
+        return 0.0
+    if how == "last":
+        return float(scores[-1])
+    if how == "min":
+        return float(min(scores))
+    if how == "prod":
+        return float(math.prod(scores))
+    if how == "mean":
+        return float(sum(scores) / len(scores))
+    raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {how!r}")
+
+
+def is_answer_step(step: str) -> bool:
+    """The step states the final answer ("The answer is ...", or a \\boxed{} answer)."""
+    return step.strip().lower().startswith(ANSWER_PREFIX.strip().lower()) or "\\boxed{" in step
+
+
+# ---------------------------------------------------------------- scoring adapter
+
+class _ScoringSession:
+    """Scores the new steps of one question's paths, incrementally when the scorer can.
+
+    A path's scorer state is the scorer's `PrefixState` (incremental) or None.
+    """
+
+    def __init__(self, scorer, question: str, aggregation: str, counters: SearchCounters):
+        self.scorer, self.question, self.aggregation, self.counters = scorer, question, aggregation, counters
+        self.incremental = callable(getattr(scorer, "start", None)) and callable(getattr(scorer, "extend", None))
+        self._forward_at_start = getattr(scorer, "forward_tokens", 0)
+
+    def root(self):
+        return self.scorer.start(self.question) if self.incremental else None
+
+    def extend(self, paths: list[tuple[list[str], list[float], object]], new_steps: list[str]
+               ) -> list[tuple[list[float], object]]:
+        """Score `new_steps[i]` after path i = (steps, step scores, scorer state).
+
+        Returns, per path, the step scores of the extended path and its scorer state.
+        """
+        self.counters.prm_new_steps += len(new_steps)
+        if not new_steps:
+            return []
+        if self.incremental:
+            scores, states = self.scorer.extend([state for _, _, state in paths], list(new_steps))
+            self.counters.prm_scored_steps += len(new_steps)
+            return [(list(old) + [float(score)], state) for (_, old, _), score, state in zip(paths, scores, states)]
+        extended = []
+        for (steps, _, _), step in zip(paths, new_steps):
+            full = list(steps) + [step]
+            extended.append(([float(score) for score in self.scorer.score_steps(self.question, full)], None))
+            self.counters.prm_scored_steps += len(full)
+        return extended
+
+    def close(self) -> None:
+        self.counters.prm_forward_tokens += getattr(self.scorer, "forward_tokens", 0) - self._forward_at_start
+
+
+@dataclass
+class _Beam:
+    steps: list[str]
+    step_scores: list[float]
+    score: float
+    finished: bool
+    policy_state: object
+    scorer_state: object
+
+
+# ------------------------------------------------------------------- the search
+
+def beam_search(question: str, policy, scorer, config: BeamConfig) -> SearchResult:
+    """Step-level beam search: keep the best width // beam_width candidates of each round.
+
+    `policy` has `start(prefixes)` / `expand(states, k, *, temperature)` (`HFPolicy`);
+    `scorer` is incremental (`start`/`extend`) or has `score_steps`. Candidates best first.
+    """
+    return _tree_search(question, policy, scorer, config, per_subtree=False)
+
+
+def dvts(question: str, policy, scorer, config: BeamConfig) -> SearchResult:
+    """Diverse verifier tree search: width // beam_width independent subtrees, each
+    expanded beam_width times per round and keeping only its best child."""
+    return _tree_search(question, policy, scorer, config, per_subtree=True)
+
+
+def _tree_search(question: str, policy, scorer, config: BeamConfig, *, per_subtree: bool) -> SearchResult:
+    counters = SearchCounters()
+    policy_at_start = _policy_counts(policy)
+    if hasattr(policy, "reseed"):
+        policy.reseed(config.seed)
+    session = _ScoringSession(scorer, question, config.aggregation, counters)
+    root = _Beam([], [], 0.0, False, policy.start([policy_prompt(question)])[0], session.root())
+
+    finished: list[_Beam] = []
+    active = [root]
+    for round_index in range(config.max_steps):
+        if not active:
+            break
+        # Round 1 samples all n_beams * beam_width steps from the root, whose prompt is thus
+        # encoded once; later rounds sample beam_width steps from each live beam.
+        first = round_index == 0
+        k = config.n_beams * config.beam_width if first else config.beam_width
+        expansions = policy.expand([beam.policy_state for beam in active], k, temperature=config.temperature)
+        parents = [beam for beam, children in zip(active, expansions) for _ in children]
+        children = [child for group in expansions for child in group]
+        candidates = _score_children(session, parents, children)
+        if config.lookahead:
+            _score_lookahead(session, policy, candidates, config, counters)
+        if per_subtree:
+            groups = [candidates[i:i + config.beam_width] for i in range(0, len(candidates), config.beam_width)]
+            survivors = [_best(group) for group in groups]
+        else:
+            keep = config.n_beams if first else len(active)
+            ranked = sorted(range(len(candidates)), key=lambda i: -candidates[i].score)  # stable: ties by order
+            survivors = [candidates[i] for i in sorted(ranked[:keep])]
+        finished += [beam for beam in survivors if beam.finished]
+        active = [beam for beam in survivors if not beam.finished]
+
+    session.close()
+    _add_policy_counts(counters, policy, policy_at_start)
+    everything = finished + active
+    order = sorted(range(len(everything)), key=lambda i: -everything[i].score)
+    return SearchResult(
+        question=question,
+        candidates=[Candidate(list(b.steps), list(b.step_scores), b.score, b.finished)
+                    for b in (everything[i] for i in order)],
+        counters=counters,
+    )
+
+
+def _score_children(session: _ScoringSession, parents: list[_Beam], children) -> list[_Beam]:
+    """Score each child's new step after its parent's path; children become beams."""
+    extended = session.extend([(p.steps, p.step_scores, p.scorer_state) for p in parents],
+                              [child.text for child in children])
+    return [
+        _Beam(steps=parent.steps + [child.text], step_scores=step_scores,
+              score=aggregate(step_scores, session.aggregation),
+              finished=child.finished or is_answer_step(child.text),
+              policy_state=child.state, scorer_state=scorer_state)
+        for parent, child, (step_scores, scorer_state) in zip(parents, children, extended)
+    ]
+
+
+def _score_lookahead(session: _ScoringSession, policy, beams: list[_Beam], config: BeamConfig,
+                     counters: SearchCounters) -> None:
+    """Roll each unfinished beam `config.lookahead` steps forward greedily (T=0), score
+    those steps, and rank the beam by the aggregate over its path + the lookahead steps.
+    The beam keeps its own steps and scores; the lookahead text is thrown away."""
+    generated_before = getattr(policy, "generated_tokens", 0)
+    # (beam index, policy state, steps, step scores, scorer state) of each rolling path
+    rolling = [(i, b.policy_state, b.steps, b.step_scores, b.scorer_state) for i, b in enumerate(beams) if not b.finished]
+    for _ in range(config.lookahead):
+        if not rolling:
+            break
+        nexts = [group[0] for group in policy.expand([r[1] for r in rolling], 1, temperature=0.0)]
+        extended = session.extend([(r[2], r[3], r[4]) for r in rolling], [step.text for step in nexts])
+        advanced = []
+        for (index, _, steps, _, _), step, (step_scores, scorer_state) in zip(rolling, nexts, extended):
+            beams[index].score = aggregate(step_scores, config.aggregation)
+            if not (step.finished or is_answer_step(step.text)):
+                advanced.append((index, step.state, steps + [step.text], step_scores, scorer_state))
+        rolling = advanced
+    counters.lookahead_generated_tokens += getattr(policy, "generated_tokens", 0) - generated_before
+
+
+def _best(group: list[_Beam]) -> _Beam:
+    return max(group, key=lambda beam: beam.score)  # first of equals: deterministic
+
+
+def _policy_counts(policy) -> tuple[int, int, int]:
+    return tuple(getattr(policy, name, 0) for name in ("forward_tokens", "generated_tokens", "padding_tokens"))
+
+
+def _add_policy_counts(counters: SearchCounters, policy, before: tuple[int, int, int]) -> None:
+    after = _policy_counts(policy)
+    counters.policy_forward_tokens += after[0] - before[0]
+    counters.policy_generated_tokens += after[1] - before[1]
+    counters.policy_padding_tokens += after[2] - before[2]
+
+
+def best_of_n_search(question: str, policy, scorer, config: BeamConfig) -> SearchResult:
+    """Best-of-N at the same budget: `config.width` whole solutions, ranked by aggregated
+    step score. Works with any `Policy` (only `complete` is used)."""
+    counters = SearchCounters()
+    policy_at_start = _policy_counts(policy)
+    if hasattr(policy, "reseed"):
+        policy.reseed(config.seed)
+    session = _ScoringSession(scorer, question, config.aggregation, counters)
+    (texts,) = policy.complete([policy_prompt(question)], config.width)
+    solutions = [[step for step in text.split(STEP_SEPARATOR) if step.strip()] for text in texts]
+    scorable = [steps for steps in solutions if steps]
+    if scorable and callable(getattr(scorer, "score_best_of_n", None)):
+        scored = iter(scorer.score_best_of_n(question, scorable))
+    else:
+        scored = iter([scorer.score_steps(question, steps) for steps in scorable])
+    counters.prm_new_steps = counters.prm_scored_steps = sum(len(steps) for steps in scorable)
+    candidates = []
+    for text, steps in zip(texts, solutions):
+        step_scores = [float(score) for score in next(scored)] if steps else []
+        finished = bool(steps) and is_answer_step(steps[-1])
+        candidates.append(Candidate(steps, step_scores, aggregate(step_scores, config.aggregation), finished))
+    session.close()
+    _add_policy_counts(counters, policy, policy_at_start)
+    order = sorted(range(len(candidates)), key=lambda i: -candidates[i].score)
+    return SearchResult(question=question, candidates=[candidates[i] for i in order], counters=counters)
+
+
+METHODS = {"beam": beam_search, "dvts": dvts, "best_of_n": best_of_n_search}
