@@ -1,0 +1,219 @@
+"""`prm label`: label the steps of every solution in a JSONL file.
+
+Input, one JSON object a line, in either shape:
+
+- step-labelled: ``{"prompt", "completions": [step, ...], "labels"?: [...], "reference"?}``;
+- candidates: ``{"prompt", "completions": [solution text, ...], "reference"}``, each
+  solution split into steps with `tasks.math.steps.split_steps`.
+
+With ``--format auto`` a line that has "labels" is step-labelled and one without is
+candidates; ``--format steps`` reads unlabelled step records. Every solution is labelled by
+`verifiers.labelling.label_many` (symbolic checks, the answer against "reference", rollouts
+through ``--policy`` where nothing is checkable) and written as a step-labelled record
+``{"prompt", "completions", "labels", "label_sources", "reference", "line", "id"?}``.
+A record's own labels fill the unverifiable steps when it has no reference. In consensus
+mode a solution is cut before its first disagreeing step (and not written when that is the
+first step). The label statistics are printed and written next to the output::
+
+    prm label --input candidates.jsonl --output labelled.jsonl
+    prm label --input candidates.jsonl --policy Qwen/Qwen2.5-Math-1.5B-Instruct --n_rollouts 8 --mode soft
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tasks.math.types import RecordError, validate_step_example
+from verifiers.labelling import MODES, LabelStats, label_many
+
+FORMATS = ("auto", "steps", "candidates")
+
+
+@dataclass
+class LabelConfig:
+    """Options of `prm label`."""
+
+    input: str = field(metadata={"help": "JSONL of step-labelled records or candidates ({prompt, completions, reference})"})
+    output: str = field(default="labelled.jsonl", metadata={"help": "Where the step-labelled JSONL goes"})
+    format: str = field(default="auto", metadata={"help": "auto (labels present = steps, else candidates) | steps | candidates"})
+    mode: str = field(default="hard", metadata={"help": "hard (any rollout right) | soft (fraction right) | consensus"})
+    policy: str | None = field(default=None, metadata={"help": "Policy model (path, hub id or alias) for Monte Carlo rollouts"})
+    n_rollouts: int = field(default=8, metadata={"help": "Rollouts per unverifiable step"})
+    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of the rollouts"})
+    max_new_tokens: int = field(default=256, metadata={"help": "Longest rollout, in tokens"})
+    seed: int = field(default=0, metadata={"help": "Seed of the rollout sampler"})
+    batch_solutions: int = field(default=16, metadata={"help": "Solutions whose rollouts go to the policy in one call"})
+    step_style: str = field(default="auto", metadata={"help": "How candidate solutions split into steps (split_steps styles)"})
+    device: str | None = field(default=None, metadata={"help": "Device of the policy (default: cuda if available)"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the hub"})
+    resume: bool = field(default=False, metadata={"help": "Keep the lines already in --output and label only the rest"})
+
+
+@dataclass
+class _Solution:
+    line: int
+    prompt: str
+    steps: list[str]
+    reference: str | None
+    given_labels: list | None
+    id: str | None
+
+
+def _text_field(record: dict, key: str, where: dict) -> str:
+    if key not in record:
+        raise RecordError("missing", field=key, **where)
+    value = record[key]
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError(f"must be a non-empty string, got {value!r:.60}", field=key, **where)
+    return value
+
+
+def _reference(record: dict, where: dict) -> str | None:
+    reference = record.get("reference")
+    if reference is None:
+        return None
+    if isinstance(reference, bool) or not isinstance(reference, (str, int, float)):
+        raise RecordError(f"must be a string or a number, got {reference!r:.60}", field="reference", **where)
+    return str(reference)
+
+
+def _solutions_of(record: object, fmt: str, step_style: str, where: dict) -> list[_Solution]:
+    """The solutions one input line holds (one for a step record, several for candidates)."""
+    if not isinstance(record, dict):
+        raise RecordError(f"record must be a JSON object, got {type(record).__name__}", **where)
+    prompt = _text_field(record, "prompt", where)
+    completions = record.get("completions")
+    if not isinstance(completions, list) or not completions:
+        raise RecordError("missing" if completions is None else "must be a non-empty list", field="completions", **where)
+    for index, item in enumerate(completions):
+        if not isinstance(item, str) or not item.strip():
+            raise RecordError(f"item {index} must be a non-empty string", field="completions", **where)
+    reference = _reference(record, where)
+    record_id = record.get("id")
+    record_id = None if record_id is None else str(record_id)
+    is_steps = fmt == "steps" or (fmt == "auto" and "labels" in record)
+
+    if is_steps:
+        labels = None
+        if record.get("labels") is not None:
+            labels = validate_step_example(record, **where)["labels"]
+        if reference is None and labels is None:
+            raise RecordError("missing: needed to label the steps no check decides", field="reference", **where)
+        return [_Solution(where["line"], prompt, list(completions), reference, labels, record_id)]
+
+    from tasks.math.steps import split_steps
+
+    if reference is None:
+        raise RecordError("missing: candidates need a reference answer to be labelled", field="reference", **where)
+    solutions = []
+    for index, text in enumerate(completions):
+        steps = [step for step in split_steps(text, style=step_style) if step.strip()]
+        if not steps:
+            raise RecordError(f"completion {index} has no steps", field="completions", **where)
+        solutions.append(_Solution(where["line"], prompt, steps, reference, None, record_id))
+    return solutions
+
+
+def read_solutions(path: str | Path, fmt: str = "auto", step_style: str = "auto") -> list[_Solution]:
+    """Every solution of a JSONL file; a malformed line raises `RecordError` (file, line, field)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"input file not found: {path}")
+    solutions = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = {"path": str(path), "line": number}
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise RecordError(f"not valid JSON ({error.msg} at column {error.colno})", **where) from None
+            solutions += _solutions_of(record, fmt, step_style, where)
+    if not solutions:
+        raise RecordError("no records", path=str(path))
+    return solutions
+
+
+def _lines_done(output: Path) -> int:
+    """The last input line whose solutions are all in `output` (0 when none)."""
+    last = 0
+    with output.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                last = max(last, json.loads(line)["line"])
+    return last
+
+
+def label_file(config: LabelConfig) -> dict:
+    """Label every solution of `config.input`, write `config.output`, return the statistics."""
+    from tqdm.auto import tqdm
+
+    if config.mode not in MODES:
+        raise ValueError(f"--mode must be one of {MODES}, got {config.mode!r}")
+    if config.mode == "consensus" and not config.policy:
+        raise ValueError("--mode consensus compares symbolic checks with rollouts: give --policy")
+    solutions = read_solutions(config.input, config.format, config.step_style)
+    output = Path(config.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if config.resume and output.exists():
+        done = _lines_done(output)
+        solutions = [s for s in solutions if s.line > done]
+        # Batches end at line boundaries, so lines up to `done` are complete.
+        print(f"resuming after input line {done}: {len(solutions)} solutions left")
+        file_mode = "a"
+    else:
+        file_mode = "w"
+
+    policy = None
+    if config.policy:
+        from search.policy import HFPolicy
+
+        policy = HFPolicy.from_pretrained(
+            config.policy, device=config.device, temperature=config.temperature,
+            max_new_tokens=config.max_new_tokens, seed=config.seed, trust_remote_code=config.trust_remote_code,
+        )
+
+    stats = LabelStats()
+    batches = _batches_on_line_boundaries(solutions, max(1, config.batch_solutions))
+    with output.open(file_mode, encoding="utf-8") as sink, tqdm(total=len(solutions), desc="label", unit="solution") as bar:
+        for batch in batches:
+            results = label_many(
+                [(s.prompt, s.steps) for s in batch], policy, config.n_rollouts, config.mode,
+                references=[s.reference for s in batch], given_labels=[s.given_labels for s in batch],
+            )
+            for solution, result in zip(batch, results):
+                stats.add(result, solution.given_labels)
+                record = result.to_record(solution.prompt, solution.steps)
+                if record is None:
+                    continue
+                record["label_sources"] = result.sources[: result.n_kept]
+                record["reference"] = solution.reference
+                record["line"] = solution.line
+                if solution.id is not None:
+                    record["id"] = solution.id
+                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sink.flush()
+            bar.update(len(batch))
+
+    print(stats)
+    summary = stats.as_dict()
+    stats_path = output.with_name(output.stem + ".stats.json")
+    stats_path.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    print(f"wrote {output} and {stats_path}")
+    return summary
+
+
+def _batches_on_line_boundaries(solutions: list[_Solution], size: int) -> list[list[_Solution]]:
+    """Groups of about `size` solutions that never split one input line (so resume is exact)."""
+    batches: list[list[_Solution]] = []
+    for solution in solutions:
+        starts_line = not batches or batches[-1][-1].line != solution.line
+        if not batches or (starts_line and len(batches[-1]) >= size):
+            batches.append([])
+        batches[-1].append(solution)
+    return batches

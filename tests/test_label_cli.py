@@ -1,0 +1,106 @@
+"""`prm label`: step-labelled and candidates input, errors naming file/line/field, rollouts
+through a tiny saved policy, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from prm.cli import main as prm_main
+from search.label import LabelConfig, label_file
+from tasks.math.types import RecordError, validate_step_example
+from test_labelling import checkers  # noqa: F401  (real verifiers, or stand-ins until they land)
+
+QUESTION = "Tom has 3 apples and buys 4 more. How many apples?"
+
+
+def write_jsonl(path, records):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_step_records_are_relabelled_and_written_as_valid_records(tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [
+        {"prompt": QUESTION, "completions": ["3 + 4 = 8", "The answer is 8"], "labels": [True, True],
+         "reference": "7", "id": "a"},
+        {"prompt": QUESTION, "completions": ["He counts them.", "The answer is 7"], "labels": [False, True],
+         "reference": 7},
+        # No reference: the unverifiable step keeps its given label.
+        {"prompt": QUESTION, "completions": ["He counts them.", "3 + 4 = 7"], "labels": [False, True]},
+    ])
+    output = tmp_path / "out.jsonl"
+    stats = label_file(LabelConfig(input=str(source), output=str(output)))
+    records = read_jsonl(output)
+    for record in records:
+        validate_step_example(record)
+    assert [r["labels"] for r in records] == [[False, False], [True, True], [False, True]]
+    assert records[0]["label_sources"] == ["symbolic", "after_error"] and records[0]["id"] == "a"
+    assert records[2]["label_sources"] == ["given", "symbolic"]
+    assert [r["line"] for r in records] == [1, 2, 3]
+    assert stats["steps"] == 6
+    assert json.loads((tmp_path / "out.stats.json").read_text())["solutions"] == 3
+
+
+def test_candidates_are_split_into_steps_through_the_prm_command(tmp_path):
+    pytest.importorskip("tasks.math.steps")
+    source = write_jsonl(tmp_path / "cands.jsonl", [
+        {"prompt": QUESTION, "reference": "7",
+         "completions": ["3 + 4 = 7\nThe answer is 7", "3 + 4 = 9\nThe answer is 9"]},
+    ])
+    output = tmp_path / "out.jsonl"
+    assert prm_main(["label", "--input", str(source), "--output", str(output), "--format", "candidates"]) == 0
+    records = read_jsonl(output)
+    assert [r["completions"] for r in records] == [["3 + 4 = 7", "The answer is 7"], ["3 + 4 = 9", "The answer is 9"]]
+    assert [r["labels"] for r in records] == [[True, True], [False, False]]
+
+
+@pytest.mark.parametrize(
+    "line, field",
+    [
+        ('{"prompt": "q", "completions": ["a"], "labels": [true]', None),  # broken JSON
+        ({"prompt": "q", "completions": ["He counts."], "labels": [True, False], "reference": "1"}, "labels"),
+        ({"prompt": "q", "completions": ["He counts."]}, "reference"),
+        ({"prompt": "", "completions": ["x"], "reference": "1"}, "prompt"),
+        ({"prompt": "q", "completions": "3 + 4 = 7", "reference": "1"}, "completions"),
+    ],
+)
+def test_bad_lines_raise_errors_naming_file_line_and_field(tmp_path, line, field):
+    good = {"prompt": QUESTION, "completions": ["3 + 4 = 7"], "labels": [True], "reference": "7"}
+    source = write_jsonl(tmp_path / "bad.jsonl", [good, line])
+    with pytest.raises(RecordError) as caught:
+        label_file(LabelConfig(input=str(source), output=str(tmp_path / "out.jsonl"), format="auto"))
+    assert caught.value.line == 2 and caught.value.path == str(source)
+    assert caught.value.field == field
+    assert "bad.jsonl" in str(caught.value)
+
+
+def test_rollouts_through_a_saved_tiny_policy_and_resume(tmp_path):
+    from prm.tiny import save_tiny_causal_lm
+
+    texts = [f"Question: {QUESTION}\nSolution:\n3 + 4 = 7\nThe answer is 7\n"] * 4
+    policy_dir = save_tiny_causal_lm(tmp_path / "policy", texts, size="tiny", seed=0)
+    records = [
+        {"prompt": QUESTION, "completions": ["He thinks.", "He counts.", "The answer is 7"],
+         "labels": [True, True, True], "reference": "7"}
+        for _ in range(3)
+    ]
+    source = write_jsonl(tmp_path / "in.jsonl", records)
+    config = LabelConfig(input=str(source), output=str(tmp_path / "out.jsonl"), policy=str(policy_dir),
+                         n_rollouts=2, max_new_tokens=8, mode="soft", batch_solutions=2, device="cpu")
+    stats = label_file(config)
+    first = read_jsonl(tmp_path / "out.jsonl")
+    assert stats["steps_by_source"] == {"rollout": 6, "answer": 3}
+    for record in first:
+        assert record["label_sources"] == ["rollout", "rollout", "answer"]
+        assert all(0.0 <= label <= 1.0 for label in record["labels"]) and record["labels"][-1] == 1.0
+
+    # Resume after losing the last line: only line 3 is labelled again.
+    (tmp_path / "out.jsonl").write_text("".join(json.dumps(r) + "\n" for r in first[:2]), encoding="utf-8")
+    resumed = label_file(LabelConfig(**{**config.__dict__, "resume": True}))
+    assert resumed["solutions"] == 1
+    assert [r["line"] for r in read_jsonl(tmp_path / "out.jsonl")] == [1, 2, 3]
