@@ -1,0 +1,126 @@
+"""`prm score`: score the steps of every solution in a JSONL file with a reward model.
+
+Two record kinds are read (a file may mix them):
+
+- step-labelled ``{"prompt", "completions": [step, ...], "labels": [...]}``: the completions
+  are the steps of one solution -> ``"step_scores": [p, ...]`` and ``"score"``.
+- candidates ``{"prompt", "completions": [solution, ...]}`` (no labels): each completion is a
+  whole solution, split into steps -> ``"step_scores": [[p, ...], ...]`` and ``"scores"``;
+  the prompt is encoded once and shared by its candidates.
+
+Every other field of a record is copied to the output unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tasks.math.types import RecordError, validate_step_example
+
+
+@dataclass
+class ScoreConfig:
+    """Options of `prm score`."""
+
+    model: str = field(metadata={"help": "Reward model: a local directory or hub id (e.g. Qwen/Qwen2.5-Math-PRM-7B)"})
+    input: str = field(metadata={"help": "JSONL of step-labelled records or {prompt, completions} candidates"})
+    output: str = field(default="", metadata={"help": "Output JSONL (default: <input>.scored.jsonl)"})
+    format: str = field(default="auto", metadata={"help": "auto | native | qwen-prm | math-shepherd | rlhflow"})
+    aggregation: str = field(default="", metadata={"help": "min | prod | last | mean (default: the model's own)"})
+    batch_size: int = field(default=16, metadata={"help": "Sequences per forward pass"})
+    device: str = field(default="", metadata={"help": "cpu, cuda, cuda:1, ... (default: cuda if available)"})
+    dtype: str = field(default="", metadata={"help": "float32 | bfloat16 | float16 (default: as saved)"})
+    step_style: str = field(default="", metadata={
+        "help": "Split candidate solutions with tasks.math.steps.split_steps in this style (default: at the "
+                "model's step separator)"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the hub (off by default)"})
+
+
+def _read_records(path: Path) -> list[tuple[int, dict]]:
+    """(line number, record) for every non-blank line; malformed lines raise RecordError."""
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise RecordError(f"invalid JSON ({error.msg})", path=str(path), line=line_number) from None
+            if not isinstance(record, dict):
+                raise RecordError("record must be a JSON object", path=str(path), line=line_number)
+            if "labels" in record:
+                record = {**record, **validate_step_example(record, path=str(path), line=line_number)}
+            else:
+                _check_candidates(record, path=str(path), line=line_number)
+            records.append((line_number, record))
+    return records
+
+
+def _check_candidates(record: dict, *, path: str, line: int) -> None:
+    prompt = record.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise RecordError("must be a non-empty string", path=path, line=line, field="prompt")
+    completions = record.get("completions")
+    if not isinstance(completions, list) or not completions:
+        raise RecordError("must be a non-empty list", path=path, line=line, field="completions")
+    for index, completion in enumerate(completions):
+        if not isinstance(completion, str) or not completion.strip():
+            raise RecordError(f"completion {index} must be a non-empty string", path=path, line=line,
+                              field="completions")
+
+
+def score_file(config: ScoreConfig) -> Path:
+    """Score `config.input` and write `config.output`; returns the output path."""
+    from tqdm.auto import tqdm
+
+    from prm.scoring import load
+
+    source = Path(config.input)
+    target = Path(config.output) if config.output else source.with_suffix(".scored.jsonl")
+    records = _read_records(source)
+    scorer = load(config.model, device=config.device or None, dtype=config.dtype or None, format=config.format,
+                  trust_remote_code=config.trust_remote_code, batch_size=config.batch_size,
+                  aggregation=config.aggregation or None)
+    if config.step_style:
+        from tasks.math.steps import split_steps
+
+        def split(text: str) -> list[str]:
+            return split_steps(text, style=config.step_style)
+    else:
+        def split(text: str) -> list[str]:
+            return [step for step in text.split(scorer.encoder.separator) if step.strip()]
+
+    results: dict[int, dict] = {}
+    labelled = [(line, record) for line, record in records if "labels" in record]
+    with tqdm(total=len(records), desc="prm score", unit="record") as bar:
+        # Step-labelled solutions are batched across records, in chunks so progress moves.
+        chunk = max(config.batch_size * 8, 1)
+        for start in range(0, len(labelled), chunk):
+            part = labelled[start: start + chunk]
+            scores = scorer.score_steps_batch([r["prompt"] for _, r in part], [r["completions"] for _, r in part])
+            for (line, record), step_scores in zip(part, scores):
+                results[line] = {**record, "step_scores": step_scores, "score": scorer.aggregate(step_scores)}
+            bar.update(len(part))
+        for line, record in records:
+            if "labels" in record:
+                continue
+            solutions = []
+            for index, completion in enumerate(record["completions"]):
+                steps = split(completion)
+                if not steps:
+                    raise RecordError(f"completion {index} has no steps", path=str(source), line=line,
+                                      field="completions")
+                solutions.append(steps)
+            step_scores = scorer.score_best_of_n(record["prompt"], solutions)
+            results[line] = {**record, "step_scores": step_scores,
+                             "scores": [scorer.aggregate(scores) for scores in step_scores]}
+            bar.update(1)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", encoding="utf-8") as handle:
+        for line, _ in records:
+            handle.write(json.dumps(results[line]) + "\n")
+    print(f"scored {len(records)} records ({scorer.forward_tokens} tokens through the model) -> {target}")
+    return target
