@@ -9,7 +9,9 @@ Three tables:
    how many calculator annotations check true / false / unparsed, and the false claims;
 3. hostile inputs (code injection, exponent towers, factorial bombs, deep nesting, 1 MB
    strings, odd unicode, NaN/inf): time and outcome per input, each tool in a worker process
-   with a timeout so a hang is reported instead of stalling the benchmark.
+   with a timeout so a hang is reported instead of stalling the benchmark;
+4. automatic step labels (`verifiers.labelling`, no policy) on corrupted synthetic
+   solutions, against their known labels.
 
     pip install -e '.[bench]'
     python benchmarks/verifiers.py --json verifiers.json --false-claims false_claims.jsonl
@@ -405,6 +407,46 @@ def bench_hostile(timeout: float, with_math_verify: bool) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------
+# 4. automatic labels on the synthetic task (ground truth known)
+
+
+def bench_labels(n_problems: int) -> dict:
+    """Label corrupted synthetic solutions without a policy and compare with the truth."""
+    from collections import Counter
+
+    from tasks.math.synthetic import PRESETS, generate_problems, step_labelled_records
+    from verifiers.labelling import LabelStats, label_steps
+
+    results, rows = {}, []
+    for preset in PRESETS:
+        records = step_labelled_records(generate_problems(n_problems, preset=preset, seed=0), corrupt_fraction=0.5, seed=0)
+        stats, located, flagged_correct = LabelStats(), Counter(), 0
+        start = time.perf_counter()
+        for record in records:
+            result = label_steps(record["prompt"], record["completions"], reference=record["reference"])
+            stats.add(result, record["labels"])
+            flagged_correct += all(record["labels"]) and not all(result.labels)
+            if record.get("kind"):
+                located[record["kind"]] += result.first_false_claim == record["first_wrong"]
+        elapsed = time.perf_counter() - start
+        kinds = Counter(record["kind"] for record in records if record.get("kind"))
+        results[preset] = {
+            **stats.as_dict(), "solutions_per_s": len(records) / elapsed,
+            "correct_solutions_flagged": flagged_correct,
+            "errors_located": {kind: f"{located[kind]}/{kinds[kind]}" for kind in sorted(kinds)},
+        }
+        rows.append([preset, len(records), f"{100 * stats.given_agreement:.1f} %", flagged_correct,
+                     ", ".join(f"{kind} {located[kind]}/{kinds[kind]}" for kind in sorted(kinds)),
+                     f"{len(records) / elapsed:,.0f}"])
+    print_table(
+        "Automatic labels (no policy) vs the synthetic task's true labels",
+        ["preset", "solutions", "step agreement", "correct flagged", "errors located at their step", "solutions/s"],
+        rows,
+    )
+    return results
+
+
+# ---------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -416,10 +458,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed passes over the pairs for our judge")
     parser.add_argument("--hostile-timeout", type=float, default=10.0, help="seconds before a hostile case is killed")
     parser.add_argument("--no-math-verify", action="store_true", help="skip the math-verify columns")
-    parser.add_argument("--only", choices=["answers", "steps", "hostile"], action="append",
+    parser.add_argument("--label-problems", type=int, default=200, help="synthetic problems per preset for labels")
+    parser.add_argument("--only", choices=["answers", "steps", "hostile", "labels"], action="append",
                         help="run only these sections (repeatable)")
     args = parser.parse_args(argv)
-    sections = set(args.only or ["answers", "steps", "hostile"])
+    sections = set(args.only or ["answers", "steps", "hostile", "labels"])
     with_math_verify = not args.no_math_verify and math_verify_available()
     if not args.no_math_verify and not with_math_verify:
         print("math-verify is not installed (pip install -e '.[bench]'): its columns are skipped")
@@ -435,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
         report["steps"] = bench_steps(args.gsm8k, args.false_claims)
     if "hostile" in sections:
         report["hostile"] = bench_hostile(args.hostile_timeout, with_math_verify)
+    if "labels" in sections:
+        report["labels"] = bench_labels(args.label_problems)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
         print(f"\nwrote {args.json}")
