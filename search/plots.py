@@ -1,0 +1,78 @@
+"""Accuracy curves as PNG files (matplotlib, Agg: no display needed).
+
+`plot_accuracy_vs_n`: one line per method, N on a log2 axis, error bars = std over seeds
+(the figure of "Let's Verify Step by Step"). `plot_accuracy_vs_tokens`: accuracy against
+mean generated tokens per problem, so beam search / DVTS and best-of-N compare at equal
+budget. Both take the `CurvePoint`s of `search.rerank.accuracy_curve` /
+`search.evaluate.evaluate_best_of_n`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from search.rerank import CurvePoint
+
+
+def _figure():
+    # A Figure without pyplot renders through Agg and leaves the global backend alone.
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5), dpi=120)
+    return figure, figure.subplots()
+
+
+def _by_method(points: Sequence[CurvePoint], x: str) -> dict[str, list[CurvePoint]]:
+    lines: dict[str, list[CurvePoint]] = {}
+    for point in points:
+        if getattr(point, x) is not None:
+            lines.setdefault(point.method, []).append(point)
+    return {method: sorted(line, key=lambda p: getattr(p, x)) for method, line in lines.items()}
+
+
+def _draw(axes, lines: dict[str, list[CurvePoint]], x: str) -> None:
+    for method, line in lines.items():
+        style = "--" if method == "oracle" else "-"
+        axes.errorbar([getattr(p, x) for p in line], [p.accuracy_mean for p in line],
+                      yerr=[p.accuracy_std for p in line], label=method, linestyle=style,
+                      marker="o", markersize=3, capsize=2, linewidth=1.2)
+    axes.set_ylabel("accuracy")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=7, ncol=2, loc="best")
+
+
+def plot_accuracy_vs_n(points: Sequence[CurvePoint], path: str | Path, *, title: str | None = None) -> Path:
+    """Accuracy vs N (log2 axis, ticks at the N values) per method; returns the PNG path."""
+    lines = _by_method(points, "n")
+    if not lines:
+        raise ValueError("no points to plot")
+    figure, axes = _figure()
+    _draw(axes, lines, "n")
+    axes.set_xscale("log", base=2)
+    ns = sorted({p.n for p in points})
+    axes.set_xticks(ns, [str(n) for n in ns])
+    axes.set_xlabel("N = solutions per problem (log2)")
+    axes.set_title(title or "Best-of-N accuracy vs N")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path)
+    return path
+
+
+def plot_accuracy_vs_tokens(points: Sequence[CurvePoint], path: str | Path, *, title: str | None = None) -> Path | None:
+    """Accuracy vs mean generated tokens per problem (log axis); None when no point has tokens."""
+    lines = _by_method(points, "tokens_mean")
+    if not lines:
+        return None
+    figure, axes = _figure()
+    _draw(axes, lines, "tokens_mean")
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("generated tokens per problem (log2)")
+    axes.set_title(title or "Accuracy at equal generation budget")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path)
+    return path
