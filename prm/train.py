@@ -1,0 +1,524 @@
+"""`prm train`: train a PRM, an ORM, both at once, or a pairwise (Bradley-Terry) reward model.
+
+A plain accelerate loop, readable top to bottom::
+
+    prm train --data synthetic:tiny --model tiny:small --objective prm --max_steps 300
+    prm train --data steps.jsonl --model Qwen/Qwen2.5-0.5B --lora_r 16 --mixed_precision bf16
+    accelerate launch --cpu --num_processes 2 -m prm.cli train --data synthetic:tiny ...
+
+The same run from Python: `train(TrainConfig(data="synthetic:tiny", objective="joint"))`.
+
+The loss of an optimizer step is normalised by the number of labelled items (steps,
+solutions or pairs) over all processes and accumulation micro-batches, so 2 processes x
+batch b, 1 process x batch 2b and 1 process x b with 2 accumulation steps follow the same
+curve. Checkpoints hold model, optimizer, scheduler, RNG states and the sampler position, so
+`--resume` continues to the same result as a run that was never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+import warnings
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from prm.collate import (
+    LengthGroupedBatchSampler,
+    collate_features,
+    collate_pairs,
+    encode_outcome_record,
+    encode_pairwise_record,
+    encode_step_record,
+    feature_length,
+)
+from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss, until_first_wrong
+from prm.metrics import pairwise_accuracy, processbench_f1, step_accuracy, step_auc
+from prm.modeling import RewardModel, RewardSettings
+from tasks.math.types import RecordError, validate_outcome_example, validate_pairwise_example, validate_step_example
+
+
+@dataclass
+class TrainConfig:
+    """Options of `prm train` (each field is a command-line flag)."""
+
+    data: str = field(default="synthetic:tiny", metadata={"help": "JSONL path, hub id, or synthetic:<preset> (tasks.math.synthetic)"})
+    eval_data: str | None = field(default=None, metadata={"help": "Held-out data (same forms as --data); default: split --eval_fraction off --data"})
+    eval_fraction: float = field(default=0.1, metadata={"help": "Share of --data held out for evaluation when --eval_data is not given"})
+    synthetic_problems: int = field(default=2000, metadata={"help": "Number of problems generated for synthetic:<preset> data"})
+    model: str = field(default="tiny:small", metadata={"help": "Backbone: path or hub id, or tiny:<tiny|small|base> for a fresh model with a tokenizer trained on the data"})
+    output_dir: str = field(default="runs/prm", metadata={"help": "Where the model, checkpoints and metrics.jsonl go"})
+    objective: str = field(default="prm", metadata={"help": "prm | orm | joint | pairwise"})
+    head: str = field(default="classification", metadata={"help": "Step head: classification | plus_minus (LM-head '+'/'-' tokens)"})
+    num_labels: int = field(default=1, metadata={"help": "Classification head outputs: 1 logit or 2 classes"})
+    separator: str = field(default="\n", metadata={"help": "Text that ends every step; scores are read at its last token"})
+    add_separator_token: bool = field(default=False, metadata={"help": "Add the separator to the vocabulary as a special token"})
+    aggregation: str = field(default="min", metadata={"help": "Default step-score aggregation stored with the model: min|prod|last|mean"})
+    first_wrong_only: bool = field(default=False, metadata={"help": "Ignore steps after the first wrong one (Let's Verify)"})
+    outcome_weight: float = field(default=1.0, metadata={"help": "Weight of the outcome loss in --objective joint"})
+    centering_coef: float = field(default=0.0, metadata={"help": "Pairwise reward-centring coefficient: coef * (r_w + r_l)^2"})
+    max_length: int = field(default=512, metadata={"help": "Truncate sequences; steps ending beyond it lose their label"})
+    vocab_size: int = field(default=512, metadata={"help": "Tokenizer size for tiny:<size> models"})
+    batch_size: int = field(default=16, metadata={"help": "Sequences per process per micro-batch (pairs for pairwise)"})
+    grad_accum: int = field(default=1, metadata={"help": "Micro-batches per optimizer step"})
+    max_steps: int = field(default=300, metadata={"help": "Optimizer steps"})
+    lr: float = field(default=1e-3, metadata={"help": "Peak learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    warmup_steps: int = field(default=10, metadata={"help": "Linear warm-up steps"})
+    lr_scheduler: str = field(default="cosine", metadata={"help": "transformers scheduler name: cosine | linear | constant_with_warmup ..."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping (0 = off)"})
+    group_by_length: bool = field(default=True, metadata={"help": "Batch sequences of similar length (less padding)"})
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank (0 = full fine-tuning)"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
+    lora_target_modules: str = field(default="all-linear", metadata={"help": "Comma-separated module names, or all-linear"})
+    mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations in backward to save memory"})
+    eval_every: int = field(default=100, metadata={"help": "Evaluate every N steps (0 = only at the end)"})
+    eval_batch_size: int = field(default=32, metadata={"help": "Sequences per evaluation batch"})
+    save_every: int = field(default=0, metadata={"help": "Checkpoint every N steps (0 = off)"})
+    log_every: int = field(default=10, metadata={"help": "Write train metrics every N steps"})
+    resume: str | None = field(default=None, metadata={"help": "Checkpoint directory, or 'latest' (newest under output_dir/checkpoints)"})
+    seed: int = field(default=0, metadata={"help": "Seed of data split, sampler, initialisation and dropout"})
+    tensorboard: bool = field(default=False, metadata={"help": "Also log to output_dir/tensorboard (needs tensorboard)"})
+    progress: bool = field(default=True, metadata={"help": "Show a tqdm progress bar"})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the hub"})
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("prm", "orm", "joint", "pairwise"):
+            raise ValueError(f"--objective must be prm, orm, joint or pairwise, got {self.objective!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"--mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+
+
+# ------------------------------------------------------------------------------------------ data
+def _synthetic_records(preset: str, objective: str, n: int, seed: int) -> list[dict]:
+    from tasks.math.synthetic import generate_problems, step_labelled_records
+    from tasks.math.types import outcome_from_steps
+
+    problems = generate_problems(n, preset, seed=seed)
+    if objective == "pairwise":
+        correct = step_labelled_records(problems, corrupt_fraction=0.0, seed=seed)
+        wrong = step_labelled_records(problems, corrupt_fraction=1.0, seed=seed)
+        return [{"prompt": c["prompt"], "chosen": "\n".join(c["completions"]), "rejected": "\n".join(w["completions"])}
+                for c, w in zip(correct, wrong)]
+    records = step_labelled_records(problems, corrupt_fraction=0.5, seed=seed)
+    return [outcome_from_steps(r) for r in records] if objective == "orm" else records
+
+
+def _raw_rows(source: str):
+    """(row, path, line) for a JSONL file or a hub data set."""
+    path = Path(source)
+    if path.exists():
+        with path.open(encoding="utf-8") as handle:
+            for line_number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield json.loads(line), str(path), line_number
+                except json.JSONDecodeError as error:
+                    raise RecordError(f"invalid JSON ({error.msg})", path=str(path), line=line_number) from error
+        return
+    try:
+        from tasks.math.loaders import load_step_dataset
+    except ImportError:
+        from datasets import load_dataset
+
+        def load_step_dataset(name):
+            return load_dataset(name, split="train")
+    for index, row in enumerate(load_step_dataset(source)):
+        yield dict(row), source, index + 1
+
+
+def load_records(source: str, objective: str, *, synthetic_problems: int = 2000, seed: int = 0) -> list[dict]:
+    """Validated records for `objective` from a JSONL path, a hub id or synthetic:<preset>.
+
+    prm/joint need step-labelled records; orm takes outcome records or step records (their
+    outcome view); pairwise takes {prompt, chosen, rejected, margin?}. A bad record raises
+    `RecordError` with file, line and field.
+    """
+    from tasks.math.types import outcome_from_steps
+
+    if source.startswith("synthetic:"):
+        return _synthetic_records(source.split(":", 1)[1] or "tiny", objective, synthetic_problems, seed)
+    records = []
+    for row, path, line in _raw_rows(source):
+        if objective == "pairwise":
+            records.append(validate_pairwise_example(row, path=path, line=line))
+        elif objective == "orm" and isinstance(row, dict) and "completion" in row:
+            records.append(validate_outcome_example(row, path=path, line=line))
+        elif objective == "orm":
+            records.append(outcome_from_steps(validate_step_example(row, path=path, line=line)))
+        else:
+            records.append(validate_step_example(row, path=path, line=line))
+    if not records:
+        raise RecordError("no records", path=source)
+    return records
+
+
+def _split(records: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    order = list(range(len(records)))
+    random.Random(f"split/{seed}").shuffle(order)
+    held_out = max(1, round(fraction * len(records))) if fraction > 0 else 0
+    return [records[i] for i in order[held_out:]], [records[i] for i in order[:held_out]]
+
+
+def _texts(records: list[dict]) -> list[str]:
+    texts = []
+    for record in records:
+        texts.append(record["prompt"])
+        texts += record.get("completions") or [record[key] for key in ("completion", "chosen", "rejected") if key in record]
+    return texts
+
+
+def encode_records(tokenizer, records: list[dict], settings: RewardSettings, max_length: int) -> tuple[list[dict], int]:
+    """Features for every record and the number of step labels lost to truncation."""
+    features, dropped = [], 0
+    for record in records:
+        if settings.objective == "pairwise":
+            feature = encode_pairwise_record(tokenizer, record, settings, max_length)
+            dropped += feature["chosen"]["n_dropped"] + feature["rejected"]["n_dropped"]
+        elif "completions" in record:
+            feature = encode_step_record(tokenizer, record, settings, max_length)
+            dropped += feature["n_dropped"]
+        else:
+            feature = encode_outcome_record(tokenizer, record["prompt"], record["completion"], record["label"],
+                                            settings, max_length)
+            dropped += feature["n_dropped"]
+        features.append(feature)
+    return features, dropped
+
+
+# ------------------------------------------------------------------------------------------ model
+def build_model(config: TrainConfig, train_records: list[dict], tokenizer_dir: str | None = None):
+    """(tokenizer, RewardModel): a fresh tiny backbone with a tokenizer trained on the data, or a
+    pretrained one. `tokenizer_dir` (a checkpoint) replaces tokenizer training on resume."""
+    from transformers import AutoTokenizer
+
+    settings = RewardSettings(separator=config.separator, head=config.head, num_labels=config.num_labels,
+                              objective=config.objective, aggregation=config.aggregation)
+    if config.model.startswith("tiny:"):
+        from prm.tiny import build_tiny_causal_lm, train_tokenizer
+
+        tokenizer = (AutoTokenizer.from_pretrained(tokenizer_dir) if tokenizer_dir
+                     else train_tokenizer(_texts(train_records), vocab_size=config.vocab_size))
+        if config.add_separator_token:
+            tokenizer.add_tokens([config.separator], special_tokens=True)
+        backbone = build_tiny_causal_lm(tokenizer, size=config.model.split(":", 1)[1], seed=config.seed,
+                                        max_positions=max(512, config.max_length))
+    else:
+        from transformers import AutoModel, AutoModelForCausalLM
+
+        from prm.hub import resolve_model
+
+        name = resolve_model(config.model)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or name, trust_remote_code=config.trust_remote_code)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if config.add_separator_token:
+            tokenizer.add_tokens([config.separator], special_tokens=True)
+        auto = AutoModelForCausalLM if settings.needs_lm_head else AutoModel
+        backbone = auto.from_pretrained(name, trust_remote_code=config.trust_remote_code)
+    if len(tokenizer) > backbone.get_input_embeddings().num_embeddings:
+        backbone.resize_token_embeddings(len(tokenizer))
+    model = RewardModel.from_backbone(backbone, settings, tokenizer=tokenizer)
+    if config.lora_r > 0:
+        targets = config.lora_target_modules
+        model.add_lora(r=config.lora_r, alpha=config.lora_alpha,
+                       target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")])
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return tokenizer, model
+
+
+# ------------------------------------------------------------------------------------------ loss
+def _at_positions(logits: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits [B, T], positions [B] (-1 = none) -> (values [B], valid [B] bool)."""
+    valid = positions >= 0
+    values = logits.gather(1, positions.clamp(min=0).unsqueeze(1)).squeeze(1)
+    return values, valid
+
+
+def _loss_names(objective: str) -> list[str]:
+    return {"prm": ["step"], "orm": ["outcome"], "joint": ["step", "outcome"], "pairwise": ["outcome"]}[objective]
+
+
+def _labelled_items(batch: dict, config: TrainConfig) -> dict[str, torch.Tensor]:
+    """Items each loss term is averaged over: steps (prm, joint), solutions (orm, joint), pairs."""
+    counts = {}
+    if config.objective in ("prm", "joint"):
+        mask = until_first_wrong(batch["step_labels"], batch["step_mask"]) if config.first_wrong_only else batch["step_mask"]
+        counts["step"] = mask.sum()
+    if config.objective in ("orm", "joint"):
+        counts["outcome"] = (batch["outcome_positions"] >= 0).sum()
+    if config.objective == "pairwise":
+        valid = batch["outcome_positions"] >= 0
+        pairs = len(batch["margins"])
+        counts["outcome"] = (valid[:pairs] & valid[pairs:]).sum()
+    return counts
+
+
+def loss_sums(output, batch: dict, config: TrainConfig) -> dict[str, torch.Tensor]:
+    """Summed (not averaged) loss terms of one micro-batch: {"step": ..., "outcome": ...}."""
+    sums = {}
+    if config.objective in ("prm", "joint"):
+        sums["step"] = step_bce_loss(output.step_logits, batch["step_labels"], batch["step_mask"],
+                                     first_wrong_only=config.first_wrong_only, reduction="sum")
+    if config.objective in ("orm", "joint"):
+        logits, valid = _at_positions(output.outcome_logits, batch["outcome_positions"])
+        sums["outcome"] = outcome_bce_loss(logits[valid], batch["outcome_labels"][valid], reduction="sum")
+    if config.objective == "pairwise":
+        rewards, valid = _at_positions(output.outcome_logits, batch["outcome_positions"])
+        pairs = len(batch["margins"])
+        both = valid[:pairs] & valid[pairs:]
+        sums["outcome"] = pairwise_loss(rewards[:pairs][both], rewards[pairs:][both], batch["margins"][both],
+                                        centering_coef=config.centering_coef, reduction="sum")
+    return sums
+
+
+# ------------------------------------------------------------------------------------------ eval
+@torch.no_grad()
+def evaluate(model: RewardModel, features: list[dict], objective: str, pad_token_id: int,
+             batch_size: int = 32, device=None) -> dict[str, float]:
+    """Held-out metrics: step accuracy / AUC / ProcessBench F1 (prm, joint), outcome accuracy /
+    AUC (orm, joint), pair accuracy (pairwise)."""
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    order = sorted(range(len(features)), key=lambda i: feature_length(features[i]))
+    step_probs, step_labels, outcome_scores, outcome_labels, chosen, rejected = [], [], [], [], [], []
+    for start in range(0, len(order), batch_size):
+        chunk = [features[i] for i in order[start:start + batch_size]]
+        if objective == "pairwise":
+            batch = collate_pairs(chunk, pad_token_id)
+        else:
+            batch = collate_features(chunk, pad_token_id)
+        output = model(batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
+        if objective in ("prm", "joint"):
+            probabilities = torch.sigmoid(output.step_logits.float()).cpu()
+            for row, feature in enumerate(chunk):
+                step_probs.append(probabilities[row, feature["label_positions"]].tolist())
+                step_labels.append(feature["labels"])
+        if objective in ("orm", "joint", "pairwise"):
+            values, valid = _at_positions(output.outcome_logits.float().cpu(), batch["outcome_positions"])
+            if objective == "pairwise":
+                pairs = len(chunk)
+                both = valid[:pairs] & valid[pairs:]
+                chosen += values[:pairs][both].tolist()
+                rejected += values[pairs:][both].tolist()
+            else:
+                outcome_scores += values[valid].tolist()
+                outcome_labels += batch["outcome_labels"][valid].tolist()
+    model.train(was_training)
+    metrics: dict[str, float] = {}
+    if step_probs:
+        flat_probs = [p for row in step_probs for p in row]
+        flat_labels = [y for row in step_labels for y in row]
+        bench = processbench_f1(step_probs, step_labels)
+        metrics.update({
+            "step_accuracy": step_accuracy(flat_probs, flat_labels),
+            "step_auc": step_auc(flat_probs, flat_labels),
+            "processbench_f1": bench["f1"],
+            "processbench_error_accuracy": bench["error_accuracy"],
+            "processbench_correct_accuracy": bench["correct_accuracy"],
+        })
+    if outcome_scores:
+        metrics["outcome_accuracy"] = step_accuracy([1 / (1 + math.exp(-s)) for s in outcome_scores], outcome_labels)
+        metrics["outcome_auc"] = step_auc(outcome_scores, outcome_labels)
+    if chosen:
+        metrics["pair_accuracy"] = pairwise_accuracy(chosen, rejected)
+    return metrics
+
+
+# ------------------------------------------------------------------------------------------ logging
+class MetricsLogger:
+    """metrics.jsonl always (one JSON object per line), tensorboard when asked."""
+
+    def __init__(self, output_dir: Path, tensorboard: bool):
+        self.path = output_dir / "metrics.jsonl"
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(output_dir / "tensorboard"))
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": step, **values}) + "\n")
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class BatchStream:
+    """Endless micro-batches over epochs; remembers (epoch, next_batch) for checkpoints."""
+
+    def __init__(self, loader, sampler: LengthGroupedBatchSampler, epoch: int = 0, next_batch: int = 0):
+        self.loader, self.sampler = loader, sampler
+        self.epoch, self.next_batch = epoch, next_batch
+        self.sampler.set_epoch(epoch, start_batch=next_batch)
+        self.iterator = iter(loader)
+
+    def next(self) -> dict:
+        if self.next_batch >= len(self.sampler):
+            self.epoch, self.next_batch = self.epoch + 1, 0
+            self.sampler.set_epoch(self.epoch)
+            self.iterator = iter(self.loader)
+        self.next_batch += 1
+        return next(self.iterator)
+
+
+def _latest_checkpoint(output_dir: Path) -> Path:
+    checkpoints = sorted((output_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    if not checkpoints:
+        raise FileNotFoundError(f"--resume latest: no checkpoint under {output_dir / 'checkpoints'}")
+    return checkpoints[-1]
+
+
+# ------------------------------------------------------------------------------------------ recipe
+def train(config: TrainConfig) -> Path:
+    """Train a reward model as `config` says; returns the directory of the saved model."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from torch.utils.data import DataLoader
+    from tqdm.auto import tqdm
+    from transformers import get_scheduler
+
+    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    set_seed(config.seed)
+    output_dir = Path(config.output_dir)
+    resume_dir = None
+    if config.resume:
+        resume_dir = _latest_checkpoint(output_dir) if config.resume == "latest" else Path(config.resume)
+
+    # Data: records -> held-out split -> tokenizer and model -> features.
+    records = load_records(config.data, config.objective, synthetic_problems=config.synthetic_problems, seed=config.seed)
+    if config.eval_data:
+        train_records = records
+        eval_records = load_records(config.eval_data, config.objective,
+                                    synthetic_problems=max(1, round(config.synthetic_problems * config.eval_fraction)),
+                                    seed=config.seed + 1)
+    else:
+        train_records, eval_records = _split(records, config.eval_fraction, config.seed)
+    tokenizer, model = build_model(config, train_records, tokenizer_dir=str(resume_dir) if resume_dir else None)
+    train_features, dropped = encode_records(tokenizer, train_records, model.settings, config.max_length)
+    if dropped:
+        warnings.warn(f"{dropped} step labels of the training data lie beyond --max_length {config.max_length} "
+                      "and are left out (raise --max_length to keep them)", stacklevel=2)
+    eval_features, _ = encode_records(tokenizer, eval_records, model.settings, config.max_length)
+
+    sampler = LengthGroupedBatchSampler([feature_length(f) for f in train_features], config.batch_size,
+                                        num_processes=accelerator.num_processes,
+                                        process_index=accelerator.process_index, seed=config.seed,
+                                        group_by_length=config.group_by_length)
+    collate = collate_pairs if config.objective == "pairwise" else collate_features
+    loader = DataLoader(train_features, batch_sampler=sampler, collate_fn=partial(collate, pad_token_id=tokenizer.pad_token_id))
+
+    # The scheduler is stepped by hand once per optimizer step (not through accelerate, which
+    # would step it once per process), so the schedule is the same for any process count.
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps,
+                              num_training_steps=config.max_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+
+    step, epoch, next_batch = 0, 0, 0
+    if resume_dir is not None:
+        accelerator.load_state(str(resume_dir))
+        state = json.loads((resume_dir / "trainer_state.json").read_text())
+        step, epoch, next_batch = state["step"], state["epoch"], state["next_batch"]
+    stream = BatchStream(loader, sampler, epoch, next_batch)
+
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+    logger = MetricsLogger(output_dir, config.tensorboard) if accelerator.is_main_process else None
+    progress = tqdm(total=config.max_steps, initial=step, disable=not (config.progress and accelerator.is_main_process),
+                    desc=f"train {config.objective}")
+    window_tokens, window_start, window_losses = 0, time.perf_counter(), []
+    model.train()
+    while step < config.max_steps:
+        # One optimizer step = grad_accum micro-batches; every loss term is divided by its item
+        # count over all of them and all processes (DDP averages gradients, hence the factor).
+        micro_batches = [{k: v.to(accelerator.device) for k, v in stream.next().items()} for _ in range(config.grad_accum)]
+        totals = {name: torch.zeros((), dtype=torch.long, device=accelerator.device) for name in _loss_names(config.objective)}
+        for batch in micro_batches:
+            for name, count in _labelled_items(batch, config).items():
+                totals[name] += count
+        totals = {name: accelerator.reduce(count, reduction="sum").clamp(min=1) for name, count in totals.items()}
+        weights = {"step": 1.0, "outcome": config.outcome_weight if config.objective == "joint" else 1.0}
+        step_loss = {name: 0.0 for name in totals}
+        for index, batch in enumerate(micro_batches):
+            sync = nullcontext() if index == len(micro_batches) - 1 else accelerator.no_sync(model)
+            with sync:
+                output = model(batch["input_ids"], attention_mask=batch["attention_mask"])
+                sums = loss_sums(output, batch, config)
+                loss = sum(weights[name] * value / totals[name] for name, value in sums.items())
+                accelerator.backward(loss * accelerator.num_processes)
+            for name, value in sums.items():
+                step_loss[name] += value.detach()
+        if config.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+
+        tokens = torch.stack([b["attention_mask"].sum() for b in micro_batches]).sum()
+        window_tokens += int(accelerator.reduce(tokens, reduction="sum"))
+        losses = {name: float(accelerator.reduce(value, reduction="sum")) / float(totals[name])
+                  for name, value in step_loss.items()}
+        window_losses.append(sum(losses.values()))
+        progress.update(1)
+        progress.set_postfix(loss=f"{window_losses[-1]:.4f}")
+        if logger is not None and (step % config.log_every == 0 or step == config.max_steps):
+            elapsed = time.perf_counter() - window_start
+            logger.log(step, {"loss": sum(window_losses) / len(window_losses),
+                              **{f"loss_{name}": value for name, value in losses.items()},
+                              "lr": scheduler.get_last_lr()[0], "epoch": stream.epoch,
+                              "tokens_per_s": window_tokens / max(elapsed, 1e-9)})
+        if config.log_every and step % config.log_every == 0:
+            window_tokens, window_start, window_losses = 0, time.perf_counter(), []
+        if (config.eval_every and step % config.eval_every == 0) or step == config.max_steps:
+            if accelerator.is_main_process and eval_features:
+                metrics = evaluate(accelerator.unwrap_model(model), eval_features, config.objective,
+                                   tokenizer.pad_token_id, config.eval_batch_size, accelerator.device)
+                logger.log(step, {f"eval/{key}": value for key, value in metrics.items()})
+                progress.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                if step == config.max_steps:
+                    (output_dir / "eval_results.json").write_text(json.dumps({"step": step, **metrics}, indent=2) + "\n")
+            accelerator.wait_for_everyone()
+        if config.save_every and step % config.save_every == 0 and step < config.max_steps:
+            _save_checkpoint(accelerator, output_dir / "checkpoints" / f"step-{step}", tokenizer,
+                             {"step": step, "epoch": stream.epoch, "next_batch": stream.next_batch})
+    progress.close()
+
+    # Final model: LoRA merged in place, ordinary HF directory with the tokenizer beside it.
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        final = accelerator.unwrap_model(model)
+        final.merge_lora()
+        final.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+        logger.close()
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return output_dir
+
+
+def _save_checkpoint(accelerator, directory: Path, tokenizer, state: dict) -> None:
+    accelerator.save_state(str(directory))
+    if accelerator.is_main_process:
+        tokenizer.save_pretrained(directory)
+        (directory / "trainer_state.json").write_text(json.dumps(state) + "\n")
+    accelerator.wait_for_everyone()

@@ -1,0 +1,121 @@
+"""The training recipe: learns a separable toy, resumes to the same result, accumulates
+gradients exactly, saves what it trained, and rejects bad data with file/line/field."""
+
+import json
+import random
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from prm.modeling import RewardModel
+from prm.train import TrainConfig, encode_records, evaluate, train
+from tasks.math.types import RecordError
+
+WORDS = ["add", "sum", "take", "half", "two", "three", "four", "five"]
+
+
+def toy_records(n: int, seed: int) -> list[dict]:
+    """Each step ends in "ok" (correct) or "no" (wrong): separable by the token before "\\n"."""
+    rng = random.Random(seed)
+    records = []
+    for index in range(n):
+        labels = [rng.random() < 0.5 for _ in range(rng.randint(1, 4))]
+        steps = [" ".join(rng.choices(WORDS, k=rng.randint(1, 4)) + ["ok" if label else "no"]) for label in labels]
+        records.append({"prompt": f"Problem {index}: check", "completions": steps, "labels": labels})
+    return records
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def toy_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    return write_jsonl(root / "train.jsonl", toy_records(160, 0)), write_jsonl(root / "eval.jsonl", toy_records(40, 1))
+
+
+def _config(tmp_path, data, **overrides) -> TrainConfig:
+    train_path, eval_path = data
+    values = dict(data=train_path, eval_data=eval_path, model="tiny:tiny", vocab_size=300, output_dir=str(tmp_path / "run"),
+                  batch_size=8, max_steps=12, lr=3e-3, warmup_steps=2, eval_every=0, log_every=1, progress=False, seed=0)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _log(run_dir, key):
+    return [row[key] for row in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if key in row]
+
+
+def test_tiny_prm_learns_separable_toy(tmp_path, toy_data):
+    run_dir = train(_config(tmp_path, toy_data, max_steps=60, lr=1e-2))
+    losses = _log(run_dir, "loss")
+    assert sum(losses[-10:]) / 10 < 0.7 * sum(losses[:5]) / 5
+    results = json.loads((run_dir / "eval_results.json").read_text())
+    assert results["step_auc"] >= 0.9
+    # The saved model is the trained one: reloading reproduces the held-out metrics exactly.
+    from transformers import AutoTokenizer
+
+    model, tokenizer = RewardModel.from_pretrained(run_dir), AutoTokenizer.from_pretrained(run_dir)
+    features, _ = encode_records(tokenizer, toy_records(40, 1), model.settings, 512)
+    assert evaluate(model, features, "prm", tokenizer.pad_token_id) == {k: v for k, v in results.items() if k != "step"}
+
+
+def test_resume_continues_to_the_same_result(tmp_path, toy_data):
+    straight = train(_config(tmp_path / "a", toy_data, max_steps=8, save_every=4, lora_r=4, objective="joint"))
+    resumed = train(_config(tmp_path / "b", toy_data, max_steps=8, lora_r=4, objective="joint",
+                            resume=str(straight / "checkpoints" / "step-4")))
+    assert _log(resumed, "loss") == pytest.approx(_log(straight, "loss")[4:], rel=1e-5)
+    for name in ("model.safetensors", "reward_heads.safetensors"):
+        first, second = load_file(straight / name), load_file(resumed / name)
+        assert first.keys() == second.keys()
+        for key in first:
+            torch.testing.assert_close(first[key], second[key], rtol=1e-5, atol=1e-6)
+
+
+def test_gradient_accumulation_matches_a_larger_batch(tmp_path, toy_data):
+    big = train(_config(tmp_path / "big", toy_data, batch_size=8, max_steps=6, group_by_length=False))
+    accumulated = train(_config(tmp_path / "acc", toy_data, batch_size=4, grad_accum=2, max_steps=6, group_by_length=False))
+    assert _log(accumulated, "loss") == pytest.approx(_log(big, "loss"), rel=1e-4)
+
+
+@pytest.mark.parametrize("objective", ["orm", "pairwise"])
+def test_outcome_objectives_train(tmp_path, objective):
+    rng = random.Random(0)
+    if objective == "orm":
+        records = [{"prompt": "Q", "completion": f"step {rng.choice(WORDS)}\nend {label}", "label": label == "ok"}
+                   for label in rng.choices(["ok", "no"], k=64)]
+    else:
+        records = [{"prompt": "Q", "chosen": f"{rng.choice(WORDS)} ok", "rejected": f"{rng.choice(WORDS)} no", "margin": 0.5}
+                   for _ in range(64)]
+    data = write_jsonl(tmp_path / "data.jsonl", records)
+    run_dir = train(_config(tmp_path, (data, data), objective=objective, max_steps=30, lr=1e-2))
+    losses = _log(run_dir, "loss")
+    assert sum(losses[-5:]) < sum(losses[:5])
+    results = json.loads((run_dir / "eval_results.json").read_text())
+    assert results["outcome_auc" if objective == "orm" else "pair_accuracy"] > 0.8
+
+
+def test_bad_record_names_file_line_and_field(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"prompt": "Q", "completions": ["a"], "labels": [True]}) + "\n"
+                    + json.dumps({"prompt": "Q", "completions": ["a", "b"], "labels": [True]}) + "\n")
+    with pytest.raises(RecordError, match=r"bad\.jsonl, line 2, field 'labels'"):
+        train(_config(tmp_path, (str(path), str(path))))
+
+
+def test_truncation_warns_with_count(tmp_path, toy_data):
+    with pytest.warns(UserWarning, match=r"\d+ step labels .* beyond --max_length 12"):
+        train(_config(tmp_path, toy_data, max_steps=1, max_length=12))
+
+
+def test_config_is_the_command_line():
+    from transformers import HfArgumentParser
+
+    (config,) = HfArgumentParser(TrainConfig).parse_args_into_dataclasses(
+        args=["--objective", "joint", "--lora_r", "4", "--mixed_precision", "bf16", "--resume", "latest"])
+    assert (config.objective, config.lora_r, config.mixed_precision, config.resume) == ("joint", 4, "bf16", "latest")
+    with pytest.raises(ValueError, match="objective"):
+        TrainConfig(objective="dpo")
