@@ -22,3 +22,15 @@ from tasks.math.synthetic import (
     generate_problems,
     step_labelled_records,
 )
+from tasks.math.steps import join_steps, split_gsm8k, split_steps, strip_calculator_annotations
+from tasks.math.loaders import (  # datasets is imported only when a loader runs
+    load_gsm8k,
+    load_math,
+    load_math_shepherd,
+    load_prm800k,
+    load_processbench,
+    load_report,
+    load_step_dataset,
+    load_trl_stepwise,
+    read_jsonl,
+)

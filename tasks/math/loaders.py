@@ -1,0 +1,589 @@
+"""Loaders: each source becomes a `datasets.Dataset` of step-labelled records.
+
+Every loader takes a local file (`.jsonl`, or `.json` holding a list of objects) or a hub
+id (read through `datasets.load_dataset`, so it needs a network) and returns the columns
+
+    id: str, prompt: str, completions: list[str], labels: list[bool] (or list[float]),
+    reference: str | None   (the reference final answer, where the source has one)
+
+Sources: GSM8K, MATH-style `{"problem", "solution"}`, PRM800K (phase 1 and 2 raw
+labels), Math-Shepherd (`input`/`label` with "ки" and "+"/"-"), TRL stepwise records
+(identity), ProcessBench. `load_step_dataset` recognises the source from the fields.
+
+Bad input: a malformed line (bad JSON, a missing field, a label count that differs from
+the step count, an empty solution) raises `RecordError` naming the file, line and field.
+With `skip_invalid=True` such lines are skipped instead; the count is logged as a warning
+and kept with the dataset: `load_report(dataset)` returns it (stored as JSON in
+`dataset.info.description`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tasks.math.prompts import answer_step
+from tasks.math.steps import SHEPHERD_TAG, split_gsm8k, split_steps, strip_calculator_annotations
+from tasks.math.types import RecordError, validate_step_example
+
+logger = logging.getLogger(__name__)
+
+NEUTRAL_POLICIES = ("positive", "negative", "half")
+_MAX_KEPT_ERRORS = 20
+
+# A converter turns one source row into zero or more step-labelled records (dicts with
+# prompt, completions, labels and optionally id, reference), raising RecordError.
+Converter = Callable[..., list[dict[str, Any]]]
+
+
+@dataclass
+class LoadReport:
+    """What a load did: records made, lines skipped (with the first error messages)."""
+
+    source: str
+    location: str
+    rows: int = 0
+    records: int = 0
+    skipped_invalid: int = 0
+    skipped_unlabelled: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def load_report(dataset) -> dict[str, Any]:
+    """The `LoadReport` of a dataset made by these loaders, as a dict ({} if none)."""
+    try:
+        report = json.loads(dataset.info.description or "")
+    except json.JSONDecodeError:
+        return {}
+    return report.get("load_report", {}) if isinstance(report, dict) else {}
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_jsonl(path: str | os.PathLike, *, skip_invalid: bool = False) -> list[dict[str, Any]]:
+    """The JSON objects of a `.jsonl` file (one a line; blank lines allowed) or of a `.json`
+    file holding a list of objects.
+
+    A line that is not a JSON object raises `RecordError` (file, line); with
+    `skip_invalid` it is skipped and the count logged.
+    """
+    report = LoadReport(source="jsonl", location=str(path))
+    rows = [row for _, row in _read_file(str(path), skip_invalid, report)]
+    _log_skips(report)
+    return rows
+
+
+def _read_file(path: str, skip_invalid: bool, report: LoadReport) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed object) for each record of a local JSONL/JSON file."""
+    if path.endswith(".json"):
+        with open(path, encoding="utf-8") as handle:
+            try:
+                data = json.load(handle)
+            except json.JSONDecodeError as error:
+                raise RecordError(f"invalid JSON: {error.msg}", path=path, line=error.lineno) from None
+        if isinstance(data, dict) and isinstance(data.get("data"), list):
+            data = data["data"]
+        if not isinstance(data, list):
+            raise RecordError("a .json file must hold a list of records", path=path)
+        # no line numbers inside one JSON document: the record's position stands in
+        yield from enumerate(data, 1)
+        return
+    with open(path, encoding="utf-8") as handle:
+        for number, text in enumerate(handle, 1):
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+                if not isinstance(row, dict):
+                    raise RecordError(f"must be a JSON object, got {type(row).__name__}", path=path, line=number)
+            except json.JSONDecodeError as error:
+                problem = RecordError(f"invalid JSON: {error.msg} (column {error.colno})", path=path, line=number)
+                if not skip_invalid:
+                    raise problem from None
+                _note_skip(report, problem)
+                continue
+            except RecordError as problem:
+                if not skip_invalid:
+                    raise
+                _note_skip(report, problem)
+                continue
+            yield number, row
+
+
+def _open_rows(
+    path_or_id: str | os.PathLike, *, split: str, name: str | None, skip_invalid: bool, report: LoadReport
+) -> Iterator[tuple[int, Any]]:
+    """Rows of a local file, or of a hub dataset through `datasets.load_dataset`
+    (row numbers stand in for line numbers)."""
+    path = os.fspath(path_or_id)
+    if os.path.isfile(path) and path.endswith((".jsonl", ".json")):
+        return _read_file(path, skip_invalid, report)
+    import datasets
+
+    if os.path.isfile(path):
+        builder = {".parquet": "parquet", ".csv": "csv"}.get(os.path.splitext(path)[1])
+        if builder is None:
+            raise ValueError(f"{path}: unsupported file type; use .jsonl, .json, .parquet or .csv")
+        hub = datasets.load_dataset(builder, data_files=path, split="train")
+    else:
+        hub = datasets.load_dataset(path, name=name, split=split)
+        report.location = f"{path}[{split}]"
+    return enumerate(hub, 1)
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _build(
+    source: str,
+    rows: Iterator[tuple[int, Any]],
+    convert: Converter,
+    report: LoadReport,
+    skip_invalid: bool,
+    **options: Any,
+):
+    """Convert, validate and collect rows into a Dataset, honouring `skip_invalid`."""
+    from datasets import Dataset, DatasetInfo, Features, List, Value
+
+    records: list[dict[str, Any]] = []
+    where = report.location
+    for line, row in rows:
+        report.rows += 1
+        try:
+            if not isinstance(row, dict):
+                raise RecordError(f"must be a JSON object, got {type(row).__name__}", path=where, line=line)
+            converted = convert(row, where=where, line=line, **options)
+            if not converted:
+                report.skipped_unlabelled += 1
+                continue
+            for offset, record in enumerate(converted):
+                checked = validate_step_example(record, path=where, line=line)
+                suffix = f"-{offset}" if len(converted) > 1 else ""
+                checked["id"] = str(record.get("id") or f"{source}-{line}") + suffix
+                reference = record.get("reference")
+                checked["reference"] = None if reference is None else str(reference)
+                records.append(checked)
+        except RecordError as problem:
+            if not skip_invalid:
+                raise
+            _note_skip(report, problem)
+    report.records = len(records)
+    _log_skips(report)
+
+    soft = any(isinstance(label, float) for record in records for label in record["labels"])
+    if soft:  # one column type: hard labels become 0.0 / 1.0 next to soft ones
+        for record in records:
+            record["labels"] = [float(label) for label in record["labels"]]
+    features = Features(
+        {
+            "id": Value("string"),
+            "prompt": Value("string"),
+            "completions": List(Value("string")),
+            "labels": List(Value("float64" if soft else "bool")),
+            "reference": Value("string"),
+        }
+    )
+    columns = {name: [record[name] for record in records] for name in features}
+    info = DatasetInfo(description=json.dumps({"load_report": asdict(report)}), features=features)
+    return Dataset.from_dict(columns, info=info)
+
+
+def _note_skip(report: LoadReport, problem: RecordError) -> None:
+    report.skipped_invalid += 1
+    if len(report.errors) < _MAX_KEPT_ERRORS:
+        report.errors.append(str(problem))
+
+
+def _log_skips(report: LoadReport) -> None:
+    if report.skipped_invalid:
+        logger.warning(
+            "%s: skipped %d invalid record(s) (skip_invalid=True); first: %s",
+            report.location, report.skipped_invalid, report.errors[0],
+        )
+    if report.skipped_unlabelled:
+        logger.warning(
+            "%s: skipped %d record(s) with no labelled step (e.g. PRM800K bad_problem / give_up)",
+            report.location, report.skipped_unlabelled,
+        )
+
+
+def _load(source, convert, path_or_id, *, split, name, skip_invalid, **options):
+    report = LoadReport(source=source, location=os.fspath(path_or_id))
+    rows = _open_rows(path_or_id, split=split, name=name, skip_invalid=skip_invalid, report=report)
+    return _build(source, rows, convert, report, skip_invalid, **options)
+
+
+def _field(row: dict, key: str, where: str, line: int, kind: type | tuple = str, label: str | None = None) -> Any:
+    """row[key], checked present, of the right type and (for text) not empty."""
+    name = label or key
+    if key not in row or row[key] is None:
+        raise RecordError("missing", path=where, line=line, field=name)
+    value = row[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise RecordError(f"must be {expected}, got {type(value).__name__}", path=where, line=line, field=name)
+    if isinstance(value, str) and not value.strip():
+        raise RecordError("is empty", path=where, line=line, field=name)
+    return value
+
+
+# --------------------------------------------------------------------------- GSM8K
+
+
+def _convert_gsm8k(row, *, where, line, with_answer_step: bool, keep_annotations: bool):
+    question = _field(row, "question", where, line)
+    solution = _field(row, "answer", where, line)
+    steps, answer = split_gsm8k(solution)
+    if answer is None or not answer:
+        raise RecordError("no final '#### <answer>' line", path=where, line=line, field="answer")
+    if not steps:
+        raise RecordError("empty solution: no step before '####'", path=where, line=line, field="answer")
+    if not keep_annotations:
+        steps = [strip_calculator_annotations(step) for step in steps]
+    if with_answer_step:
+        steps.append(answer_step(answer))
+    return [{"id": row.get("id"), "prompt": question, "completions": steps, "labels": [True] * len(steps),
+             "reference": answer}]
+
+
+def load_gsm8k(
+    path_or_id: str | os.PathLike = "openai/gsm8k",
+    *,
+    split: str = "train",
+    name: str | None = "main",
+    skip_invalid: bool = False,
+    with_answer_step: bool = True,
+    keep_annotations: bool = True,
+):
+    """GSM8K `{"question", "answer"}` reference solutions, every step labelled True.
+
+    Steps are the answer's lines; the final "#### X" line gives `reference` X and, with
+    `with_answer_step`, becomes the step "The answer is X" (the toolkit's answer format).
+    `<<48/2=24>>` calculator annotations stay unless `keep_annotations=False`.
+    """
+    return _load("gsm8k", _convert_gsm8k, path_or_id, split=split, name=name, skip_invalid=skip_invalid,
+                 with_answer_step=with_answer_step, keep_annotations=keep_annotations)
+
+
+# --------------------------------------------------------------------------- MATH
+
+
+def boxed_answer(text: str) -> str | None:
+    """The content of the last `\\boxed{...}` (or `\\fbox{...}`) in `text`, braces matched
+    (`\\{` does not count), or None. `\\boxed 5` (no braces) gives "5"."""
+    starts = [(i, len(marker)) for marker in ("\\boxed", "\\fbox") for i in _find_all(text, marker)]
+    if not starts:
+        return None
+    start, length = max(starts)
+    position = start + length
+    while position < len(text) and text[position] == " ":
+        position += 1
+    if position >= len(text):
+        return None
+    if text[position] != "{":
+        end = position
+        while end < len(text) and text[end] not in " $\n":
+            end += 1
+        return text[position:end] or None
+    depth, index = 0, position
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            index += 2
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return text[position + 1 : index]
+        index += 1
+    return None  # unbalanced
+
+
+def _find_all(text: str, marker: str) -> list[int]:
+    found, index = [], text.find(marker)
+    while index >= 0:
+        found.append(index)
+        index = text.find(marker, index + 1)
+    return found
+
+
+def _convert_math(row, *, where, line, style: str):
+    problem = _field(row, "problem", where, line)
+    solution = _field(row, "solution", where, line)
+    reference = row.get("answer") if isinstance(row.get("answer"), str) and row["answer"].strip() else None
+    reference = reference or boxed_answer(solution)
+    if reference is None:
+        raise RecordError("no \\boxed{} answer (and no 'answer' field)", path=where, line=line, field="solution")
+    steps = split_steps(solution, style)
+    return [{"id": row.get("unique_id") or row.get("id"), "prompt": problem, "completions": steps,
+             "labels": [True] * len(steps), "reference": reference}]
+
+
+def load_math(
+    path_or_id: str | os.PathLike = "HuggingFaceH4/MATH-500",
+    *,
+    split: str = "test",
+    name: str | None = None,
+    skip_invalid: bool = False,
+    style: str = "auto",
+):
+    """MATH-style `{"problem", "solution"}` reference solutions, every step True.
+
+    `reference` is the row's "answer" field when present, else the last `\\boxed{}` of the
+    solution; steps are split with `split_steps(solution, style)`.
+    """
+    return _load("math", _convert_math, path_or_id, split=split, name=name, skip_invalid=skip_invalid, style=style)
+
+
+# --------------------------------------------------------------------------- PRM800K
+
+
+def _convert_prm800k(row, *, where, line, neutral: str, alternatives: bool):
+    question = _field(row, "question", where, line, dict)
+    problem = _field(question, "problem", where, line, label="question.problem")
+    label = _field(row, "label", where, line, dict)
+    steps = _field(label, "steps", where, line, list, label="label.steps")
+    rating_to_label = {1: True, -1: False, 0: {"positive": True, "negative": False, "half": 0.5}[neutral]}
+
+    def rated(completion, name):
+        if not isinstance(completion, dict):
+            raise RecordError("must be an object with text and rating", path=where, line=line, field=name)
+        text = _field(completion, "text", where, line, label=f"{name}.text")
+        rating = completion.get("rating")
+        if rating is not None and (isinstance(rating, bool) or rating not in rating_to_label):
+            raise RecordError(f"rating must be -1, 0, 1 or null, got {rating!r}", path=where, line=line,
+                              field=f"{name}.rating")
+        return text, None if rating is None else rating_to_label[rating], rating
+
+    texts, labels, records = [], [], []
+    for number, step in enumerate(steps):
+        name = f"label.steps[{number}]"
+        if not isinstance(step, dict):
+            raise RecordError("must be an object", path=where, line=line, field=name)
+        completions = step.get("completions") or []
+        if not isinstance(completions, list):
+            raise RecordError("must be a list", path=where, line=line, field=f"{name}.completions")
+        options = [rated(c, f"{name}.completions[{k}]") for k, c in enumerate(completions)]
+        chosen, human = step.get("chosen_completion"), step.get("human_completion")
+        if chosen is not None and (isinstance(chosen, bool) or not isinstance(chosen, int)
+                                   or not 0 <= chosen < len(options)):
+            raise RecordError(f"index {chosen!r} out of range for {len(options)} completions", path=where,
+                              line=line, field=f"{name}.chosen_completion")
+        if chosen is not None:
+            taken = chosen
+            text, step_label, _ = options[chosen]
+        elif human is not None:
+            # phase 1: every completion was rated -1 and the labeler wrote a correct step
+            taken = None
+            text = human["text"] if isinstance(human, dict) else human
+            if not isinstance(text, str) or not text.strip():
+                raise RecordError("must hold a step text", path=where, line=line, field=f"{name}.human_completion")
+            step_label = True
+        else:
+            # the end of the trajectory: the first rated-wrong completion (found_error) closes it
+            wrong = [k for k, (_, _, rating) in enumerate(options) if rating == -1]
+            taken = wrong[0] if wrong else None
+            text, step_label, _ = options[taken] if taken is not None else (None, None, None)
+        if alternatives:
+            for k, (alt_text, alt_label, _) in enumerate(options):
+                if k != taken and alt_label is not None:
+                    records.append({"prompt": problem, "completions": texts + [alt_text],
+                                    "labels": labels + [alt_label]})
+        if text is None or step_label is None:
+            break  # unrated or unfinished: the labelled prefix ends here
+        texts.append(text)
+        labels.append(step_label)
+        if chosen is None and human is None:
+            break
+    reference = question.get("ground_truth_answer")
+    if not texts:
+        if label.get("finish_reason") in ("bad_problem", "give_up"):
+            return []  # nothing labelled: counted and reported, not an error
+        raise RecordError("no labelled step", path=where, line=line, field="label.steps")
+    main = {"prompt": problem, "completions": texts, "labels": labels}
+    return [{**record, "reference": reference} for record in [main] + records]
+
+
+def load_prm800k(
+    path_or_id: str | os.PathLike,
+    *,
+    split: str = "train",
+    name: str | None = None,
+    skip_invalid: bool = False,
+    neutral: str = "positive",
+    alternatives: bool = False,
+):
+    """PRM800K raw labels (phase 1 or phase 2 `.jsonl` from github.com/openai/prm800k).
+
+    One record per labelled trajectory: the chosen completion of each step (or the
+    labeler's own step in phase 1), up to and including the first step rated -1 (phase 2
+    stops there). Ratings: +1 -> True, -1 -> False, 0 -> `neutral`: "positive" (True, as
+    the paper's PRM training treats it), "negative" (False) or "half" (0.5, soft labels).
+    With `alternatives`, every other rated completion of a step adds a record (the prefix
+    plus that completion), as TRL's conversion does. Lines whose labeler marked the
+    problem bad or gave up before rating any step are skipped and counted.
+    """
+    if neutral not in NEUTRAL_POLICIES:
+        raise ValueError(f"neutral must be one of {NEUTRAL_POLICIES}, got {neutral!r}")
+    return _load("prm800k", _convert_prm800k, path_or_id, split=split, name=name, skip_invalid=skip_invalid,
+                 neutral=neutral, alternatives=alternatives)
+
+
+# --------------------------------------------------------------------------- Math-Shepherd
+
+
+def _convert_shepherd(row, *, where, line):
+    text = _field(row, "input", where, line)
+    marks = _field(row, "label", where, line)
+    pieces = text.split(SHEPHERD_TAG)
+    labels, position = [], 0
+    for piece in pieces[:-1]:
+        # the label text is the input with each tag replaced by "+" or "-"
+        if marks[position : position + len(piece)] != piece or position + len(piece) >= len(marks):
+            raise RecordError("does not match the input with its step tags replaced by +/-", path=where,
+                              line=line, field="label")
+        mark = marks[position + len(piece)]
+        if mark not in "+-":
+            raise RecordError(f"expected '+' or '-' where the input has {SHEPHERD_TAG!r}, got {mark!r}",
+                              path=where, line=line, field="label")
+        labels.append(mark == "+")
+        position += len(piece) + 1
+    start = text.lower().find("step 1:")
+    if start < 0:
+        raise RecordError("no 'Step 1:' separating the question from the steps", path=where, line=line,
+                          field="input")
+    question, solution = text[:start].strip(), text[start:]
+    steps = split_steps(solution, "shepherd")
+    if not question:
+        raise RecordError("no question before 'Step 1:'", path=where, line=line, field="input")
+    if len(steps) != len(labels):
+        raise RecordError(f"{len(labels)} step tags for {len(steps)} steps (a tag in the question?)", path=where,
+                          line=line, field="label")
+    return [{"id": row.get("id"), "prompt": question, "completions": steps, "labels": labels}]
+
+
+def load_math_shepherd(
+    path_or_id: str | os.PathLike = "peiyi9979/Math-Shepherd",
+    *,
+    split: str = "train",
+    name: str | None = None,
+    skip_invalid: bool = False,
+):
+    """Math-Shepherd `{"input", "label"}`: the input is the question then "Step k: ... ки"
+    steps; the label is the same text with each "ки" replaced by "+" (correct) or "-".
+    Steps keep their "Step k:" prefix (as TRL's `trl-lib/math_shepherd` does)."""
+    return _load("math_shepherd", _convert_shepherd, path_or_id, split=split, name=name,
+                 skip_invalid=skip_invalid)
+
+
+# --------------------------------------------------------------------------- TRL stepwise
+
+
+def _convert_trl(row, *, where, line):
+    reference = row.get("reference", row.get("answer"))
+    return [{**row, "reference": reference if isinstance(reference, str) else None}]
+
+
+def load_trl_stepwise(
+    path_or_id: str | os.PathLike = "trl-lib/math_shepherd",
+    *,
+    split: str = "train",
+    name: str | None = None,
+    skip_invalid: bool = False,
+):
+    """TRL stepwise-supervision records `{"prompt", "completions", "labels"}`, validated
+    and passed through (plus `id`, and `reference` from a "reference"/"answer" field)."""
+    return _load("trl", _convert_trl, path_or_id, split=split, name=name, skip_invalid=skip_invalid)
+
+
+# --------------------------------------------------------------------------- ProcessBench
+
+
+def _convert_processbench(row, *, where, line):
+    problem = _field(row, "problem", where, line)
+    steps = _field(row, "steps", where, line, list)
+    first_wrong = _field(row, "label", where, line, int)
+    if not -1 <= first_wrong < len(steps):
+        raise RecordError(f"must be -1 or a step index below {len(steps)}, got {first_wrong}", path=where,
+                          line=line, field="label")
+    labels = [first_wrong < 0 or index < first_wrong for index in range(len(steps))]
+    return [{"id": row.get("id"), "prompt": problem, "completions": steps, "labels": labels}]
+
+
+def load_processbench(
+    path_or_id: str | os.PathLike = "Qwen/ProcessBench",
+    *,
+    split: str = "gsm8k",
+    name: str | None = None,
+    skip_invalid: bool = False,
+):
+    """ProcessBench `{"id", "problem", "steps", "label"}` where `label` is the index of the
+    first wrong step (-1: none): steps before it are True, it and every later step False
+    (the benchmark does not judge steps after the first error)."""
+    return _load("processbench", _convert_processbench, path_or_id, split=split, name=name,
+                 skip_invalid=skip_invalid)
+
+
+# --------------------------------------------------------------------------- autodetect
+
+_CONVERTERS: dict[str, tuple[Converter, dict[str, Any]]] = {
+    "gsm8k": (_convert_gsm8k, {"with_answer_step": True, "keep_annotations": True}),
+    "math": (_convert_math, {"style": "auto"}),
+    "prm800k": (_convert_prm800k, {"neutral": "positive", "alternatives": False}),
+    "math_shepherd": (_convert_shepherd, {}),
+    "trl": (_convert_trl, {}),
+    "processbench": (_convert_processbench, {}),
+}
+
+
+def detect_source(row: dict[str, Any]) -> str | None:
+    """The source whose fields `row` has: a key of the loaders above, or None."""
+    keys = set(row)
+    if {"prompt", "completions", "labels"} <= keys:
+        return "trl"
+    if {"input", "label"} <= keys:
+        return "math_shepherd"
+    if {"question", "label"} <= keys and isinstance(row.get("label"), dict):
+        return "prm800k"
+    if {"problem", "steps", "label"} <= keys:
+        return "processbench"
+    if {"problem", "solution"} <= keys:
+        return "math"
+    if {"question", "answer"} <= keys:
+        return "gsm8k"
+    return None
+
+
+def load_step_dataset(
+    path_or_id: str | os.PathLike,
+    *,
+    split: str = "train",
+    name: str | None = None,
+    skip_invalid: bool = False,
+    **options: Any,
+):
+    """Any of the sources above, recognised from the fields of its first record.
+
+    `options` go to the source's converter (e.g. `neutral="half"` for PRM800K).
+    """
+    report = LoadReport(source="auto", location=os.fspath(path_or_id))
+    rows = list(_open_rows(path_or_id, split=split, name=name, skip_invalid=skip_invalid, report=report))
+    source = next((detect_source(row) for _, row in rows if isinstance(row, dict)), None)
+    if source is None:
+        raise RecordError("cannot tell the source from the fields of the first record", path=report.location,
+                          line=rows[0][0] if rows else None)
+    convert, defaults = _CONVERTERS[source]
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise TypeError(f"options {sorted(unknown)} do not apply to {source} data")
+    if source == "prm800k" and options.get("neutral", "positive") not in NEUTRAL_POLICIES:
+        raise ValueError(f"neutral must be one of {NEUTRAL_POLICIES}")
+    report.source = source
+    return _build(source, iter(rows), convert, report, skip_invalid, **{**defaults, **options})

@@ -1,0 +1,209 @@
+"""Every loader on small fixture files in its source's format, including malformed lines."""
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from tasks.math import RecordError
+from tasks.math.loaders import (
+    boxed_answer,
+    detect_source,
+    load_gsm8k,
+    load_math,
+    load_math_shepherd,
+    load_prm800k,
+    load_processbench,
+    load_report,
+    load_step_dataset,
+    load_trl_stepwise,
+    read_jsonl,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+COLUMNS = ["id", "prompt", "completions", "labels", "reference"]
+
+
+def test_gsm8k_reference_solutions():
+    data = load_gsm8k(FIXTURES / "gsm8k.jsonl")
+    assert data.column_names == COLUMNS and len(data) == 3
+    first = data[0]
+    assert first["completions"] == [
+        "In the afternoon she picks 14*2 = <<14*2=28>>28 apples.",
+        "Altogether she picks 14+28 = <<14+28=42>>42 apples.",
+        "The answer is 42",
+    ]
+    assert first["labels"] == [True, True, True] and first["reference"] == "42"
+    assert first["id"] == "gsm8k-1"
+    bare = load_gsm8k(FIXTURES / "gsm8k.jsonl", with_answer_step=False, keep_annotations=False)
+    assert bare[2]["completions"] == ["4 tickets cost 4*3 = $12."]
+
+
+def test_math_boxed_answers_and_answer_field():
+    data = load_math(FIXTURES / "math.jsonl")
+    assert data["reference"] == ["\\frac{1}{2}", "\\{-1, 1\\}", "42"]
+    assert data[0]["completions"][1] == "Simplifying, the sum is $\\boxed{\\frac{1}{2}}$."  # blank-line steps
+    assert data[2]["id"] == "test/prealgebra/1.json" and len(data[2]["completions"]) == 2
+    assert all(all(labels) for labels in data["labels"])
+
+
+def test_boxed_answer_helper():
+    assert boxed_answer("so $\\boxed{\\frac{a}{b^{2}}}$ and") == "\\frac{a}{b^{2}}"
+    assert boxed_answer("first \\boxed{1}, finally \\fbox{2}") == "2"
+    assert boxed_answer("\\boxed 5$") == "5"
+    assert boxed_answer("\\boxed{1") is None and boxed_answer("no box") is None
+
+
+def test_prm800k_phase1_chosen_and_human_steps():
+    data = load_prm800k(FIXTURES / "prm800k_phase1.jsonl")
+    assert len(data) == 1 and data[0]["reference"] == "6"
+    assert data[0]["completions"] == [
+        "I need the largest number dividing both $12$ and $18$.",
+        "$12 = 2^2 \\cdot 3$ and $18 = 2 \\cdot 3^2$.",
+        "The common primes with lowest powers give $2 \\cdot 3 = 6$.",
+        "# Answer\n\n6",
+    ]
+    assert data[0]["labels"] == [True, True, True, True]  # rating 0 -> positive by default
+    assert load_prm800k(FIXTURES / "prm800k_phase1.jsonl", neutral="negative")[0]["labels"][0] is False
+    half = load_prm800k(FIXTURES / "prm800k_phase1.jsonl", neutral="half")
+    assert half[0]["labels"] == [0.5, 1.0, 1.0, 1.0]
+    with_alternatives = load_prm800k(FIXTURES / "prm800k_phase1.jsonl", alternatives=True)
+    # two rejected alternatives (-1) at steps 1 and 2
+    assert len(with_alternatives) == 3
+    assert sorted(r["labels"][-1] for r in with_alternatives) == [False, False, True]
+    assert len(set(with_alternatives["id"])) == 3
+    with pytest.raises(ValueError):
+        load_prm800k(FIXTURES / "prm800k_phase1.jsonl", neutral="ignore")
+
+
+def test_prm800k_phase2_stops_at_the_first_error_and_reports_unlabelled(caplog):
+    with caplog.at_level(logging.WARNING):
+        data = load_prm800k(FIXTURES / "prm800k_phase2.jsonl")
+    assert len(data) == 1
+    assert data[0]["completions"] == ["Subtract $3$: $2x = 8$.", "Divide by $2$: $x = 3$."]
+    assert data[0]["labels"] == [True, False] and data[0]["reference"] == "4"
+    assert load_report(data)["skipped_unlabelled"] == 1
+    assert "bad_problem" in caplog.text
+
+
+def test_math_shepherd_tags_become_labels():
+    data = load_math_shepherd(FIXTURES / "math_shepherd.jsonl")
+    assert data[0]["prompt"] == "Janet has 16 eggs and eats 3. She sells the rest at $2 each. How much does she make?"
+    assert data[0]["completions"][0] == "Step 1: She has 16 - 3 = <<16-3=13>>13 eggs left."
+    assert data[0]["labels"] == [True, True]
+    assert data[1]["labels"] == [True, False, False] and data[1]["reference"] is None
+
+
+def test_trl_stepwise_identity_json_and_soft_labels():
+    data = load_trl_stepwise(FIXTURES / "trl_stepwise.jsonl")
+    rows = [json.loads(line) for line in (FIXTURES / "trl_stepwise.jsonl").read_text().splitlines()]
+    assert [{k: r[k] for k in ("prompt", "completions", "labels")} for r in data] == rows
+    assert load_trl_stepwise(FIXTURES / "trl_stepwise.json")["prompt"] == data["prompt"]
+    soft = load_trl_stepwise(FIXTURES / "trl_soft.jsonl")
+    assert soft["labels"] == [[1.0, 1.0], [0.75, 1.0]]
+
+
+def test_processbench_first_wrong_index():
+    data = load_processbench(FIXTURES / "processbench.jsonl")
+    assert data["id"] == ["gsm8k-0", "gsm8k-1"]
+    assert data[0]["labels"] == [True] * 4
+    assert data[1]["labels"] == [True, False, False]
+
+
+@pytest.mark.parametrize(
+    "name, source",
+    [
+        ("gsm8k.jsonl", "gsm8k"),
+        ("math.jsonl", "math"),
+        ("prm800k_phase1.jsonl", "prm800k"),
+        ("math_shepherd.jsonl", "math_shepherd"),
+        ("trl_stepwise.jsonl", "trl"),
+        ("processbench.jsonl", "processbench"),
+    ],
+)
+def test_autodetect_matches_the_dedicated_loader(name, source):
+    assert detect_source(read_jsonl(FIXTURES / name)[0]) == source
+    loaders = {
+        "gsm8k": load_gsm8k, "math": load_math, "prm800k": load_prm800k, "math_shepherd": load_math_shepherd,
+        "trl": load_trl_stepwise, "processbench": load_processbench,
+    }
+    assert load_step_dataset(FIXTURES / name).to_list() == loaders[source](FIXTURES / name).to_list()
+
+
+# (loader, file, line of the first bad record, its field, total bad lines, good lines)
+BAD_FILES = [
+    (load_gsm8k, "gsm8k_bad.jsonl", 2, None, 4, 2),
+    (load_math, "math_bad.jsonl", 2, "solution", 4, 1),
+    (load_prm800k, "prm800k_bad.jsonl", 2, "label.steps[0].completions[0].rating", 4, 1),
+    (load_math_shepherd, "math_shepherd_bad.jsonl", 2, "label", 5, 1),
+    (load_trl_stepwise, "trl_stepwise_bad.jsonl", 2, "labels", 4, 1),
+    (load_processbench, "processbench_bad.jsonl", 2, "label", 3, 1),
+]
+
+
+@pytest.mark.parametrize("loader, name, line, field, n_bad, n_good", BAD_FILES)
+def test_malformed_lines_raise_with_file_line_and_field(loader, name, line, field, n_bad, n_good):
+    with pytest.raises(RecordError) as info:
+        loader(FIXTURES / name)
+    error = info.value
+    assert error.line == line and error.field == field
+    assert name in str(error) and f"line {line}" in str(error)
+
+
+@pytest.mark.parametrize("loader, name, line, field, n_bad, n_good", BAD_FILES)
+def test_skip_invalid_skips_and_counts(loader, name, line, field, n_bad, n_good, caplog):
+    with caplog.at_level(logging.WARNING):
+        data = loader(FIXTURES / name, skip_invalid=True)
+    assert len(data) == n_good
+    report = load_report(data)
+    assert report["skipped_invalid"] == n_bad and len(report["errors"]) == n_bad
+    assert f"skipped {n_bad} invalid" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "name, line, field",
+    [
+        ("gsm8k_bad.jsonl", 3, "answer"),  # missing
+        ("gsm8k_bad.jsonl", 4, "answer"),  # no #### line
+        ("gsm8k_bad.jsonl", 5, "answer"),  # empty solution
+        ("math_bad.jsonl", 3, "solution"),  # no \boxed{}
+        ("math_bad.jsonl", 4, "solution"),  # empty
+        ("prm800k_bad.jsonl", 3, "label.steps[0].chosen_completion"),
+        ("prm800k_bad.jsonl", 4, "label.steps"),
+        ("prm800k_bad.jsonl", 5, "question.problem"),
+        ("math_shepherd_bad.jsonl", 3, "label"),  # tags not replaced by +/-
+        ("math_shepherd_bad.jsonl", 4, "label"),  # missing
+        ("math_shepherd_bad.jsonl", 5, "label"),  # tag count differs from step count
+        ("trl_stepwise_bad.jsonl", 3, "prompt"),
+        ("trl_stepwise_bad.jsonl", 4, "completions"),
+        ("trl_stepwise_bad.jsonl", 5, "labels"),
+        ("processbench_bad.jsonl", 3, "steps"),
+        ("processbench_bad.jsonl", 4, "label"),
+    ],
+)
+def test_each_malformed_line_names_its_field(tmp_path, name, line, field):
+    text = (FIXTURES / name).read_text(encoding="utf-8").splitlines()[line - 1]
+    path = tmp_path / name
+    path.write_text("\n" * (line - 1) + text + "\n", encoding="utf-8")  # same line number
+    loader = {
+        "gsm8k": load_gsm8k, "math": load_math, "prm800k": load_prm800k, "math_shepherd": load_math_shepherd,
+        "trl_stepwise": load_trl_stepwise, "processbench": load_processbench,
+    }[name.rsplit("_bad", 1)[0]]
+    with pytest.raises(RecordError) as info:
+        loader(path)
+    assert (info.value.line, info.value.field) == (line, field)
+    assert str(path) in str(info.value)
+
+
+def test_read_jsonl_and_unknown_sources(tmp_path):
+    assert len(read_jsonl(FIXTURES / "gsm8k.jsonl")) == 3
+    with pytest.raises(RecordError, match="line 2"):
+        read_jsonl(FIXTURES / "gsm8k_bad.jsonl")
+    assert len(read_jsonl(FIXTURES / "gsm8k_bad.jsonl", skip_invalid=True)) == 5
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text('{"x": 1}\n')
+    with pytest.raises(RecordError, match="cannot tell the source"):
+        load_step_dataset(odd)
+    with pytest.raises(TypeError):
+        load_step_dataset(FIXTURES / "gsm8k.jsonl", neutral="half")
