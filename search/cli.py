@@ -1,0 +1,142 @@
+"""`prm search`: step-level beam search, DVTS or best-of-N over a file of problems.
+
+    prm search --problems problems.jsonl --policy Qwen/Qwen2.5-Math-1.5B-Instruct \\
+        --prm runs/prm --method beam --width 16 --beam_width 4 --output results.jsonl
+
+Problems are JSONL lines `{"prompt" or "question": str, "reference"?: str, "id"?: str}` or
+`synthetic:PRESET` (generated with the preset's reference answers). Each output line holds
+the problem, the best candidate (steps, step scores, score, answer), all candidates and the
+cost counters; with references, the accuracy of the best candidates is printed and written
+to `<output>.metrics.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from search.beam import AGGREGATIONS, METHODS, BeamConfig, SearchCounters
+from tasks.math.types import RecordError
+
+
+@dataclass
+class SearchConfig:
+    """Options of `prm search` (also its Python API: `run_search(SearchConfig(...))`)."""
+
+    policy: str = field(metadata={"help": "Policy causal LM: a local directory, hub id or alias."})
+    prm: str = field(metadata={"help": "Reward model directory or hub id (prm.load), or 'verifier' for the sympy step checker."})
+    problems: str = field(default="synthetic:tiny",
+                          metadata={"help": "JSONL of {prompt|question, reference?} or synthetic:PRESET."})
+    n_problems: int = field(default=0, metadata={"help": "Use only the first N problems (0: all; synthetic: 16)."})
+    method: str = field(default="beam", metadata={"help": "beam | dvts | best_of_n"})
+    width: int = field(default=8, metadata={"help": "Steps (or, for best_of_n, solutions) sampled per round: N."})
+    beam_width: int = field(default=4, metadata={"help": "Children per beam M; width // M beams or subtrees."})
+    max_steps: int = field(default=10, metadata={"help": "Most steps per solution."})
+    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of the policy."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass of the policy."})
+    aggregation: str = field(default="last", metadata={"help": "Step-score aggregation: last | min | prod | mean."})
+    lookahead: int = field(default=0, metadata={"help": "Greedy steps rolled forward and scored per candidate."})
+    max_step_tokens: int = field(default=64, metadata={"help": "Most tokens per step."})
+    max_new_tokens: int = field(default=256, metadata={"help": "Most tokens per whole solution (best_of_n)."})
+    batch_size: int = field(default=16, metadata={"help": "Most sequences per policy forward pass."})
+    seed: int = field(default=0, metadata={"help": "Seed of the policy's sampler (per problem: seed + index)."})
+    device: str = field(default="", metadata={"help": "Torch device ('' = CUDA when available)."})
+    output: str = field(default="search_results.jsonl", metadata={"help": "Where to write one JSON line per problem."})
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"--method must be one of {sorted(METHODS)}, got {self.method!r}")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"--aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+
+
+@dataclass
+class SearchProblem:
+    id: str
+    question: str
+    reference: str | None
+
+
+def read_problems(source: str, limit: int = 0) -> list[SearchProblem]:
+    """Problems from `synthetic:PRESET` or a JSONL file (errors name file, line and field)."""
+    if source.startswith("synthetic:"):
+        from tasks.math.synthetic import generate_problems
+
+        problems = generate_problems(limit or 16, preset=source.split(":", 1)[1], seed=0)
+        return [SearchProblem(p.id, p.question, p.answer) for p in problems]
+    from tasks.math.loaders import read_jsonl
+
+    problems = []
+    for line, record in enumerate(read_jsonl(source), start=1):
+        key = "prompt" if "prompt" in record else "question"
+        question = record.get(key)
+        if not isinstance(question, str) or not question.strip():
+            raise RecordError("missing or empty (a problem needs 'prompt' or 'question')", path=source, line=line,
+                              field=key)
+        reference = record.get("reference", record.get("answer"))
+        if reference is not None and not isinstance(reference, (str, int, float)):
+            raise RecordError(f"must be a string or number, got {type(reference).__name__}", path=source, line=line,
+                              field="reference")
+        problems.append(SearchProblem(str(record.get("id", line)), question,
+                                      None if reference is None else str(reference)))
+    return problems[:limit] if limit else problems
+
+
+def load_scorer(name: str, device: str | None):
+    """The PRM at `name` (prm.load), or the sympy verifier scorer for 'verifier'."""
+    if name == "verifier":
+        from search.scorers import VerifierScorer
+
+        return VerifierScorer()
+    import prm
+
+    return prm.load(name, device=device)
+
+
+def run_search(config: SearchConfig) -> dict:
+    """Search every problem, write JSONL results; returns the metrics (accuracy if references)."""
+    from tqdm.auto import tqdm
+
+    from search.policy import HFPolicy
+    from verifiers import answers_equivalent, extract_answer
+
+    problems = read_problems(config.problems, config.n_problems)
+    device = config.device or None
+    policy = HFPolicy.from_pretrained(
+        config.policy, device=device, temperature=config.temperature, top_p=config.top_p,
+        max_new_tokens=config.max_new_tokens, max_step_tokens=config.max_step_tokens, seed=config.seed,
+        batch_size=config.batch_size,
+    )
+    scorer = load_scorer(config.prm, device)
+    search = METHODS[config.method]
+    totals = SearchCounters()
+    correct = judged = 0
+    output = Path(config.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("w", encoding="utf-8") as handle:
+        for index, problem in enumerate(tqdm(problems, desc=f"prm search ({config.method})")):
+            beam_config = BeamConfig(width=config.width, beam_width=config.beam_width, max_steps=config.max_steps,
+                                     temperature=config.temperature, aggregation=config.aggregation,
+                                     lookahead=config.lookahead, seed=config.seed + index)
+            result = search(problem.question, policy, scorer, beam_config)
+            totals.add(result.counters)
+            answer = extract_answer(result.best.text) if result.candidates else None
+            record = {
+                "id": problem.id, "prompt": problem.question, "reference": problem.reference,
+                "answer": answer, "best": asdict(result.best) if result.candidates else None,
+                "candidates": [asdict(candidate) for candidate in result.candidates],
+                "counters": asdict(result.counters),
+            }
+            if problem.reference is not None:
+                record["correct"] = answer is not None and answers_equivalent(problem.reference, answer)
+                correct += record["correct"]
+                judged += 1
+            handle.write(json.dumps(record) + "\n")
+    metrics = {"method": config.method, "problems": len(problems), "counters": asdict(totals)}
+    if judged:
+        metrics["accuracy"] = correct / judged
+        print(f"accuracy {correct}/{judged} = {correct / judged:.3f}")
+    Path(str(output) + ".metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"wrote {output}")
+    return metrics
