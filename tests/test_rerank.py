@@ -215,3 +215,32 @@ def test_rerank_cli_votes_without_a_model(tmp_path):
     assert "| majority |" in (tmp_path / "out" / "metrics.md").read_text()
     with pytest.raises(ValueError, match="--prm"):
         rerank_file(RerankConfig(input=str(path), output_dir=str(tmp_path / "x"), methods="prm-min"))
+
+
+def test_rerank_cli_with_a_tiny_saved_reward_model(tmp_path):
+    import prm
+    from prm.cli import main
+    from prm.modeling import RewardModel, RewardSettings
+    from prm.tiny import build_tiny_causal_lm, train_tokenizer
+    from search.scorers import aggregate
+
+    texts = [row["prompt"] + "\n" + c for row in FIXTURE for c in row["completions"]]
+    tokenizer = train_tokenizer(texts, vocab_size=300)
+    model = RewardModel.from_backbone(build_tiny_causal_lm(tokenizer, seed=1), RewardSettings(objective="joint"),
+                                      tokenizer=tokenizer)
+    model.save_pretrained(tmp_path / "rm")
+    tokenizer.save_pretrained(tmp_path / "rm")
+    path = write_jsonl(tmp_path / "cands.jsonl", FIXTURE)
+    out = tmp_path / "out"
+    assert main(["rerank", "--input", str(path), "--prm", str(tmp_path / "rm"), "--orm", str(tmp_path / "rm"),
+                 "--output_dir", str(out), "--seeds", "0,1", "--device", "cpu"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"prm-min", "prm-prod", "weighted-prm-last", "orm", "weighted-orm", "prm-min+verifier"} <= set(metrics["accuracy"])
+    assert all(value <= metrics["accuracy"]["oracle"] for value in metrics["accuracy"].values())
+    # The choice is the argmax of the reloaded model's aggregated step scores.
+    scorer = prm.load(str(tmp_path / "rm"), device="cpu")
+    choices = [json.loads(line)["choices"] for line in (out / "choices.jsonl").read_text().splitlines()]
+    for row, chosen in zip(FIXTURE, choices):
+        for how in ["min", "last"]:
+            values = [aggregate(scorer.score_steps(row["prompt"], c.split("\n")), how) for c in row["completions"]]
+            assert chosen[f"prm-{how}"]["index"] == int(np.argmax(values))
