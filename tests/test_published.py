@@ -1,0 +1,251 @@
+"""Published PRM formats: tiny random models saved as each publisher ships them, scored by
+`prm.load(...).score_steps` and by a literal re-implementation of each model card's snippet."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModelForCausalLM
+from transformers.models.qwen2.modeling_qwen2 import Qwen2Model, Qwen2PreTrainedModel
+
+import prm
+from prm.published import detect_format
+from prm.tiny import build_tiny_causal_lm, tiny_config, train_tokenizer
+
+QUESTION = "Janet has 16 eggs and eats 3. She sells the rest for $2 each. How much does she make?"
+STEPS = [
+    "Step 1: She has 16 - 3 = 13 eggs left.",
+    "Step 2: She makes 13 * 2 = 26 dollars.",
+    "Step 3: The answer is: 26",
+]
+WRONG_STEPS = ["Step 1: She has 16 - 3 = 12 eggs left.", "Step 2: The answer is: 24"]
+TEXTS = [QUESTION + " " + " ки\n".join(STEPS) + " ки + - +", "Step 4: 7 * 8 = 56 ки - +"] * 10
+
+
+def _spread_weights(model, seed):
+    """Random weights large enough that step scores differ visibly (default init gives ~0.5)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "norm" not in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.2)
+    return model
+
+
+def _check_spread(scores):
+    flat = [s for row in scores for s in row]
+    assert max(flat) - min(flat) > 0.02, "scores too uniform for the comparison to mean anything"
+
+
+# ---------------------------------------------------------------------------------- Qwen2.5-Math-PRM
+CHATML = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+class Qwen2ForProcessRewardModel(Qwen2PreTrainedModel):
+    """What `trust_remote_code=True` loads for Qwen/Qwen2.5-Math-PRM-7B: Qwen2Model + 2-class MLP."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.num_labels = 2
+        self.model = Qwen2Model(config)
+        self.score = nn.Sequential(nn.Linear(config.hidden_size, config.hidden_size), nn.ReLU(),
+                                   nn.Linear(config.hidden_size, self.num_labels))
+        self.post_init()
+
+    def forward(self, input_ids, attention_mask=None):
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return (self.score(hidden),)
+
+
+def make_step_rewards(logits, token_masks):
+    """The model card's helper, as published."""
+    probabilities = F.softmax(logits, dim=-1)
+    probabilities = probabilities * token_masks.unsqueeze(-1)
+    all_scores_res = []
+    for i in range(probabilities.size(0)):
+        sample = probabilities[i]
+        positive_probs = sample[sample != 0].view(-1, 2)[:, 1]
+        all_scores_res.append(positive_probs.cpu().tolist())
+    return all_scores_res
+
+
+def qwen_card_scores(model, tokenizer, question, steps):
+    """The Qwen2.5-Math-PRM model card's quick start."""
+    data = {"system": "Please reason step by step, and put your final answer within \\boxed{}.",
+            "query": question, "response": steps}
+    messages = [
+        {"role": "system", "content": data["system"]},
+        {"role": "user", "content": data["query"]},
+        {"role": "assistant", "content": "<extra_0>".join(data["response"]) + "<extra_0>"},
+    ]
+    conversation_str = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+    input_ids = tokenizer.encode(conversation_str, return_tensors="pt")
+    outputs = model(input_ids=input_ids)
+    step_sep_id = tokenizer.encode("<extra_0>")[0]
+    token_masks = input_ids == step_sep_id
+    return make_step_rewards(outputs[0], token_masks)[0]
+
+
+@pytest.fixture(scope="module")
+def qwen_dir(tmp_path_factory):
+    tokenizer = train_tokenizer(TEXTS, vocab_size=300)
+    tokenizer.add_tokens(["<|im_start|>", "<|im_end|>", "<extra_0>"], special_tokens=True)
+    tokenizer.chat_template = CHATML
+    config = tiny_config(tokenizer)
+    config.architectures = ["Qwen2ForProcessRewardModel"]
+    config.auto_map = {"AutoModel": "modeling_qwen2_rm.Qwen2ForProcessRewardModel"}
+    torch.manual_seed(0)
+    model = _spread_weights(Qwen2ForProcessRewardModel(config), seed=1)
+    path = tmp_path_factory.mktemp("qwen-prm")
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path, model.eval(), tokenizer
+
+
+def test_qwen_prm_matches_model_card(qwen_dir):
+    path, reference_model, tokenizer = qwen_dir
+    scorer = prm.load(str(path), device="cpu")  # trust_remote_code stays off
+    assert scorer.format == "qwen-prm"
+    ours = [scorer.score_steps(QUESTION, steps) for steps in (STEPS, WRONG_STEPS)]
+    with torch.no_grad():
+        card = [qwen_card_scores(reference_model, tokenizer, QUESTION, steps) for steps in (STEPS, WRONG_STEPS)]
+    _check_spread(card)
+    for a, b in zip(ours, card):
+        assert a == pytest.approx(b, abs=1e-5)
+    assert scorer.score_steps_batch([QUESTION] * 2, [STEPS, WRONG_STEPS]) == [pytest.approx(c, abs=1e-5) for c in card]
+
+
+# ---------------------------------------------------------------------------------- Math-Shepherd
+def shepherd_card_scores(model, tokenizer, question, output):
+    """The math-shepherd-mistral-7b-prm model card's snippet."""
+    good_token = "+"
+    bad_token = "-"
+    step_tag = "ки"
+    candidate_tokens = tokenizer.encode(f"{good_token} {bad_token}")[1:]
+    step_tag_id = tokenizer.encode(f"{step_tag}")[-1]
+    input_for_prm = f"{question} {output}"
+    input_id = torch.tensor([tokenizer.encode(input_for_prm)])
+    logits = model(input_id).logits[:, :, candidate_tokens]
+    scores = logits.softmax(dim=-1)[:, :, 0]
+    step_scores = scores[input_id == step_tag_id]
+    return step_scores.tolist()
+
+
+def _bos_tokenizer():
+    """A tokenizer that adds a BOS to every text, as Mistral's and Llama's do."""
+    from tokenizers import processors
+
+    tokenizer = train_tokenizer(TEXTS, vocab_size=300)
+    tokenizer.add_tokens(["<s>"], special_tokens=True)
+    # Mistral's tokenizer gives the tag the same last token alone and in context; so does this.
+    tokenizer.add_tokens(["ки"])
+    tokenizer.bos_token = "<s>"
+    bos = tokenizer.convert_tokens_to_ids("<s>")
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
+    return tokenizer
+
+
+def _save_causal_lm(path, tokenizer, seed):
+    model = _spread_weights(build_tiny_causal_lm(tokenizer, seed=seed), seed=seed)
+    model.save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return AutoModelForCausalLM.from_pretrained(path).eval()
+
+
+def test_math_shepherd_matches_model_card(tmp_path):
+    tokenizer = _bos_tokenizer()
+    assert tokenizer.encode("x")[0] == tokenizer.bos_token_id
+    path = tmp_path / "math-shepherd-tiny"
+    reference_model = _save_causal_lm(path, tokenizer, seed=2)
+    scorer = prm.load(str(path), device="cpu")  # recognised by its name
+    assert scorer.format == "math-shepherd"
+    ours, card = [], []
+    for steps in (STEPS, WRONG_STEPS):
+        ours.append(scorer.score_steps(QUESTION, steps))
+        with torch.no_grad():
+            card.append(shepherd_card_scores(reference_model, tokenizer, QUESTION, "\n".join(s + " ки" for s in steps)))
+    _check_spread(card)
+    for a, b in zip(ours, card):
+        assert a == pytest.approx(b, abs=1e-5)
+    # Steps that still carry their tag (Math-Shepherd data) are tagged once, not twice.
+    assert scorer.score_steps(QUESTION, [s + " ки" for s in STEPS]) == pytest.approx(ours[0], abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------- RLHFlow
+LLAMA3 = (
+    "{{ bos_token }}{% for message in messages %}<|start_header_id|>{{ message['role'] }}<|end_header_id|>\n\n"
+    "{{ message['content'] | trim }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+
+
+def rlhflow_card_scores(model, tokenizer, problem, ans_list):
+    """RLHFlow's reference loop: one forward pass per step prefix, read at position -3."""
+    plus_tag_id = tokenizer.encode("+")[-1]
+    minus_tag_id = tokenizer.encode("-")[-1]
+    candidate_tokens = [plus_tag_id, minus_tag_id]
+    conversation = []
+    step_scores = []
+    for k in range(len(ans_list)):
+        if k == 0:
+            text = problem + " " + ans_list[0]
+        else:
+            text = ans_list[k]
+        conversation.append({"content": text, "role": "user"})
+        conversation.append({"content": "+", "role": "assistant"})
+        rendered = tokenizer.apply_chat_template(conversation, tokenize=False)
+        input_ids = torch.tensor([tokenizer(rendered, add_special_tokens=False)["input_ids"]])
+        logits = model(input_ids).logits[:, -3, candidate_tokens]
+        scores = logits.softmax(dim=-1)[:, 0]
+        step_scores.append(scores[0].item())
+    return step_scores
+
+
+def test_rlhflow_matches_reference_and_runs_once(tmp_path):
+    tokenizer = train_tokenizer(TEXTS, vocab_size=300)
+    tokenizer.add_tokens(["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+                         special_tokens=True)
+    tokenizer.bos_token = "<|begin_of_text|>"
+    tokenizer.chat_template = LLAMA3
+    path = tmp_path / "tiny-prm"
+    reference_model = _save_causal_lm(path, tokenizer, seed=3)
+    with pytest.raises(ValueError, match="format"):
+        prm.load(str(path), device="cpu")  # no hint in the config or name
+    scorer = prm.load(str(path), device="cpu", format="rlhflow")
+    ours, card = [], []
+    for steps in (STEPS, WRONG_STEPS):
+        before = scorer.forward_tokens
+        ours.append(scorer.score_steps(QUESTION, steps))
+        # One pass over the conversation (the reference runs every prefix again).
+        assert scorer.forward_tokens - before <= len(scorer.encoder.encode(QUESTION, steps).ids)
+        with torch.no_grad():
+            card.append(rlhflow_card_scores(reference_model, tokenizer, QUESTION, steps))
+    _check_spread(card)
+    for a, b in zip(ours, card):
+        assert a == pytest.approx(b, abs=1e-5)
+
+
+def test_published_formats_support_incremental_scoring(qwen_dir):
+    path, _, _ = qwen_dir
+    scorer = prm.load(str(path), device="cpu")
+    state = scorer.start(QUESTION)
+    collected = []
+    for step in STEPS:
+        (score,), (state,) = scorer.extend([state], [step])
+        collected.append(score)
+    assert collected == pytest.approx(scorer.score_steps(QUESTION, STEPS), abs=1e-5)
+    shared = scorer.score_best_of_n(QUESTION, [STEPS, WRONG_STEPS])
+    assert shared[1] == pytest.approx(scorer.score_steps(QUESTION, WRONG_STEPS), abs=1e-5)
+
+
+def test_detect_format_from_config_and_name():
+    assert detect_format("out/my-prm", {"prm": {"separator": "\n"}}) == "native"
+    assert detect_format("Qwen/Qwen2.5-Math-PRM-7B", {"architectures": ["Qwen2ForProcessRewardModel"]}) == "qwen-prm"
+    assert detect_format("peiyi9979/math-shepherd-mistral-7b-prm", {}) == "math-shepherd"
+    assert detect_format("RLHFlow/Llama3.1-8B-PRM-Deepseek-Data", {}) == "rlhflow"
+    with pytest.raises(ValueError):
+        detect_format("some/model", {"architectures": ["LlamaForCausalLM"]})
