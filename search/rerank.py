@@ -302,19 +302,27 @@ class CandidatePool:
     step_scores: dict[str, list[list[float]]] = field(default_factory=dict)
     outcome_scores: dict[str, list[float]] = field(default_factory=dict)
     tokens: list[int] | None = None
+    _values: dict[tuple[str, str | None], list[float]] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def values(self, scorer: str, aggregation: str | None) -> list[float]:
-        """One score per candidate for `scorer` reduced by `aggregation` (None: outcome score)."""
-        if aggregation is None:
-            if scorer not in self.outcome_scores:
-                raise KeyError(f"no outcome scores for scorer {scorer!r} in this pool")
-            return self.outcome_scores[scorer]
-        if scorer not in self.step_scores:
-            raise KeyError(f"no step scores for scorer {scorer!r} in this pool")
-        return [aggregate(scores, aggregation) for scores in self.step_scores[scorer]]
+        """One score per candidate for `scorer` reduced by `aggregation` (None: outcome score).
+
+        Computed once per pool (subsampled evaluation asks for it thousands of times).
+        """
+        key = (scorer, aggregation)
+        if key not in self._values:
+            if aggregation is None:
+                if scorer not in self.outcome_scores:
+                    raise KeyError(f"no outcome scores for scorer {scorer!r} in this pool")
+                self._values[key] = self.outcome_scores[scorer]
+            else:
+                if scorer not in self.step_scores:
+                    raise KeyError(f"no step scores for scorer {scorer!r} in this pool")
+                self._values[key] = [aggregate(scores, aggregation) for scores in self.step_scores[scorer]]
+        return self._values[key]
 
 
 def build_pool(
