@@ -102,7 +102,7 @@ def _read_file(path: str, skip_invalid: bool, report: LoadReport) -> Iterator[tu
                 if not isinstance(row, dict):
                     raise RecordError(f"must be a JSON object, got {type(row).__name__}", path=path, line=number)
             except json.JSONDecodeError as error:
-                problem = RecordError(f"invalid JSON: {error.msg} (column {error.colno})", path=path, line=number)
+                problem = RecordError(f"invalid JSON: {error.msg} (character {error.pos + 1})", path=path, line=number)
                 if not skip_invalid:
                     raise problem from None
                 _note_skip(report, problem)
