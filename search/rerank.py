@@ -628,8 +628,8 @@ class RerankConfig:
     orm: str | None = field(default=None, metadata={"help": "ORM path or hub id (scorer name 'orm', outcome score)"})
     methods: str = field(
         default="auto",
-        metadata={"help": "Comma-separated methods (majority, prm-min, weighted-prm-last, orm, ...+verifier, "
-                          "oracle) or 'auto' for every method the given models allow"},
+        metadata={"help": "Comma-separated methods (majority, prm-min, weighted-prm-last, orm, verifier-mean, "
+                          "...+verifier, oracle) or 'auto' for every method the given models allow"},
     )
     step_style: str = field(default="auto", metadata={"help": "How completions split into steps (tasks.math.steps styles)"})
     verifier_neutral: float = field(default=0.5, metadata={"help": "Score of a step the verifier cannot check"})
@@ -670,21 +670,23 @@ def rerank_file(config: RerankConfig) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     records = read_candidates(config.input)
-    scorers = load_scorers(config.prm, config.orm, device=config.device,
-                           trust_remote_code=config.trust_remote_code)
+    models = load_scorers(config.prm, config.orm, device=config.device, trust_remote_code=config.trust_remote_code)
+    verifier = VerifierScorer(config.verifier_neutral)
+    # The verifier is always available as a scorer ("verifier-mean", "weighted-verifier-min", ...),
+    # but the automatic grid only uses it as a filter.
+    scorers = {**models, "verifier": verifier}
     has_reference = all(r.reference is not None for r in records)
     if config.methods == "auto":
-        methods = default_methods(list(scorers), has_reference=has_reference)
+        methods = default_methods(list(models), has_reference=has_reference)
     else:
         methods = parse_methods(config.methods)
     missing = sorted({m.scorer for m in methods if m.scorer is not None and m.scorer not in scorers})
     if missing:
-        raise ValueError(f"methods need scorers {missing}; pass --prm / --orm (have {sorted(scorers) or 'none'})")
+        raise ValueError(f"methods need scorers {missing}; pass --prm / --orm (have {sorted(scorers)})")
     if any(m.kind == "oracle" for m in methods) and not has_reference:
         lines = [r.line for r in records if r.reference is None][:5]
         raise RecordError(f"oracle needs a reference on every line; missing on lines {lines}",
                           path=config.input, field="reference")
-    verifier = VerifierScorer(config.verifier_neutral)
 
     pools = []
     for record in tqdm(records, desc="rerank", unit="problem"):
@@ -692,7 +694,7 @@ def rerank_file(config: RerankConfig) -> dict[str, Any]:
             pools.append(build_pool(record.prompt, record.completions, scorers=scorers, methods=methods,
                                     reference=record.reference, verifier=verifier, step_style=config.step_style))
         except ValueError as error:
-            raise RecordError(str(error), path=config.input, line=record.line, field="completions") from error
+            raise RecordError(str(error), path=config.input, line=record.line) from error
 
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -213,6 +213,10 @@ def test_rerank_cli_votes_without_a_model(tmp_path):
     choices = [json.loads(line) for line in (tmp_path / "out" / "choices.jsonl").read_text().splitlines()]
     assert choices[0]["choices"]["majority"] == {"index": 1, "answer": "8", "correct": False}
     assert "| majority |" in (tmp_path / "out" / "metrics.md").read_text()
+    # The verifier is a scorer too, without any model.
+    rerank_file(RerankConfig(input=str(path), output_dir=str(tmp_path / "v"), methods="verifier-mean,oracle",
+                             seeds="0"))
+    assert json.loads((tmp_path / "v" / "metrics.json").read_text())["accuracy"]["verifier-mean"] == 1.0
     with pytest.raises(ValueError, match="--prm"):
         rerank_file(RerankConfig(input=str(path), output_dir=str(tmp_path / "x"), methods="prm-min"))
 
