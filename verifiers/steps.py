@@ -1,0 +1,666 @@
+"""Checking the arithmetic and algebra inside reasoning steps.
+
+`check_step` finds every claim in a step and checks it exactly:
+
+- calculator annotations `<<48/2=24>>` (GSM8K style);
+- equations in prose, `Natalia sold 48/2 = 24 clips`, `$12 x 5 = $60`, chains `a = b = c`
+  (each neighbouring pair is one claim), `20% of 50 = 10`, `≈` for approximations.
+
+Rounding policy (explicit, so a verdict can be explained):
+
+- Both sides are evaluated as exact rationals when possible (complex floats otherwise, e.g.
+  with pi or non-square roots, compared to 1e-9 relative).
+- A side written as a decimal literal with d >= 1 shown decimals (`0.33`, `66.67%`,
+  `66.666...%`) is accepted when the other side rounds *or* truncates to it at d decimals:
+  `1/3 = 0.33` and `2/3 = 0.66` are true; `2/3 = 0.65` is false.
+- An integer shown for a non-integer value is false (`100/3 = 33`, `1/4 = 15`), except after
+  `≈` / `\\approx`, where rounding to the shown digits or 1 % relative error is accepted.
+- Claims whose sides contain variables (`x + 2x = 30`) are not arithmetic and are skipped; so are
+  unit conversions between two bare quantities with different units (`1 hour = 60 minutes`),
+  divisions by zero, and anything the parser refuses (limits, unknown words).
+
+`check_transition(prev, step)` checks algebra between steps and `verify_solution` combines
+both with the final-answer check into per-step verdicts.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from verifiers.limits import DEFAULT_LIMITS, Deadline, LimitError, Limits, ParseError
+from verifiers.parser import (
+    STOP_WORDS,
+    Node,
+    NotExact,
+    Token,
+    evaluate_complex,
+    evaluate_exact,
+    free_symbols,
+    parse_prefix,
+    parse_tokens,
+    to_sympy,
+    tokenize,
+)
+
+MAX_STEP_CHARS = 20_000
+_ANNOTATION = re.compile(r"<<([^<>]{0,2000})>>")
+_CLAIM_RELATIONS = frozenset(["=", "≈"])
+_STOP_OPS = frozenset([",", "=", "≈", "<", ">", "<=", ">=", "!=", "..."])
+_OPERATOR_WORDS = frozenset(["times", "of", "plus", "minus", "by", "divided", "multiplied"])
+# One-letter words that are prose, not variables, when they stand before an equation.
+_PROSE_LETTERS = frozenset(["a", "A", "I"])
+_APPROX_WORDS = frozenset(["approximately", "about", "around", "roughly", "nearly", "approx"])
+_MAX_LEFT_TOKENS = 80
+# A word like these just before a claim's left side means the quantity it computes started
+# earlier ("3 x the height of 12 inches = 36", "90 bulbs at $.50 = $45").
+_TRUNCATING_WORDS = frozenset(["x", "X", "at", "per", "with"])
+_CLOCK_OR_ID = re.compile(r"0\d")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checkable statement found in a step.
+
+    source: "annotation" (`<<a=b>>`) or "prose"; text: the claim as written;
+    ok: True / False, or None when it could not be checked; reason: why.
+    """
+
+    source: str
+    text: str
+    ok: bool | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class StepVerdict:
+    """Verdict for one step: ok is True / False / None (nothing checkable)."""
+
+    ok: bool | None
+    reason: str
+
+
+@dataclass
+class SolutionVerdict:
+    """Per-step verdicts; first_wrong is the index of the first False step, -1 if none."""
+
+    steps: list[StepVerdict]
+    first_wrong: int
+    answer: str | None = None
+    answer_correct: bool | None = None
+    claims: list[list[Claim]] = field(default_factory=list)
+
+
+# -- values and comparison -------------------------------------------------------------------
+
+
+def _value(node: Node, limits: Limits, deadline: Deadline) -> Fraction | complex:
+    """Exact rational if possible, else a complex float. Raises on variables / refusals."""
+    try:
+        return evaluate_exact(node, limits, deadline)
+    except NotExact:
+        return evaluate_complex(node, None, limits, deadline)
+
+
+def _displayed_decimals(tokens: list[Token]) -> tuple[Fraction, bool] | None:
+    """For a side that is one decimal literal (`0.33`, `$1.50`, `66.7%`, `-2.5 kg`), the size of
+    its last shown digit and whether it was cut short with `...`; None for anything else."""
+    literal = None
+    percent = False
+    ellipsis = False
+    for kind, value, _ in tokens:
+        if kind == "num":
+            if literal is not None:
+                return None
+            literal = value
+        elif kind == "op" and value == "%":
+            percent = True
+        elif kind == "op" and value == "...":
+            ellipsis = True
+        elif kind == "op" and value in ("-", "+"):
+            if literal is not None:
+                return None
+        elif kind not in ("cur", "word"):
+            return None
+    if literal is None or "." not in literal or "e" in literal.lower():
+        return None
+    decimals = len(literal.split(".")[1])
+    ulp = Fraction(1, 10**decimals) * (Fraction(1, 100) if percent else 1)
+    return ulp, ellipsis
+
+
+def _is_lone_quantity(tokens: list[Token]) -> bool:
+    """One number with only units around it: `$24`, `24 clips`, `$15/hour`, `50%`."""
+    nums = 0
+    for i, t in enumerate(tokens):
+        if t[0] == "num":
+            nums += 1
+        elif t[0] in ("fn", "const"):
+            return False
+        elif t[0] == "op" and t[1] not in ("%", "-", "..."):
+            if t[1] == "/" and i + 1 < len(tokens) and tokens[i + 1][0] == "word":
+                continue
+            return False
+    return nums == 1
+
+
+def _units(tokens: list[Token]) -> frozenset[str]:
+    """Unit words of a side (plural folded), with `$` for currency."""
+    return frozenset(
+        "$" if t[0] == "cur" else t[1].lower().rstrip("s")
+        for t in tokens
+        if t[0] == "cur" or (t[0] == "word" and len(t[1]) > 1 and t[1] not in ("x", "X"))
+    )
+
+
+def _close(a: Fraction | complex, b: Fraction | complex, tol: Fraction | float) -> bool:
+    if isinstance(a, Fraction) and isinstance(b, Fraction):
+        return abs(a - b) <= tol
+    a, b = complex(a), complex(b)
+    return abs(a - b) <= float(tol) + 1e-12 * max(abs(a), abs(b))
+
+
+def compare_sides(left: Fraction | complex, right: Fraction | complex, left_toks: list[Token],
+                  right_toks: list[Token], approx: bool = False) -> tuple[bool, str]:
+    """Apply the rounding policy (module docstring) to two evaluated sides."""
+    if isinstance(left, Fraction) and isinstance(right, Fraction):
+        if left == right:
+            return True, "exact"
+    elif _close(left, right, 1e-9 * max(1.0, abs(complex(left)))):
+        return True, "equal to 1e-9"
+    for shown_toks, other in ((right_toks, left), (left_toks, right)):
+        display = _displayed_decimals(shown_toks)
+        if display is None:
+            continue
+        ulp, _ = display
+        shown = right if shown_toks is right_toks else left
+        if _close(other, shown, ulp / 2):
+            return True, "equal after rounding to the shown decimals"
+        # Truncation: the shown value is the true one cut after d decimals.
+        if _close(other, shown, ulp) and abs(complex(other)) > abs(complex(shown)):
+            return True, "equal after truncating to the shown decimals"
+    if any(t[1] == "%" for t in left_toks) or any(t[1] == "%" for t in right_toks):
+        # Prose uses % loosely: "(3/4)*100 = 75%", "20/240 = 8.33%", "3/21 * 100% = 14.28".
+        hundred = Fraction(100)
+        for a, b in ((left * hundred, right), (left, right * hundred)):
+            ok, why = compare_sides(a, b, left_toks if a is left else [], right_toks if b is right else [], approx)
+            if ok:
+                return True, why + " (reading % as a unit label)"
+    if approx:
+        for shown in (right, left):
+            if isinstance(shown, Fraction) and shown.denominator == 1:
+                if _close(left if shown is right else right, shown, Fraction(1, 2)):
+                    return True, "≈: equal after rounding to an integer"
+        if _close(left, right, 0.01 * max(abs(complex(left)), abs(complex(right)))):
+            return True, "≈: within 1 %"
+    return False, "values differ"
+
+
+# -- finding claims in prose -----------------------------------------------------------------
+
+
+def _can_start(t: Token) -> bool:
+    kind, value = t[0], t[1]
+    if kind in ("num", "cur", "fn", "const"):
+        return True
+    if kind == "op":
+        return value in ("(", "[", "-", "+", "frac", "|", "{")
+    return kind == "word" and len(value) == 1 and value not in _PROSE_LETTERS
+
+
+def _is_quantity_end(t: Token | None) -> bool:
+    return t is not None and (t[0] == "num" or (t[0] == "op" and t[1] in ("%", ")", "/")))
+
+
+def _valid_start(toks: list[Token], i: int) -> bool:
+    """Can an expression begin at toks[i]? Not in the middle of a longer one: "(1/2) 1956",
+    "80 000", "D1", "A^2" and "hats + 24" do not start at the number."""
+    if not _can_start(toks[i]):
+        return False
+    if i == 0:
+        return True
+    prev = toks[i - 1]
+    kind, value = prev[0], prev[1]
+    if kind == "other" or (kind == "op" and value in _STOP_OPS):
+        if i > 1 and toks[i - 2][0] == "num" and toks[i][0] == "num":
+            if value == "," and (not toks[i][2] or len(toks[i][1]) == 3):
+                return False  # "16,0000", "14, 400": a broken thousands separator
+            if value == ":" and not toks[i][2]:
+                return False  # "6:00": a clock time
+        return True
+    if kind == "word":
+        if value in _OPERATOR_WORDS or value in ("x", "X"):
+            return False
+        if toks[i][0] in ("num", "const") and not toks[i][2]:
+            return False  # "D1": an identifier, not a number
+        return toks[i][1] not in ("+", "-")
+    return False
+
+
+def _truncated(toks: list[Token], start: int) -> bool:
+    """Is the left side we found only the end of a longer quantity? An arithmetic operator
+    behind a few unit words ("9 cups + drank 1 cup = ...") or an operator word right before
+    it ("3 x the height of 12 inches = 36", "90 bulbs at $.50 = $45")."""
+    if start > 0 and toks[start - 1][0] == "word" and (
+            toks[start - 1][1] in _OPERATOR_WORDS or toks[start - 1][1] in _TRUNCATING_WORDS):
+        return True
+    i = start - 1
+    steps = 0
+    while i >= 0 and steps < 4:
+        kind, value = toks[i][0], toks[i][1]
+        if kind == "op" and value in ("+", "-", "*", "/", "^"):
+            return True
+        if kind == "word" and value.lower() in STOP_WORDS:
+            return False
+        if kind == "cur" or kind == "word" or (kind == "other" and value in ("'", "’", ".")):
+            i -= 1
+            steps += 1
+            continue
+        return False
+    return False
+
+
+def _left_starts(toks: list[Token], eq: int) -> list[int]:
+    """Candidate first tokens of the expression ending before toks[eq], earliest first."""
+    starts = []
+    i = eq - 1
+    floor = max(0, eq - _MAX_LEFT_TOKENS)
+    while i >= floor:
+        kind, value, _ = toks[i]
+        if kind == "other" or (kind == "op" and value in _STOP_OPS):
+            break
+        if kind == "word" and value == "and" and i > 0 and toks[i - 1][0] == "num" and i + 2 < eq \
+                and toks[i + 1][0] in ("num", "cur") and (toks[i + 2][1] == "/" or toks[i + 3][1] == "/"):
+            i -= 1  # "1 and 1/4": a mixed number
+            continue
+        if kind == "word" and (len(value) > 1 or value in _PROSE_LETTERS) and value not in _OPERATOR_WORDS:
+            # A longer word belongs to the expression only as a unit after a quantity
+            # ("24 clips", "5 square feet"); prose words end the expression.
+            if value.lower() in STOP_WORDS or value in _PROSE_LETTERS and toks[i][2]:
+                break
+            j = i
+            while j > floor and i - j < 1 and toks[j - 1][0] == "word" and len(toks[j - 1][1]) > 1 \
+                    and toks[j - 1][1].lower() not in STOP_WORDS and toks[j - 1][1] not in _OPERATOR_WORDS:
+                j -= 1
+            if not _is_quantity_end(toks[j - 1] if j > 0 else None):
+                break
+            i = j - 1
+            continue
+        if _valid_start(toks, i):
+            starts.append(i)
+        i -= 1
+    starts.reverse()
+    return starts
+
+
+def _claim_text(toks: list[Token]) -> str:
+    out = []
+    for kind, value, space in toks:
+        if value == "frac":
+            value = "\\frac"
+        out.append((" " if space and out else "") + value)
+    return "".join(out)
+
+
+def _has_letters(node: Node) -> bool:
+    """Variables, or e / i, which in prose are variables far more often than constants."""
+    if free_symbols(node):
+        return True
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n[0] == "const" and n[1] in ("E", "I"):
+            return True
+        for child in n[1:]:
+            if isinstance(child, tuple):
+                stack.append(child)
+            elif isinstance(child, list):
+                stack.extend(c for _, c in child)
+    return False
+
+
+def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadline,
+                    approx_context: bool) -> Claim | None:
+    """The claim around the relation token toks[eq], or None when there is none."""
+    starts = _left_starts(toks, eq)
+    if not starts:
+        return None
+    try:
+        right, end = parse_prefix(toks, eq + 1, limits, deadline)
+    except (ParseError, IndexError):
+        return None
+    if end == eq + 1 or (end < len(toks) and (toks[end][0] == "num" or (toks[end][1] == ":" and not toks[end][2]))):
+        return None  # nothing, or cut short ("= $16 000", "= 8:20")
+    right_toks = toks[eq + 1 : end]
+    left = None
+    for start in starts:
+        try:
+            left = parse_tokens(toks[start:eq], limits, deadline)
+            break
+        except LimitError:
+            raise
+        except ParseError:
+            continue
+    if left is None or _truncated(toks, start):
+        return None
+    left_toks = toks[start:eq]
+    text = _claim_text(toks[start:end])
+    if any(t[0] == "num" and _CLOCK_OR_ID.match(t[1]) for t in toks[start:end]):
+        return None  # "0900 - 0130": clock times and codes, not arithmetic
+    if _has_letters(left) or _has_letters(right):
+        return None
+    left_lone, right_lone = _is_lone_quantity(left_toks), _is_lone_quantity(right_toks)
+    left_units, right_units = _units(left_toks), _units(right_toks)
+    if left_units and right_units and not (left_units & right_units):
+        return Claim("prose", text, None, "unit conversion, not checked")
+    if left_lone and right_lone and left_units != right_units:
+        return Claim("prose", text, None, "unit conversion, not checked")
+    if left_lone and not right_lone and (left_units or start != starts[0] or
+                                         (start > 0 and toks[start - 1][0] == "word")):
+        # "Area of 1 bedroom = 11 * 11", "2 kg = 2 * 1000": a label or a conversion.
+        return Claim("prose", text, None, "labelled quantity, not checked")
+    if left_lone and start != starts[0]:
+        return None
+    try:
+        lv = _value(left, limits, deadline)
+        rv = _value(right, limits, deadline)
+    except ZeroDivisionError:
+        return Claim("prose", text, None, "division by zero")
+    except LimitError as err:
+        return Claim("prose", text, None, f"refused: {err}")
+    except (NotExact, ParseError, ArithmeticError, ValueError):
+        return None
+    approx = approx_context or toks[eq][1] == "≈"
+    ok, why = compare_sides(lv, rv, left_toks, right_toks, approx)
+    return Claim("prose", text, ok, why)
+
+
+def _check_annotation(body: str, limits: Limits, deadline: Deadline) -> Claim:
+    text = f"<<{body}>>"
+    toks = tokenize(body)
+    eqs = [i for i, t in enumerate(toks) if t[0] == "op" and t[1] == "="]
+    if len(eqs) != 1:
+        return Claim("annotation", text, None, "annotation without exactly one '='")
+    eq = eqs[0]
+    try:
+        left = parse_tokens(toks[:eq], limits, deadline)
+        right = parse_tokens(toks[eq + 1 :], limits, deadline)
+        if free_symbols(left) or free_symbols(right):
+            return Claim("annotation", text, None, "annotation with variables")
+        lv = _value(left, limits, deadline)
+        rv = _value(right, limits, deadline)
+    except ZeroDivisionError:
+        return Claim("annotation", text, None, "division by zero")
+    except (ParseError, NotExact, ArithmeticError, ValueError) as err:
+        return Claim("annotation", text, None, f"not parsed: {err}")
+    ok, why = compare_sides(lv, rv, toks[:eq], toks[eq + 1 :])
+    return Claim("annotation", text, ok, why)
+
+
+def find_claims(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Claim]:
+    """All claims in a step with their verdicts (see module docstring). Never raises."""
+    try:
+        return _find_claims(text, limits)
+    except Exception as err:  # a verdict must never crash the caller
+        return [Claim("prose", "", None, f"refused: {err}")]
+
+
+def _find_claims(text: str, limits: Limits) -> list[Claim]:
+    if not isinstance(text, str) or len(text) > MAX_STEP_CHARS:
+        return [Claim("prose", "", None, f"step longer than {MAX_STEP_CHARS} characters")] if isinstance(text, str) else []
+    if "=" not in text and "≈" not in text and "approx" not in text:
+        return []
+    deadline = Deadline(limits.time_budget)
+    claims: list[Claim] = []
+    if "<<" in text:
+        for m in _ANNOTATION.finditer(text):
+            claims.append(_check_annotation(m.group(1), limits, deadline))
+        text = _ANNOTATION.sub(" ", text)
+    toks = tokenize(text)
+    for i, t in enumerate(toks):
+        if t[0] == "op" and t[1] in _CLAIM_RELATIONS:
+            deadline.check()
+            approx = i > 0 and toks[i - 1][0] == "word" and toks[i - 1][1].lower() in _APPROX_WORDS
+            claim = _check_relation(toks, i, limits, deadline, approx)
+            if claim is not None:
+                claims.append(claim)
+    return claims
+
+
+def check_step(text: str) -> bool | None:
+    """True if every claim in the step is true, False if any is false, None if none is checkable.
+
+    >>> check_step("Natalia sold 48/2 = <<48/2=24>>24 clips in May.")
+    True
+    >>> check_step("1/4 = 15")
+    False
+    """
+    verdict = None
+    for claim in find_claims(text):
+        if claim.ok is False:
+            return False
+        if claim.ok:
+            verdict = True
+    return verdict
+
+
+# -- algebra between steps -------------------------------------------------------------------
+
+_DELIMITERS = re.compile(r"\\[\[\]()]|\$\$")
+
+
+def _main_math(text: str, limits: Limits, deadline: Deadline) -> tuple[str, Any] | None:
+    """The mathematical content of an algebra step.
+
+    Returns ("eq", [(left, right), ...]) for equations (several for `x = 2 or x = -2`),
+    ("expr", tree) for an expression (a step starting with `=` continues the previous one:
+    ("cont", tree)), or None.
+    """
+    text = _DELIMITERS.sub(" ", text)
+    if len(text) > limits.max_chars:
+        return None
+    toks = tokenize(text)
+    if not toks:
+        return None
+    if toks[0][0] == "op" and toks[0][1] == "=":
+        node, end = parse_prefix(toks, 1, limits, deadline)
+        return ("cont", node) if end > 1 else None
+    eqs = [i for i, t in enumerate(toks) if t[0] == "op" and t[1] == "="]
+    if not eqs:
+        start = max((i + 1 for i, t in enumerate(toks) if t[0] == "other" and t[1] == ":"), default=0)
+        try:
+            return ("expr", parse_tokens(toks[start:], limits, deadline))
+        except ParseError:
+            return None
+    equations = []
+    i = 0
+    while i < len(eqs):
+        eq = eqs[i]
+        starts = _left_starts(toks, eq)
+        left = None
+        for start in starts:
+            try:
+                left = parse_tokens(toks[start:eq], limits, deadline)
+                break
+            except LimitError:
+                raise
+            except ParseError:
+                continue
+        right, end = parse_prefix(toks, eq + 1, limits, deadline)
+        # A chain a = b = c states the equation a = c.
+        while i + 1 < len(eqs) and eqs[i + 1] == end:
+            i += 1
+            right, end = parse_prefix(toks, end + 1, limits, deadline)
+        if left is not None and end > eq + 1:
+            equations.append((left, right))
+        i += 1
+    return ("eq", equations) if equations else None
+
+
+def _poly_parts(left: Node, right: Node, limits: Limits, deadline: Deadline):
+    import sympy
+
+    expr = to_sympy(left, limits, deadline) - to_sympy(right, limits, deadline)
+    numerator = sympy.fraction(sympy.together(expr))[0]
+    symbols = sorted(numerator.free_symbols, key=lambda s: s.name)
+    if not symbols:
+        return None
+    poly = sympy.Poly(numerator, *symbols)
+    if poly.total_degree() > 12:
+        raise LimitError("polynomial degree above 12")
+    return poly
+
+
+def _same_solutions(prev_eqs, step_eqs, limits: Limits, deadline: Deadline) -> bool | None:
+    import sympy
+
+    try:
+        p1 = _product_poly(prev_eqs, limits, deadline)
+        p2 = _product_poly(step_eqs, limits, deadline)
+    except (sympy.PolynomialError, sympy.GeneratorsNeeded, ValueError, TypeError, NotImplementedError):
+        return None
+    if p1 is None or p2 is None:
+        return None
+    gens = sorted(set(p1.gens) | set(p2.gens), key=lambda s: s.name)
+    p1, p2 = sympy.Poly(p1.as_expr(), *gens).sqf_part(), sympy.Poly(p2.as_expr(), *gens).sqf_part()
+    if (p1 * p2.LC() - p2 * p1.LC()).is_zero:
+        return True
+    if len(gens) == 1 and p1.degree() <= 8 and p2.degree() <= 8:
+        # Over the reals: x^3 = 8 -> x = 2 keeps the (real) solution set.
+        return set(sympy.Poly(p1, gens[0]).real_roots()) == set(sympy.Poly(p2, gens[0]).real_roots())
+    return False
+
+
+def _product_poly(equations, limits: Limits, deadline: Deadline):
+    """One polynomial whose zero set is the union of the equations' solution sets
+    (`x = 2 or x = -2` -> (x-2)(x+2)); a single equation is just its own polynomial."""
+    product = None
+    for left, right in equations:
+        poly = _poly_parts(left, right, limits, deadline)
+        if poly is None:
+            return None
+        product = poly if product is None else product.as_expr() * poly.as_expr()
+    import sympy
+
+    if product is not None and not isinstance(product, sympy.Poly):
+        product = sympy.Poly(product, *sorted(product.free_symbols, key=lambda s: s.name))
+    return product
+
+
+def _expressions_equal(a: Node, b: Node, limits: Limits, deadline: Deadline) -> bool | None:
+    """Equal as functions: compared at a few seeded random complex points."""
+    names = sorted(free_symbols(a) | free_symbols(b))
+    rng = random.Random(1234)
+    agreed = 0
+    for _ in range(4):
+        env = {n: complex(rng.uniform(0.5, 2.0), rng.uniform(-1.0, 1.0)) for n in names}
+        try:
+            va = evaluate_complex(a, env, limits, deadline)
+            vb = evaluate_complex(b, env, limits, deadline)
+        except (ArithmeticError, ValueError, NotExact):
+            continue
+        if abs(va - vb) > 1e-8 * max(1.0, abs(va), abs(vb)):
+            return False
+        agreed += 1
+    return True if agreed >= 2 else None
+
+
+def check_transition(prev: str, step: str, limits: Limits = DEFAULT_LIMITS) -> bool | None:
+    """Does `step` follow from `prev` algebraically?
+
+    Equation -> equation: the solution set must be kept (`2x + 3 = 7` -> `2x = 4` True,
+    -> `2x = 10` False; `x^2 = 4` -> `x = 2 or x = -2` True). Expression -> expression: the
+    value must stay equal (`(x+1)^2` -> `x^2 + 2x + 1`); a step starting with `=` continues
+    the previous right-hand side. None when either step has no algebra we can compare.
+    Never raises.
+    """
+    try:
+        deadline = Deadline(limits.time_budget)
+        a = _main_math(prev, limits, deadline)
+        b = _main_math(step, limits, deadline)
+        if a is None or b is None:
+            return None
+        if a[0] == "eq" and b[0] == "eq":
+            symbols_a = set().union(*(free_symbols(l) | free_symbols(r) for l, r in a[1]))
+            symbols_b = set().union(*(free_symbols(l) | free_symbols(r) for l, r in b[1]))
+            if not symbols_a or not symbols_b:
+                return None
+            return _same_solutions(a[1][-1:], b[1], limits, deadline)
+        if b[0] == "cont":
+            target = a[1][-1][1] if a[0] == "eq" else a[1]
+            return _expressions_equal(target, b[1], limits, deadline)
+        if a[0] in ("expr", "cont") and b[0] == "expr":
+            if not (free_symbols(a[1]) or free_symbols(b[1])):
+                return None
+            return _expressions_equal(a[1], b[1], limits, deadline)
+        return None
+    except Exception:  # a verdict must never crash the caller
+        return None
+
+
+# -- whole solutions -------------------------------------------------------------------------
+
+
+def verify_solution(problem_or_question: Any, steps: list[str], reference: str | None = None) -> SolutionVerdict:
+    """Per-step verdicts for a solution, and the index of its first wrong step.
+
+    Each step is checked with `check_step`; consecutive algebra steps with `check_transition`;
+    the final answer (extracted from the last steps) against `reference` (or the Problem's
+    `answer`) with `answers_equivalent`. Never raises.
+    """
+    from verifiers.answers import answers_equivalent, extract_answer
+
+    if reference is None:
+        reference = getattr(problem_or_question, "answer", None)
+    steps = [s if isinstance(s, str) else str(s) for s in (steps or [])]
+    verdicts: list[StepVerdict] = []
+    all_claims: list[list[Claim]] = []
+    previous_algebra: str | None = None
+    for step in steps:
+        claims = find_claims(step)
+        all_claims.append(claims)
+        bad = [c for c in claims if c.ok is False]
+        if bad:
+            verdicts.append(StepVerdict(False, f"false claim: {bad[0].text} ({bad[0].reason})"))
+            previous_algebra = None
+            continue
+        ok: bool | None = True if any(c.ok for c in claims) else None
+        reason = "all claims true" if ok else "nothing checkable"
+        if previous_algebra is not None:
+            follows = check_transition(previous_algebra, step)
+            if follows is False:
+                verdicts.append(StepVerdict(False, "does not follow from the previous algebra step"))
+                previous_algebra = step
+                continue
+            if follows:
+                ok, reason = True, "follows from the previous algebra step"
+        if _has_variables(step):
+            previous_algebra = step
+        verdicts.append(StepVerdict(ok, reason))
+    answer = None
+    answer_correct = None
+    if steps:
+        answer = extract_answer(steps[-1], fallback_last_number=False) or extract_answer("\n".join(steps))
+        if reference is not None and answer is not None:
+            answer_correct = answers_equivalent(str(reference), answer)
+            if not answer_correct:
+                verdicts[-1] = StepVerdict(False, f"final answer {answer!r} differs from reference {reference!r}")
+            elif verdicts[-1].ok is None:
+                verdicts[-1] = StepVerdict(True, "final answer matches the reference")
+    first_wrong = next((i for i, v in enumerate(verdicts) if v.ok is False), -1)
+    return SolutionVerdict(verdicts, first_wrong, answer, answer_correct, all_claims)
+
+
+def _has_variables(step: str) -> bool:
+    try:
+        math = _main_math(step, DEFAULT_LIMITS, Deadline(DEFAULT_LIMITS.time_budget))
+    except Exception:  # unparseable algebra is simply not algebra we can follow
+        return False
+    if math is None:
+        return False
+    if math[0] == "eq":
+        return any(free_symbols(l) | free_symbols(r) for l, r in math[1])
+    return bool(free_symbols(math[1]))
