@@ -189,15 +189,7 @@ class HFPolicy:
 
     def render(self, prefix: str) -> str:
         """The text the model reads for `prefix` (the chat template applied when in use)."""
-        if not self.use_chat_template:
-            return prefix
-        match = _POLICY_PROMPT.match(prefix)
-        if match is None:
-            return prefix
-        chat = self.tokenizer.apply_chat_template(
-            chat_messages(match["question"]), tokenize=False, add_generation_prompt=True
-        )
-        return chat + prefix[match.end():]
+        return render_prompt(self.tokenizer, prefix, self.use_chat_template)
 
     def start(self, prefixes: Sequence[str]) -> list[PolicyState]:
         """States for prefixes (nothing is run yet: the first `expand` encodes them once)."""
@@ -406,6 +398,22 @@ class HFPolicy:
             state = PolicyState(token_ids=prefix.token_ids + tail, text=prefix.text + suffix, cache=cache,
                                 finished=ended_by_eos)
         return Continuation(text=text, token_ids=list(ids), finished=ended_by_eos, state=state)
+
+
+def render_prompt(tokenizer, prefix: str, use_chat_template: bool) -> str:
+    """`prefix` as the model should read it.
+
+    With a chat template, a prefix in the `policy_prompt` format ("Question: ...\\nSolution:\\n"
+    + steps) becomes the chat prompt for the question (`chat_messages`, generation prompt
+    added) followed by the steps; any other prefix is passed through unchanged.
+    """
+    if not use_chat_template:
+        return prefix
+    match = _POLICY_PROMPT.match(prefix)
+    if match is None:
+        return prefix
+    chat = tokenizer.apply_chat_template(chat_messages(match["question"]), tokenize=False, add_generation_prompt=True)
+    return chat + prefix[match.end():]
 
 
 def _eos_ids(model, tokenizer) -> set[int]:

@@ -201,3 +201,25 @@ def test_transformers_policy_counters_add_up_and_runs_are_reproducible(tiny_poli
     assert counters.prm_new_steps == len(scorer.seen) or method is best_of_n_search
     second = method(QUESTION, policy, IncrementalScorer(), config)
     assert second.candidates == first.candidates and second.counters == first.counters
+
+
+def test_reward_model_kv_reuse_scores_equal_rescoring(tiny_policy):
+    from prm.modeling import RewardModel
+    from prm.scoring import RewardScorer
+
+    tokenizer = tiny_policy.tokenizer
+    scorer = RewardScorer(RewardModel.from_backbone(build_tiny_causal_lm(tokenizer, "tiny", seed=9),
+                                                    tokenizer=tokenizer), tokenizer)
+
+    class ScoreStepsOnly:
+        def score_steps(self, prompt, steps):
+            return scorer.score_steps(prompt, steps)
+
+    config = BeamConfig(width=4, beam_width=2, max_steps=3, aggregation="min", seed=1)
+    incremental = beam_search(QUESTION, tiny_policy, scorer, config)
+    rescored = beam_search(QUESTION, tiny_policy, ScoreStepsOnly(), config)
+    assert [c.steps for c in incremental.candidates] == [c.steps for c in rescored.candidates]
+    for a, b in zip(incremental.candidates, rescored.candidates):
+        assert a.step_scores == pytest.approx(b.step_scores, abs=1e-5)
+    assert incremental.counters.prm_forward_tokens > 0
+    assert incremental.counters.prm_scored_steps < rescored.counters.prm_scored_steps
