@@ -719,8 +719,9 @@ def rerank_file(config: RerankConfig) -> dict[str, Any]:
         "candidates_max": max(len(p) for p in pools),
         "methods": [m.name for m in methods],
     }
+    low, high = metrics["candidates_min"], metrics["candidates_max"]
     markdown = [f"# Best-of-N reranking of `{config.input}`", "",
-                f"{len(records)} problems, {metrics['candidates_min']}–{metrics['candidates_max']} candidates each.", ""]
+                f"{len(records)} problems, {low if low == high else f'{low}–{high}'} candidates each.", ""]
     if has_reference:
         metrics["accuracy"] = accuracy
         ns = powers_of_two(metrics["candidates_min"]) if config.ns == "auto" else _int_list(config.ns, "ns")
