@@ -262,12 +262,12 @@ def parse_methods(text: str | Sequence[str]) -> list[Method]:
 def default_methods(scorer_names: Sequence[str], *, has_reference: bool = True) -> list[Method]:
     """The standard grid: votes, every PRM aggregation, weighted votes, verifier-filtered, oracle.
 
-    A scorer named "orm" (or any name containing "orm") is used through its outcome score;
-    every other scorer through its step scores.
+    A scorer whose name starts with "orm" is used through its outcome score; every other
+    scorer through its step scores.
     """
     names = ["majority", "majority+verifier"]
     for scorer in scorer_names:
-        if "orm" in scorer:
+        if scorer.startswith("orm"):
             names += [scorer, f"weighted-{scorer}", f"{scorer}+verifier"]
         else:
             names += [f"{scorer}-{how}" for how in AGGREGATIONS]
