@@ -6,6 +6,7 @@ through constructors. Every public function is bounded in time and never raises 
 (except `parse_expression`, which raises `ParseError` / `LimitError` with a message).
 """
 
+from verifiers.answers import answers_equivalent, extract_answer
 from verifiers.limits import DEFAULT_LIMITS, LimitError, Limits, ParseError
 from verifiers.parser import parse_expression
 from verifiers.steps import (
@@ -21,6 +22,8 @@ from verifiers.steps import (
 __all__ = [
     "DEFAULT_LIMITS",
     "Claim",
+    "answers_equivalent",
+    "extract_answer",
     "LimitError",
     "Limits",
     "ParseError",

@@ -367,6 +367,8 @@ class _Parser:
                 self.pos += 1
             elif self.is_unit_here(t):
                 self.pos += 1
+                if self.is_op("^") and self.peek(1) and self.peek(1)[0] == "num":
+                    self.pos += 2  # "5 cm^2": the unit's power
             else:
                 break
         return node
@@ -811,5 +813,7 @@ def parse_expression(text: str, limits: Limits = DEFAULT_LIMITS) -> Any:
     3
     Raises ParseError (or its subclass LimitError) with a message when refused.
     """
+    import sympy  # noqa: F401  -- imported before the clock starts: the first import is slow
+
     deadline = Deadline(limits.time_budget)
     return to_sympy(parse_tree(text, limits, deadline), limits, deadline)

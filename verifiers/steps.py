@@ -578,6 +578,8 @@ def check_transition(prev: str, step: str, limits: Limits = DEFAULT_LIMITS) -> b
     Never raises.
     """
     try:
+        import sympy  # noqa: F401  -- imported before the clock starts: the first import is slow
+
         deadline = Deadline(limits.time_budget)
         a = _main_math(prev, limits, deadline)
         b = _main_math(step, limits, deadline)
