@@ -223,3 +223,44 @@ def test_reward_model_kv_reuse_scores_equal_rescoring(tiny_policy):
         assert a.step_scores == pytest.approx(b.step_scores, abs=1e-5)
     assert incremental.counters.prm_forward_tokens > 0
     assert incremental.counters.prm_scored_steps < rescored.counters.prm_scored_steps
+
+
+def test_problem_file_errors_name_file_line_and_field(tmp_path):
+    from search.cli import read_problems
+    from tasks.math.types import RecordError
+
+    path = tmp_path / "problems.jsonl"
+    path.write_text('{"prompt": "What is 1 + 1?", "reference": "2"}\n{"question": ""}\n')
+    with pytest.raises(RecordError, match=r"problems.jsonl, line 2, field 'question'"):
+        read_problems(str(path))
+    path.write_text('{"question": "What is 1 + 1?"}\n{"prompt": "2 + 2?", "reference": 4}\n')
+    problems = read_problems(str(path))
+    assert [(p.question, p.reference) for p in problems] == [("What is 1 + 1?", None), ("2 + 2?", "4")]
+
+
+def test_prm_search_command_end_to_end(tiny_policy, tmp_path):
+    import json
+
+    import verifiers
+
+    if not hasattr(verifiers, "extract_answer"):
+        pytest.skip("verifiers.extract_answer has not landed yet")
+    from prm.cli import main
+    from prm.modeling import RewardModel
+
+    tokenizer = tiny_policy.tokenizer
+    tiny_policy.model.save_pretrained(tmp_path / "policy", safe_serialization=True)
+    tokenizer.save_pretrained(tmp_path / "policy")
+    RewardModel.from_backbone(build_tiny_causal_lm(tokenizer, "tiny", seed=4), tokenizer=tokenizer) \
+        .save_pretrained(tmp_path / "prm")
+    tokenizer.save_pretrained(tmp_path / "prm")
+    output = tmp_path / "out.jsonl"
+    assert main(["search", "--policy", str(tmp_path / "policy"), "--prm", str(tmp_path / "prm"),
+                 "--problems", "synthetic:tiny", "--n_problems", "2", "--method", "dvts", "--width", "4",
+                 "--beam_width", "2", "--max_steps", "2", "--max_step_tokens", "6", "--device", "cpu",
+                 "--output", str(output)]) == 0
+    lines = [json.loads(line) for line in output.read_text().splitlines()]
+    assert len(lines) == 2 and all(len(line["candidates"]) == 2 for line in lines)
+    assert all(line["counters"]["policy_generated_tokens"] > 0 for line in lines)
+    metrics = json.loads((tmp_path / "out.jsonl.metrics.json").read_text())
+    assert metrics["accuracy"] == sum(line["correct"] for line in lines) / 2
