@@ -10,8 +10,9 @@ Equivalence policy (what counts as "the same answer"):
 - numbers in any format: `1,000` = `1000` = `1000.0` = `$1,000` = `1000 dollars`,
   `\\frac{1}{2}` = `1/2` = `0.5`, mixed `2\\frac{1}{2}` = `2 1/2` = `2.5`,
   `1.5e3` = `1.5 \\times 10^3` = `1500`; radicals and pi by value (`\\sqrt{8}` = `2\\sqrt{2}`).
-- a decimal with >= 2 shown decimals equals a value that is not a short decimal itself when it
-  is that value rounded or truncated (`1/3` = `0.33` = `0.333`; but `0.5` != `0.54`).
+- a decimal with >= 4 shown decimals equals a value that is not a short decimal itself when it
+  is that value rounded or truncated (`1/3` = `0.3333`, `\\pi` = `3.1416`); shorter
+  approximations are different answers (`\\pi` != `3.14`, `1/3` != `0.33`, `0.5` != `0.54`).
 - percent: `50%` equals both `50` and `0.5` (answers are written both ways); `50` != `0.5`.
 - degrees: `30^\\circ` equals `30` and `\\pi/6`.
 - units and currency are dropped: `5 \\text{ cm}^2` = `5`.
@@ -25,6 +26,7 @@ Equivalence policy (what counts as "the same answer"):
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import unicodedata
@@ -144,6 +146,8 @@ _UNIT_WORDS = re.compile(
     r"feet|foot|ft|yards?|miles?|mph|hours?|hrs?|minutes?|mins?|seconds?|secs?|days?|weeks?|years?|"
     r"grams?|g|kg|pounds?|lbs?|ounces?|oz|liters?|litres?|ml|gallons?|degrees?)\b(?:\s*\^\s*\{?\d\}?)?\.?"
 )
+# "7 km/h", "12 widgets": a word (or rate) after the final number.
+_TRAILING_UNIT = re.compile(r"(?<=[\d}])\s+(?:[A-Za-z]{2,}(?:/[A-Za-z]+)?|[A-Za-z]/[A-Za-z]+)(?:\^\d)?\s*$")
 _MATRIX = re.compile(r"\\begin\{([pbBvV]?matrix|array)\}(?:\{[^{}]*\})?(.*?)\\end\{\1\}", re.DOTALL)
 
 
@@ -159,6 +163,7 @@ def _normalise(text: str) -> str:
         if text.startswith(left) and text.endswith(right) and len(text) >= len(left) + len(right):
             text = text[len(left) : len(text) - len(right)].strip()
     text = _LAYOUT.sub(" ", text)
+    text = re.sub(r"\\(?:emptyset|varnothing)|\\\{\s*\\\}", "∅", text)
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\$", "$")
     text = re.sub(r"[.\s]+$", "", text)
     return text.strip()
@@ -196,6 +201,7 @@ def _scalar(text: str, limits: Limits, deadline: Deadline) -> _Scalar | None:
     body = _DEGREES.sub(" ", body)
     body = _TEXT_CMD.sub(lambda m: " " + m.group(1) + " " if re.search(r"\d", m.group(1)) else " ", body)
     if re.search(r"\d", body):
+        body = _TRAILING_UNIT.sub("", body)
         body = _UNIT_WORDS.sub(" ", body)
     body = body.replace("$", " ").strip()
     body = _ASSIGNMENT.sub("", body) if re.match(r"^\s*\\?[A-Za-z]", body) and "=" in body else body
@@ -212,8 +218,6 @@ def _scalar(text: str, limits: Limits, deadline: Deadline) -> _Scalar | None:
     if percent and not isinstance(value, tuple):
         readings.append(value / 100 if isinstance(value, Fraction) else value / 100)
     if degrees and not isinstance(value, tuple):
-        import math
-
         readings.append(complex(value) * math.pi / 180)
     return _Scalar(readings, _decimals_shown(body), body)
 
@@ -247,11 +251,13 @@ def _values_equal(a: Value, b: Value, a_decimals: int, b_decimals: int, limits: 
         ca, cb = complex(a), complex(b)
         if ca == cb:
             return True
+        if math.isinf(abs(ca)) or math.isinf(abs(cb)):
+            return False
         if abs(ca - cb) <= 1e-9 * max(abs(ca), abs(cb)):
             return True
     # A rounded decimal against a value that is not itself a short decimal.
     for shown, other, decimals in ((a, b, a_decimals), (b, a, b_decimals)):
-        if decimals >= 2 and isinstance(shown, Fraction):
+        if decimals >= 4 and isinstance(shown, Fraction):
             if isinstance(other, Fraction) and _short_decimal(other, decimals):
                 continue
             if isinstance(other, complex) and other.imag != 0:
@@ -306,8 +312,7 @@ def _split_top(text: str, separator: str) -> list[str]:
         elif ch in ")]}":
             depth -= 1
         elif depth == 0 and text.startswith(separator, i):
-            if separator == "," and i > 0 and text[i - 1].isdigit() and re.match(r",\d{3}(?!\d)", text[i : i + 5]) \
-                    and not re.search(r",\s*\d+$", text[:i]):
+            if separator == "," and i > 0 and text[i - 1].isdigit() and re.match(r",\d{3}(?!\d)", text[i : i + 5]):
                 i += 1
                 continue
             parts.append(text[start:i])
@@ -322,12 +327,13 @@ def _split_top(text: str, separator: str) -> list[str]:
 class _Structure:
     """kind: "scalar" | "tuple" | "set" | "list" | "interval" | "union" | "matrix" | "text"."""
 
-    __slots__ = ("kind", "items", "brackets")
+    __slots__ = ("kind", "items", "brackets", "raw")
 
-    def __init__(self, kind: str, items: list, brackets: str = ""):
+    def __init__(self, kind: str, items: list, brackets: str = "", raw: str = ""):
         self.kind = kind
         self.items = items
         self.brackets = brackets
+        self.raw = raw
 
 
 def _structure(text: str, limits: Limits, deadline: Deadline, depth: int = 0) -> _Structure:
@@ -370,8 +376,8 @@ def _structure(text: str, limits: Limits, deadline: Deadline, depth: int = 0) ->
         return _Structure("tuple", items, brackets)
     scalar = _scalar(text, limits, deadline)
     if scalar is not None:
-        return _Structure("scalar", [scalar])
-    return _Structure("text", [_text_key(text)])
+        return _Structure("scalar", [scalar], raw=text)
+    return _Structure("text", [_text_key(text)], raw=text)
 
 
 def _text_key(text: str) -> str:
@@ -387,9 +393,10 @@ def _equal(a: _Structure, b: _Structure, limits: Limits, deadline: Deadline) -> 
     if a.kind == "scalar" and b.kind == "scalar":
         return _scalars_equal(a.items[0], b.items[0], limits, deadline)
     if a.kind == "text" or b.kind == "text":
-        key_a = a.items[0] if a.kind == "text" else None
-        key_b = b.items[0] if b.kind == "text" else None
-        return key_a is not None and key_a == key_b
+        # "\\text{(C)}" vs "C", "\\text{yes}" vs "yes": the other side may have parsed as letters.
+        key_a = a.items[0] if a.kind == "text" else (_text_key(a.raw) if a.kind == "scalar" else None)
+        key_b = b.items[0] if b.kind == "text" else (_text_key(b.raw) if b.kind == "scalar" else None)
+        return bool(key_a) and key_a == key_b
     if a.kind == "matrix" or b.kind == "matrix":
         if a.kind != b.kind or len(a.items) != len(b.items):
             return False

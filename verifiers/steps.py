@@ -152,7 +152,8 @@ def _units(tokens: list[Token]) -> frozenset[str]:
     return frozenset(
         "$" if t[0] == "cur" else t[1].lower().rstrip("s")
         for t in tokens
-        if t[0] == "cur" or (t[0] == "word" and len(t[1]) > 1 and t[1] not in ("x", "X"))
+        if t[0] == "cur" or (t[0] == "word" and len(t[1]) > 1 and t[1] not in _OPERATOR_WORDS
+                             and t[1].lower() not in STOP_WORDS)
     )
 
 
@@ -185,8 +186,10 @@ def compare_sides(left: Fraction | complex, right: Fraction | complex, left_toks
     if any(t[1] == "%" for t in left_toks) or any(t[1] == "%" for t in right_toks):
         # Prose uses % loosely: "(3/4)*100 = 75%", "20/240 = 8.33%", "3/21 * 100% = 14.28".
         hundred = Fraction(100)
+        plain_left = [t for t in left_toks if t[1] != "%"]
+        plain_right = [t for t in right_toks if t[1] != "%"]
         for a, b in ((left * hundred, right), (left, right * hundred)):
-            ok, why = compare_sides(a, b, left_toks if a is left else [], right_toks if b is right else [], approx)
+            ok, why = compare_sides(a, b, plain_left if a is left else [], plain_right if b is right else [], approx)
             if ok:
                 return True, why + " (reading % as a unit label)"
     if approx:

@@ -1,0 +1,128 @@
+"""Step checking: annotations, prose equations, rounding policy, algebra transitions."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from verifiers import check_step, check_transition, find_claims, verify_solution
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "Natalia sold 48/2 = <<48/2=24>>24 clips in May.",
+        "Working 50 minutes, she earned 0.2 x 50 = $<<0.2*50=10>>10.",
+        "16 - 3 - 4 = 9",
+        "$12 x 5 = $60",
+        "48/2 = 24 clips",
+        "So 3 + 4 = 7 = 14/2",
+        "1/3 = 0.33",
+        "2/3 = 0.66...",
+        "She has 20% of 50 = 10 apples",
+        "Each gets 25 / 1/3 = 75 cups",
+        "(75/100)*100 = 75% of the flowers",
+        "She pays 7 1/2 * 2 = 15 dollars",
+        "<<560//10=56>>",
+    ],
+)
+def test_true_steps(step):
+    assert check_step(step) is True
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "1/4 = 15",
+        "Natalia sold 48/2 = <<48/2=25>>25 clips in May.",
+        "16 - 3 - 4 = 10",
+        "$12 x 5 = $65",
+        "100/3 = 33",
+        "2/3 = 0.65",
+        "So 3 + 4 = 7 = 15",
+        "She orders 6 croissants so they cost 6*2.5 = $<<6*3=18>>18",
+    ],
+)
+def test_false_steps(step):
+    assert check_step(step) is False
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "Let x be the number of apples.",
+        "x + 2x = 30",
+        "1 hour = 60 minutes",
+        "It is 6:00 now.",
+        "The answer is 18",
+        "",
+    ],
+)
+def test_nothing_checkable(step):
+    assert check_step(step) is None
+
+
+def test_approximately_accepts_rounding_to_integers():
+    assert check_step("100/3 ≈ 33") is True
+    assert check_step("100/3 ≈ 40") is False
+
+
+def test_claims_report_source_and_reason():
+    claims = find_claims("He sold 48/2 = <<48/2=24>>24 clips, then 3 + 4 = 8 more.")
+    assert {c.source for c in claims} == {"annotation", "prose"}
+    bad = [c for c in claims if c.ok is False]
+    assert len(bad) == 1 and "3 + 4" in bad[0].text and bad[0].reason
+
+
+def test_check_step_never_raises_on_non_strings():
+    for value in (None, 5, b"1=1", ["1 = 1"]):
+        assert check_step(value) is None
+
+
+@pytest.mark.parametrize(
+    "prev, step, expected",
+    [
+        ("2x + 3 = 7", "2x = 4", True),
+        ("2x + 3 = 7", "2x = 10", False),
+        ("Subtract 3 from both sides: 2x + 3 = 7", "So x = 2.", True),
+        ("x^2 = 4", "x = 2 or x = -2", True),
+        ("x^2 = 4", "x = 3 or x = -3", False),
+        ("(x+1)^2", "x^2 + 2x + 1", True),
+        ("(x+1)^2", "x^2 + x + 1", False),
+        ("y = (x+1)^2", "= x^2 + 2x + 1", True),
+        ("y = (x+1)^2", "= x^2 + 1", False),
+        ("The sky is blue", "x = 2", None),
+    ],
+)
+def test_check_transition(prev, step, expected):
+    assert check_transition(prev, step) is expected
+
+
+def test_verify_solution_finds_first_wrong_step():
+    steps = ["3 + 4 = 7", "7 * 2 = 15", "15 - 1 = 14", "The answer is 14"]
+    verdict = verify_solution("q", steps, reference="13")
+    assert verdict.first_wrong == 1
+    assert verdict.steps[0].ok is True and verdict.steps[1].ok is False
+    assert "7 * 2" in verdict.steps[1].reason
+    assert verdict.steps[-1].ok is False and verdict.answer_correct is False
+
+
+def test_verify_solution_algebra_and_reference():
+    steps = ["2x + 3 = 7", "2x = 4", "x = 2", "The answer is 2"]
+    verdict = verify_solution("Solve 2x + 3 = 7", steps, reference="2")
+    assert verdict.first_wrong == -1 and verdict.answer_correct is True
+    wrong = verify_solution("Solve 2x + 3 = 7", ["2x + 3 = 7", "2x = 10", "x = 5", "The answer is 5"], "2")
+    assert wrong.first_wrong == 1
+
+
+GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
+
+
+@pytest.mark.skipif(not GSM8K.exists(), reason="GSM8K data not present")
+def test_gsm8k_annotations_sample_all_true():
+    # A slice of the real data; the full run is in benchmarks/verifiers.py.
+    lines = GSM8K.read_text().splitlines()[:300]
+    for line in lines:
+        for claim in find_claims(json.loads(line)["answer"]):
+            if claim.source == "annotation":
+                assert claim.ok is True, claim
