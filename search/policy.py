@@ -110,7 +110,8 @@ class HFPolicy:
     temperature 0 means greedy decoding. `seed` seeds the sampler's own generator: a policy
     built with the same seed gives the same outputs for the same calls (`reseed` restarts
     it). `max_new_tokens` bounds a whole solution, `max_step_tokens` one step (a step cut
-    there is closed with a separator). `batch_size` bounds the rows in one forward.
+    there is closed with a separator). `batch_size` bounds the rows in one forward (the k samples
+    of one state always share a batch, so k alone may exceed it).
     `use_chat_template`: "auto" uses the tokenizer's chat template when it has one; then a
     prefix in the `policy_prompt` format ("Question: ...\\nSolution:\\n" + steps) is rendered
     as the chat prompt for the question (`chat_messages`) followed by the steps.
