@@ -307,7 +307,12 @@ def hostile_inputs(marker_dir: str) -> list[tuple[str, str]]:
 
 def _worker(tool: str, inbox, outbox) -> None:
     """Serve hostile cases for one tool: receive text, send (outcome, seconds, MB grown)."""
+    import logging
     import resource
+
+    # math-verify logs the whole offending input on a timeout (megabytes for these cases).
+    logging.disable(logging.CRITICAL)
+    sys.stdout = sys.stderr = open(os.devnull, "w")
 
     if tool == "ours":
         from verifiers import answers_equivalent, check_step, extract_answer
