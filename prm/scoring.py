@@ -67,6 +67,42 @@ class StepEncoder(Protocol):
         ...
 
 
+class _MemoTokenizer:
+    """A tokenizer whose plain `encode(text, add_special_tokens=...)` results are remembered.
+
+    `encode_steps` tokenizes every piece on its own, and the prompt and separator again for
+    every solution; per-call overhead of a transformers tokenizer (~0.3 ms) then rivals a tiny
+    model's forward pass. `prefetch` tokenizes many pieces in one batched call.
+    """
+
+    def __init__(self, tokenizer, limit: int = 100_000):
+        self._tokenizer = tokenizer
+        self._limit = limit
+        self._cache: dict[tuple[str, bool], tuple[int, ...]] = {}
+
+    def encode(self, text, add_special_tokens: bool = True, **kwargs):
+        if kwargs or not isinstance(text, str):
+            return self._tokenizer.encode(text, add_special_tokens=add_special_tokens, **kwargs)
+        key = (text, add_special_tokens)
+        if key not in self._cache:
+            self._remember([text], add_special_tokens, [self._tokenizer.encode(text, add_special_tokens=add_special_tokens)])
+        return list(self._cache[key])
+
+    def prefetch(self, texts: Sequence[str]) -> None:
+        missing = list({text for text in texts if (text, False) not in self._cache})
+        if missing:
+            self._remember(missing, False, self._tokenizer(missing, add_special_tokens=False)["input_ids"])
+
+    def _remember(self, texts, add_special_tokens: bool, ids_lists) -> None:
+        if len(self._cache) + len(texts) > self._limit:
+            self._cache.clear()
+        for text, ids in zip(texts, ids_lists):
+            self._cache[(text, add_special_tokens)] = tuple(ids)
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+
 class NativeEncoder:
     """Models of this toolkit: `prm.encoding.encode_steps`, score read at each step's separator."""
 
@@ -74,12 +110,17 @@ class NativeEncoder:
         self.tokenizer = tokenizer
         self.settings = settings
         self.separator = settings.separator
+        self._memo = _MemoTokenizer(tokenizer)
 
     def encode(self, prompt: str, steps: Sequence[str]) -> Encoded:
         from prm.encoding import encode_steps
 
-        encoded = encode_steps(self.tokenizer, prompt, list(steps), self.settings)
+        encoded = encode_steps(self._memo, prompt, list(steps), self.settings)
         return Encoded(list(encoded.input_ids), list(encoded.step_ends))
+
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Tokenize step texts in one batched call before they are encoded one by one."""
+        self._memo.prefetch(texts)
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,6 +275,9 @@ class RewardScorer:
         """Continue each state by its steps; returns the new steps' scores and the new states."""
         if len(states) != len(steps_lists):
             raise ValueError(f"{len(states)} prefixes for {len(steps_lists)} step lists")
+        prefetch = getattr(self.encoder, "prefetch", None)
+        if prefetch is not None:
+            prefetch([step for new_steps in steps_lists for step in new_steps])
         rows: list[_Row | None] = []
         for state, new_steps in zip(states, steps_lists):
             if isinstance(new_steps, str):
