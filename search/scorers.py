@@ -12,7 +12,7 @@ PRM loaded with `prm.load` is both. This module adds:
 
     prm_scorer = prm.load("runs/prm")
     mixed = WeightedScorer([(prm_scorer, 0.8), (VerifierScorer(), 0.2)])
-    mixed.score_steps("What is 3 + 4?", ["3 + 4 = 7", "The answer is 7"])  # [0.99, 0.97]
+    mixed.score_steps("What is 3 + 4?", ["3 + 4 = 7", "The answer is 7"])  # one mixed score per step
 """
 
 from __future__ import annotations
