@@ -54,6 +54,7 @@ class SFTConfig:
     save_every: int = field(default=500, metadata={"help": "checkpoint every this many steps (0 = only at the end)"})
     resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoint if it exists"})
     log_every: int = field(default=50, metadata={"help": "append the mean loss to output_dir/log.jsonl every this many steps"})
+    eval_every: int = field(default=0, metadata={"help": "also log held-out accuracy every this many steps (0 = only at the end)"})
     eval_temperatures: str = field(default="0,0.7", metadata={"help": "comma-separated sampling temperatures for the final held-out accuracy"})
     max_new_tokens: int = field(default=96, metadata={"help": "generation length for the held-out accuracy"})
     trust_remote_code: bool = field(default=False, metadata={"help": "allow custom model code from the hub"})
@@ -266,6 +267,8 @@ def train_sft(config: SFTConfig) -> Path:
                                         trust_remote_code=config.trust_remote_code)
     examples = [sft_example(tokenizer, p, config.max_length) for p in problems]
 
+    heldout = _heldout_problems(config, problems)
+
     accelerator = Accelerator()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_step = 0
@@ -302,6 +305,10 @@ def train_sft(config: SFTConfig) -> Path:
                 with log_path.open("a") as handle:
                     handle.write(json.dumps({"step": step + 1, "loss": mean_loss, "elapsed_s": progress.format_dict["elapsed"]}) + "\n")
             running_loss, running_count = 0.0, 0
+        if heldout and config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < config.max_steps \
+                and accelerator.is_main_process:
+            _log_accuracy(accelerator.unwrap_model(model), tokenizer, heldout, config, step + 1,
+                          progress.format_dict["elapsed"], log_path)
         if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < config.max_steps:
             _save_checkpoint(accelerator, model, tokenizer, optimizer, step + 1, checkpoint_dir)
 
@@ -312,21 +319,31 @@ def train_sft(config: SFTConfig) -> Path:
         (output_dir / "sft_config.json").write_text(json.dumps(asdict(config), indent=2))
     _save_checkpoint(accelerator, model, tokenizer, optimizer, config.max_steps, checkpoint_dir)
 
-    if config.n_eval > 0 and config.data.startswith(SYNTHETIC_PREFIX) and accelerator.is_main_process:
-        from tasks.math.synthetic import generate_problems
-
-        # A different seed stream from training; identical questions are removed.
-        seen = {p.question for p in problems}
-        heldout = [p for p in generate_problems(config.n_eval, preset=config.data[len(SYNTHETIC_PREFIX):],
-                                                seed=config.seed + 1_000_003) if p.question not in seen]
-        result = {"step": config.max_steps, "n_eval": len(heldout)}
-        for temperature in (float(t) for t in config.eval_temperatures.split(",") if t.strip()):
-            result[f"accuracy_T{temperature:g}"] = heldout_accuracy(
-                unwrapped, tokenizer, heldout, temperature=temperature, max_new_tokens=config.max_new_tokens, seed=config.seed)
-        print(json.dumps(result))
-        with log_path.open("a") as handle:
-            handle.write(json.dumps(result) + "\n")
+    if heldout and accelerator.is_main_process:
+        _log_accuracy(unwrapped, tokenizer, heldout, config, config.max_steps, progress.format_dict["elapsed"], log_path)
     return output_dir
+
+
+def _heldout_problems(config: SFTConfig, train_problems: list[Problem]) -> list[Problem]:
+    """Fresh synthetic problems (another seed stream) minus any question seen in training."""
+    if config.n_eval <= 0 or not config.data.startswith(SYNTHETIC_PREFIX):
+        return []
+    from tasks.math.synthetic import generate_problems
+
+    seen = {p.question for p in train_problems}
+    fresh = generate_problems(config.n_eval, preset=config.data[len(SYNTHETIC_PREFIX):], seed=config.seed + 1_000_003)
+    return [p for p in fresh if p.question not in seen]
+
+
+def _log_accuracy(model, tokenizer, heldout: list[Problem], config: SFTConfig, step: int, elapsed: float,
+                  log_path: Path) -> None:
+    result = {"step": step, "elapsed_s": elapsed, "n_eval": len(heldout)}
+    for temperature in (float(t) for t in config.eval_temperatures.split(",") if t.strip()):
+        result[f"accuracy_T{temperature:g}"] = heldout_accuracy(
+            model, tokenizer, heldout, temperature=temperature, max_new_tokens=config.max_new_tokens, seed=config.seed)
+    print(json.dumps(result))
+    with log_path.open("a") as handle:
+        handle.write(json.dumps(result) + "\n")
 
 
 def _save_checkpoint(accelerator, model, tokenizer, optimizer, step: int, checkpoint_dir: Path) -> None:

@@ -201,8 +201,13 @@ def score_rollout(problems, prompt_ids, response_ids, texts, tokenizer, is_separ
     """PRM step scores (dense and group modes), verifier correctness and outcome rewards."""
     from prm.sft import answer_is_correct
 
-    step_ends = [step_end_positions(ids, is_separator, tokenizer.eos_token_id) for ids in response_ids]
-    steps = [step_texts(tokenizer, ids, ends, STEP_SEPARATOR) for ids, ends in zip(response_ids, step_ends)]
+    step_ends, steps = [], []
+    for ids in response_ids:
+        ends = step_end_positions(ids, is_separator, tokenizer.eos_token_id)
+        # A line of only spaces is no step: it gets no PRM score.
+        kept = [(end, text) for end, text in zip(ends, step_texts(tokenizer, ids, ends, STEP_SEPARATOR)) if text]
+        step_ends.append([end for end, _ in kept])
+        steps.append([text for _, text in kept])
     step_scores: list[list[float]] = [[] for _ in response_ids]
     if config.mode != "outcome" and step_scorer is not None:
         questions = [p.question for p in problems]
@@ -324,14 +329,21 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
         metrics_path.write_text("")
         (output_dir / "ppo_config.json").write_text(json.dumps(asdict(config), indent=2))
 
+    elif accelerator.is_main_process:
+        # Updates logged after the checkpoint we resume from are redone; drop their lines.
+        lines = metrics_path.read_text().splitlines() if metrics_path.exists() else []
+        metrics_path.write_text("".join(line + "\n" for line in lines if json.loads(line)["update"] <= start_update))
+
     progress = tqdm(range(start_update, config.max_updates), desc=f"ppo[{config.mode}]", initial=start_update,
                     total=config.max_updates, disable=not accelerator.is_main_process)
     for update in progress:
         started = time.perf_counter()
-        update_seed = config.seed * 1_000_003 + update
+        # Each process draws its own prompts and samples; all are functions of the update.
+        shard = update * accelerator.num_processes + accelerator.process_index
+        update_seed = config.seed * 1_000_003 + shard
 
         # 1. roll out
-        problem_indices = prompts_for_update(update, len(train_problems), config.batch_size, config.seed)
+        problem_indices = prompts_for_update(shard, len(train_problems), config.batch_size, config.seed)
         problems = [train_problems[i] for i in problem_indices]
         model.eval()
         prompt_ids, response_ids, texts = roll_out(unwrapped.policy, tokenizer, problems, config, update_seed)

@@ -1,0 +1,179 @@
+"""Dense (PRM step rewards + outcome) vs outcome-only PPO on the synthetic "tiny" task.
+
+1. policy: a "small" (0.8 M) `prm.tiny` model after a short `prm sft` (or `--policy DIR`);
+2. PRM: trained with `prm train` on the policy's own samples of training problems, each
+   step labelled by the sympy verifier (`verifiers.verify_solution`: steps before the first
+   wrong one are correct), plus the task's corrupted reference solutions;
+3. PPO from that policy, `--seeds` seeds x {dense, outcome}, identical settings except the
+   PRM step rewards; greedy accuracy on held-out problems every `--eval-every` updates.
+
+Prints a table (mean and spread over seeds), writes a PNG and a JSON:
+
+    python benchmarks/ppo_experiment.py --out runs/ppo_experiment
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def train_policy(out: Path, steps: int) -> Path:
+    from prm.sft import SFTConfig, train_sft
+
+    return train_sft(SFTConfig(data="synthetic:tiny", model="tiny:small", output_dir=str(out / "policy"), n_train=4000,
+                               max_steps=steps, batch_size=32, lr=3e-3, n_eval=0, save_every=0))
+
+
+def policy_sample_records(policy_dir: Path, n_problems: int, samples: int, seed: int) -> list[dict]:
+    """Step-labelled records from the policy's own solutions, labelled by the verifier."""
+    from search.policy import HFPolicy
+    from tasks.math.prompts import policy_prompt
+    from tasks.math.steps import split_steps
+    from tasks.math.synthetic import generate_problems
+    from verifiers import verify_solution
+
+    policy = HFPolicy.from_pretrained(str(policy_dir), device="cpu", temperature=1.0, max_new_tokens=96, seed=seed,
+                                      batch_size=64)
+    problems = generate_problems(n_problems, preset="tiny", seed=seed)
+    completions = policy.complete([policy_prompt(p.question) for p in problems], samples)
+    records = []
+    for problem, group in zip(problems, completions):
+        for text in group:
+            steps = [s for s in split_steps(text, style="lines") if s.strip()]
+            if not steps:
+                continue
+            first_wrong = verify_solution(problem, steps).first_wrong
+            labels = [first_wrong < 0 or index < first_wrong for index in range(len(steps))]
+            records.append({"prompt": problem.question, "completions": steps, "labels": labels})
+    return records
+
+
+def train_prm(out: Path, policy_dir: Path, steps: int, seed: int) -> Path:
+    from prm.train import TrainConfig, train
+    from tasks.math.synthetic import generate_problems, step_labelled_records
+
+    records = policy_sample_records(policy_dir, n_problems=400, samples=4, seed=seed + 7)
+    records += step_labelled_records(generate_problems(800, preset="tiny", seed=seed + 11), corrupt_fraction=0.5,
+                                     seed=seed)
+    data = out / "prm_data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    positive = sum(all(r["labels"]) for r in records)
+    print(f"PRM data: {len(records)} solutions, {positive} fully correct", flush=True)
+    train(TrainConfig(data=str(data), model=str(policy_dir), output_dir=str(out / "prm"), max_steps=steps,
+                      batch_size=32, lr=1e-3, eval_every=0, progress=False, seed=seed))
+    return out / "prm"
+
+
+def run_ppo(out: Path, policy_dir: Path, prm_dir: Path, mode: str, seed: int, args) -> list[dict]:
+    from prm.ppo.train import PPOConfig, train_ppo
+
+    run_dir = out / f"{mode}-seed{seed}"
+    config = PPOConfig(policy=str(policy_dir), prm=str(prm_dir), mode=mode, data="synthetic:tiny", n_train=2000,
+                       n_eval=args.n_eval, eval_every=args.eval_every, batch_size=args.batch_size,
+                       max_new_tokens=80, temperature=1.0, ppo_epochs=4, n_minibatches=2, lr=args.lr,
+                       kl_coef=args.kl_coef, step_score_form=args.step_score_form, step_coef=args.step_coef,
+                       max_updates=args.updates, save_every=0, output_dir=str(run_dir), seed=seed)
+    train_ppo(config)
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def first_update_reaching(curve: list[tuple[int, float]], level: float) -> int | None:
+    return next((update for update, accuracy in curve if accuracy >= level - 1e-9), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/ppo_experiment")
+    parser.add_argument("--policy", default=None, help="SFT policy dir (default: train one for --sft-steps)")
+    parser.add_argument("--prm", default=None, help="PRM dir (default: train one on the policy's samples)")
+    parser.add_argument("--sft-steps", type=int, default=400)
+    parser.add_argument("--prm-steps", type=int, default=300)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--updates", type=int, default=30)
+    parser.add_argument("--eval-every", type=int, default=5)
+    parser.add_argument("--n-eval", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--kl-coef", type=float, default=0.02)
+    parser.add_argument("--step-score-form", default="centred")
+    parser.add_argument("--step-coef", type=float, default=0.5)
+    parser.add_argument("--json", default=None, help="also write the results here (default: OUT/results.json)")
+    args = parser.parse_args()
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    policy_dir = Path(args.policy) if args.policy else train_policy(out, args.sft_steps)
+    prm_dir = Path(args.prm) if args.prm else train_prm(out, policy_dir, args.prm_steps, seed=0)
+
+    curves: dict[str, list[list[tuple[int, float]]]] = {"dense": [], "outcome": []}
+    for seed in range(args.seeds):
+        for mode in curves:
+            records = run_ppo(out, policy_dir, prm_dir, mode, seed, args)
+            curves[mode].append([(r["update"], r["heldout_accuracy"]) for r in records if "heldout_accuracy" in r])
+            print(f"{mode} seed {seed}: {curves[mode][-1]}", flush=True)
+
+    from prm.sft import heldout_accuracy, load_policy
+    from prm.ppo.train import PPOConfig, load_problems
+
+    model, tokenizer = load_policy(str(policy_dir))
+    _, heldout = load_problems(PPOConfig(n_eval=args.n_eval, seed=0))
+    start_accuracy = heldout_accuracy(model, tokenizer, heldout, temperature=0.0, max_new_tokens=80)
+
+    updates = [u for u, _ in curves["dense"][0]]
+    summary = {}
+    for mode, runs in curves.items():
+        table = np.array([[a for _, a in run] for run in runs])
+        summary[mode] = {"updates": updates, "mean": table.mean(0).tolist(), "std": table.std(0).tolist(),
+                         "runs": table.tolist()}
+    outcome_final = summary["outcome"]["mean"][-1]
+    dense_curve = list(zip(updates, summary["dense"]["mean"]))
+    reach = first_update_reaching(dense_curve, outcome_final)
+    result = {"start_accuracy": start_accuracy, "outcome_final_mean": outcome_final,
+              "dense_final_mean": summary["dense"]["mean"][-1], "dense_updates_to_outcome_final": reach,
+              "total_updates": args.updates, "ratio": None if reach is None else reach / args.updates,
+              "seconds": time.perf_counter() - started, "settings": vars(args), "curves": summary}
+    Path(args.json or out / "results.json").write_text(json.dumps(result, indent=2))
+
+    print(f"held-out greedy accuracy (n={len(heldout)}), start {start_accuracy:.3f}; mean ± std over {args.seeds} seeds")
+    print(f"{'update':>6} | {'dense':>13} | {'outcome':>13}")
+    for index, update in enumerate(updates):
+        cells = [f"{summary[m]['mean'][index]:.3f} ± {summary[m]['std'][index]:.3f}" for m in ("dense", "outcome")]
+        print(f"{update:>6} | {cells[0]:>13} | {cells[1]:>13}")
+    verdict = "never" if reach is None else f"at update {reach} ({reach / args.updates:.2f} of {args.updates})"
+    print(f"dense reaches outcome-only's final accuracy {outcome_final:.3f}: {verdict}")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for mode, colour in (("dense", "tab:blue"), ("outcome", "tab:orange")):
+        mean, std = np.array(summary[mode]["mean"]), np.array(summary[mode]["std"])
+        axis.plot([0] + updates, [start_accuracy, *mean], color=colour, label=f"{mode} (mean of {args.seeds})")
+        axis.fill_between(updates, mean - std, mean + std, color=colour, alpha=0.2)
+    axis.set_xlabel("PPO update")
+    axis.set_ylabel("held-out accuracy (greedy)")
+    axis.set_title("PPO on synthetic 'tiny': dense PRM rewards vs outcome only")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(out / "ppo_dense_vs_outcome.png", dpi=120)
+    print(f"plot: {out / 'ppo_dense_vs_outcome.png'}")
+
+
+if __name__ == "__main__":
+    main()
