@@ -4,7 +4,8 @@ A plain accelerate loop, readable top to bottom::
 
     prm train --data synthetic:tiny --model tiny:small --objective prm --max_steps 300
     prm train --data steps.jsonl --model Qwen/Qwen2.5-0.5B --lora_r 16 --mixed_precision bf16
-    accelerate launch --cpu --num_processes 2 -m prm.cli train --data synthetic:tiny ...
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 -m prm.cli train ...  # 2 CPU processes, gloo
+    accelerate launch --multi_gpu --num_processes 8 -m prm.cli train --model ...            # 8 GPUs
 
 The same run from Python: `train(TrainConfig(data="synthetic:tiny", objective="joint"))`.
 
@@ -88,6 +89,7 @@ class TrainConfig:
     tensorboard: bool = field(default=False, metadata={"help": "Also log to output_dir/tensorboard (needs tensorboard)"})
     progress: bool = field(default=True, metadata={"help": "Show a tqdm progress bar"})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the hub"})
+    cpu: bool = field(default=False, metadata={"help": "Run on CPU; with several processes (torchrun) this selects gloo"})
 
     def __post_init__(self) -> None:
         if self.objective not in ("prm", "orm", "joint", "pairwise"):
@@ -393,7 +395,7 @@ def train(config: TrainConfig) -> Path:
     from tqdm.auto import tqdm
     from transformers import get_scheduler
 
-    accelerator = Accelerator(mixed_precision=config.mixed_precision)
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=config.cpu)
     set_seed(config.seed)
     output_dir = Path(config.output_dir)
     resume_dir = None
@@ -441,6 +443,8 @@ def train(config: TrainConfig) -> Path:
 
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+        if resume_dir is None:
+            (output_dir / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
         (output_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     logger = MetricsLogger(output_dir, config.tensorboard) if accelerator.is_main_process else None
     progress = tqdm(total=config.max_steps, initial=step, disable=not (config.progress and accelerator.is_main_process),

@@ -1,0 +1,92 @@
+"""Two CPU processes (gloo) x batch b follow the same loss curve and reach the same weights
+as one process x batch 2b.
+
+The always-on test forks two workers of this process (no re-import, about a second). The
+`accelerate launch` command line itself is exercised when PRM_LAUNCH_TESTS=1 (it costs a
+minute of imports on a busy 2-core machine).
+"""
+
+import json
+import multiprocessing
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from prm.train import TrainConfig, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_train import toy_records, write_jsonl  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _losses(run_dir: Path) -> list[float]:
+    return [row["loss"] for row in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if "loss" in row]
+
+
+def _common(tmp_path) -> dict:
+    data = write_jsonl(tmp_path / "train.jsonl", toy_records(48, 0))
+    return dict(data=data, eval_data=data, model="tiny:tiny", vocab_size=300, max_steps=4, lr=3e-3, warmup_steps=1,
+                eval_every=0, log_every=1, progress=False, seed=0)
+
+
+def _assert_same_run(single: Path, two: Path) -> None:
+    assert len(_losses(two)) == 4
+    assert _losses(two) == pytest.approx(_losses(single), rel=1e-4)
+    first, second = load_file(single / "model.safetensors"), load_file(two / "model.safetensors")
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=1e-4, atol=1e-5)
+
+
+def _worker(rank: int, port: int, config: TrainConfig) -> None:
+    from accelerate.state import AcceleratorState
+
+    # The parent's single-process accelerate state was inherited by the fork.
+    AcceleratorState._reset_state(True)
+    os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    train(config)
+
+
+def test_two_processes_match_one_process_with_double_batch(tmp_path):
+    common = _common(tmp_path)
+    single = train(TrainConfig(output_dir=str(tmp_path / "one"), batch_size=8, **common))
+    config = TrainConfig(output_dir=str(tmp_path / "two"), batch_size=4, cpu=True, **common)
+    context, port = multiprocessing.get_context("fork"), _free_port()
+    workers = [context.Process(target=_worker, args=(rank, port, config)) for rank in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    _assert_same_run(single, tmp_path / "two")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("PRM_LAUNCH_TESTS") != "1", reason="set PRM_LAUNCH_TESTS=1 (about a minute)")
+def test_accelerate_launch_two_cpu_processes(tmp_path):
+    common = _common(tmp_path)
+    single = train(TrainConfig(output_dir=str(tmp_path / "one"), batch_size=8, **common))
+    launcher = Path(sys.executable).with_name("accelerate")
+    launcher = str(launcher) if launcher.exists() else shutil.which("accelerate")
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    # `accelerate launch --cpu` starts one process unless mpirun is configured; the generic
+    # launcher with ACCELERATE_USE_CPU=1 starts two and accelerate picks gloo.
+    command = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--main_process_port", str(_free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", "prm.cli", "train", *[f"--{key}={value}" for key, value in common.items()],
+               "--batch_size=4", f"--output_dir={tmp_path / 'two'}"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _assert_same_run(single, tmp_path / "two")
