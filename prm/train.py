@@ -450,6 +450,7 @@ def train(config: TrainConfig) -> Path:
     progress = tqdm(total=config.max_steps, initial=step, disable=not (config.progress and accelerator.is_main_process),
                     desc=f"train {config.objective}")
     window_tokens, window_start, window_losses = 0, time.perf_counter(), []
+    run_tokens, run_padded, run_start, paused = 0, 0, time.perf_counter(), 0.0  # paused: eval + checkpoints
     model.train()
     while step < config.max_steps:
         # One optimizer step = grad_accum micro-batches; every loss term is divided by its item
@@ -478,8 +479,11 @@ def train(config: TrainConfig) -> Path:
         optimizer.zero_grad(set_to_none=True)
         step += 1
 
-        tokens = torch.stack([b["attention_mask"].sum() for b in micro_batches]).sum()
-        window_tokens += int(accelerator.reduce(tokens, reduction="sum"))
+        tokens = torch.tensor([sum(int(b["attention_mask"].sum()) for b in micro_batches),
+                               sum(b["attention_mask"].numel() for b in micro_batches)], device=accelerator.device)
+        real_tokens, padded_tokens = accelerator.reduce(tokens, reduction="sum").tolist()
+        window_tokens += real_tokens
+        run_tokens, run_padded = run_tokens + real_tokens, run_padded + padded_tokens
         losses = {name: float(accelerator.reduce(value, reduction="sum")) / float(totals[name])
                   for name, value in step_loss.items()}
         window_losses.append(sum(losses.values()))
@@ -493,6 +497,7 @@ def train(config: TrainConfig) -> Path:
                               "tokens_per_s": window_tokens / max(elapsed, 1e-9)})
         if config.log_every and step % config.log_every == 0:
             window_tokens, window_start, window_losses = 0, time.perf_counter(), []
+        pause_start = time.perf_counter()
         if (config.eval_every and step % config.eval_every == 0) or step == config.max_steps:
             if accelerator.is_main_process and eval_features:
                 metrics = evaluate(accelerator.unwrap_model(model), eval_features, config.objective,
@@ -505,7 +510,13 @@ def train(config: TrainConfig) -> Path:
         if config.save_every and step % config.save_every == 0 and step < config.max_steps:
             _save_checkpoint(accelerator, output_dir / "checkpoints" / f"step-{step}", tokenizer,
                              {"step": step, "epoch": stream.epoch, "next_batch": stream.next_batch})
+        paused += time.perf_counter() - pause_start
     progress.close()
+    if logger is not None:
+        seconds = time.perf_counter() - run_start - paused
+        logger.log(step, {"train_seconds": seconds, "train_tokens": run_tokens,
+                          "train_tokens_per_s": run_tokens / max(seconds, 1e-9),
+                          "padding_fraction": 1 - run_tokens / max(run_padded, 1)})
 
     # Final model: LoRA merged in place, ordinary HF directory with the tokenizer beside it.
     accelerator.wait_for_everyone()
