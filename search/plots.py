@@ -31,12 +31,21 @@ def _by_method(points: Sequence[CurvePoint], x: str) -> dict[str, list[CurvePoin
     return {method: sorted(line, key=lambda p: getattr(p, x)) for method, line in lines.items()}
 
 
+MARKERS = "osD^v<>px*h"
+
+
 def _draw(axes, lines: dict[str, list[CurvePoint]], x: str) -> None:
-    for method, line in lines.items():
+    from matplotlib import colormaps
+
+    # tab20 keeps up to 20 methods apart; markers tell apart what colours alone cannot.
+    colours = colormaps["tab20"]
+    for index, (method, line) in enumerate(lines.items()):
         style = "--" if method == "oracle" else "-"
         axes.errorbar([getattr(p, x) for p in line], [p.accuracy_mean for p in line],
                       yerr=[p.accuracy_std for p in line], label=method, linestyle=style,
-                      marker="o", markersize=3, capsize=2, linewidth=1.2)
+                      color=colours(index % 20), marker=MARKERS[index % len(MARKERS)],
+                      markersize=3, capsize=2, linewidth=1.2)
+    axes.set_ylim(0.0, 1.02)
     axes.set_ylabel("accuracy")
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=7, ncol=2, loc="best")
@@ -53,7 +62,7 @@ def plot_accuracy_vs_n(points: Sequence[CurvePoint], path: str | Path, *, title:
     ns = sorted({p.n for p in points})
     axes.set_xticks(ns, [str(n) for n in ns])
     axes.set_xlabel("N = solutions per problem (log2)")
-    axes.set_title(title or "Best-of-N accuracy vs N")
+    axes.set_title(title or "Accuracy vs N")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
