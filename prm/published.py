@@ -215,7 +215,7 @@ def load_published(name: str, format: str, *, dtype=None, trust_remote_code: boo
         weights = {key.replace("score.", "", 1): value for key, value in _qwen_head_weights(name).items()}
         model.step_head.load_state_dict(weights)  # strict: a missing head is an error
         model.step_head.to(next(backbone.parameters()).dtype)
-        return model.eval(), tokenizer, QwenPRMEncoder(tokenizer, **options)
+        return model.train(False), tokenizer, QwenPRMEncoder(tokenizer, **options)
 
     plus, minus = options.pop("plus_token", "+"), options.pop("minus_token", "-")
     step_tag = options.pop("step_tag", SHEPHERD_TAG)
@@ -231,4 +231,4 @@ def load_published(name: str, format: str, *, dtype=None, trust_remote_code: boo
         encoder = ShepherdEncoder(tokenizer, step_tag)
     else:
         encoder = RLHFlowEncoder(tokenizer, plus_id, plus)
-    return model.eval(), tokenizer, encoder
+    return model.train(False), tokenizer, encoder

@@ -26,15 +26,15 @@ class ScoreConfig:
 
     model: str = field(metadata={"help": "Reward model: a local directory or hub id (e.g. Qwen/Qwen2.5-Math-PRM-7B)"})
     input: str = field(metadata={"help": "JSONL of step-labelled records or {prompt, completions} candidates"})
-    output: str = field(default="", metadata={"help": "Output JSONL (default: <input>.scored.jsonl)"})
+    output: str = field(default="", metadata={"help": "Output JSONL; empty: <input>.scored.jsonl next to the input"})
     format: str = field(default="auto", metadata={"help": "auto | native | qwen-prm | math-shepherd | rlhflow"})
-    aggregation: str = field(default="", metadata={"help": "min | prod | last | mean (default: the model's own)"})
+    aggregation: str = field(default="", metadata={"help": "min | prod | last | mean; empty: the model's own default"})
     batch_size: int = field(default=16, metadata={"help": "Sequences per forward pass"})
-    device: str = field(default="", metadata={"help": "cpu, cuda, cuda:1, ... (default: cuda if available)"})
-    dtype: str = field(default="", metadata={"help": "float32 | bfloat16 | float16 (default: as saved)"})
+    device: str = field(default="", metadata={"help": "cpu, cuda, cuda:1, ...; empty: cuda if available, else cpu"})
+    dtype: str = field(default="", metadata={"help": "float32 | bfloat16 | float16; empty: as saved"})
     step_style: str = field(default="", metadata={
-        "help": "Split candidate solutions with tasks.math.steps.split_steps in this style (default: at the "
-                "model's step separator)"})
+        "help": "Split candidate solutions with tasks.math.steps.split_steps in this style; empty: at the "
+                "model's step separator"})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the hub (off by default)"})
 
 

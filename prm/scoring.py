@@ -165,7 +165,7 @@ class RewardScorer:
 
     def __init__(self, model, tokenizer, encoder: StepEncoder | None = None, *, aggregation: str | None = None,
                  batch_size: int = 16, format: str = "native"):
-        self.model = model.eval()
+        self.model = model.train(False)
         self.tokenizer = tokenizer
         self.settings = getattr(model, "settings", None)
         self.encoder = encoder if encoder is not None else NativeEncoder(tokenizer, self.settings)
