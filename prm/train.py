@@ -238,6 +238,17 @@ def build_model(config: TrainConfig, train_records: list[dict], tokenizer_dir: s
     return tokenizer, model
 
 
+def is_causal_decoder(model) -> bool:
+    """True when every attention layer of the backbone is causal (decoder-only models).
+
+    Batches are right-padded, so in a causal model no real token can see a pad token: the
+    attention mask changes nothing we read and is left out, which lets attention take its
+    plain causal path (faster). Bidirectional backbones keep the mask.
+    """
+    flags = [module.is_causal for module in model.modules() if isinstance(getattr(module, "is_causal", None), bool)]
+    return bool(flags) and all(flags)
+
+
 # ------------------------------------------------------------------------------------------ loss
 def _at_positions(logits: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """logits [B, T], positions [B] (-1 = none) -> (values [B], valid [B] bool)."""
@@ -292,6 +303,7 @@ def evaluate(model: RewardModel, features: list[dict], objective: str, pad_token
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
+    use_mask = not is_causal_decoder(model)
     order = sorted(range(len(features)), key=lambda i: feature_length(features[i]))
     step_probs, step_labels, outcome_scores, outcome_labels, chosen, rejected = [], [], [], [], [], []
     for start in range(0, len(order), batch_size):
@@ -300,7 +312,7 @@ def evaluate(model: RewardModel, features: list[dict], objective: str, pad_token
             batch = collate_pairs(chunk, pad_token_id)
         else:
             batch = collate_features(chunk, pad_token_id)
-        output = model(batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device))
+        output = model(batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device) if use_mask else None)
         if objective in ("prm", "joint"):
             probabilities = torch.sigmoid(output.step_logits.float()).cpu()
             for row, feature in enumerate(chunk):
@@ -431,6 +443,7 @@ def train(config: TrainConfig) -> Path:
                                   weight_decay=config.weight_decay)
     scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps,
                               num_training_steps=config.max_steps)
+    use_mask = not is_causal_decoder(model)
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
 
@@ -466,7 +479,7 @@ def train(config: TrainConfig) -> Path:
         for index, batch in enumerate(micro_batches):
             sync = nullcontext() if index == len(micro_batches) - 1 else accelerator.no_sync(model)
             with sync:
-                output = model(batch["input_ids"], attention_mask=batch["attention_mask"])
+                output = model(batch["input_ids"], attention_mask=batch["attention_mask"] if use_mask else None)
                 sums = loss_sums(output, batch, config)
                 loss = sum(weights[name] * value / totals[name] for name, value in sums.items())
                 accelerator.backward(loss * accelerator.num_processes)

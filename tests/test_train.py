@@ -119,3 +119,23 @@ def test_config_is_the_command_line():
     assert (config.objective, config.lora_r, config.mixed_precision, config.resume) == ("joint", 4, "bf16", "latest")
     with pytest.raises(ValueError, match="objective"):
         TrainConfig(objective="dpo")
+
+
+def test_right_padded_causal_batches_need_no_attention_mask():
+    from prm.collate import collate_features
+    from prm.modeling import RewardSettings
+    from prm.tiny import build_tiny_causal_lm, train_tokenizer
+    from prm.train import is_causal_decoder
+
+    records = toy_records(6, 2)
+    tokenizer = train_tokenizer([" ".join(r["completions"]) for r in records] * 3, vocab_size=280)
+    model = RewardModel.from_backbone(build_tiny_causal_lm(tokenizer), RewardSettings()).eval()
+    assert is_causal_decoder(model)
+    features, _ = encode_records(tokenizer, records, model.settings, 512)
+    batch = collate_features(features, tokenizer.pad_token_id)
+    assert (batch["attention_mask"] == 0).any()
+    with torch.no_grad():
+        masked = model(batch["input_ids"], attention_mask=batch["attention_mask"]).step_logits
+        unmasked = model(batch["input_ids"]).step_logits
+    real = batch["attention_mask"].bool()
+    torch.testing.assert_close(unmasked[real], masked[real], rtol=1e-5, atol=1e-6)
