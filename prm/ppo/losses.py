@@ -23,7 +23,7 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
     """PPO's clipped surrogate: -min(ratio * A, clip(ratio, 1 +- eps) * A), token mean.
 
     Returns (loss, stats) with the clip fraction and the approximate KL
-    E[(ratio - 1) - log ratio] between the sampling policy and the current one.
+    KL(old || new) ~ E_old[(ratio - 1) - log ratio] (the k3 estimator, ratio = new / old).
     """
     log_ratio = logprobs - old_logprobs
     ratio = log_ratio.exp()
@@ -33,7 +33,7 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
     with torch.no_grad():
         stats = {
             "clip_fraction": masked_mean((clipped > unclipped).float(), mask).item(),
-            "approx_kl": masked_mean(torch.expm1(-log_ratio) + log_ratio, mask).item(),
+            "approx_kl": masked_mean(torch.expm1(log_ratio) - log_ratio, mask).item(),
         }
     return loss, stats
 
