@@ -171,3 +171,28 @@ def test_value_loss_clips_large_moves():
     # V jumps to 2 from 0: clipped value 0.2 has error 0.8, unclipped error 1; max -> 1
     assert value_loss(torch.tensor([[2.0]]), old, returns, mask, 0.2).item() == pytest.approx(0.5 * 1.0)
     assert value_loss(torch.tensor([[0.9]]), old, returns, mask, 0.2).item() == pytest.approx(0.5 * 0.8**2)
+
+
+def test_score_rollout_scores_steps_and_checks_answers():
+    from prm.ppo.train import score_rollout
+    from prm.tiny import train_tokenizer
+    from tasks.math.types import Problem
+
+    tokenizer = train_tokenizer(["Question: 3 + 4?\nSolution:\n3 + 4 = 7\nThe answer is 7\n"] * 4)
+
+    class LengthPRM:
+        def score_steps(self, prompt, steps):
+            assert steps, "no empty step lists reach the PRM"
+            return [len(s) / 100 for s in steps]
+
+    problem = Problem(id="p", question="3 + 4?", answer="7")
+    right = tokenizer("3 + 4 = 7\nThe answer is 7\n", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    wrong = tokenizer("3 + 4 = 8\nThe answer is 8", add_special_tokens=False).input_ids
+    empty = [tokenizer.eos_token_id]
+    texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in (right, wrong, empty)]
+    rollout = score_rollout([problem] * 3, [[0]] * 3, [right, wrong, empty], texts, tokenizer,
+                            separator_token_mask(tokenizer), PPOConfig(mode="dense", verifier_coef=2.0), LengthPRM())
+    assert rollout.correct == [True, False, False]
+    assert rollout.outcome == [2.0, 0.0, 0.0]
+    assert rollout.step_scores == [[0.09, 0.15], [0.09, 0.15], []]
+    assert rollout.step_ends[2] == []

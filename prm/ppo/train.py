@@ -210,11 +210,15 @@ def score_rollout(problems, prompt_ids, response_ids, texts, tokenizer, is_separ
         steps.append([text for _, text in kept])
     step_scores: list[list[float]] = [[] for _ in response_ids]
     if config.mode != "outcome" and step_scorer is not None:
-        questions = [p.question for p in problems]
+        # Responses with no step (EOS straight away) get no PRM call.
+        scored = [i for i, s in enumerate(steps) if s]
+        questions = [problems[i].question for i in scored]
         if hasattr(step_scorer, "score_steps_batch"):
-            step_scores = step_scorer.score_steps_batch(questions, steps)
+            results = step_scorer.score_steps_batch(questions, [steps[i] for i in scored])
         else:
-            step_scores = [step_scorer.score_steps(q, s) if s else [] for q, s in zip(questions, steps)]
+            results = [step_scorer.score_steps(q, steps[i]) for q, i in zip(questions, scored)]
+        for index, result in zip(scored, results):
+            step_scores[index] = list(result)
     correct = [answer_is_correct(text, p.answer) for text, p in zip(texts, problems)]
     outcome = [config.verifier_coef * float(ok) for ok in correct]
     if outcome_scorer is not None and config.orm_coef:
