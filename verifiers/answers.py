@@ -65,7 +65,9 @@ def _balanced(text: str, open_at: int) -> str | None:
 def _boxed(text: str) -> str | None:
     for command in ("\\boxed", "\\fbox"):
         at = text.rfind(command)
-        while at != -1:
+        tries = 0
+        while at != -1 and tries < 8:  # a few unclosed boxes at the end are skipped, not thousands
+            tries += 1
             i = at + len(command)
             while i < len(text) and text[i] == " ":
                 i += 1
