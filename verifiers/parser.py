@@ -97,6 +97,10 @@ STOP_WORDS = frozenset(
 ) - {"each", "left", "remaining"}
 
 
+_SIMPLE_OPS = {op: _OP_ALIASES.get(op, op) for op in
+               ["**", "//", "...", "<=", ">=", "!=", *"-+*/^()[]{}!%=<>|,×·⋅∙÷−–≈≤≥≠°"]}
+
+
 def tokenize(text: str) -> list[Token]:
     """Split text into tokens `(kind, value, space_before)`; never fails.
 
@@ -106,27 +110,27 @@ def tokenize(text: str) -> list[Token]:
     tokens: list[Token] = []
     append = tokens.append
     space = False
+    simple_ops = _SIMPLE_OPS
     for m in _TOKEN_RE.finditer(text):
         kind = m.lastgroup
-        value = m.group()
         if kind == "ws":
             space = True
             continue
-        if kind == "op":
-            if value == "√":
+        value = m.group()
+        if kind == "num" or kind == "cur" or kind == "other":
+            append((kind, value, space))
+        elif kind == "op":
+            if value in simple_ops:
+                append(("op", simple_ops[value], space))
+            elif value == "√":
                 append(("fn", "sqrt", space))
             elif value == "π":
                 append(("const", "pi", space))
-            elif value == "∞":
+            else:  # ∞
                 append(("const", "oo", space))
-            else:
-                append(("op", _OP_ALIASES.get(value, value), space))
-        elif kind == "num":
-            append(("num", value, space))
         elif kind == "word":
-            low = value.lower()
-            if low in FUNCTIONS and value.islower():
-                append(("fn", low, space))
+            if value in FUNCTIONS:
+                append(("fn", value, space))
             elif value in _CONSTANTS:
                 append(("const", _CONSTANTS[value], space))
             else:
@@ -144,11 +148,9 @@ def tokenize(text: str) -> list[Token]:
                 append(("word", name, space))
             else:
                 append(("other", value, space))
-        elif kind == "text":
+        else:  # \text{...}
             for word in m.group("textbody").split():
                 append(("word", word, True))
-        else:
-            append((kind, value, space))
         space = False
     return tokens
 
@@ -158,7 +160,7 @@ def number_value(literal: str, limits: Limits = DEFAULT_LIMITS) -> Fraction:
     if len(literal) > limits.max_digits:
         raise LimitError(f"number literal longer than {limits.max_digits} digits")
     if literal.isdigit():
-        return Fraction(int(literal))
+        return int(literal)  # type: ignore[return-value]  -- ints are exact and much faster
     literal = literal.replace(",", "")
     if "e" in literal or "E" in literal:
         mantissa, _, exponent = literal.replace("E", "e").partition("e")
@@ -252,8 +254,9 @@ class _Parser:
 
     def parse_sum(self) -> Node:
         terms = [(1, self.parse_product())]
+        toks = self.toks
         while True:
-            t = self.peek()
+            t = toks[self.pos] if self.pos < len(toks) else None
             if t is None:
                 break
             if t[0] == "op" and t[1] in ("+", "-"):
@@ -268,8 +271,9 @@ class _Parser:
 
     def parse_product(self) -> Node:
         factors: list[tuple[bool, Node]] = [(True, self.parse_unary())]
+        toks = self.toks
         while True:
-            t = self.peek()
+            t = toks[self.pos] if self.pos < len(toks) else None
             if t is None:
                 break
             kind, value = t[0], t[1]
@@ -325,7 +329,7 @@ class _Parser:
             raise LimitError(f"nesting deeper than {self.limits.max_depth}")
         if (self.pos & 63) == 0:
             self.deadline.check()
-        t = self.peek()
+        t = self.toks[self.pos] if self.pos < len(self.toks) else None
         if t is not None and t[0] == "op" and t[1] == "-":
             self.pos += 1
             node = ("neg", self.parse_unary())
@@ -339,7 +343,8 @@ class _Parser:
 
     def parse_power(self) -> Node:
         base = self.parse_postfix()
-        if self.is_op("^"):
+        t = self.toks[self.pos] if self.pos < len(self.toks) else None
+        if t is not None and t[1] == "^" and t[0] == "op":
             self.pos += 1
             # Degrees: 30^\circ or 30^{\circ} are a unit, not a power.
             if self.is_op("°"):
@@ -353,8 +358,9 @@ class _Parser:
 
     def parse_postfix(self) -> Node:
         node = self.parse_primary()
+        toks = self.toks
         while True:
-            t = self.peek()
+            t = toks[self.pos] if self.pos < len(toks) else None
             if t is None:
                 break
             if t[0] == "op" and t[1] == "!":
@@ -362,7 +368,7 @@ class _Parser:
                 node = ("fact", node)
             elif t[0] == "op" and t[1] == "%":
                 self.pos += 1
-                node = ("mul", [(True, node), (False, ("num", Fraction(100)))])
+                node = ("mul", [(True, node), (False, ("num", 100))])
             elif t[0] == "op" and t[1] in ("°", "..."):
                 self.pos += 1
             elif self.is_unit_here(t):
@@ -394,6 +400,9 @@ class _Parser:
     def _mixed_number(self, whole: Fraction) -> Node | None:
         # "2 1/2" (spaced integer then integer/integer) or "2\frac{1}{2}".
         p = self.peek
+        t0 = p()
+        if t0 is None or t0[0] not in ("num", "word", "op"):
+            return None
         # Prose "1 and 1/4", "5 and 2/3", "16 and (2/3)", "$3 and $1/3".
         t0 = p()
         if t0 and t0[0] == "word" and t0[1] == "and":
@@ -427,7 +436,7 @@ class _Parser:
         return None
 
     def parse_primary(self) -> Node:
-        t = self.peek()
+        t = self.toks[self.pos] if self.pos < len(self.toks) else None
         if t is None:
             raise ParseError("expression ends too early")
         kind, value = t[0], t[1]
@@ -569,7 +578,8 @@ def evaluate_exact(node: Node, limits: Limits = DEFAULT_LIMITS, deadline: Deadli
     Raises NotExact (irrational, variables, infinity), ZeroDivisionError, LimitError.
     """
     deadline = deadline or Deadline(limits.time_budget)
-    return _exact(node, limits, deadline)
+    value = _exact(node, limits, deadline)
+    return value if type(value) is Fraction else Fraction(value)
 
 
 def _exact(node: Node, limits: Limits, deadline: Deadline) -> Fraction:
@@ -578,17 +588,26 @@ def _exact(node: Node, limits: Limits, deadline: Deadline) -> Fraction:
         return node[1]
     if tag == "add":
         deadline.check()
-        total = Fraction(0)
+        total = 0
         for sign, term in node[1]:
             value = _exact(term, limits, deadline)
             total = total + value if sign > 0 else total - value
         return _check_size(total, limits)
     if tag == "mul":
         deadline.check()
-        total = Fraction(1)
+        total = 1
         for is_mul, factor in node[1]:
             value = _exact(factor, limits, deadline)
-            total = _check_size(total * value if is_mul else total / value, limits)
+            if is_mul:
+                total = total * value
+            elif type(total) is int and type(value) is int:
+                if value == 0:
+                    raise ZeroDivisionError("division by zero")
+                quotient, remainder = divmod(total, value)
+                total = quotient if remainder == 0 else Fraction(total, value)
+            else:
+                total = total / value
+            _check_size(total, limits)
         return total
     if tag == "neg":
         return -_exact(node[1], limits, deadline)
@@ -598,14 +617,14 @@ def _exact(node: Node, limits: Limits, deadline: Deadline) -> Fraction:
         return _exact_pow(base, exponent, limits)
     if tag == "fdiv":
         a, b = _exact(node[1], limits, deadline), _exact(node[2], limits, deadline)
-        return Fraction(a // b)
+        return int(a // b)
     if tag == "fact":
         n = _exact(node[1], limits, deadline)
         if n.denominator != 1 or n < 0:
             raise NotExact("factorial of a non-natural number")
         if n > limits.max_factorial:
             raise LimitError(f"factorial of more than {limits.max_factorial}")
-        return Fraction(math.factorial(int(n)))
+        return math.factorial(int(n))
     if tag == "fn":
         if node[1] == "sqrt":
             return _exact_root(_exact(node[2], limits, deadline), 2)
@@ -621,6 +640,7 @@ def _exact(node: Node, limits: Limits, deadline: Deadline) -> Fraction:
 
 
 def _exact_pow(base: Fraction, exponent: Fraction, limits: Limits) -> Fraction:
+    base, exponent = Fraction(base), Fraction(exponent)
     if base in (0, 1) and exponent > 0:
         return base
     if base == -1 and exponent.denominator == 1:
