@@ -128,7 +128,9 @@ class PrefixState:
     """A scored prefix for incremental scoring (step-level beam search).
 
     input_ids: the ids run so far; cache: their keys/values (None: nothing cached, the next
-    `extend` runs the whole prefix); step_scores: the probability of each step in `steps`.
+    `extend` runs the whole prefix); step_scores: the probability of each step in `steps`;
+    outcome_score: the outcome head's probability that the solution is right if it ended
+    here (None for a model without an outcome head).
     """
 
     prompt: str
@@ -136,6 +138,7 @@ class PrefixState:
     input_ids: tuple[int, ...]
     step_scores: tuple[float, ...]
     cache: LayerCache | None = None
+    outcome_score: float | None = None
 
 
 @dataclass
@@ -203,9 +206,18 @@ class RewardScorer:
                         batch_size: int | None = None) -> list[list[float]]:
         """Step scores of N solutions to one prompt; the prompt is run once and its KV cache
         is shared by every solution."""
+        return self.score_solutions(prompt, solutions, batch_size)[0]
+
+    def score_solutions(self, prompt: str, solutions: Sequence[Sequence[str]],
+                        batch_size: int | None = None) -> tuple[list[list[float]], list[float | None]]:
+        """Step scores and outcome scores of N solutions in the same shared-prompt pass.
+
+        A joint model (step head and outcome head on one backbone) gives both for the price of
+        one forward; outcome scores are None when the model has no outcome head.
+        """
         root = self.start(prompt)
-        scores, _ = self._advance([root] * len(solutions), solutions, keep_cache=False, batch_size=batch_size)
-        return scores
+        scores, states = self._advance([root] * len(solutions), solutions, keep_cache=False, batch_size=batch_size)
+        return scores, [state.outcome_score if steps else None for state, steps in zip(states, solutions)]
 
     def score(self, prompt: str, completion: str) -> float:
         """A solution score: the outcome head at the last step if the model has one, else the
@@ -214,14 +226,8 @@ class RewardScorer:
         steps = [step for step in completion.split(self.encoder.separator) if step.strip()]
         if not steps:
             raise ValueError("the completion has no non-empty step")
-        if not self.has_outcome_head:
-            return self.aggregate(self.score_steps(prompt, steps))
-        encoded = self._encode(prompt, steps)
-        with torch.no_grad():
-            ids = torch.tensor([encoded.ids], device=self.device)
-            output = self.model(ids, attention_mask=torch.ones_like(ids))
-        self.forward_tokens += len(encoded.ids)
-        return float(torch.sigmoid(output.outcome_logits[0, encoded.positions[-1]].float()))
+        (step_scores,), (outcome,) = self.score_solutions(prompt, [steps])
+        return outcome if outcome is not None else self.aggregate(step_scores)
 
     def aggregate(self, scores: Sequence[float], how: str | None = None) -> float:
         """`aggregate` with this model's default aggregation unless `how` is given."""
@@ -233,8 +239,8 @@ class RewardScorer:
         if not ids:
             return self._blank(prompt)
         row = _Row(self._blank(prompt), ids, 0, [])
-        (result,) = self._run([row], keep_cache=True)
-        return PrefixState(prompt, (), tuple(ids), (), result[1])
+        ((_, _, cache),) = self._run([row], keep_cache=True)
+        return PrefixState(prompt, (), tuple(ids), (), cache)
 
     def extend(self, states: Sequence[PrefixState], new_steps: Sequence[str],
                batch_size: int | None = None) -> tuple[list[float], list[PrefixState]]:
@@ -293,7 +299,7 @@ class RewardScorer:
                 reuse = min(_common_prefix(state.input_ids, encoded.ids), new_positions[0])
             rows.append(_Row(state, encoded.ids, reuse, new_positions))
 
-        results: dict[int, tuple[list[float], LayerCache | None]] = {}
+        results: dict[int, tuple[list[float], float | None, LayerCache | None]] = {}
         live = [index for index, row in enumerate(rows) if row is not None]
         # Longest first: similar lengths share a batch, so little padding is run.
         live.sort(key=lambda index: len(rows[index].ids) - rows[index].reuse, reverse=True)
@@ -314,16 +320,18 @@ class RewardScorer:
                 scores.append([])
                 new_states.append(state)
                 continue
-            step_scores, cache = results[index]
+            step_scores, outcome, cache = results[index]
             scores.append(step_scores)
             new_states.append(PrefixState(state.prompt, state.steps + tuple(steps_lists[index]),
-                                          tuple(row.ids), state.step_scores + tuple(step_scores), cache))
+                                          tuple(row.ids), state.step_scores + tuple(step_scores), cache, outcome))
         return scores, new_states
 
-    def _run(self, rows: list[_Row], keep_cache: bool) -> list[tuple[list[float], LayerCache | None]]:
+    def _run(self, rows: list[_Row], keep_cache: bool
+             ) -> list[tuple[list[float], float | None, LayerCache | None]]:
         """One forward pass over rows: each row's cached keys/values are left-padded to the longest
         cache, its new ids right-padded to the longest continuation, so every row's tokens keep
-        their true positions. Returns per row the new steps' probabilities and (if asked) its cache.
+        their true positions. Returns per row the new steps' probabilities, the outcome probability
+        at its last new step (None without an outcome head or new steps) and (if asked) its cache.
         """
         device = self.device
         batch = len(rows)
@@ -348,6 +356,8 @@ class RewardScorer:
             output = self.model(input_ids.to(device), attention_mask=attention_mask.to(device),
                                 past_key_values=cache, use_cache=use_cache, position_ids=position_ids.to(device))
         probabilities = torch.sigmoid(output.step_logits.float()).cpu()  # [B, T]
+        outcome_logits = getattr(output, "outcome_logits", None)
+        outcomes = None if outcome_logits is None else torch.sigmoid(outcome_logits.float()).cpu()  # [B, T]
         layers = self._cache_layers(output.past_key_values) if keep_cache else None
         results = []
         for i, row in enumerate(rows):
@@ -357,7 +367,10 @@ class RewardScorer:
                 start, stop = past - row.reuse, past + len(row.ids) - row.reuse
                 row_cache = tuple((keys[i: i + 1, :, start:stop], values[i: i + 1, :, start:stop])
                                   for keys, values in layers)
-            results.append((step_scores, row_cache))
+            outcome = None
+            if outcomes is not None and row.new_positions:
+                outcome = float(outcomes[i, row.new_positions[-1] - row.reuse])
+            results.append((step_scores, outcome, row_cache))
         return results
 
     def _batch_cache(self, rows: list[_Row], past: int):

@@ -177,3 +177,15 @@ def test_score_file_names_file_line_and_field_of_a_bad_record(tmp_path, tokenize
     with pytest.raises(RecordError, match=r"bad\.jsonl.*line 2.*completions"):
         score_file(ScoreConfig(model=str(tmp_path / "rm"), input=str(source), output=str(tmp_path / "o.jsonl"),
                                device="cpu"))
+
+
+def test_joint_model_gives_step_and_outcome_scores_in_one_shared_pass(tokenizer):
+    joint = _scorer(tokenizer, RewardSettings(objective="joint"), seed=3)
+    steps_scores, outcomes = joint.score_solutions(PROMPT, SOLUTIONS)
+    assert steps_scores == joint.score_best_of_n(PROMPT, SOLUTIONS)
+    for steps, outcome in zip(SOLUTIONS, outcomes):
+        encoded = encode_steps(tokenizer, PROMPT, steps, joint.settings)
+        with torch.no_grad():
+            logits = joint.model(torch.tensor([encoded.input_ids])).outcome_logits[0]
+        assert outcome == pytest.approx(torch.sigmoid(logits[encoded.step_ends[-1]]).item(), abs=1e-6)
+    assert _scorer(tokenizer, RewardSettings(objective="prm")).score_solutions(PROMPT, SOLUTIONS)[1] == [None] * 4
