@@ -1,0 +1,415 @@
+"""`prm demo`: every part of the toolkit on the synthetic task, and a report of what it buys.
+
+    prm demo                    # shipped tiny checkpoints; about 5 minutes on 2 CPU cores
+    prm demo --retrain          # rebuild the policy and the reward model from scratch first
+    prm demo --retrain --device cuda --policy_model Qwen/Qwen2.5-0.5B-Instruct   # real scale
+
+The stages, in order (each one's numbers land in `results.json`, the story in `report.md`):
+
+1. problems      synthetic word problems ("tiny" preset); held-out questions never appear in
+                 the training problems
+2. policy        a tiny Qwen2-style model (tokenizer trained here) after SFT on reference
+                 solutions; shipped, or rebuilt with --retrain
+3. labels        the policy's own samples on training problems, labelled by the verifiers:
+                 sympy where a step makes a checkable claim, Monte Carlo rollouts elsewhere
+                 (--retrain); on held-out samples the two sources are compared (always)
+4. reward model  one backbone with a step head (PRM) and an outcome head (ORM), trained jointly
+                 on those labels plus reference solutions and their corruptions (--retrain)
+5. PRM quality   step AUC and ProcessBench F1 on held-out correct and corrupted solutions, next
+                 to a step-position baseline
+6. best-of-N     N = 1 ... 64: majority, weighted majority, ORM, PRM (min/prod/last), sympy
+                 filter, oracle pass@N; mean and spread over subsampling seeds
+7. tree search   step-level beam search and DVTS next to best-of-N at equal generated tokens
+8. PPO           dense (PRM step rewards + outcome) vs outcome-only, several seeds
+
+Shipped checkpoints live in `prm/assets/demo/` (made by `prm demo --retrain --export_assets`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tasks.math.prompts import policy_prompt
+from tasks.math.types import Problem
+
+ASSETS = Path(__file__).parent / "assets" / "demo"
+BON_METHODS = ["majority", "weighted-prm-min", "orm", "prm-min", "prm-prod", "prm-last",
+               "majority+verifier", "prm-min+verifier", "oracle"]
+
+
+@dataclass
+class DemoConfig:
+    """Options of `prm demo` (also the Python API: `run_demo(DemoConfig(...))`)."""
+
+    output_dir: str = field(default="runs/demo", metadata={"help": "where the report, plots, results.json and models go"})
+    retrain: bool = field(default=False, metadata={"help": "rebuild the policy and reward model from scratch instead of loading the shipped ones"})
+    smoke: bool = field(default=False, metadata={"help": "smallest sizes that still run every stage (the end-to-end test)"})
+    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
+    preset: str = field(default="tiny", metadata={"help": "synthetic task preset (tasks.math.synthetic.PRESETS)"})
+    policy_model: str = field(default="tiny:small", metadata={"help": "--retrain: starting policy, tiny:<size> or a path / hub id"})
+    seed: int = field(default=0, metadata={"help": "seed of problems, sampling and training"})
+    n_eval_problems: int = field(default=32, metadata={"help": "held-out problems for best-of-N"})
+    n_samples: int = field(default=64, metadata={"help": "samples per held-out problem (the largest N)"})
+    temperature: float = field(default=0.8, metadata={"help": "policy sampling temperature"})
+    n_seeds: int = field(default=3, metadata={"help": "subsampling seeds for best-of-N (mean and spread)"})
+    tree_problems: int = field(default=16, metadata={"help": "held-out problems for beam search / DVTS"})
+    tree_widths: str = field(default="4,16", metadata={"help": "beam search / DVTS widths (comma-separated)"})
+    label_problems: int = field(default=12, metadata={"help": "held-out problems whose samples are labelled by both sympy and rollouts"})
+    n_rollouts: int = field(default=4, metadata={"help": "Monte Carlo rollouts per step"})
+    ppo_updates: int = field(default=16, metadata={"help": "PPO updates per run"})
+    ppo_seeds: int = field(default=2, metadata={"help": "PPO runs per mode"})
+    ppo_eval_problems: int = field(default=64, metadata={"help": "held-out problems for PPO accuracy (greedy)"})
+    ppo_eval_every: int = field(default=4, metadata={"help": "PPO held-out accuracy every this many updates"})
+    sft_steps: int = field(default=1500, metadata={"help": "--retrain: SFT steps of the policy"})
+    sft_problems: int = field(default=4000, metadata={"help": "--retrain: SFT training problems"})
+    prm_problems: int = field(default=300, metadata={"help": "--retrain: training problems the policy samples for PRM data"})
+    prm_samples: int = field(default=8, metadata={"help": "--retrain: samples per PRM training problem"})
+    prm_synthetic: int = field(default=1500, metadata={"help": "--retrain: reference + corrupted solutions added to the PRM data"})
+    prm_steps: int = field(default=800, metadata={"help": "--retrain: reward-model training steps"})
+    export_assets: bool = field(default=False, metadata={"help": "--retrain: copy the new checkpoints into the package (prm/assets/demo)"})
+
+    def __post_init__(self) -> None:
+        if self.smoke:
+            # Every stage runs, on a handful of items: what the end-to-end test needs.
+            self.n_eval_problems, self.n_samples, self.n_seeds = 4, 4, 2
+            self.tree_problems, self.tree_widths, self.label_problems, self.n_rollouts = 2, "2", 2, 2
+            self.ppo_updates, self.ppo_seeds, self.ppo_eval_problems, self.ppo_eval_every = 2, 2, 4, 1
+            self.sft_steps, self.sft_problems, self.prm_problems, self.prm_samples = 30, 200, 4, 2
+            self.prm_synthetic, self.prm_steps = 40, 20
+            if self.policy_model == "tiny:small":
+                self.policy_model = "tiny:tiny"
+
+
+# ------------------------------------------------------------------------------ stages
+
+
+def make_problems(config: DemoConfig) -> tuple[list[Problem], list[Problem]]:
+    """Training and held-out problems; no held-out question is also a training question."""
+    from tasks.math.synthetic import generate_problems
+
+    train = generate_problems(max(config.sft_problems, config.prm_problems), config.preset, seed=config.seed)
+    seen = {p.question for p in train}
+    pool = generate_problems(4 * (config.n_eval_problems + config.ppo_eval_problems) + 100, config.preset,
+                             seed=config.seed + 10_007)
+    heldout, questions = [], set()
+    for problem in pool:
+        if problem.question not in seen and problem.question not in questions:
+            heldout.append(problem)
+            questions.add(problem.question)
+    needed = max(config.n_eval_problems, config.ppo_eval_problems)
+    if len(heldout) < needed:
+        raise RuntimeError(f"only {len(heldout)} unseen held-out problems for preset {config.preset!r}")
+    return train, heldout
+
+
+def write_problems(problems: list[Problem], path: Path) -> Path:
+    with path.open("w") as handle:
+        for p in problems:
+            handle.write(json.dumps({"id": p.id, "question": p.question, "answer": p.answer, "steps": list(p.steps)}) + "\n")
+    return path
+
+
+def sample_solutions(policy, problems: list[Problem], n: int) -> tuple[list[list[str]], list[list[int]]]:
+    """n sampled solutions per problem (texts) and their generated token counts."""
+    from tqdm.auto import tqdm
+
+    texts, tokens = [], []
+    for problem in tqdm(problems, desc="sample", unit="problem"):
+        (children,) = policy.expand(policy.start([policy_prompt(problem.question)]), n,
+                                    until_step_end=False, keep_cache=False)
+        texts.append([child.text for child in children])
+        tokens.append([len(child.token_ids) for child in children])
+    return texts, tokens
+
+
+def solution_steps(text: str) -> list[str]:
+    return [line for line in text.split("\n") if line.strip()]
+
+
+def train_policy(config: DemoConfig, run: Path, device_is_cpu: bool) -> Path:
+    from prm.sft import SFTConfig, train_sft
+
+    return train_sft(SFTConfig(data=f"synthetic:{config.preset}", model=config.policy_model,
+                               output_dir=str(run / "models" / "policy"), n_train=config.sft_problems,
+                               n_eval=0, max_steps=config.sft_steps, seed=config.seed,
+                               save_every=0 if config.smoke else 500))
+
+
+def label_policy_samples(policy, problems: list[Problem], config: DemoConfig, mode: str):
+    """Sample `prm_samples` solutions per problem and label them with the verifiers."""
+    from verifiers.labelling import LabelStats, label_many
+
+    texts, _ = sample_solutions(policy, problems, config.prm_samples)
+    items, references = [], []
+    for problem, solutions in zip(problems, texts):
+        for text in solutions:
+            steps = solution_steps(text)
+            if steps:
+                items.append((problem, steps))
+                references.append(problem.answer)
+    results = label_many(items, policy, n_rollouts=config.n_rollouts, mode=mode, references=references)
+    stats = LabelStats()
+    records = []
+    for (problem, steps), result in zip(items, results):
+        stats.add(result)
+        record = result.to_record(problem.question, steps)
+        if record is not None:
+            records.append(record)
+    return records, stats
+
+
+def train_reward_model(config: DemoConfig, run: Path, policy_dir: Path, policy, train: list[Problem],
+                       cpu: bool) -> tuple[Path, dict]:
+    """Joint PRM + ORM on the policy's labelled samples plus references and corruptions."""
+    from prm.train import TrainConfig, train as train_reward
+    from tasks.math.synthetic import step_labelled_records
+
+    records, stats = label_policy_samples(policy, train[: config.prm_problems], config, mode="hard")
+    synthetic = step_labelled_records(train[: config.prm_synthetic], corrupt_fraction=0.5, seed=config.seed)
+    data = run / "reward_data.jsonl"
+    with data.open("w") as handle:
+        for record in records + [{k: r[k] for k in ("prompt", "completions", "labels")} for r in synthetic]:
+            handle.write(json.dumps(record) + "\n")
+    path = train_reward(TrainConfig(data=str(data), model=str(policy_dir), output_dir=str(run / "models" / "reward"),
+                                    objective="joint", max_steps=config.prm_steps, batch_size=32,
+                                    eval_every=0, seed=config.seed, cpu=cpu, lr=1e-3))
+    return Path(path), {"policy_samples": len(records), "synthetic": len(synthetic), "stats": stats.as_dict()}
+
+
+def prm_quality(scorer, heldout: list[Problem], train: list[Problem], config: DemoConfig) -> dict:
+    """Step AUC and ProcessBench F1 of the PRM on held-out correct + corrupted solutions (exact
+    labels from the generator), next to a baseline that knows only each step's position."""
+    from prm.metrics import processbench_f1, step_auc
+    from tasks.math.synthetic import step_labelled_records
+
+    records = step_labelled_records(heldout, corrupt_fraction=0.5, seed=config.seed + 1)
+    prm_scores = scorer.score_steps_batch([r["prompt"] for r in records], [r["completions"] for r in records])
+    # Baseline: P(step correct | its index), estimated on training records.
+    by_position: dict[int, list[float]] = {}
+    for record in step_labelled_records(train[:2000], corrupt_fraction=0.5, seed=config.seed + 2):
+        for index, label in enumerate(record["labels"]):
+            by_position.setdefault(index, []).append(float(label))
+    prior = {index: float(np.mean(values)) for index, values in by_position.items()}
+    baseline = [[prior.get(i, 0.5) for i in range(len(r["labels"]))] for r in records]
+    labels = [[float(x) for x in r["labels"]] for r in records]
+    flat_labels = [x for row in labels for x in row]
+
+    def summary(scores):
+        flat = [x for row in scores for x in row]
+        return {"step_auc": step_auc(flat, flat_labels), **processbench_f1(scores, labels)}
+
+    return {"records": len(records), "prm": summary(prm_scores), "position_baseline": summary(baseline)}
+
+
+def build_pools(scorer, problems: list[Problem], texts: list[list[str]], tokens: list[list[int]]):
+    """Candidate pools with PRM step scores and ORM scores from ONE joint forward per problem."""
+    from tqdm.auto import tqdm
+
+    from search.rerank import Method, build_pool
+
+    # Scores come from the joint forward below; build_pool adds answers and sympy verdicts.
+    filter_methods = [Method.parse("majority+verifier")]
+    pools = []
+    for problem, solutions, counts in tqdm(list(zip(problems, texts, tokens)), desc="score", unit="problem"):
+        steps = [solution_steps(text) for text in solutions]
+        pool = build_pool(problem.question, steps, methods=filter_methods, reference=problem.answer, tokens=counts)
+        step_scores, outcomes = scorer.score_solutions(problem.question, [s or [""] for s in steps])
+        pool.step_scores["prm"] = [scores if s else [0.0] for scores, s in zip(step_scores, steps)]
+        pool.outcome_scores["orm"] = [o if s else 0.0 for o, s in zip(outcomes, steps)]
+        pools.append(pool)
+    return pools
+
+
+def verifier_agreement(policy, problems: list[Problem], texts: list[list[str]], config: DemoConfig) -> dict:
+    """Label some held-out samples in consensus mode: sympy and rollouts judge the same steps."""
+    from verifiers.labelling import LabelStats, label_many
+
+    items, references = [], []
+    for problem, solutions in zip(problems[: config.label_problems], texts):
+        for text in solutions[:8]:
+            steps = solution_steps(text)
+            if steps:
+                items.append((problem, steps))
+                references.append(problem.answer)
+    stats = LabelStats()
+    for result in label_many(items, policy, n_rollouts=config.n_rollouts, mode="consensus", references=references):
+        stats.add(result)
+    return stats.as_dict()
+
+
+def run_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path, train_file: Path,
+            heldout_file: Path, baseline_accuracy: float) -> dict:
+    """PPO from the SFT policy, dense vs outcome-only; held-out accuracy curves per seed."""
+    from prm.ppo.train import PPOConfig, train_ppo
+
+    curves: dict[str, list[dict]] = {}
+    for mode in ("dense", "outcome"):
+        curves[mode] = []
+        for seed in range(config.ppo_seeds):
+            out = run / "ppo" / f"{mode}-seed{seed}"
+            train_ppo(PPOConfig(policy=str(policy_dir), prm=str(reward_dir), mode=mode, data=str(train_file),
+                                eval_data=str(heldout_file), n_eval=config.ppo_eval_problems,
+                                eval_every=config.ppo_eval_every, max_updates=config.ppo_updates,
+                                batch_size=16, max_new_tokens=64, save_every=0, seed=seed, output_dir=str(out)))
+            points = [(0, baseline_accuracy)] + [
+                (row["update"], row["heldout_accuracy"])
+                for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+                if "heldout_accuracy" in row
+            ]
+            curves[mode].append({"seed": seed, "updates": [u for u, _ in points], "accuracy": [a for _, a in points]})
+    return curves
+
+
+# ------------------------------------------------------------------------------ the run
+
+
+def run_demo(config: DemoConfig) -> dict[str, Any]:
+    """Run every stage; returns the results and writes report.md, results.json and PNGs."""
+    import torch
+
+    from prm.scoring import load as load_scorer
+    from prm.sft import heldout_accuracy
+    from search.evaluate import evaluate_tree_search
+    from search.plots import plot_accuracy_vs_n, plot_accuracy_vs_tokens
+    from search.policy import HFPolicy
+    from search.rerank import accuracy_curve, powers_of_two
+
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    run = Path(config.output_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    cpu = device == "cpu"
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+
+    def lap(stage: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[stage] = round(now - since, 1)
+        return now
+
+    t = time.perf_counter()
+    train, heldout = make_problems(config)
+    eval_problems = heldout[: config.n_eval_problems]
+    heldout_file = write_problems(heldout[: config.ppo_eval_problems], run / "heldout_problems.jsonl")
+    train_file = write_problems(train, run / "train_problems.jsonl")
+    t = lap("problems", t)
+
+    shipped = (ASSETS / "policy" / "config.json").exists() and (ASSETS / "reward" / "config.json").exists()
+    retrain = config.retrain or not shipped
+    if not config.retrain and not shipped:
+        print("prm demo: no shipped checkpoints in this installation; training them first (--retrain)")
+    policy_dir = train_policy(config, run, cpu) if retrain else ASSETS / "policy"
+    policy = HFPolicy.from_pretrained(str(policy_dir), device=device, temperature=config.temperature,
+                                      seed=config.seed, max_new_tokens=96, batch_size=64)
+    t = lap("policy (SFT)" if retrain else "policy (load)", t)
+
+    reward_info: dict = {}
+    if retrain:
+        reward_dir, reward_info = train_reward_model(config, run, Path(policy_dir), policy, train, cpu)
+        t = lap("labels + reward model", t)
+    else:
+        reward_dir = ASSETS / "reward"
+    if config.export_assets and retrain:
+        for name, source in (("policy", Path(policy_dir)), ("reward", reward_dir)):
+            export_model_dir(source, ASSETS / name)
+    scorer = load_scorer(str(reward_dir), device=device, batch_size=64)
+
+    quality = prm_quality(scorer, heldout[: config.n_eval_problems * 4], train, config)
+    t = lap("PRM quality", t)
+
+    policy.reseed(config.seed)
+    texts, tokens = sample_solutions(policy, eval_problems, config.n_samples)
+    t = lap("sampling", t)
+    agreement = verifier_agreement(policy, eval_problems, texts, config)
+    t = lap("verifier agreement", t)
+
+    pools = build_pools(scorer, eval_problems, texts, tokens)
+    ns = powers_of_two(config.n_samples)
+    bon = accuracy_curve(pools, BON_METHODS, ns, seeds=list(range(config.n_seeds)), n_subsets=16)
+    t = lap("best-of-N", t)
+
+    widths = [int(w) for w in config.tree_widths.split(",") if w.strip()]
+    tree_problems = eval_problems[: config.tree_problems]
+    tree = evaluate_tree_search([p.question for p in tree_problems], [p.answer for p in tree_problems], policy, scorer,
+                                widths, seeds=list(range(min(2, config.n_seeds))), beam_width=4, max_steps=6,
+                                temperature=config.temperature, aggregation="min")
+    tree_pools = pools[: config.tree_problems]
+    bon_same_problems = accuracy_curve(tree_pools, ["majority", "weighted-prm-min", "prm-min"],
+                                       [n for n in ns if n <= max(widths) * 2] or ns[:1],
+                                       seeds=list(range(config.n_seeds)), n_subsets=16)
+    t = lap("beam search / DVTS", t)
+
+    baseline_accuracy = heldout_accuracy(policy.model, policy.tokenizer, heldout[: config.ppo_eval_problems],
+                                         temperature=0.0, max_new_tokens=64)
+    ppo = run_ppo(config, run, Path(policy_dir), reward_dir, train_file, heldout_file, baseline_accuracy)
+    t = lap("PPO", t)
+
+    plots = {
+        "bon": plot_accuracy_vs_n(bon, run / "accuracy_vs_n.png", title="Best-of-N on held-out problems"),
+        "budget": plot_accuracy_vs_tokens(bon_same_problems + tree, run / "accuracy_vs_tokens.png",
+                                          title="Beam search / DVTS vs best-of-N at equal generated tokens"),
+        "ppo": plot_ppo(ppo, run / "ppo_accuracy.png"),
+    }
+    timings["total"] = round(time.perf_counter() - started, 1)
+    results = {
+        "config": asdict(config),
+        "device": device,
+        "retrained": retrain,
+        "timings_s": timings,
+        "reward_training": reward_info,
+        "prm_quality": quality,
+        "verifier_agreement": agreement,
+        "best_of_n": [asdict(p) for p in bon],
+        "tree_search": [asdict(p) for p in tree],
+        "best_of_n_tree_problems": [asdict(p) for p in bon_same_problems],
+        "ppo": ppo,
+        "ppo_start_accuracy": baseline_accuracy,
+        "plots": {name: str(path) if path else None for name, path in plots.items()},
+    }
+    (run / "results.json").write_text(json.dumps(results, indent=2))
+    from prm.demo_report import summary_table, write_report
+
+    write_report(results, run / "report.md")
+    print(summary_table(results))
+    print(f"\nreport: {run / 'report.md'}")
+    return results
+
+
+def export_model_dir(source: Path, target: Path) -> None:
+    """Copy a model directory's final files (no checkpoints or logs) into the package."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for item in source.iterdir():
+        if item.is_file() and item.suffix in {".json", ".safetensors", ".jinja", ".txt"}:
+            shutil.copy2(item, target / item.name)
+
+
+def plot_ppo(curves: dict[str, list[dict]], path: Path) -> Path:
+    """Held-out accuracy vs PPO updates: mean over seeds with a min-max band, per mode."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 4), dpi=120)
+    axes = figure.add_subplot()
+    for mode, runs in curves.items():
+        updates = runs[0]["updates"]
+        values = np.array([r["accuracy"] for r in runs])
+        axes.plot(updates, values.mean(0), marker="o", label=f"{mode} ({len(runs)} seeds)")
+        axes.fill_between(updates, values.min(0), values.max(0), alpha=0.2)
+    axes.set_xlabel("PPO updates")
+    axes.set_ylabel("held-out accuracy (greedy)")
+    axes.set_title("PPO: dense per-step rewards vs outcome only")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    return path
