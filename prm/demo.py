@@ -328,6 +328,11 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
 
     policy.reseed(config.seed)
     texts, tokens = sample_solutions(policy, eval_problems, config.n_samples)
+    # The candidates format of `prm rerank`, so the samples can be reranked again by hand.
+    with (run / "samples.jsonl").open("w") as handle:
+        for problem, solutions in zip(eval_problems, texts):
+            handle.write(json.dumps({"prompt": problem.question, "completions": solutions,
+                                     "reference": problem.answer}) + "\n")
     t = lap("sampling", t)
     agreement = verifier_agreement(policy, eval_problems, texts, config)
     t = lap("verifier agreement", t)
