@@ -192,13 +192,20 @@ def label_samples(problems: list[dict], samples: dict[str, dict], path: Path, co
             "id": problem["id"], "steps": steps_lists,
             "labels": [[bool(label) for label in result.labels] for result in results],
             "sources": [result.sources for result in results],
-            "false_claims": [[detail.reason if detail.symbolic is False else None for detail in result.details]
-                             for result in results],
+            "false_claims": [[false_claims(step) if detail.symbolic is False else None
+                              for step, detail in zip(steps, result.details)]
+                             for steps, result in zip(steps_lists, results)],
             "correct": [bool(result.details[-1].answer_ok) for result in results],
         }
         append_jsonl(path, record)
         done[problem["id"]] = record
     return done
+
+
+def false_claims(step: str) -> str:
+    """The false claims of a step, each with the checker's reason ("a = b: reason; ...")."""
+    found = [f"{claim.text}: {claim.reason}" for claim in verifiers.find_claims(step) if claim.ok is False]
+    return "; ".join(found) or "false transition from the previous step"
 
 
 def claim_report(problems: list[dict], labels: dict[str, dict], max_examples: int = 12) -> dict[str, Any]:
@@ -292,6 +299,41 @@ def train_reward_model(records: list[dict], directory: Path, config: ExperimentC
 
 
 # ------------------------------------------------------------------------------ 5. rerank
+class JointScores:
+    """A joint PRM + ORM whose step and outcome scores come from ONE pass per pool.
+
+    `prepare(prompt, solutions)` runs `RewardScorer.score_solutions` once (shared prompt);
+    `score_best_of_n` / `score_steps` (PRM) and `score` (ORM head) then read the stored
+    values, so reranking with both heads costs one forward per candidate, not two.
+    """
+
+    def __init__(self, reward_model):
+        self.reward_model = reward_model
+        self.separator = reward_model.encoder.separator
+        self._stored: dict[tuple[str, tuple[str, ...]], tuple[list[float], float]] = {}
+
+    def prepare(self, prompt: str, solutions: list[list[str]]) -> None:
+        step_scores, outcomes = self.reward_model.score_solutions(prompt, solutions)
+        for steps, scores, outcome in zip(solutions, step_scores, outcomes):
+            self._stored[(prompt, tuple(steps))] = (scores, outcome)
+
+    def _lookup(self, prompt: str, steps: list[str]) -> tuple[list[float], float]:
+        key = (prompt, tuple(steps))
+        if key not in self._stored:
+            self.prepare(prompt, [list(steps)])
+        return self._stored[key]
+
+    def score_steps(self, prompt: str, steps: list[str]) -> list[float]:
+        return self._lookup(prompt, steps)[0]
+
+    def score_best_of_n(self, prompt: str, solutions: list[list[str]]) -> list[list[float]]:
+        return [self.score_steps(prompt, steps) for steps in solutions]
+
+    def score(self, prompt: str, completion: str) -> float:
+        steps = [step for step in completion.split(self.separator) if step.strip()]
+        return self._lookup(prompt, steps)[1]
+
+
 def methods_for(names: list[str]) -> list[str]:
     methods = ["majority", "majority+verifier"]
     if "orm" in names:
@@ -320,6 +362,9 @@ def evaluate_slice(slice_name: str, problems: list[dict], labels: dict[str, dict
     if not held_out:
         return None
     samples = [labels[p["id"]]["steps"] for p in held_out]
+    for problem, solutions in zip(held_out, samples):
+        for scorer in {id(s): s for s in scorers.values() if isinstance(s, JointScores)}.values():
+            scorer.prepare(problem["question"], solutions)
     ns = powers_of_two(config.n_samples)
     seeds = [int(s) for s in config.seeds.split(",") if s.strip()]
     points = evaluate_best_of_n(
@@ -417,8 +462,8 @@ def run(config: ExperimentConfig) -> dict[str, Any]:
     start = time.perf_counter()
     import prm
 
-    reward_model = prm.load(str(model_dir), device="cpu")
-    scorers = {"prm": reward_model, "orm": reward_model}
+    joint = JointScores(prm.load(str(model_dir), device="cpu"))
+    scorers = {"prm": joint, "orm": joint}
     results = {}
     for slice_name in SLICES:
         result = evaluate_slice(slice_name, problems, labels, scorers, config, output_dir)
