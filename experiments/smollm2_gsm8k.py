@@ -154,17 +154,19 @@ def sample_solutions(policy, problems: list[dict], path: Path, config: Experimen
     from tqdm.auto import tqdm
 
     done = {record["id"] for record in read_jsonl(path)}
-    todo = [(index, problem) for index, problem in enumerate(problems) if problem["id"] not in done]
     per_batch = max(1, config.batch_size // config.n_samples)
-    bar = tqdm(total=len(problems), initial=len(problems) - len(todo), desc=f"sample {config.n_samples}/problem",
+    bar = tqdm(total=len(problems), initial=len(done), desc=f"sample {config.n_samples}/problem",
                unit="problem", disable=not config.progress)
-    for begin in range(0, len(todo), per_batch):
-        chunk = todo[begin:begin + per_batch]
-        # Reseeded per chunk from the problem index: a resumed run samples what a fresh one would.
-        policy.reseed(config.seed * 1_000_003 + chunk[0][0])
-        states = policy.start([policy_prompt(problem["question"]) for _, problem in chunk])
+    # Fixed chunks, each reseeded from its position: a resumed run samples every chunk it
+    # still lacks exactly as a fresh run would.
+    for begin in range(0, len(problems), per_batch):
+        chunk = [p for p in problems[begin:begin + per_batch] if p["id"] not in done]
+        if not chunk:
+            continue
+        policy.reseed(config.seed * 1_000_003 + begin)
+        states = policy.start([policy_prompt(problem["question"]) for problem in chunk])
         groups = policy.expand(states, config.n_samples, until_step_end=False, keep_cache=False)
-        for (_, problem), group in zip(chunk, groups):
+        for problem, group in zip(chunk, groups):
             append_jsonl(path, {"id": problem["id"], "texts": [child.text for child in group],
                                 "tokens": [len(child.token_ids) for child in group]})
             bar.update()
