@@ -36,11 +36,15 @@ LayerCache = tuple[tuple[torch.Tensor, torch.Tensor], ...]
 
 
 def aggregate(scores: Sequence[float], how: str = "min") -> float:
-    """One solution score from its step scores: min | prod | last | mean."""
+    """One solution score from its step scores: min | prod | last | mean.
+
+    A solution with no steps scores 0.0, the lowest probability, so it never wins a rerank
+    or survives a beam.
+    """
     if how not in AGGREGATIONS:
         raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {how!r}")
     if len(scores) == 0:
-        raise ValueError("cannot aggregate an empty list of step scores")
+        return 0.0
     if how == "min":
         return float(min(scores))
     if how == "prod":

@@ -21,13 +21,11 @@ prefix every round; `SearchCounters` shows the difference.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+from prm.scoring import AGGREGATIONS, aggregate
 from tasks.math.prompts import ANSWER_PREFIX, STEP_SEPARATOR, policy_prompt
-
-AGGREGATIONS = ("last", "min", "prod", "mean")
 
 
 @dataclass
@@ -109,21 +107,6 @@ class SearchResult:
     @property
     def best(self) -> Candidate:
         return self.candidates[0]
-
-
-def aggregate(scores: Sequence[float], how: str) -> float:
-    """One number for a list of step scores; an empty list scores 0."""
-    if not scores:
-        return 0.0
-    if how == "last":
-        return float(scores[-1])
-    if how == "min":
-        return float(min(scores))
-    if how == "prod":
-        return float(math.prod(scores))
-    if how == "mean":
-        return float(sum(scores) / len(scores))
-    raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {how!r}")
 
 
 def is_answer_step(step: str) -> bool:

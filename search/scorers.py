@@ -21,10 +21,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import verifiers
+from prm.scoring import AGGREGATIONS, aggregate
 from tasks.math.protocols import OutcomeScorer, StepScorer
 from tasks.math.steps import split_steps
-
-AGGREGATIONS = ("min", "prod", "last", "mean")
 
 __all__ = [
     "AGGREGATIONS",
@@ -36,20 +35,6 @@ __all__ = [
     "aggregate",
     "score_solutions",
 ]
-
-
-def aggregate(scores: Sequence[float], how: str) -> float:
-    """One solution score from its step scores (`prm.scoring.aggregate`): min|prod|last|mean.
-
-    A solution with no steps gets 0.0, the lowest probability, so it never wins a rerank.
-    """
-    if how not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {how!r}; choose one of {', '.join(AGGREGATIONS)}")
-    if len(scores) == 0:
-        return 0.0
-    from prm.scoring import aggregate as prm_aggregate
-
-    return float(prm_aggregate(list(scores), how))
 
 
 def score_solutions(scorer: StepScorer, prompt: str, solutions: Sequence[Sequence[str]]) -> list[list[float]]:
