@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -74,7 +76,11 @@ def train_prm(out: Path, policy_dir: Path, steps: int, seed: int) -> Path:
 
 
 def run_ppo(out: Path, policy_dir: Path, prm_dir: Path, mode: str, seed: int, args) -> list[dict]:
+    import torch
+
     from prm.ppo.train import PPOConfig, train_ppo
+
+    torch.set_num_threads(1)
 
     run_dir = out / f"{mode}-seed{seed}"
     config = PPOConfig(policy=str(policy_dir), prm=str(prm_dir), mode=mode, data="synthetic:tiny", n_train=2000,
@@ -98,14 +104,15 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=400)
     parser.add_argument("--prm-steps", type=int, default=300)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--updates", type=int, default=30)
-    parser.add_argument("--eval-every", type=int, default=5)
+    parser.add_argument("--updates", type=int, default=24)
+    parser.add_argument("--eval-every", type=int, default=6)
     parser.add_argument("--n-eval", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--kl-coef", type=float, default=0.02)
     parser.add_argument("--step-score-form", default="centred")
     parser.add_argument("--step-coef", type=float, default=0.5)
+    parser.add_argument("--workers", type=int, default=1, help="PPO runs in parallel (one thread each)")
     parser.add_argument("--json", default=None, help="also write the results here (default: OUT/results.json)")
     args = parser.parse_args()
 
@@ -120,9 +127,11 @@ def main() -> None:
     prm_dir = Path(args.prm) if args.prm else train_prm(out, policy_dir, args.prm_steps, seed=0)
 
     curves: dict[str, list[list[tuple[int, float]]]] = {"dense": [], "outcome": []}
-    for seed in range(args.seeds):
-        for mode in curves:
-            records = run_ppo(out, policy_dir, prm_dir, mode, seed, args)
+    jobs = [(mode, seed) for seed in range(args.seeds) for mode in curves]
+    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(run_ppo, out, policy_dir, prm_dir, mode, seed, args) for mode, seed in jobs]
+        for (mode, seed), future in zip(jobs, futures):
+            records = future.result()
             curves[mode].append([(r["update"], r["heldout_accuracy"]) for r in records if "heldout_accuracy" in r])
             print(f"{mode} seed {seed}: {curves[mode][-1]}", flush=True)
 
