@@ -95,7 +95,7 @@ def load_sft_problems(data: str, n_train: int, seed: int) -> list[Problem]:
                 problems.append(Problem(id=f"{path.name}:{line_number}", question=example["prompt"],
                                         answer=str(record.get("reference", "")), steps=tuple(example["completions"])))
             else:
-                problems.append(_problem_from_record(record, str(path), line_number))
+                problems.append(problem_from_record(record, str(path), line_number))
     if skipped_incorrect:
         print(f"{path}: {skipped_incorrect} records with an incorrect step are not reference solutions; not used")
     if not problems:
@@ -103,7 +103,8 @@ def load_sft_problems(data: str, n_train: int, seed: int) -> list[Problem]:
     return problems
 
 
-def _problem_from_record(record, path: str, line: int) -> Problem:
+def problem_from_record(record, path: str, line: int) -> Problem:
+    """A `Problem` from a JSONL record {"question", "answer", "steps", "id"?}; `RecordError` if malformed."""
     if not isinstance(record, dict):
         raise RecordError(f"record must be a JSON object, got {type(record).__name__}", path=path, line=line)
     for key in ("question", "answer"):
@@ -227,8 +228,8 @@ def _learning_rate(step: int, config: SFTConfig) -> float:
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def _batch_indices(step: int, n_examples: int, batch_size: int, seed: int) -> list[int]:
-    """The examples of optimizer step `step`: a seeded permutation per epoch, so the data
+def batch_indices(step: int, n_examples: int, batch_size: int, seed: int) -> list[int]:
+    """The examples of step `step`: a seeded permutation per pass over the data, so the data
     order is a function of the step alone and a resumed run sees the same batches."""
     indices = []
     position = step * batch_size
@@ -286,7 +287,7 @@ def train_sft(config: SFTConfig) -> Path:
     progress = tqdm(range(start_step, config.max_steps), desc="sft", initial=start_step, total=config.max_steps,
                     disable=not accelerator.is_main_process)
     for step in progress:
-        indices = _batch_indices(step, len(examples), config.batch_size, config.seed)
+        indices = batch_indices(step, len(examples), config.batch_size, config.seed)
         batch = {k: v.to(accelerator.device) for k, v in pad_batch([examples[i] for i in indices], tokenizer.pad_token_id).items()}
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(step, config)

@@ -40,6 +40,7 @@ from prm.ppo.rewards import (
     step_end_positions,
     step_texts,
 )
+from prm.sft import batch_indices
 from tasks.math.prompts import STEP_SEPARATOR, policy_prompt
 from tasks.math.types import Problem
 
@@ -126,7 +127,7 @@ def load_problems(config: PPOConfig) -> tuple[list[Problem], list[Problem]]:
 
 def _load_answer_problems(path: str) -> list[Problem]:
     """Problems JSONL; PPO needs only question and answer, so steps are optional here."""
-    from prm.sft import _problem_from_record
+    from prm.sft import problem_from_record
     from tasks.math.types import RecordError
 
     problems = []
@@ -140,21 +141,8 @@ def _load_answer_problems(path: str) -> list[Problem]:
                 raise RecordError(f"invalid JSON ({error.msg})", path=path, line=line_number) from error
             if isinstance(record, dict) and not record.get("steps"):
                 record = {**record, "steps": ["(none)"]}
-            problems.append(_problem_from_record(record, path, line_number))
+            problems.append(problem_from_record(record, path, line_number))
     return problems
-
-
-def prompts_for_update(update: int, n_problems: int, batch_size: int, seed: int) -> list[int]:
-    """Problem indices of update `update`: a seeded permutation per pass over the data, so a
-    resumed run draws the same problems as an uninterrupted one."""
-    indices, position = [], update * batch_size
-    while len(indices) < batch_size:
-        epoch, offset = divmod(position, n_problems)
-        order = np.random.default_rng([seed, epoch]).permutation(n_problems)
-        take = min(batch_size - len(indices), n_problems - offset)
-        indices += order[offset : offset + take].tolist()
-        position += take
-    return indices
 
 
 # --------------------------------------------------------------------------- rollout and scoring
@@ -347,7 +335,7 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
         update_seed = config.seed * 1_000_003 + shard
 
         # 1. roll out
-        problem_indices = prompts_for_update(shard, len(train_problems), config.batch_size, config.seed)
+        problem_indices = batch_indices(shard, len(train_problems), config.batch_size, config.seed)
         problems = [train_problems[i] for i in problem_indices]
         model.eval()
         prompt_ids, response_ids, texts = roll_out(unwrapped.policy, tokenizer, problems, config, update_seed)
