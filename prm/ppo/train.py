@@ -243,16 +243,16 @@ def build_models(config: PPOConfig):
     from prm.sft import load_policy
 
     policy, tokenizer = load_policy(config.policy, trust_remote_code=config.trust_remote_code)
+    if config.critic not in ("head", "separate"):
+        raise ValueError(f"critic must be 'head' or 'separate', got {config.critic!r}")
     critic = None
-    if config.critic == "separate":
+    if config.critic == "separate" and config.mode != "group":  # group mode has no critic to train
         from transformers import AutoModel
 
         from prm.hub import resolve_model
 
         critic = AutoModel.from_pretrained(resolve_model(config.policy), trust_remote_code=config.trust_remote_code,
                                            use_safetensors=True)
-    elif config.critic != "head":
-        raise ValueError(f"critic must be 'head' or 'separate', got {config.critic!r}")
     if config.lora_r > 0:
         from peft import LoraConfig, get_peft_model
 
