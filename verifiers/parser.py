@@ -40,6 +40,10 @@ Node = tuple  # ("num", Fraction) | ("sym", name) | ("const", name) | ("add", [(
 #               | ("mul", [(is_multiply, node)]) | ("fdiv", a, b) | ("pow", a, b) | ("neg", a)
 #               | ("fact", a) | ("fn", name, a) | ("root", index, a) | ("rel", op, a, b)
 
+# A number as written in prose: thousands commas, decimals (`1,000.5`, `.5`); scientific
+# notation is added where the full tokenizer reads numbers.
+PLAIN_NUMBER = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|\.\d+"
+
 _TOKEN_RE = re.compile(
     r"""
      (?P<ws>\s+)
@@ -62,7 +66,7 @@ FUNCTIONS = frozenset(
     "sqrt sin cos tan cot sec csc arcsin arccos arctan sinh cosh tanh log ln exp abs".split()
 )
 _CONSTANTS = {"pi": "pi", "infty": "oo", "infinity": "oo", "inf": "oo"}
-_GREEK = frozenset(
+GREEK_WORDS = frozenset(
     "alpha beta gamma delta epsilon theta lambda mu sigma tau phi omega rho".split()
 )
 _COMMANDS: dict[str, Token] = {
@@ -101,12 +105,25 @@ _SIMPLE_OPS = {op: _OP_ALIASES.get(op, op) for op in
                ["**", "//", "...", "<=", ">=", "!=", *"-+*/^()[]{}!%=<>|,×·⋅∙÷−–≈≤≥≠°"]}
 
 
+# Zero-width characters that only affect layout (soft hyphen, zero-width space / (non-)joiner,
+# word joiner, byte-order mark): "1\u200b2" is the number 12 as displayed. Direction overrides
+# (U+202A..U+202E) stay: they change what a reader sees, so such text is not checked.
+_INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+
+
+def strip_invisible(text: str) -> str:
+    """Text without zero-width layout characters (see `_INVISIBLE`)."""
+    return _INVISIBLE.sub("", text) if not text.isascii() else text
+
+
 def tokenize(text: str) -> list[Token]:
     """Split text into tokens `(kind, value, space_before)`; never fails.
 
     kinds: num (literal text, commas kept), op (normalised operator), word (letters),
     fn (function name), const (pi | oo), cur (currency sign), other (anything else).
+    Zero-width layout characters are dropped first (`strip_invisible`).
     """
+    text = strip_invisible(text)
     tokens: list[Token] = []
     append = tokens.append
     space = False
@@ -144,7 +161,7 @@ def tokenize(text: str) -> list[Token]:
                 pass
             elif name in FUNCTIONS:
                 append(("fn", name, space))
-            elif name in _GREEK:
+            elif name in GREEK_WORDS:
                 append(("word", name, space))
             else:
                 append(("other", value, space))
@@ -172,9 +189,11 @@ def number_value(literal: str, limits: Limits = DEFAULT_LIMITS) -> Fraction:
 
 
 class _Parser:
-    def __init__(self, tokens: list[Token], limits: Limits, deadline: Deadline, partial: bool = False):
+    def __init__(self, tokens: list[Token], limits: Limits, deadline: Deadline, partial: bool = False,
+                 slash_fractions: bool = True):
         self.toks = tokens
         self.partial = partial
+        self.slash_fractions = slash_fractions
         self.pos = 0
         self.depth = 0
         self.limits = limits
@@ -209,7 +228,7 @@ class _Parser:
     def is_unit_word(self, t: Token | None) -> bool:
         # A word after a quantity that names what is counted ("24 clips", "5 hours").
         return (
-            t is not None and t[0] == "word" and len(t[1]) > 1 and t[1] not in _GREEK
+            t is not None and t[0] == "word" and len(t[1]) > 1 and t[1] not in GREEK_WORDS
             and t[1].lower() not in STOP_WORDS
             and not (t[1] in _WORD_TIMES and self.word_times(t[1]))
             and t[1] not in ("plus", "minus")
@@ -241,7 +260,7 @@ class _Parser:
             return True  # "5A", "2x": attached to what precedes it
         if word.lower() in STOP_WORDS and (len(word) > 1 or word in ("a", "A", "I")):
             return False
-        return len(word) == 1 or word in _GREEK or (not t[2] and len(word) <= 3)
+        return len(word) == 1 or word in GREEK_WORDS or (not t[2] and len(word) <= 3)
 
     def parse_relation(self) -> Node:
         left = self.parse_sum()
@@ -283,7 +302,7 @@ class _Parser:
             elif kind == "op" and value == "/":
                 self.pos += 1
                 t1, t2, t3 = self.peek(), self.peek(1), self.peek(2)
-                if (t1 and t2 and t3 and t1[0] == "num" and t1[2] and t1[1].isdigit() and t2[0] == "op"
+                if (self.slash_fractions and t1 and t2 and t3 and t1[0] == "num" and t1[2] and t1[1].isdigit() and t2[0] == "op"
                         and t2[1] == "/" and not t2[2] and t3[0] == "num" and not t3[2] and t3[1].isdigit()
                         and int(t3[1]) != 0):
                     # Prose "25 / 1/3": division by the fraction 1/3, not (25/1)/3.
@@ -497,7 +516,7 @@ class _Parser:
             return ("const", "E")
         if word == "i":
             return ("const", "I")
-        if len(word) == 1 or word in _GREEK:
+        if len(word) == 1 or word in GREEK_WORDS:
             return ("sym", word)
         if len(word) <= 3 and word.isascii() and word.isalpha():
             # "xy" or "2ab": a product of one-letter variables.
@@ -506,11 +525,15 @@ class _Parser:
 
 
 def parse_tokens(tokens: list[Token], limits: Limits = DEFAULT_LIMITS, deadline: Deadline | None = None,
-                 *, relation: bool = False) -> Node:
-    """Parse a whole token list into a tree; ParseError/LimitError if it is not one expression."""
+                 *, relation: bool = False, slash_fractions: bool = True) -> Node:
+    """Parse a whole token list into a tree; ParseError/LimitError if it is not one expression.
+
+    slash_fractions: read prose `25 / 1/3` as 25 divided by the fraction 1/3 (the default);
+    False gives the left-to-right reading (25/1)/3.
+    """
     if not tokens:
         raise ParseError("empty expression")
-    parser = _Parser(tokens, limits, deadline or Deadline(limits.time_budget))
+    parser = _Parser(tokens, limits, deadline or Deadline(limits.time_budget), slash_fractions=slash_fractions)
     node = parser.parse_relation() if relation else parser.parse_sum()
     if parser.pos != len(parser.toks):
         raise ParseError(f"unexpected {parser.toks[parser.pos][1]!r}")
@@ -538,6 +561,102 @@ def parse_tree(text: str, limits: Limits = DEFAULT_LIMITS, deadline: Deadline | 
     if len(text) > limits.max_chars:
         raise LimitError(f"text longer than {limits.max_chars} characters")
     return parse_tokens(tokenize(text), limits, deadline, relation=relation)
+
+
+# -- plain arithmetic: the fast path ----------------------------------------------------------
+
+_ARITHMETIC_OPS = "+-−*/×÷xX()"
+_ARITHMETIC_TEXT = re.compile(rf"(?:\s*(?:\$?(?:{PLAIN_NUMBER})|[{_ARITHMETIC_OPS}]))*\s*")
+_ARITHMETIC_TOKEN = re.compile(rf"\$?({PLAIN_NUMBER})|([{_ARITHMETIC_OPS}])")
+_LONE_NUMBER = re.compile(rf"\s*\$?({PLAIN_NUMBER})\s*")
+_ADD_OPS = {"+": 1, "-": -1, "−": -1}
+_MULTIPLY_OPS = {"*": True, "×": True, "x": True, "X": True, "/": False, "÷": False}
+
+
+def evaluate_arithmetic(text: str, limits: Limits = DEFAULT_LIMITS) -> Fraction | int | None:
+    """Exact value of plain arithmetic, or None when the text is anything else.
+
+    Plain arithmetic is numbers (`1,000.5`, `$12`), `+ - * / x × ÷`, unary minus and
+    parentheses, read with the usual precedence, left to right; it is the overwhelmingly
+    common shape of calculator annotations and prose equations, and this reads it without
+    building a tree. Anything beyond it (mixed numbers, `25 / 1/3`, `%`, words, powers) gives
+    None and is left to the full grammar, as do refusals: digit and size limits apply here too.
+    """
+    if len(text) > limits.max_chars:
+        return None
+    number = _LONE_NUMBER.fullmatch(text)
+    if number is not None:  # the usual right-hand side
+        try:
+            return number_value(number.group(1), limits)
+        except LimitError:
+            return None
+    if not _ARITHMETIC_TEXT.fullmatch(text):
+        return None
+    try:
+        return _evaluate_arithmetic_tokens(_ARITHMETIC_TOKEN.findall(text), limits)
+    except (ParseError, ZeroDivisionError):
+        return None
+
+
+def _evaluate_arithmetic_tokens(tokens: list[tuple[str, str]], limits: Limits) -> Fraction | int:
+    """One left-to-right pass: `total` sums finished terms, `term` multiplies the current one;
+    an opening parenthesis pushes both (and the pending operators) on a stack."""
+    stack: list[tuple] = []
+    total, add_sign = 0, 1  # the sum so far and the sign of the term being built
+    term, multiply = None, True  # the product so far and how the next factor joins it
+    negate = tokens_after_x = False
+    expect_operand = True
+    for literal, op in tokens:
+        if expect_operand:
+            if literal:
+                if len(literal) > limits.max_digits:
+                    raise LimitError(f"number literal longer than {limits.max_digits} digits")
+                value = int(literal) if literal.isdigit() else number_value(literal, limits)
+            elif op in ("-", "−"):
+                if multiply and tokens_after_x:
+                    raise ParseError("'x' before a sign")  # the full grammar reads a variable x
+                negate = not negate
+                continue
+            elif op == "(":
+                if len(stack) >= limits.max_depth:
+                    raise LimitError(f"nesting deeper than {limits.max_depth}")
+                stack.append((total, add_sign, term, multiply, negate))
+                total, add_sign, term, multiply, negate = 0, 1, None, True, False
+                continue
+            else:
+                raise ParseError(f"unexpected {op!r}")
+        elif op == ")":
+            if not stack:
+                raise ParseError("unbalanced parentheses")
+            value = total + term if add_sign > 0 else total - term
+            total, add_sign, term, multiply, negate = stack.pop()
+        else:
+            if op in _ADD_OPS:
+                total = _check_size(total + term if add_sign > 0 else total - term, limits)
+                add_sign, term = _ADD_OPS[op], None
+            elif op in _MULTIPLY_OPS:
+                multiply = _MULTIPLY_OPS[op]
+            else:
+                raise ParseError("two quantities without an operator")
+            tokens_after_x = op in ("x", "X")
+            expect_operand = True
+            continue
+        # an operand (a number or a closed parenthesis) joins the current term
+        if negate:
+            value, negate = -value, False
+        if term is None:
+            term = value
+        elif multiply:
+            term = _check_size(term * value, limits)
+        elif type(term) is int and type(value) is int:
+            quotient, remainder = divmod(term, value)
+            term = quotient if remainder == 0 else Fraction(term, value)
+        else:
+            term = _check_size(Fraction(term) / value, limits)
+        expect_operand = False
+    if expect_operand or stack:
+        raise ParseError("incomplete expression")
+    return total + term if add_sign > 0 else total - term
 
 
 # -- exact evaluation ------------------------------------------------------------------------

@@ -25,6 +25,7 @@ both with the final-answer check into per-step verdicts.
 
 from __future__ import annotations
 
+import cmath
 import random
 import re
 from dataclasses import dataclass, field
@@ -33,15 +34,20 @@ from typing import Any
 
 from verifiers.limits import DEFAULT_LIMITS, Deadline, LimitError, Limits, ParseError
 from verifiers.parser import (
+    FUNCTIONS,
+    GREEK_WORDS,
+    PLAIN_NUMBER,
     STOP_WORDS,
     Node,
     NotExact,
     Token,
+    evaluate_arithmetic,
     evaluate_complex,
     evaluate_exact,
     free_symbols,
     parse_prefix,
     parse_tokens,
+    strip_invisible,
     to_sympy,
     tokenize,
 )
@@ -59,6 +65,8 @@ _MAX_LEFT_TOKENS = 80
 # earlier ("3 x the height of 12 inches = 36", "90 bulbs at $.50 = $45").
 _TRUNCATING_WORDS = frozenset(["x", "X", "at", "per", "with"])
 _CLOCK_OR_ID = re.compile(r"0\d")
+_OPEN_BRACKETS = frozenset("([{")
+_CLOSE_BRACKETS = frozenset(")]}")
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,38 @@ def _value(node: Node, limits: Limits, deadline: Deadline) -> Fraction | complex
     try:
         return evaluate_exact(node, limits, deadline)
     except NotExact:
-        return evaluate_complex(node, None, limits, deadline)
+        value = evaluate_complex(node, None, limits, deadline)
+    if not cmath.isfinite(value):
+        # inf = inf, nan: equality of such values says nothing about the arithmetic.
+        raise NotExact("infinite or undefined value")
+    return value
+
+
+def _side_values(node: Node, toks: list[Token], limits: Limits, deadline: Deadline) -> list[Fraction | complex]:
+    """The value of a side, and a second one where its notation is ambiguous: prose `500/ 1/10`
+    is 500/(1/10) by the slash-fraction rule but 500/1/10 = 50 by the usual precedence."""
+    values = [_value(node, limits, deadline)]
+    if sum(1 for t in toks if t[1] == "/") >= 2:
+        try:
+            other = parse_tokens(toks, limits, deadline, slash_fractions=False)
+        except ParseError:
+            return values
+        if other != node:
+            values.append(_value(other, limits, deadline))
+    return values
+
+
+def _compare_readings(left_values, right_values, left_toks, right_toks, approx: bool = False) -> tuple[bool, str]:
+    """compare_sides over every reading of the two sides: true if any reading holds."""
+    why = "values differ"
+    for lv in left_values:
+        for rv in right_values:
+            ok, why = compare_sides(lv, rv, left_toks, right_toks, approx)
+            if ok:
+                if len(left_values) + len(right_values) > 2:
+                    why += " (under one reading of an ambiguous a/ b/c)"
+                return True, why
+    return False, why
 
 
 def _displayed_decimals(tokens: list[Token]) -> tuple[Fraction, bool] | None:
@@ -367,9 +406,11 @@ def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadli
         return Claim("prose", text, None, "labelled quantity, not checked")
     if left_lone and start != starts[0]:
         return None
+    if _mixes_units(left_toks) or _mixes_units(right_toks):
+        return Claim("prose", text, None, "adds quantities in different units, not checked")
     try:
-        lv = _value(left, limits, deadline)
-        rv = _value(right, limits, deadline)
+        left_values = _side_values(left, left_toks, limits, deadline)
+        right_values = _side_values(right, right_toks, limits, deadline)
     except ZeroDivisionError:
         return Claim("prose", text, None, "division by zero")
     except LimitError as err:
@@ -377,12 +418,66 @@ def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadli
     except (NotExact, ParseError, ArithmeticError, ValueError):
         return None
     approx = approx_context or toks[eq][1] == "≈"
-    ok, why = compare_sides(lv, rv, left_toks, right_toks, approx)
+    ok, why = _compare_readings(left_values, right_values, left_toks, right_toks, approx)
+    if not ok and _true_with_earlier_quantity(toks, start, eq, right_values, right_toks, limits, deadline):
+        return Claim("prose", text, None, "false as read, true if its first number is a label "
+                                          "('day 1') of an earlier quantity: not checked")
     return Claim("prose", text, ok, why)
+
+
+def _mixes_units(toks: list[Token]) -> bool:
+    """Does a side add or subtract quantities in different units (`4 pounds - 6 ounces`)?
+    Such a sum needs a conversion we do not know, so its value is not the written one."""
+    term_units: list[frozenset[str]] = []
+    depth = 0
+    term_start = 0
+    for i, t in enumerate(toks + [("op", "+", False)]):
+        if t[0] != "op":
+            continue
+        if t[1] in _OPEN_BRACKETS:
+            depth += 1
+        elif t[1] in _CLOSE_BRACKETS:
+            depth -= 1
+        elif t[1] in ("+", "-") and depth == 0 and i > term_start:
+            units = _units(toks[term_start:i])
+            if units:
+                term_units.append(units)
+            term_start = i + 1
+    return any(not _share_a_unit(a, b) for a in term_units for b in term_units)
+
+
+def _share_a_unit(a: frozenset[str], b: frozenset[str]) -> bool:
+    # Prefixes cover plurals and abbreviations: "sandwiche(s)" / "sandwich", "min" / "minute".
+    return any(x.startswith(y) or y.startswith(x) for x in a for y in b)
+
+
+def _true_with_earlier_quantity(toks: list[Token], start: int, eq: int, right_values, right_toks: list[Token],
+                                limits: Limits, deadline: Deadline) -> bool:
+    """For a false claim whose left side starts at a number right after a word: is it true
+    when that number is a label (`10 pages per day on day 1 * 2 = 20`) and the quantity is
+    the last number before it in the same phrase (only words between)?"""
+    if toks[start][0] != "num" or start == 0 or toks[start - 1][0] != "word" or start + 1 >= eq:
+        return False
+    i = start - 1
+    while i >= max(0, start - 8) and toks[i][0] == "word":
+        i -= 1
+    if i < 0 or toks[i][0] != "num" or start - i < 2:
+        return False
+    try:
+        other = parse_tokens([toks[i]] + toks[start + 1 : eq], limits, deadline)
+        value = _value(other, limits, deadline)
+    except (ParseError, NotExact, ArithmeticError, ValueError):
+        return False
+    return _compare_readings([value], right_values, toks[start + 1 : eq], right_toks)[0]
 
 
 def _check_annotation(body: str, limits: Limits, deadline: Deadline) -> Claim:
     text = f"<<{body}>>"
+    sides = body.split("=")
+    if len(sides) == 2:
+        plain = evaluate_arithmetic(sides[0], limits)
+        if plain is not None and plain == evaluate_arithmetic(sides[1], limits):
+            return Claim("annotation", text, True, "exact")
     toks = tokenize(body)
     eqs = [i for i, t in enumerate(toks) if t[0] == "op" and t[1] == "="]
     if len(eqs) != 1:
@@ -393,14 +488,122 @@ def _check_annotation(body: str, limits: Limits, deadline: Deadline) -> Claim:
         right = parse_tokens(toks[eq + 1 :], limits, deadline)
         if free_symbols(left) or free_symbols(right):
             return Claim("annotation", text, None, "annotation with variables")
-        lv = _value(left, limits, deadline)
-        rv = _value(right, limits, deadline)
+        left_values = _side_values(left, toks[:eq], limits, deadline)
+        right_values = _side_values(right, toks[eq + 1 :], limits, deadline)
     except ZeroDivisionError:
         return Claim("annotation", text, None, "division by zero")
     except (ParseError, NotExact, ArithmeticError, ValueError) as err:
         return Claim("annotation", text, None, f"not parsed: {err}")
-    ok, why = compare_sides(lv, rv, toks[:eq], toks[eq + 1 :])
+    ok, why = _compare_readings(left_values, right_values, toks[:eq], toks[eq + 1 :])
     return Claim("annotation", text, ok, why)
+
+
+# -- fast path: steps whose every claim is plain arithmetic that holds exactly ---------------
+#
+# Most steps (GSM8K: about nine in ten) are "Natalia sold 48/2 = <<48/2=24>>24 clips": plain
+# annotations and prose equations `a op b op c = d`. `_plain_claims_hold` recognises them with
+# compiled regexes and evaluates them with `evaluate_arithmetic` (ints and Fractions, the same
+# digit and size limits). It only ever confirms: when every relation in the step is such a
+# claim and each holds exactly, the step is True; anything else (a false or rounded claim, a
+# unit word on the left, an operator before the left side, a chain, `%`, `≈`, ...) goes to
+# `find_claims`, the one place where a step can be judged False.
+
+_PLAIN_OPERAND = rf"\$?(?:{PLAIN_NUMBER})"
+_PLAIN_CLAIM = re.compile(
+    rf"(?<!\S)(?P<left>{_PLAIN_OPERAND}(?:\s*[-+*/×÷xX]\s*{_PLAIN_OPERAND})+)\s*=\s*(?P<right>{_PLAIN_OPERAND})"
+    r"(?![\w%(/^!]|[.,:]\d)"
+)
+# What may follow a claim's right side and leave its value alone: spaced unit words, then the
+# end, or punctuation that ends the expression.
+_PLAIN_TAIL = re.compile(r"(?:\s+(?P<word>[^\W\d_]{2,}))*\s*(?:[.,;:?](?!\d)|$)")
+_LEADING_ZERO = re.compile(r"(?<![\d.,])0\d")
+_TAIL_WORD = re.compile(r"\s+([^\W\d_]+)")
+_LAST_WORD = re.compile(r"([^\W\d_]+)\s*$")
+_BEHIND_TOKEN = re.compile(r"[^\W\d_]+|\d|\S")
+_ARITHMETIC_CHARS = frozenset("+-*/^×÷−–")
+_PASSABLE_CHARS = frozenset("$'’.")
+# Words that change the value next to a number: never taken as units by the fast path.
+_WORDS_THAT_ARE_MATH = frozenset(["plus", "minus", "times", "of", "divided", "multiplied", "by",
+                                  "and", "pi", "inf", "infinity", "infty", "sqrt"])
+
+
+# After a right side's number, only these words (and constants, functions, Greek letters)
+# continue or spoil the expression; other words are units ("= 60 boxes of matches").
+_MATH_AFTER_QUANTITY = frozenset(["plus", "minus", "pi", "inf", "infinity", "infty"])
+
+
+def _operator_behind(before: str) -> bool:
+    """Is there an arithmetic operator behind the last few words before a left side ("9 cups +
+    drank 1 + 1 = 2")? Then the quantity started earlier; the same walk as `_truncated`, one
+    step longer, over characters instead of tokens."""
+    steps = 0
+    for chunk in reversed(_BEHIND_TOKEN.findall(before[-120:])):
+        if chunk in _ARITHMETIC_CHARS:
+            return True
+        if chunk.lower() in STOP_WORDS or steps >= 5:
+            return False
+        if chunk[0].isalpha() or chunk in _PASSABLE_CHARS:
+            steps += 1
+            continue
+        return False
+    return False
+
+
+def _plain_claims_hold(text: str, limits: Limits = DEFAULT_LIMITS) -> bool:
+    """Is every claim in the step a plain-arithmetic one that holds exactly? (Never raises.)"""
+    if not isinstance(text, str) or len(text) > MAX_STEP_CHARS or "=" not in text:
+        return False
+    text = strip_invisible(text)
+    if "≈" in text or "approx" in text:
+        return False
+    claims = 0
+    if "<<" in text:
+        for m in _ANNOTATION.finditer(text):
+            sides = m.group(1).split("=")
+            if len(sides) != 2:
+                return False
+            left = evaluate_arithmetic(sides[0], limits)
+            if left is None or left != evaluate_arithmetic(sides[1], limits):
+                return False
+            claims += 1
+        # Removed without a space: "= $<<2*5=10>>10" reads "= $10" (the same value and units
+        # as find_claims reads from "= $ 10").
+        text = _ANNOTATION.sub("", text)
+    relations = text.count("=")
+    for m in _PLAIN_CLAIM.finditer(text):
+        if not _plain_prose_claim_holds(text, m, limits):
+            return False
+        relations -= 1
+        claims += 1
+    return relations == 0 and claims > 0
+
+
+def _plain_prose_claim_holds(text: str, m: re.Match, limits: Limits) -> bool:
+    left, right = m.group("left"), m.group("right")
+    if "$" in left and not right.startswith("$"):
+        return False  # "$3 x 4 = 12 apples": different units, find_claims decides
+    if _LEADING_ZERO.search(m.group()):
+        return False  # "0900 - 0130": clock times and codes
+    before = text[: m.start()].rstrip()
+    if before:
+        last = before[-1]
+        if last.isalpha():
+            word = _LAST_WORD.search(before).group(1)
+            if (len(word) == 1 or word in _OPERATOR_WORDS or word in _TRUNCATING_WORDS
+                    or word.lower() in _WORDS_THAT_ARE_MATH):
+                return False
+        elif last not in ",.:;!?\"'" or (last in ",.:" and len(before) > 1 and before[-2].isdigit()):
+            return False
+        if _operator_behind(before):
+            return False
+    tail = _PLAIN_TAIL.match(text, m.end())
+    if tail is None:
+        return False
+    for word in _TAIL_WORD.findall(tail.group()):
+        if word in _MATH_AFTER_QUANTITY or word in FUNCTIONS or word in GREEK_WORDS:
+            return False
+    value = evaluate_arithmetic(left, limits)
+    return value is not None and value == evaluate_arithmetic(right, limits)
 
 
 def find_claims(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Claim]:
@@ -416,6 +619,7 @@ def _find_claims(text: str, limits: Limits) -> list[Claim]:
         return [Claim("prose", "", None, f"step longer than {MAX_STEP_CHARS} characters")] if isinstance(text, str) else []
     if "=" not in text and "≈" not in text and "approx" not in text:
         return []
+    text = strip_invisible(text)
     deadline = Deadline(limits.time_budget)
     claims: list[Claim] = []
     if "<<" in text:
@@ -441,6 +645,8 @@ def check_step(text: str) -> bool | None:
     >>> check_step("1/4 = 15")
     False
     """
+    if _plain_claims_hold(text):
+        return True
     verdict = None
     for claim in find_claims(text):
         if claim.ok is False:
