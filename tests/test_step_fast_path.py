@@ -47,6 +47,19 @@ TRICKY = [
     "12 x -3 = -36",
     "1,000 + 500 = 1,500 dollars",
     "It takes 60/1.5=<<60/1.5=40>>40 minutes.",
+    "16 , 300 + 5 = 305",  # ", 300": a broken thousands separator, whatever the spacing
+    "We had 14, 400 + 5 = 405",
+    "In 2006, 30/3*2=<<30/3*2=20>>20 kids came.",
+    "5. 3 + 4 = 7",
+    "Bobby can jump 60 - 30 = <<60-30=30>>30 more jumps than when he was a child.",
+    "it is 2 + 1 = 3 and 1/4 cups",  # a mixed number on the right
+    "so 2 + 1 = 3 apples and 1/4 of them",
+    "2 + 1 = 3 more2",
+    "2 + 1 = 3 I think",
+    "2 + 1 = 3 i",
+    "2 + 1 = 3 times 2",
+    "2 + 1 = 3 divided by 3 is 1",
+    "2 + 1 = 3 more than 1 + 1 = 2",
 ]
 
 
@@ -62,7 +75,8 @@ _OPS = st.sampled_from([" + ", " - ", " * ", " / ", "x", " x ", "/"])
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_WORDS, max_size=4), st.lists(st.tuples(_NUMBERS, _OPS), min_size=1, max_size=3),
-       _NUMBERS, st.booleans(), st.sampled_from(["", " apples", ".", " x 2", " each day", "%"]))
+       _NUMBERS, st.booleans(), st.sampled_from(["", " apples", ".", " x 2", " each day", "%", " more than a", " and 1/4", " apples and 2",
+                        " I", " i", " the 5", " of 2", " e"]))
 def test_fast_path_agrees_on_generated_steps(prefix, terms, last, true_value, suffix):
     left = "".join(n + op for n, op in terms) + last
     value = evaluate_arithmetic(left)

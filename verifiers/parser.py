@@ -420,8 +420,9 @@ class _Parser:
         # "2 1/2" (spaced integer then integer/integer) or "2\frac{1}{2}".
         p = self.peek
         t0 = p()
-        if t0 is None or t0[0] not in ("num", "word", "op"):
-            return None
+        if t0 is None or not ((t0[0] == "num" and t0[2]) or (t0[0] == "word" and t0[1] == "and")
+                              or (t0[0] == "op" and t0[1] == "frac" and not t0[2])):
+            return None  # none of the three shapes below can start here
         # Prose "1 and 1/4", "5 and 2/3", "16 and (2/3)", "$3 and $1/3".
         t0 = p()
         if t0 and t0[0] == "word" and t0[1] == "and":
@@ -591,6 +592,18 @@ def evaluate_arithmetic(text: str, limits: Limits = DEFAULT_LIMITS) -> Fraction 
         except LimitError:
             return None
     if not _ARITHMETIC_TEXT.fullmatch(text):
+        return None
+    try:
+        return _evaluate_arithmetic_tokens(_ARITHMETIC_TOKEN.findall(text), limits)
+    except (ParseError, ZeroDivisionError):
+        return None
+
+
+def evaluate_plain_chain(text: str, limits: Limits = DEFAULT_LIMITS) -> Fraction | int | None:
+    """`evaluate_arithmetic` for text already known to be numbers joined by `+ - * / x × ÷`
+    (no signs or parentheses; a prose claim's left side): the same value, without checking
+    the shape again. None on refusals (digit and size limits) and division by zero."""
+    if len(text) > limits.max_chars:
         return None
     try:
         return _evaluate_arithmetic_tokens(_ARITHMETIC_TOKEN.findall(text), limits)

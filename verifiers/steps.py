@@ -44,7 +44,9 @@ from verifiers.parser import (
     evaluate_arithmetic,
     evaluate_complex,
     evaluate_exact,
+    evaluate_plain_chain,
     free_symbols,
+    number_value,
     parse_prefix,
     parse_tokens,
     strip_invisible,
@@ -349,12 +351,11 @@ def _claim_text(toks: list[Token]) -> str:
 
 def _has_letters(node: Node) -> bool:
     """Variables, or e / i, which in prose are variables far more often than constants."""
-    if free_symbols(node):
-        return True
     stack = [node]
     while stack:
         n = stack.pop()
-        if n[0] == "const" and n[1] in ("E", "I"):
+        tag = n[0]
+        if tag == "sym" or (tag == "const" and n[1] in ("E", "I")):
             return True
         for child in n[1:]:
             if isinstance(child, tuple):
@@ -428,6 +429,8 @@ def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadli
 def _mixes_units(toks: list[Token]) -> bool:
     """Does a side add or subtract quantities in different units (`4 pounds - 6 ounces`)?
     Such a sum needs a conversion we do not know, so its value is not the written one."""
+    if not any(t[1] in ("+", "-") and t[0] == "op" for t in toks):
+        return False  # one term
     term_units: list[frozenset[str]] = []
     depth = 0
     term_start = 0
@@ -498,38 +501,35 @@ def _check_annotation(body: str, limits: Limits, deadline: Deadline) -> Claim:
     return Claim("annotation", text, ok, why)
 
 
-# -- fast path: steps whose every claim is plain arithmetic that holds exactly ---------------
+# -- fast path: prose whose every claim is plain arithmetic that holds exactly -----------------
 #
-# Most steps (GSM8K: about nine in ten) are "Natalia sold 48/2 = <<48/2=24>>24 clips": plain
-# annotations and prose equations `a op b op c = d`. `_plain_claims_hold` recognises them with
-# compiled regexes and evaluates them with `evaluate_arithmetic` (ints and Fractions, the same
-# digit and size limits). It only ever confirms: when every relation in the step is such a
-# claim and each holds exactly, the step is True; anything else (a false or rounded claim, a
-# unit word on the left, an operator before the left side, a chain, `%`, `≈`, ...) goes to
-# `find_claims`, the one place where a step can be judged False.
+# Most prose equations (GSM8K: about nine in ten steps) are plain: "Natalia sold 48/2 = 24
+# clips", `a op b op c = d`. `_plain_prose_holds` recognises them with one compiled regex over
+# the text and evaluates them with ints and Fractions (the same digit and size limits), without
+# tokenizing or parsing the step. It only ever confirms: when every relation in the prose is
+# such a claim and each holds exactly, the prose needs no full reading; anything else (a false
+# or rounded claim, a unit word on the left, an operator before the left side, a chain, `%`,
+# `≈`, ...) is read in full by `_check_relation`, the one place where prose can be judged False.
+# Calculator annotations are checked once either way (`_check_annotation` has its own plain
+# shortcut).
 
 _PLAIN_OPERAND = rf"\$?(?:{PLAIN_NUMBER})"
 _PLAIN_CLAIM = re.compile(
-    rf"(?<!\S)(?P<left>{_PLAIN_OPERAND}(?:\s*[-+*/×÷xX]\s*{_PLAIN_OPERAND})+)\s*=\s*(?P<right>{_PLAIN_OPERAND})"
+    rf"(?<!\S)(?P<left>{_PLAIN_OPERAND}(?:\s*[-+*/×÷xX]\s*{_PLAIN_OPERAND})+)\s*=\s*\$?(?P<right>{PLAIN_NUMBER})"
     r"(?![\w%(/^!]|[.,:]\d)"
 )
-# What may follow a claim's right side and leave its value alone: spaced unit words, then the
-# end, or punctuation that ends the expression.
-_PLAIN_TAIL = re.compile(r"(?:\s+(?P<word>[^\W\d_]{2,}))*\s*(?:[.,;:?](?!\d)|$)")
-_LEADING_ZERO = re.compile(r"(?<![\d.,])0\d")
+_PLAIN_NUMBER_AT = re.compile(PLAIN_NUMBER)
+# Where a right side may end with its value unchanged: the end, or punctuation ending it.
+_TAIL_END = re.compile(r"\s*(?:[.,;:?](?!\d)|$)")
 _TAIL_WORD = re.compile(r"\s+([^\W\d_]+)")
 _LAST_WORD = re.compile(r"([^\W\d_]+)\s*$")
 _BEHIND_TOKEN = re.compile(r"[^\W\d_]+|\d|\S")
+_LEADING_ZERO = re.compile(r"(?<![\d.,])0\d")
 _ARITHMETIC_CHARS = frozenset("+-*/^×÷−–")
 _PASSABLE_CHARS = frozenset("$'’.")
 # Words that change the value next to a number: never taken as units by the fast path.
 _WORDS_THAT_ARE_MATH = frozenset(["plus", "minus", "times", "of", "divided", "multiplied", "by",
-                                  "and", "pi", "inf", "infinity", "infty", "sqrt"])
-
-
-# After a right side's number, only these words (and constants, functions, Greek letters)
-# continue or spoil the expression; other words are units ("= 60 boxes of matches").
-_MATH_AFTER_QUANTITY = frozenset(["plus", "minus", "pi", "inf", "infinity", "infty"])
+                                  "and", "pi", "inf", "infinity", "infty", "sqrt"]) | FUNCTIONS | GREEK_WORDS
 
 
 def _operator_behind(before: str) -> bool:
@@ -549,61 +549,71 @@ def _operator_behind(before: str) -> bool:
     return False
 
 
-def _plain_claims_hold(text: str, limits: Limits = DEFAULT_LIMITS) -> bool:
-    """Is every claim in the step a plain-arithmetic one that holds exactly? (Never raises.)"""
-    if not isinstance(text, str) or len(text) > MAX_STEP_CHARS or "=" not in text:
-        return False
-    text = strip_invisible(text)
+def _plain_prose_holds(text: str, limits: Limits = DEFAULT_LIMITS) -> bool:
+    """Is every claim in prose (annotations removed) a plain-arithmetic one that holds exactly?
+    True for prose without relations. Never raises."""
     if "≈" in text or "approx" in text:
         return False
-    claims = 0
-    if "<<" in text:
-        for m in _ANNOTATION.finditer(text):
-            sides = m.group(1).split("=")
-            if len(sides) != 2:
-                return False
-            left = evaluate_arithmetic(sides[0], limits)
-            if left is None or left != evaluate_arithmetic(sides[1], limits):
-                return False
-            claims += 1
-        # Removed without a space: "= $<<2*5=10>>10" reads "= $10" (the same value and units
-        # as find_claims reads from "= $ 10").
-        text = _ANNOTATION.sub("", text)
     relations = text.count("=")
+    if relations == 0:
+        return True
     for m in _PLAIN_CLAIM.finditer(text):
         if not _plain_prose_claim_holds(text, m, limits):
             return False
         relations -= 1
-        claims += 1
-    return relations == 0 and claims > 0
+    return relations == 0
 
 
 def _plain_prose_claim_holds(text: str, m: re.Match, limits: Limits) -> bool:
-    left, right = m.group("left"), m.group("right")
-    if "$" in left and not right.startswith("$"):
-        return False  # "$3 x 4 = 12 apples": different units, find_claims decides
+    left = m.group("left")
+    if "$" in left and text[m.start("right") - 1] != "$":
+        return False  # "$3 x 4 = 12 apples": different units, the full reading decides
     if _LEADING_ZERO.search(m.group()):
         return False  # "0900 - 0130": clock times and codes
-    before = text[: m.start()].rstrip()
+    start = m.start()
+    before = text[:start].rstrip()
     if before:
         last = before[-1]
         if last.isalpha():
-            word = _LAST_WORD.search(before).group(1)
+            word = _LAST_WORD.search(before, max(0, len(before) - 64)).group(1)
             if (len(word) == 1 or word in _OPERATOR_WORDS or word in _TRUNCATING_WORDS
                     or word.lower() in _WORDS_THAT_ARE_MATH):
                 return False
-        elif last not in ",.:;!?\"'" or (last in ",.:" and len(before) > 1 and before[-2].isdigit()):
+        elif last not in ",.:;!?\"'":
             return False
+        elif last == "," and before[:-1].rstrip()[-1:].isdigit() and not left.startswith("$") \
+                and len(_PLAIN_NUMBER_AT.match(left).group()) == 3:
+            return False  # "14, 400": a broken thousands separator
         if _operator_behind(before):
             return False
-    tail = _PLAIN_TAIL.match(text, m.end())
-    if tail is None:
+    if not _right_side_ends(text, m.end()):
         return False
-    for word in _TAIL_WORD.findall(tail.group()):
-        if word in _MATH_AFTER_QUANTITY or word in FUNCTIONS or word in GREEK_WORDS:
+    value = evaluate_plain_chain(left, limits)
+    if value is None:
+        return False
+    try:
+        return value == number_value(m.group("right"), limits)
+    except LimitError:
+        return False
+
+
+def _right_side_ends(text: str, pos: int) -> bool:
+    """Does a right side's number at text[:pos] end its expression with its value unchanged?
+    Yes when only unit words follow up to the end or punctuation, or up to a prose word (the
+    full reader stops at such a word: "= 30 more jumps than ..."); "and" right after the
+    number may start a mixed number ("3 and 1/4")."""
+    first = True
+    while _TAIL_END.match(text, pos) is None:
+        m = _TAIL_WORD.match(text, pos)
+        if m is None:
             return False
-    value = evaluate_arithmetic(left, limits)
-    return value is not None and value == evaluate_arithmetic(right, limits)
+        word = m.group(1)
+        if word.lower() in STOP_WORDS and (len(word) > 1 or word in _PROSE_LETTERS):
+            return not (first and word == "and")
+        if len(word) == 1 or word.lower() in _WORDS_THAT_ARE_MATH:
+            return False
+        pos, first = m.end(), False
+    return True
 
 
 def find_claims(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Claim]:
@@ -614,7 +624,9 @@ def find_claims(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Claim]:
         return [Claim("prose", "", None, f"refused: {err}")]
 
 
-def _find_claims(text: str, limits: Limits) -> list[Claim]:
+def _find_claims(text: str, limits: Limits, confirm_plain_prose: bool = False) -> list[Claim]:
+    """find_claims; with confirm_plain_prose, prose that `_plain_prose_holds` confirms is not
+    read in full and stands as one true claim (check_step needs verdicts, not claim texts)."""
     if not isinstance(text, str) or len(text) > MAX_STEP_CHARS:
         return [Claim("prose", "", None, f"step longer than {MAX_STEP_CHARS} characters")] if isinstance(text, str) else []
     if "=" not in text and "≈" not in text and "approx" not in text:
@@ -622,11 +634,19 @@ def _find_claims(text: str, limits: Limits) -> list[Claim]:
     text = strip_invisible(text)
     deadline = Deadline(limits.time_budget)
     claims: list[Claim] = []
-    if "<<" in text:
+    annotated = "<<" in text
+    if annotated:
         for m in _ANNOTATION.finditer(text):
             claims.append(_check_annotation(m.group(1), limits, deadline))
-        text = _ANNOTATION.sub(" ", text)
-    toks = tokenize(text)
+    if confirm_plain_prose:
+        # Annotations removed without a space for the plain scanner: "= $<<2*5=10>>10" reads
+        # "= $10", the same value and units as the full reading of "= $ 10".
+        joined = _ANNOTATION.sub("", text) if annotated else text
+        if _plain_prose_holds(joined, limits):
+            if "=" in joined:
+                claims.append(Claim("prose", "", True, "plain arithmetic, exact"))
+            return claims
+    toks = tokenize(_ANNOTATION.sub(" ", text) if annotated else text)
     for i, t in enumerate(toks):
         if t[0] == "op" and t[1] in _CLAIM_RELATIONS:
             deadline.check()
@@ -645,10 +665,12 @@ def check_step(text: str) -> bool | None:
     >>> check_step("1/4 = 15")
     False
     """
-    if _plain_claims_hold(text):
-        return True
+    try:
+        claims = _find_claims(text, DEFAULT_LIMITS, confirm_plain_prose=True)
+    except Exception:  # as find_claims: a refused step has nothing checkable
+        return None
     verdict = None
-    for claim in find_claims(text):
+    for claim in claims:
         if claim.ok is False:
             return False
         if claim.ok:
