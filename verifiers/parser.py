@@ -44,16 +44,18 @@ Node = tuple  # ("num", Fraction) | ("sym", name) | ("const", name) | ("add", [(
 # notation is added where the full tokenizer reads numbers.
 PLAIN_NUMBER = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?|\.\d+"
 
+# Whitespace is read with the token after it (possessively: it never becomes an `other`
+# token), so each token costs one match (`op` before `word`: π is a letter).
 _TOKEN_RE = re.compile(
     r"""
-     (?P<ws>\s+)
-    |(?P<text>\\(?:text|textbf|textit|mathrm|mathit|mathbf|mbox|rm|operatorname)\s*\{(?P<textbody>[^{}]*)\})
-    |(?P<num>(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:[eE][+-]?\d+(?![A-Za-z\d]))?|\.\d+)
+     (?P<ws>\s*+)
+     (?:(?P<num>(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:[eE][+-]?\d+(?![A-Za-z\d]))?|\.\d+)
     |(?P<op>\*\*|//|\.\.\.|<=|>=|!=|[-+*/^()\[\]{}!%=<>|,×·⋅∙÷−–√π≈≤≥≠∞°])
-    |(?P<cmd>\\[A-Za-z]+|\\.)
     |(?P<word>[^\W\d_]+)
     |(?P<cur>[$€£¥₹])
-    |(?P<other>.)
+    |(?P<text>\\(?:text|textbf|textit|mathrm|mathit|mathbf|mbox|rm|operatorname)\s*\{(?P<textbody>[^{}]*)\})
+    |(?P<cmd>\\[A-Za-z]+|\\.)
+    |(?P<other>.))
     """,
     re.VERBOSE | re.DOTALL,
 )
@@ -126,17 +128,22 @@ def tokenize(text: str) -> list[Token]:
     text = strip_invisible(text)
     tokens: list[Token] = []
     append = tokens.append
-    space = False
     simple_ops = _SIMPLE_OPS
     for m in _TOKEN_RE.finditer(text):
         kind = m.lastgroup
-        if kind == "ws":
-            space = True
-            continue
-        value = m.group()
-        if kind == "num" or kind == "cur" or kind == "other":
-            append((kind, value, space))
+        space = m.end(1) > m.start()
+        if kind == "word":
+            value = m.group(kind)
+            if value in FUNCTIONS:
+                append(("fn", value, space))
+            elif value in _CONSTANTS:
+                append(("const", _CONSTANTS[value], space))
+            else:
+                append(("word", value, space))
+        elif kind == "num" or kind == "cur" or kind == "other":
+            append((kind, m.group(kind), space))
         elif kind == "op":
+            value = m.group(kind)
             if value in simple_ops:
                 append(("op", simple_ops[value], space))
             elif value == "√":
@@ -145,14 +152,8 @@ def tokenize(text: str) -> list[Token]:
                 append(("const", "pi", space))
             else:  # ∞
                 append(("const", "oo", space))
-        elif kind == "word":
-            if value in FUNCTIONS:
-                append(("fn", value, space))
-            elif value in _CONSTANTS:
-                append(("const", _CONSTANTS[value], space))
-            else:
-                append(("word", value, space))
         elif kind == "cmd":
+            value = m.group(kind)
             name = value[1:]
             if name in _COMMANDS:
                 k, v, _ = _COMMANDS[name]
@@ -165,10 +166,10 @@ def tokenize(text: str) -> list[Token]:
                 append(("word", name, space))
             else:
                 append(("other", value, space))
-        else:  # \text{...}
+        elif kind == "text":
             for word in m.group("textbody").split():
                 append(("word", word, True))
-        space = False
+        # kind None: only whitespace was left
     return tokens
 
 
