@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/ppo_experiment")
     parser.add_argument("--policy", default=None, help="SFT policy dir (default: train one for --sft-steps)")
     parser.add_argument("--prm", default=None, help="PRM dir (default: train one on the policy's samples)")
-    parser.add_argument("--sft-steps", type=int, default=400)
+    parser.add_argument("--sft-steps", type=int, default=500)
     parser.add_argument("--prm-steps", type=int, default=300)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--updates", type=int, default=24)
