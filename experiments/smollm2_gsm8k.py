@@ -55,21 +55,21 @@ class ExperimentConfig:
     backbone: str = field(default="smollm2-135m-instruct", metadata={"help": "PRM/ORM backbone (LoRA): alias, path or hub id"})
     gsm8k: str = field(default="../shared/data/gsm8k/train.jsonl", metadata={"help": "GSM8K train JSONL (question, answer)"})
     preset: str = field(default="tiny", metadata={"help": "Synthetic task preset"})
-    n_train_synthetic: int = field(default=16, metadata={"help": "Synthetic training problems (sampled)"})
-    n_test_synthetic: int = field(default=16, metadata={"help": "Synthetic held-out problems"})
-    n_train_gsm8k: int = field(default=6, metadata={"help": "GSM8K training problems (sampled)"})
-    n_test_gsm8k: int = field(default=6, metadata={"help": "GSM8K held-out problems"})
-    n_reference_synthetic: int = field(default=200, metadata={"help": "Extra synthetic problems whose reference and corrupted solutions join the training data (never sampled)"})
+    n_train_synthetic: int = field(default=12, metadata={"help": "Synthetic training problems (sampled)"})
+    n_test_synthetic: int = field(default=12, metadata={"help": "Synthetic held-out problems"})
+    n_train_gsm8k: int = field(default=4, metadata={"help": "GSM8K training problems (sampled)"})
+    n_test_gsm8k: int = field(default=4, metadata={"help": "GSM8K held-out problems"})
+    n_reference_synthetic: int = field(default=40, metadata={"help": "Extra synthetic problems whose reference and corrupted solutions join the training data (never sampled)"})
     n_samples: int = field(default=16, metadata={"help": "Solutions sampled per problem (N max)"})
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature"})
-    max_new_tokens: int = field(default=80, metadata={"help": "Token limit of one sampled solution"})
+    max_new_tokens: int = field(default=64, metadata={"help": "Token limit of one sampled solution"})
     batch_size: int = field(default=32, metadata={"help": "Rows per policy forward (problems per batch = batch_size // n_samples)"})
     n_rollouts: int = field(default=0, metadata={"help": "Monte Carlo rollouts per unverifiable step when labelling (0 = outcome fallback)"})
-    train_steps: int = field(default=120, metadata={"help": "Optimizer steps of the PRM/ORM"})
-    train_batch_size: int = field(default=16, metadata={"help": "Sequences per training batch"})
-    lr: float = field(default=5e-4, metadata={"help": "Peak learning rate (LoRA)"})
+    train_steps: int = field(default=64, metadata={"help": "Optimizer steps of the PRM/ORM"})
+    train_batch_size: int = field(default=8, metadata={"help": "Sequences per training batch"})
+    lr: float = field(default=1e-3, metadata={"help": "Peak learning rate (LoRA)"})
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
-    max_length: int = field(default=256, metadata={"help": "Token limit of a training sequence"})
+    max_length: int = field(default=192, metadata={"help": "Token limit of a training sequence"})
     seeds: str = field(default="0,1,2,3,4", metadata={"help": "Subsampling seeds of the accuracy curves"})
     n_subsets: int = field(default=16, metadata={"help": "Random subsets per problem, N and seed"})
     seed: int = field(default=0, metadata={"help": "Seed of problem choice, sampling and training"})
@@ -91,8 +91,15 @@ def append_jsonl(path: Path, record: dict) -> None:
 
 
 def solution_steps(text: str) -> list[str]:
-    """A sampled solution's steps: its non-empty lines (the policy is asked for one step a line)."""
-    return split_steps(text, style="lines") or [EMPTY_SOLUTION]
+    """A sampled solution's steps: its non-empty lines (the policy is asked for one step a
+    line), up to the first line that states an answer ("The answer is X", "#### X",
+    \\boxed{X}). The model often keeps talking after it; labels, scores and the answer
+    reranking reads all stop there, so they judge the same solution."""
+    steps = split_steps(text, style="lines")
+    for index, step in enumerate(steps):
+        if verifiers.extract_answer(step, fallback_last_number=False) is not None:
+            return steps[: index + 1]
+    return steps or [EMPTY_SOLUTION]
 
 
 def _largest_number(text: str) -> float:

@@ -69,10 +69,11 @@ def test_missing_gsm8k_file_says_what_to_do(tiny_lm, tmp_path):
 def test_checker_findings_count_false_claims_with_reasons(tiny_lm, tmp_path):
     problems = [{"id": "p", "slice": "synthetic", "split": "train", "question": "Tom has 12 apples and buys 7. How many?",
                  "reference": "19", "steps": ["12 + 7 = 19", "The answer is 19"]}]
-    samples = {"p": {"texts": ["He has 12 + 7 = 20 apples.\nThe answer is 20", "12 + 7 = 19\nThe answer is 19", ""]}}
+    samples = {"p": {"texts": ["He has 12 + 7 = 20 apples.\nThe answer is 20", "12 + 7 = 19\nThe answer is 19\nOr 5", ""]}}
     labels = experiment.label_samples(problems, samples, tmp_path / "labels.jsonl", _config(tiny_lm, tmp_path))
     assert labels["p"]["labels"] == [[False, False], [True, True], [False]]
     assert labels["p"]["correct"] == [False, True, False]
+    assert labels["p"]["steps"][1] == ["12 + 7 = 19", "The answer is 19"]  # the rambling after the answer is cut
     report = experiment.claim_report(problems, labels)["synthetic"]
     assert (report["steps"], report["steps_with_false_claim"], report["correct_solutions"]) == (5, 1, 1)
     assert "12 + 7 = 20" in report["examples"][0]["reason"]
