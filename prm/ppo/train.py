@@ -320,7 +320,6 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
     if start_update == 0 and accelerator.is_main_process:
         metrics_path.write_text("")
         (output_dir / "ppo_config.json").write_text(json.dumps(asdict(config), indent=2))
-
     elif accelerator.is_main_process:
         # Updates logged after the checkpoint we resume from are redone; drop their lines.
         lines = metrics_path.read_text().splitlines() if metrics_path.exists() else []
@@ -380,7 +379,7 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
             "train_accuracy": float(np.mean(rollout.correct)),
             "kl": mean_kl,
             "kl_coef": kl_controller.value,
-            "response_tokens": masked_mean(mask.sum(1), torch.ones_like(mask[:, 0])).item(),
+            "response_tokens": mask.sum(1).mean().item(),
             **stats,
             "seconds": time.perf_counter() - started,
         }
@@ -415,9 +414,9 @@ def _optimise(model, optimizer, accelerator, batch: ResponseBatch, old_logprobs,
             logits, values = model(minibatch)
             logprobs = token_logprobs(logits, minibatch.response_ids)
             loss, stats = policy_loss(logprobs, old_logprobs[chunk], advantages[chunk], mask, config.clip_range)
+            stats["policy_loss"] = loss.item()
             entropy = masked_mean(entropy_from_logits(logits), mask)
             loss = loss - config.ent_coef * entropy
-            stats["policy_loss"] = loss.item()
             if use_critic:
                 critic_loss = value_loss(values, old_values[chunk], returns[chunk], mask, config.value_clip_range)
                 loss = loss + config.vf_coef * critic_loss
