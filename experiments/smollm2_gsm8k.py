@@ -14,7 +14,8 @@ when the script is run again, so an interrupted run resumes where it stopped):
 4. reward_model/: one LoRA model with a step head (PRM) and an outcome head (ORM), objective
    "joint", trained on the training problems' samples plus reference solutions and their
    corruptions (`tasks.math.synthetic.corrupt`, synthetic problems only), checkpointed;
-5. results_<slice>.md / .json / .png: held-out accuracy over N = 1..n_samples of pass@1,
+5. results_<slice>.md / .json / .png: held-out accuracy over N = 1..n_samples (a solution's
+   answer is the one its last step states, as in the labels) of pass@1,
    majority, weighted majority, the verifier filter, ORM, PRM (min/prod/last) and the oracle,
    several subsampling seeds (mean ± std), and how much of the pass@1 -> oracle gap each closes.
 
@@ -363,23 +364,34 @@ def gap_closed(points, pass_at_1: float, n: int) -> dict[str, float]:
 def evaluate_slice(slice_name: str, problems: list[dict], labels: dict[str, dict], scorers: dict[str, Any],
                    config: ExperimentConfig, output_dir: Path) -> dict[str, Any] | None:
     """Accuracy curves on one slice's held-out problems; writes results_<slice>.md/.json/.png."""
-    from search.evaluate import evaluate_best_of_n
+    from tqdm.auto import tqdm
+
     from search.plots import plot_accuracy_vs_n
-    from search.rerank import curve_markdown, powers_of_two
+    from search.rerank import (
+        accuracy_curve, build_pool, correctness, curve_markdown, group_answers, parse_methods, powers_of_two,
+    )
 
     held_out = [p for p in problems if p["slice"] == slice_name and p["split"] == "test"]
     if not held_out:
         return None
-    samples = [labels[p["id"]]["steps"] for p in held_out]
-    for problem, solutions in zip(held_out, samples):
-        for scorer in {id(s): s for s in scorers.values() if isinstance(s, JointScores)}.values():
-            scorer.prepare(problem["question"], solutions)
     ns = powers_of_two(config.n_samples)
     seeds = [int(s) for s in config.seeds.split(",") if s.strip()]
-    points = evaluate_best_of_n(
-        [p["question"] for p in held_out], samples, [p["reference"] for p in held_out], scorers, ns, seeds,
-        methods=methods_for(list(scorers)), n_subsets=config.n_subsets, progress=config.progress,
-    )
+    methods = parse_methods(methods_for(list(scorers)))
+    pools = []
+    for problem in tqdm(held_out, desc=f"score {slice_name}", unit="problem", disable=not config.progress):
+        solutions = labels[problem["id"]]["steps"]
+        for scorer in {id(s): s for s in scorers.values() if isinstance(s, JointScores)}.values():
+            scorer.prepare(problem["question"], solutions)
+        pool = build_pool(problem["question"], solutions, scorers=scorers, methods=methods,
+                          reference=problem["reference"])
+        # A solution's answer is what its last step states (the prompt asks for a final
+        # "The answer is X" line), as in the training labels; by default reranking would
+        # fall back to the last number anywhere, which credits solutions cut off mid-way.
+        pool.answers = [verifiers.extract_answer(steps[-1]) for steps in solutions]
+        pool.classes = group_answers(pool.answers)
+        pool.correct = correctness(pool.answers, pool.classes, problem["reference"])
+        pools.append(pool)
+    points = accuracy_curve(pools, methods, ns, seeds=seeds, n_subsets=config.n_subsets)
     # Any method at N = 1 sees every single sample once (exact), so this is pass@1.
     pass_at_1 = next(p.accuracy_mean for p in points if p.method == "majority" and p.n == 1)
     closed = gap_closed(points, pass_at_1, max(ns))
