@@ -75,6 +75,7 @@ class DemoConfig:
     prm_synthetic: int = field(default=1500, metadata={"help": "--retrain: reference + corrupted solutions added to the PRM data"})
     prm_steps: int = field(default=800, metadata={"help": "--retrain: reward-model training steps"})
     export_assets: bool = field(default=False, metadata={"help": "--retrain: copy the new checkpoints into the package (prm/assets/demo)"})
+    resume: bool = field(default=False, metadata={"help": "--retrain: reuse the policy and reward model already in output_dir/models"})
 
     def __post_init__(self) -> None:
         if self.smoke:
@@ -134,9 +135,16 @@ def solution_steps(text: str) -> list[str]:
     return [line for line in text.split("\n") if line.strip()]
 
 
-def train_policy(config: DemoConfig, run: Path, device_is_cpu: bool) -> Path:
+def finished_model(path: Path, resume: bool) -> bool:
+    """With --resume, a model directory already saved by an earlier run is reused."""
+    return resume and (path / "config.json").exists() and any(path.glob("*.safetensors"))
+
+
+def train_policy(config: DemoConfig, run: Path) -> Path:
     from prm.sft import SFTConfig, train_sft
 
+    if finished_model(run / "models" / "policy", config.resume):
+        return run / "models" / "policy"
     return train_sft(SFTConfig(data=f"synthetic:{config.preset}", model=config.policy_model,
                                output_dir=str(run / "models" / "policy"), n_train=config.sft_problems,
                                n_eval=0, max_steps=config.sft_steps, seed=config.seed,
@@ -172,6 +180,8 @@ def train_reward_model(config: DemoConfig, run: Path, policy_dir: Path, policy, 
     from prm.train import TrainConfig, train as train_reward
     from tasks.math.synthetic import step_labelled_records
 
+    if finished_model(run / "models" / "reward", config.resume):
+        return run / "models" / "reward", json.loads((run / "reward_data.json").read_text())
     records, stats = label_policy_samples(policy, train[: config.prm_problems], config, mode="hard")
     synthetic = step_labelled_records(train[: config.prm_synthetic], corrupt_fraction=0.5, seed=config.seed)
     data = run / "reward_data.jsonl"
@@ -181,7 +191,9 @@ def train_reward_model(config: DemoConfig, run: Path, policy_dir: Path, policy, 
     path = train_reward(TrainConfig(data=str(data), model=str(policy_dir), output_dir=str(run / "models" / "reward"),
                                     objective="joint", max_steps=config.prm_steps, batch_size=32,
                                     eval_every=0, seed=config.seed, cpu=cpu, lr=1e-3))
-    return Path(path), {"policy_samples": len(records), "synthetic": len(synthetic), "stats": stats.as_dict()}
+    info = {"policy_samples": len(records), "synthetic": len(synthetic), "stats": stats.as_dict()}
+    (run / "reward_data.json").write_text(json.dumps(info, indent=2))
+    return Path(path), info
 
 
 def prm_quality(scorer, heldout: list[Problem], train: list[Problem], config: DemoConfig) -> dict:
@@ -307,7 +319,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     retrain = config.retrain or not shipped
     if not config.retrain and not shipped:
         print("prm demo: no shipped checkpoints in this installation; training them first (--retrain)")
-    policy_dir = train_policy(config, run, cpu) if retrain else ASSETS / "policy"
+    policy_dir = train_policy(config, run) if retrain else ASSETS / "policy"
     policy = HFPolicy.from_pretrained(str(policy_dir), device=device, temperature=config.temperature,
                                       seed=config.seed, max_new_tokens=96, batch_size=64)
     t = lap("policy (SFT)" if retrain else "policy (load)", t)
