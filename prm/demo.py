@@ -163,7 +163,8 @@ def label_policy_samples(policy, problems: list[Problem], config: DemoConfig, mo
             if steps:
                 items.append((problem, steps))
                 references.append(problem.answer)
-    results = label_many(items, policy, n_rollouts=config.n_rollouts, mode=mode, references=references)
+    results = label_many(items, policy, n_rollouts=config.n_rollouts, mode=mode, references=references,
+                         locate_silent_errors=True)
     stats = LabelStats()
     records = []
     for (problem, steps), result in zip(items, results):

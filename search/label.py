@@ -41,6 +41,7 @@ class LabelConfig:
     mode: str = field(default="hard", metadata={"help": "hard (any rollout right) | soft (fraction right) | consensus"})
     policy: str | None = field(default=None, metadata={"help": "Policy model (path, hub id or alias) for Monte Carlo rollouts"})
     n_rollouts: int = field(default=8, metadata={"help": "Rollouts per unverifiable step"})
+    locate_silent_errors: bool = field(default=False, metadata={"help": "With --policy: when a wrong answer has no false claim, rollouts also judge the checked steps"})
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of the rollouts"})
     max_new_tokens: int = field(default=256, metadata={"help": "Longest rollout, in tokens"})
     seed: int = field(default=0, metadata={"help": "Seed of the rollout sampler"})
@@ -185,6 +186,7 @@ def label_file(config: LabelConfig) -> dict:
             results = label_many(
                 [(s.prompt, s.steps) for s in batch], policy, config.n_rollouts, config.mode,
                 references=[s.reference for s in batch], given_labels=[s.given_labels for s in batch],
+                locate_silent_errors=config.locate_silent_errors,
             )
             for solution, result in zip(batch, results):
                 stats.add(result, solution.given_labels)

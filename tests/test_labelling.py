@@ -178,3 +178,26 @@ def test_stats_count_sources_and_agreement():
     assert summary["agreement_with_given_labels"] == pytest.approx(3 / 4)
     assert summary["dropped_solutions"] == 1
     assert "disagree" in str(stats)
+
+
+def test_silent_errors_are_located_by_rollouts_only_when_the_answer_is_unexplained():
+    # "3 + 4 = 7" is true arithmetic but the wrong move for a story that needs 3 + 5;
+    # no claim is false, yet the answer is wrong: only rollouts can say which step erred.
+    problem = Problem(id="p1", question="Tom has 3 apples and buys 5 more, then doubles them.", answer="16")
+    steps = ["3 + 4 = 7", "7 * 2 = 14", "The answer is 14"]
+    policy = StubPolicy("16", hits=lambda prefix: 0)
+    located = label_steps(problem, steps, policy=policy, n_rollouts=4, locate_silent_errors=True)
+    assert located.labels == [False, False, False]
+    assert located.sources == ["rollout", "rollout", "answer"]
+    assert policy.calls == [[policy_prompt(problem.question) + format_solution(steps[:1]),
+                             policy_prompt(problem.question) + format_solution(steps[:2])]]
+    # Off (the default), the checked steps keep their symbolic label and no rollout runs.
+    quiet = StubPolicy("16", hits=lambda prefix: 0)
+    assert label_steps(problem, steps, policy=quiet, n_rollouts=4).labels == [True, True, False]
+    assert quiet.calls == []
+    # A wrong answer explained by a false claim, or a right answer, needs no rollouts.
+    explained = StubPolicy("16", hits=lambda prefix: 0)
+    label_steps(problem, ["3 + 5 = 9", "The answer is 18"], policy=explained, locate_silent_errors=True)
+    label_steps(problem, ["3 + 5 = 8", "8 * 2 = 16", "The answer is 16"], policy=explained,
+                locate_silent_errors=True)
+    assert explained.calls == []

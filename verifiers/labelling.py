@@ -19,6 +19,13 @@ the source that decided it:
 - ``"given"``: with no reference answer, an unverifiable step keeps the label the record
   already had (``given_labels``), so symbolic checks can be added to human-labelled data.
 
+Silent errors: a step can compute correctly on the wrong number or with the wrong operation
+for the story ("She buys 4 more: 12 + 4 = 16" when she bought 6); sympy says True. With
+``locate_silent_errors=True``, a solution whose final answer is wrong although every claim
+checks (so the error is one sympy cannot see) gets rollouts on its checked steps too, and
+the rollouts decide them (source ``"rollout"``): the first step after which no rollout
+reaches the reference is where the solution went wrong, as Math-Shepherd estimates it.
+
 Mode "consensus" runs rollouts on every step up to the first false claim and keeps a step
 only where the sources agree: a checked step is kept (source ``"symbolic+rollout"``) when
 its symbolic verdict equals the hard rollout verdict, an unchecked step keeps its rollout
@@ -149,7 +156,8 @@ class _Plan:
     rollout_steps: list[int]
 
 
-def _plan(problem, steps, reference, given_labels, mode: str, with_policy: bool) -> _Plan:
+def _plan(problem, steps, reference, given_labels, mode: str, with_policy: bool,
+          locate_silent_errors: bool = False) -> _Plan:
     question, reference = _question_and_reference(problem, reference)
     steps = list(steps)
     if not steps:
@@ -165,13 +173,15 @@ def _plan(problem, steps, reference, given_labels, mode: str, with_policy: bool)
         details[-1].answer_ok = final is not None and verifiers.answers_equivalent(reference, final)
     # Rollouts go to the steps not yet decided: those before the first false claim (in
     # consensus mode the false step too, to compare) except the final one, whose answer is
-    # checked directly; outside consensus mode only those with nothing checkable.
+    # checked directly; outside consensus mode only those with nothing checkable, and the
+    # checked ones too when a wrong answer has no false claim to explain it.
     decided_from = len(steps) if first_false < 0 else first_false + (mode == "consensus")
+    silent_error = locate_silent_errors and first_false < 0 and details[-1].answer_ok is False
     rollout_steps = []
     if with_policy and reference is not None:
         rollout_steps = [
             i for i in range(min(decided_from, len(steps) - 1))
-            if mode == "consensus" or details[i].symbolic is None
+            if mode == "consensus" or silent_error or details[i].symbolic is None
         ]
     return _Plan(question, steps, reference, given_labels, details, first_false, rollout_steps)
 
@@ -223,6 +233,7 @@ def label_many(
     *,
     references: Sequence[str | None] | None = None,
     given_labels: Sequence[list[Label] | None] | None = None,
+    locate_silent_errors: bool = False,
 ) -> list[LabelResult]:
     """`label_steps` for many solutions, their rollouts in ONE `policy.complete` call.
 
@@ -241,7 +252,7 @@ def label_many(
         raise ValueError("references and given_labels need one entry per item")
 
     plans = [
-        _plan(problem, steps, reference, given, mode, policy is not None)
+        _plan(problem, steps, reference, given, mode, policy is not None, locate_silent_errors)
         for (problem, steps), reference, given in zip(items, references, given_labels)
     ]
     prefixes, owners = [], []
@@ -271,6 +282,7 @@ def label_steps(
     *,
     reference: str | None = None,
     given_labels: list[Label] | None = None,
+    locate_silent_errors: bool = False,
 ) -> LabelResult:
     """Label each step of one solution (rules in the module docstring).
 
@@ -282,10 +294,13 @@ def label_steps(
     reference: the reference answer (overrides `problem.answer`).
     given_labels: labels the record already has, used for unverifiable steps when there is
         no reference answer.
+    locate_silent_errors: let rollouts judge the checked steps of a wrong solution that has no
+        false claim (see the module docstring).
     Returns a `LabelResult` with one label and one source per step.
     """
     return label_many(
-        [(problem, steps)], policy, n_rollouts, mode, references=[reference], given_labels=[given_labels]
+        [(problem, steps)], policy, n_rollouts, mode, references=[reference], given_labels=[given_labels],
+        locate_silent_errors=locate_silent_errors,
     )[0]
 
 
