@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.math.loaders import iter_jsonl
 from tasks.math.types import RecordError, validate_step_example
 
 
@@ -41,21 +42,12 @@ class ScoreConfig:
 def _read_records(path: Path) -> list[tuple[int, dict]]:
     """(line number, record) for every non-blank line; malformed lines raise RecordError."""
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise RecordError(f"invalid JSON ({error.msg})", path=str(path), line=line_number) from None
-            if not isinstance(record, dict):
-                raise RecordError("record must be a JSON object", path=str(path), line=line_number)
-            if "labels" in record:
-                record = {**record, **validate_step_example(record, path=str(path), line=line_number)}
-            else:
-                _check_candidates(record, path=str(path), line=line_number)
-            records.append((line_number, record))
+    for line_number, record in iter_jsonl(path):
+        if "labels" in record:
+            record = {**record, **validate_step_example(record, path=str(path), line=line_number)}
+        else:
+            _check_candidates(record, path=str(path), line=line_number)
+        records.append((line_number, record))
     return records
 
 

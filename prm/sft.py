@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tasks.math.loaders import iter_jsonl
 from tasks.math.prompts import format_solution, policy_prompt
 from tasks.math.types import Problem, RecordError, validate_step_example
 
@@ -79,23 +80,16 @@ def load_sft_problems(data: str, n_train: int, seed: int) -> list[Problem]:
     if not path.exists():
         raise FileNotFoundError(f"{data}: no such file (use synthetic:<preset> for generated problems)")
     problems, skipped_incorrect = [], 0
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
+    for line_number, record in iter_jsonl(path):
+        if "completions" in record:
+            example = validate_step_example(record, path=str(path), line=line_number)
+            if not all(label is True or label == 1.0 for label in example["labels"]):
+                skipped_incorrect += 1
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise RecordError(f"invalid JSON ({error.msg})", path=str(path), line=line_number) from error
-            if isinstance(record, dict) and "completions" in record:
-                example = validate_step_example(record, path=str(path), line=line_number)
-                if not all(label is True or label == 1.0 for label in example["labels"]):
-                    skipped_incorrect += 1
-                    continue
-                problems.append(Problem(id=f"{path.name}:{line_number}", question=example["prompt"],
-                                        answer=str(record.get("reference", "")), steps=tuple(example["completions"])))
-            else:
-                problems.append(problem_from_record(record, str(path), line_number))
+            problems.append(Problem(id=f"{path.name}:{line_number}", question=example["prompt"],
+                                    answer=str(record.get("reference", "")), steps=tuple(example["completions"])))
+        else:
+            problems.append(problem_from_record(record, str(path), line_number))
     if skipped_incorrect:
         print(f"{path}: {skipped_incorrect} records with an incorrect step are not reference solutions; not used")
     if not problems:

@@ -42,6 +42,7 @@ from prm.collate import (
 from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss, until_first_wrong
 from prm.metrics import pairwise_accuracy, processbench_f1, step_accuracy, step_auc
 from prm.modeling import RewardModel, RewardSettings
+from tasks.math.loaders import iter_jsonl, load_step_dataset
 from tasks.math.types import RecordError, validate_outcome_example, validate_pairwise_example, validate_step_example
 
 
@@ -117,22 +118,9 @@ def _raw_rows(source: str):
     """(row, path, line) for a JSONL file or a hub data set."""
     path = Path(source)
     if path.exists():
-        with path.open(encoding="utf-8") as handle:
-            for line_number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield json.loads(line), str(path), line_number
-                except json.JSONDecodeError as error:
-                    raise RecordError(f"invalid JSON ({error.msg})", path=str(path), line=line_number) from error
+        for line_number, row in iter_jsonl(path):
+            yield row, str(path), line_number
         return
-    try:
-        from tasks.math.loaders import load_step_dataset
-    except ImportError:
-        from datasets import load_dataset
-
-        def load_step_dataset(name):
-            return load_dataset(name, split="train")
     for index, row in enumerate(load_step_dataset(source)):
         yield dict(row), source, index + 1
 

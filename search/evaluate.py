@@ -38,6 +38,7 @@ from search.rerank import (
     parse_methods,
 )
 from search.scorers import VerifierScorer
+from tasks.math.loaders import iter_jsonl
 from tasks.math.types import RecordError
 
 TREE_SEARCHES = ("beam", "dvts")
@@ -153,27 +154,18 @@ def read_problems(path: str | Path) -> tuple[list[str], list[str]]:
     if not path.exists():
         raise FileNotFoundError(f"problems file not found: {path}")
     questions, answers = [], []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = {"path": str(path), "line": line_number}
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise RecordError(f"not valid JSON ({error.msg} at column {error.colno})", **where) from None
-            if not isinstance(record, dict):
-                raise RecordError(f"record must be a JSON object, got {type(record).__name__}", **where)
-            # Either spelling is accepted; an error names the first when neither is there.
-            question_key = "prompt" if "prompt" in record and "question" not in record else "question"
-            answer_key = "reference" if "reference" in record and "answer" not in record else "answer"
-            question, answer = record.get(question_key), record.get(answer_key)
-            if not isinstance(question, str) or not question.strip():
-                raise RecordError("missing or not a non-empty string", field=question_key, **where)
-            if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
-                raise RecordError("missing, or not a string or a number", field=answer_key, **where)
-            questions.append(question)
-            answers.append(str(answer))
+    for line_number, record in iter_jsonl(path):
+        where = {"path": str(path), "line": line_number}
+        # Either spelling is accepted; an error names the first when neither is there.
+        question_key = "prompt" if "prompt" in record and "question" not in record else "question"
+        answer_key = "reference" if "reference" in record and "answer" not in record else "answer"
+        question, answer = record.get(question_key), record.get(answer_key)
+        if not isinstance(question, str) or not question.strip():
+            raise RecordError("missing or not a non-empty string", field=question_key, **where)
+        if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
+            raise RecordError("missing, or not a string or a number", field=answer_key, **where)
+        questions.append(question)
+        answers.append(str(answer))
     if not questions:
         raise RecordError("no problems", path=str(path))
     return questions, answers

@@ -25,6 +25,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.math.loaders import iter_jsonl
 from tasks.math.types import RecordError, validate_step_example
 from verifiers.labelling import MODES, LabelStats, label_many
 
@@ -80,10 +81,8 @@ def _reference(record: dict, where: dict) -> str | None:
     return str(reference)
 
 
-def _solutions_of(record: object, fmt: str, step_style: str, where: dict) -> list[_Solution]:
+def _solutions_of(record: dict, fmt: str, step_style: str, where: dict) -> list[_Solution]:
     """The solutions one input line holds (one for a step record, several for candidates)."""
-    if not isinstance(record, dict):
-        raise RecordError(f"record must be a JSON object, got {type(record).__name__}", **where)
     prompt = _text_field(record, "prompt", where)
     completions = record.get("completions")
     if not isinstance(completions, list) or not completions:
@@ -125,16 +124,8 @@ def read_solutions(path: str | Path, fmt: str = "auto", step_style: str = "auto"
     if not path.exists():
         raise FileNotFoundError(f"input file not found: {path}")
     solutions = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = {"path": str(path), "line": number}
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise RecordError(f"not valid JSON ({error.msg} at column {error.colno})", **where) from None
-            solutions += _solutions_of(record, fmt, step_style, where)
+    for number, record in iter_jsonl(path):
+        solutions += _solutions_of(record, fmt, step_style, {"path": str(path), "line": number})
     if not solutions:
         raise RecordError("no records", path=str(path))
     return solutions

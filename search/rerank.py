@@ -42,6 +42,7 @@ import numpy as np
 
 import verifiers
 from search.scorers import AGGREGATIONS, VerifierScorer, aggregate, score_solutions
+from tasks.math.loaders import iter_jsonl
 from tasks.math.steps import join_steps, split_steps
 from tasks.math.types import RecordError
 
@@ -581,38 +582,29 @@ def read_candidates(path: str | Path) -> list[CandidateRecord]:
     if not path.exists():
         raise FileNotFoundError(f"candidates file not found: {path}")
     records = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = {"path": str(path), "line": line_number}
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise RecordError(f"not valid JSON ({error.msg} at column {error.colno})", **where) from None
-            if not isinstance(record, dict):
-                raise RecordError(f"record must be a JSON object, got {type(record).__name__}", **where)
-            prompt = record.get("prompt")
-            if not isinstance(prompt, str) or not prompt.strip():
-                problem = "missing" if "prompt" not in record else "must be a non-empty string"
-                raise RecordError(problem, field="prompt", **where)
-            completions = record.get("completions")
-            if "completions" not in record:
-                raise RecordError("missing", field="completions", **where)
-            if not isinstance(completions, list) or not completions:
-                raise RecordError("must be a non-empty list of solution texts", field="completions", **where)
-            for index, completion in enumerate(completions):
-                if not isinstance(completion, str):
-                    raise RecordError(
-                        f"completion {index} must be a string, got {type(completion).__name__}",
-                        field="completions", **where,
-                    )
-            reference = record.get("reference")
-            if reference is not None:
-                if isinstance(reference, bool) or not isinstance(reference, (str, int, float)):
-                    raise RecordError(f"must be a string or a number, got {reference!r}", field="reference", **where)
-                reference = str(reference)
-            records.append(CandidateRecord(prompt, list(completions), reference, line_number))
+    for line_number, record in iter_jsonl(path):
+        where = {"path": str(path), "line": line_number}
+        prompt = record.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            problem = "missing" if "prompt" not in record else "must be a non-empty string"
+            raise RecordError(problem, field="prompt", **where)
+        completions = record.get("completions")
+        if "completions" not in record:
+            raise RecordError("missing", field="completions", **where)
+        if not isinstance(completions, list) or not completions:
+            raise RecordError("must be a non-empty list of solution texts", field="completions", **where)
+        for index, completion in enumerate(completions):
+            if not isinstance(completion, str):
+                raise RecordError(
+                    f"completion {index} must be a string, got {type(completion).__name__}",
+                    field="completions", **where,
+                )
+        reference = record.get("reference")
+        if reference is not None:
+            if isinstance(reference, bool) or not isinstance(reference, (str, int, float)):
+                raise RecordError(f"must be a string or a number, got {reference!r}", field="reference", **where)
+            reference = str(reference)
+        records.append(CandidateRecord(prompt, list(completions), reference, line_number))
     if not records:
         raise RecordError("no records", path=str(path))
     return records

@@ -8,8 +8,10 @@ import pytest
 
 from tasks.math import RecordError
 from tasks.math.loaders import (
+    LoadReport,
     boxed_answer,
     detect_source,
+    iter_jsonl,
     load_gsm8k,
     load_math,
     load_math_shepherd,
@@ -194,6 +196,21 @@ def test_each_malformed_line_names_its_field(tmp_path, name, line, field):
         loader(path)
     assert (info.value.line, info.value.field) == (line, field)
     assert str(path) in str(info.value)
+
+
+def test_iter_jsonl_numbers_lines_and_names_bad_ones(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n\n{"a": 2}\n[1, 2]\n{broken\n{"a": 3}\n')
+    with pytest.raises(RecordError, match=r"rows\.jsonl, line 4: must be a JSON object, got list"):
+        list(iter_jsonl(path))
+    path.write_text('{"a": 1}\n{broken\n')
+    with pytest.raises(RecordError, match=r"rows\.jsonl, line 2: invalid JSON"):
+        list(iter_jsonl(path))
+    path.write_text('{"a": 1}\n\n{"a": 2}\n[1, 2]\n{broken\n{"a": 3}\n')
+    report = LoadReport(source="jsonl", location=str(path))
+    rows = list(iter_jsonl(path, skip_invalid=True, report=report))
+    assert rows == [(1, {"a": 1}), (3, {"a": 2}), (6, {"a": 3})]
+    assert report.skipped_invalid == 2 and "line 4" in report.errors[0] and "line 5" in report.errors[1]
 
 
 def test_read_jsonl_and_unknown_sources(tmp_path):

@@ -174,7 +174,7 @@ def write_jsonl(path, rows):
 @pytest.mark.parametrize(
     "bad_line, field, message",
     [
-        ("{not json", None, "not valid JSON"),
+        ("{not json", None, "invalid JSON"),
         ({"completions": ["a"]}, "prompt", "missing"),
         ({"prompt": "q", "completions": "a"}, "completions", "list"),
         ({"prompt": "q", "completions": ["a", 3]}, "completions", "completion 1"),

@@ -128,20 +128,13 @@ def load_problems(config: PPOConfig) -> tuple[list[Problem], list[Problem]]:
 def _load_answer_problems(path: str) -> list[Problem]:
     """Problems JSONL; PPO needs only question and answer, so steps are optional here."""
     from prm.sft import problem_from_record
-    from tasks.math.types import RecordError
+    from tasks.math.loaders import iter_jsonl
 
     problems = []
-    with open(path, encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise RecordError(f"invalid JSON ({error.msg})", path=path, line=line_number) from error
-            if isinstance(record, dict) and not record.get("steps"):
-                record = {**record, "steps": ["(none)"]}
-            problems.append(problem_from_record(record, path, line_number))
+    for line_number, record in iter_jsonl(path):
+        if not record.get("steps"):
+            record = {**record, "steps": ["(none)"]}
+        problems.append(problem_from_record(record, path, line_number))
     return problems
 
 

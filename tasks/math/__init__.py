@@ -24,6 +24,7 @@ from tasks.math.synthetic import (
 )
 from tasks.math.steps import join_steps, split_gsm8k, split_steps, strip_calculator_annotations
 from tasks.math.loaders import (  # datasets is imported only when a loader runs
+    iter_jsonl,
     load_gsm8k,
     load_math,
     load_math_shepherd,

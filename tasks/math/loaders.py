@@ -65,21 +65,43 @@ def load_report(dataset) -> dict[str, Any]:
 # --------------------------------------------------------------------------- reading
 
 
-def read_jsonl(path: str | os.PathLike, *, skip_invalid: bool = False) -> list[dict[str, Any]]:
-    """The JSON objects of a `.jsonl` file (one a line; blank lines allowed) or of a `.json`
-    file holding a list of objects.
+def iter_jsonl(
+    path: str | os.PathLike, *, skip_invalid: bool = False, report: LoadReport | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each record of a `.jsonl` file (one JSON object a line;
+    blank lines skipped) or of a `.json` file holding a list of objects (the record's
+    position stands in for the line number).
 
-    A line that is not a JSON object raises `RecordError` (file, line); with
-    `skip_invalid` it is skipped and the count logged.
+    A line that is not valid JSON or not a JSON object raises `RecordError` (file, line).
+    With `skip_invalid` it is skipped instead and counted in `report`; without a `report`
+    of the caller's, the count is logged as a warning once the file is read. Checking the
+    fields of each object is the caller's job.
     """
-    report = LoadReport(source="jsonl", location=str(path))
-    rows = [row for _, row in _read_file(str(path), skip_invalid, report)]
-    _log_skips(report)
-    return rows
+    path = os.fspath(path)
+    own_report = report is None
+    if report is None:
+        report = LoadReport(source="jsonl", location=path)
+    for number, row, problem in _parse_file(path):
+        if problem is None and not isinstance(row, dict):
+            problem = RecordError(f"must be a JSON object, got {type(row).__name__}", path=path, line=number)
+        if problem is not None:
+            if not skip_invalid:
+                raise problem
+            _note_skip(report, problem)
+            continue
+        yield number, row
+    if own_report:
+        _log_skips(report)
 
 
-def _read_file(path: str, skip_invalid: bool, report: LoadReport) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed object) for each record of a local JSONL/JSON file."""
+def read_jsonl(path: str | os.PathLike, *, skip_invalid: bool = False) -> list[dict[str, Any]]:
+    """The objects `iter_jsonl` yields, as a list."""
+    return [row for _, row in iter_jsonl(path, skip_invalid=skip_invalid)]
+
+
+def _parse_file(path: str) -> Iterator[tuple[int, Any, RecordError | None]]:
+    """(line number, parsed value, None) or (line number, None, the parse error) for each
+    record of a local JSONL/JSON file."""
     if path.endswith(".json"):
         with open(path, encoding="utf-8") as handle:
             try:
@@ -90,8 +112,8 @@ def _read_file(path: str, skip_invalid: bool, report: LoadReport) -> Iterator[tu
             data = data["data"]
         if not isinstance(data, list):
             raise RecordError("a .json file must hold a list of records", path=path)
-        # no line numbers inside one JSON document: the record's position stands in
-        yield from enumerate(data, 1)
+        for number, row in enumerate(data, 1):
+            yield number, row, None
         return
     with open(path, encoding="utf-8") as handle:
         for number, text in enumerate(handle, 1):
@@ -99,20 +121,12 @@ def _read_file(path: str, skip_invalid: bool, report: LoadReport) -> Iterator[tu
                 continue
             try:
                 row = json.loads(text)
-                if not isinstance(row, dict):
-                    raise RecordError(f"must be a JSON object, got {type(row).__name__}", path=path, line=number)
             except json.JSONDecodeError as error:
-                problem = RecordError(f"invalid JSON: {error.msg} (character {error.pos + 1})", path=path, line=number)
-                if not skip_invalid:
-                    raise problem from None
-                _note_skip(report, problem)
+                yield number, None, RecordError(
+                    f"invalid JSON: {error.msg} (character {error.pos + 1})", path=path, line=number
+                )
                 continue
-            except RecordError as problem:
-                if not skip_invalid:
-                    raise
-                _note_skip(report, problem)
-                continue
-            yield number, row
+            yield number, row, None
 
 
 def _open_rows(
@@ -122,7 +136,7 @@ def _open_rows(
     (row numbers stand in for line numbers)."""
     path = os.fspath(path_or_id)
     if os.path.isfile(path) and path.endswith((".jsonl", ".json")):
-        return _read_file(path, skip_invalid, report)
+        return iter_jsonl(path, skip_invalid=skip_invalid, report=report)
     import datasets
 
     if os.path.isfile(path):
