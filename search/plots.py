@@ -23,6 +23,15 @@ def _figure():
     return figure, figure.subplots()
 
 
+def _save(figure, path: str | Path) -> Path:
+    """Write the figure to `path` (parent folders made as needed) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path)
+    return path
+
+
 def _by_method(points: Sequence[CurvePoint], x: str) -> dict[str, list[CurvePoint]]:
     lines: dict[str, list[CurvePoint]] = {}
     for point in points:
@@ -63,11 +72,7 @@ def plot_accuracy_vs_n(points: Sequence[CurvePoint], path: str | Path, *, title:
     axes.set_xticks(ns, [str(n) for n in ns])
     axes.set_xlabel("N = solutions per problem (log2)")
     axes.set_title(title or "Accuracy vs N")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path)
-    return path
+    return _save(figure, path)
 
 
 def plot_accuracy_vs_tokens(points: Sequence[CurvePoint], path: str | Path, *, title: str | None = None) -> Path | None:
@@ -80,8 +85,4 @@ def plot_accuracy_vs_tokens(points: Sequence[CurvePoint], path: str | Path, *, t
     axes.set_xscale("log", base=2)
     axes.set_xlabel("generated tokens per problem (log2)")
     axes.set_title(title or "Accuracy at equal generation budget")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path)
-    return path
+    return _save(figure, path)

@@ -365,6 +365,20 @@ def _has_letters(node: Node) -> bool:
     return False
 
 
+def _parse_left(toks: list[Token], starts: list[int], eq: int, limits: Limits,
+                deadline: Deadline) -> tuple[Node | None, int]:
+    """(left side, its first token) of the relation at toks[eq]: the first of `starts` whose
+    tokens up to `eq` parse; (None, -1) when none does."""
+    for start in starts:
+        try:
+            return parse_tokens(toks[start:eq], limits, deadline), start
+        except LimitError:
+            raise
+        except ParseError:
+            continue
+    return None, -1
+
+
 def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadline,
                     approx_context: bool) -> Claim | None:
     """The claim around the relation token toks[eq], or None when there is none."""
@@ -378,15 +392,7 @@ def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadli
     if end == eq + 1 or (end < len(toks) and (toks[end][0] == "num" or (toks[end][1] == ":" and not toks[end][2]))):
         return None  # nothing, or cut short ("= $16 000", "= 8:20")
     right_toks = toks[eq + 1 : end]
-    left = None
-    for start in starts:
-        try:
-            left = parse_tokens(toks[start:eq], limits, deadline)
-            break
-        except LimitError:
-            raise
-        except ParseError:
-            continue
+    left, start = _parse_left(toks, starts, eq, limits, deadline)
     if left is None or _truncated(toks, start):
         return None
     left_toks = toks[start:eq]
@@ -710,16 +716,7 @@ def _main_math(text: str, limits: Limits, deadline: Deadline) -> tuple[str, Any]
     i = 0
     while i < len(eqs):
         eq = eqs[i]
-        starts = _left_starts(toks, eq)
-        left = None
-        for start in starts:
-            try:
-                left = parse_tokens(toks[start:eq], limits, deadline)
-                break
-            except LimitError:
-                raise
-            except ParseError:
-                continue
+        left, _ = _parse_left(toks, _left_starts(toks, eq), eq, limits, deadline)
         right, end = parse_prefix(toks, eq + 1, limits, deadline)
         # A chain a = b = c states the equation a = c.
         while i + 1 < len(eqs) and eqs[i + 1] == end:
