@@ -34,7 +34,7 @@ label, and a disagreeing step gets label None (source ``"disagree"``).
 so every emitted step has a label both sources support (None when nothing is left).
 
 All rollout prefixes of a solution, or of a batch of solutions (`label_many`), go to the
-policy in ONE `complete` call. Rollouts are not needed for steps after the first false
+policy together (`complete` calls of up to `ROLLOUT_CHUNK` prefixes each). Rollouts are not needed for steps after the first false
 claim (they are wrong anyway) nor for the final step (its answer is checked directly).
 
     >>> result = label_steps(problem, ["3 + 4 = 8", "The answer is 8"])
@@ -54,6 +54,7 @@ from tasks.math.protocols import Policy
 from tasks.math.types import Label, Problem
 
 MODES = ("hard", "soft", "consensus")
+ROLLOUT_CHUNK = 256  # prefixes per policy call: big enough to batch, small enough to show progress
 StepLabelValue = Union[bool, float, None]
 
 
@@ -235,7 +236,8 @@ def label_many(
     given_labels: Sequence[list[Label] | None] | None = None,
     locate_silent_errors: bool = False,
 ) -> list[LabelResult]:
-    """`label_steps` for many solutions, their rollouts in ONE `policy.complete` call.
+    """`label_steps` for many solutions, their rollouts batched into few `policy.complete` calls
+    (one per `ROLLOUT_CHUNK` prefixes, with a progress bar when there is more than one).
 
     items: (problem or question, steps) pairs; `references` / `given_labels`, when given,
     hold one entry per item (see `label_steps`).
@@ -261,7 +263,12 @@ def label_many(
             prefixes.append(policy_prompt(plan.question) + format_solution(plan.steps[: index + 1]))
             owners.append((plan, index))
     if prefixes:
-        completions = policy.complete(prefixes, n_rollouts)
+        from tqdm.auto import tqdm
+
+        chunks = range(0, len(prefixes), ROLLOUT_CHUNK)
+        completions = []
+        for start in tqdm(chunks, desc="rollouts", unit="chunk", disable=len(chunks) == 1):
+            completions += policy.complete(prefixes[start:start + ROLLOUT_CHUNK], n_rollouts)
         if len(completions) != len(prefixes) or any(len(c) != n_rollouts for c in completions):
             raise ValueError(
                 f"policy.complete returned {[len(c) for c in completions]} completions for "
