@@ -37,9 +37,9 @@ def _ppo_summary(curves: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
     return summary
 
 
-def _updates_to_reach(summary: dict, mode: str, target: float) -> int | None:
+def _updates_to_reach(summary: dict, mode: str, target: float, after_start: bool = False) -> int | None:
     for update, value in zip(summary[mode]["updates"], summary[mode]["mean"]):
-        if value >= target:
+        if value >= target and (update > 0 or not after_start):
             return update
     return None
 
@@ -59,13 +59,24 @@ def headline(results: dict) -> list[tuple[str, str]]:
             order += (" = " if value == previous else " > ") + name
         rows.append((f"best-of-{n}: PRM-min {prm:.3f}, ORM {orm:.3f}, majority {majority:.3f}",
                      "papers' order (PRM > ORM > majority)" if prm > orm > majority else f"measured order: {order}"))
+    n = 16 if ("majority+verifier", 16) in bon else largest
+    if ("majority+verifier", n) in bon and ("prm-min+verifier", n) in bon:
+        rows.append((f"best-of-{n} with the sympy filter (drop candidates with a false equation)",
+                     f"majority {bon[('majority', n)]['accuracy_mean']:.3f} -> "
+                     f"{bon[('majority+verifier', n)]['accuracy_mean']:.3f}, PRM-min "
+                     f"{bon[('prm-min', n)]['accuracy_mean']:.3f} -> {bon[('prm-min+verifier', n)]['accuracy_mean']:.3f}"))
     ppo = _ppo_summary(results["ppo"])
     if {"dense", "outcome"} <= set(ppo):
+        start = results["ppo_start_accuracy"]
         target = ppo["outcome"]["final_mean"]
-        reach = _updates_to_reach(ppo, "dense", target)
         total = ppo["outcome"]["updates"][-1]
-        verdict = (f"dense reached outcome-only's final accuracy ({target:.3f}) after {reach} of {total} updates"
-                   if reach is not None else f"dense never reached outcome-only's final accuracy ({target:.3f})")
+        if max(ppo["dense"]["final_mean"], target) <= start:
+            verdict = f"neither mode improved on the SFT policy ({start:.3f}) within {total} updates"
+        else:
+            # Updates after the start that dense needs to match outcome-only's final accuracy.
+            reach = _updates_to_reach(ppo, "dense", target, after_start=True)
+            verdict = (f"dense reached outcome-only's final accuracy ({target:.3f}) after {reach} of {total} updates"
+                       if reach is not None else f"dense never reached outcome-only's final accuracy ({target:.3f})")
         rows.append((f"PPO final accuracy: dense {ppo['dense']['final_mean']:.3f} ± {ppo['dense']['final_std']:.3f}, "
                      f"outcome-only {ppo['outcome']['final_mean']:.3f} ± {ppo['outcome']['final_std']:.3f}", verdict))
     return rows
