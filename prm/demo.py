@@ -334,6 +334,9 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     if config.export_assets and retrain:
         for name, source in (("policy", Path(policy_dir)), ("reward", reward_dir)):
             export_model_dir(source, ASSETS / name)
+        shutil.copy2(run / "reward_data.json", ASSETS / "reward" / "reward_data.json")
+    if not retrain and (ASSETS / "reward" / "reward_data.json").exists():
+        reward_info = json.loads((ASSETS / "reward" / "reward_data.json").read_text())
     scorer = load_scorer(str(reward_dir), device=device, batch_size=64)
 
     quality = prm_quality(scorer, heldout[: config.n_eval_problems * 4], train, config)

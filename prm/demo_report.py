@@ -153,8 +153,10 @@ def write_report(results: dict, path: Path) -> Path:
     out += ["", "## Verifier statistics", ""]
     reward = results.get("reward_training") or {}
     if reward:
-        out += [f"Reward-model training data: {reward['policy_samples']} policy samples labelled automatically "
-                f"(mode hard) and {reward['synthetic']} reference/corrupted solutions with exact labels.", "",
+        out += [f"Reward-model training data{'' if results['retrained'] else ' (of the shipped model)'}: "
+                f"{reward['policy_samples']} policy samples labelled automatically (mode hard; rollouts where "
+                f"nothing is checkable and on the checked steps of wrong answers without a false claim) and "
+                f"{reward['synthetic']} reference/corrupted solutions with exact labels.", "",
                 "Labels of the policy samples by source: " + _sources(reward["stats"]), ""]
     agreement = results["verifier_agreement"]
     out += [f"Held-out samples labelled in consensus mode (sympy and {config['n_rollouts']} rollouts per step judge "
