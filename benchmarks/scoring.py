@@ -30,21 +30,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tables import print_table  # noqa: E402
+
 import torch  # noqa: E402
 
 from prm.modeling import RewardModel, RewardSettings  # noqa: E402
 from prm.scoring import RewardScorer  # noqa: E402
 from prm.tiny import build_tiny_causal_lm, train_tokenizer  # noqa: E402
-
-
-def print_table(title: str, header: list[str], rows: list[list]) -> None:
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    print(f"\n## {title}\n")
-    print("| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in cells[1:]:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
 
 
 NAMES = ["Sam", "Ana", "Li", "Omar", "Kim"]

@@ -24,20 +24,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tables import print_table  # noqa: E402
+
 from tasks.math.loaders import load_gsm8k, load_report  # noqa: E402
 from tasks.math.synthetic import PRESETS, generate_problems, step_labelled_records  # noqa: E402
 
 DEFAULT_GSM8K = Path("../shared/data/gsm8k/train.jsonl")
-
-
-def print_table(title: str, header: list[str], rows: list[list]) -> None:
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    print(f"\n## {title}\n")
-    print("| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in cells[1:]:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
 
 
 def bench_gsm8k(path: Path) -> dict:

@@ -35,6 +35,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tables import print_table  # noqa: E402
+
 DEFAULT_PAIRS = REPO / "benchmarks" / "data" / "answer_pairs.jsonl"
 DEFAULT_GSM8K = Path("../shared/data/gsm8k/train.jsonl")
 ANNOTATION = re.compile(r"<<[^<>]*>>")
@@ -50,16 +52,6 @@ def percentile(values: list[float], q: float) -> float:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def print_table(title: str, header: list[str], rows: list[list]) -> None:
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    print(f"\n## {title}\n")
-    print("| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in cells[1:]:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
 
 
 def load_pairs(path: Path) -> list[dict]:
