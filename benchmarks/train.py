@@ -203,6 +203,10 @@ def main() -> None:
         summary, ours_eval = run_ours(spec, workdir)
         rows.append(("prm-toolkit", summary["train_tokens_per_s"], summary["padding_fraction"],
                      ours_eval["step_accuracy"], ours_eval["step_auc"]))
+        # Same recipe with random batches: separates the batching's effect from the rest.
+        summary, ours_eval = run_ours(spec, workdir / "random-batches", group_by_length=False)
+        rows.append(("prm-toolkit, random batches", summary["train_tokens_per_s"], summary["padding_fraction"],
+                     ours_eval["step_accuracy"], ours_eval["step_auc"]))
         if not args.skip_trl:
             trl = run_trl(args.trl_path, spec, workdir)
             trl_eval = step_metrics(trl["probabilities"], [[float(y) for y in row] for row in trl["labels"]])
@@ -210,9 +214,9 @@ def main() -> None:
                          1 - trl["tokens"] / trl["padded"], trl_eval["step_accuracy"], trl_eval["step_auc"]))
         print(f"\nPRM training, {args.size} model, batch {args.batch_size}, {args.steps} steps, "
               f"{args.threads} thread(s), held-out: {len(eval_records)} synthetic solutions")
-        print(f"{'trainer':<24} {'non-pad tok/s':>14} {'padding':>8} {'step acc':>9} {'step AUC':>9}")
+        print(f"{'trainer':<28} {'non-pad tok/s':>14} {'padding':>8} {'step acc':>9} {'step AUC':>9}")
         for name, speed, padding, accuracy, auc in rows:
-            print(f"{name:<24} {speed:>14,.0f} {padding:>8.1%} {accuracy:>9.3f} {auc:>9.3f}")
+            print(f"{name:<28} {speed:>14,.0f} {padding:>8.1%} {accuracy:>9.3f} {auc:>9.3f}")
         if len(rows) == 2:
             print(f"speed-up: {rows[0][1] / rows[1][1]:.2f}x non-pad tokens/s")
         results["side_by_side"] = [dict(zip(("trainer", "tokens_per_s", "padding", "step_accuracy", "step_auc"), row))

@@ -75,7 +75,7 @@ class TrainConfig:
     warmup_steps: int = field(default=10, metadata={"help": "Linear warm-up steps"})
     lr_scheduler: str = field(default="cosine", metadata={"help": "transformers scheduler name: cosine | linear | constant_with_warmup ..."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping (0 = off)"})
-    group_by_length: bool = field(default=True, metadata={"help": "Batch sequences of similar length (less padding)"})
+    group_by_length: bool = field(default=False, metadata={"help": "Batch sequences of similar length: less padding, but less random batches (see docs/training.md)"})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank (0 = full fine-tuning)"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     lora_target_modules: str = field(default="all-linear", metadata={"help": "Comma-separated module names, or all-linear"})
