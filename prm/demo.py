@@ -271,7 +271,9 @@ def run_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path, t
             train_ppo(PPOConfig(policy=str(policy_dir), prm=str(reward_dir), mode=mode, data=str(train_file),
                                 eval_data=str(heldout_file), n_eval=config.ppo_eval_problems,
                                 eval_every=config.ppo_eval_every, max_updates=config.ppo_updates,
-                                batch_size=16, max_new_tokens=64, save_every=0, seed=seed, output_dir=str(out)))
+                                batch_size=16, max_new_tokens=64, save_every=0, seed=seed, output_dir=str(out),
+                                # Gentle: at lr 1e-4 and T = 1 both modes fell well below the SFT policy.
+                                lr=1e-5, temperature=0.7, kl_coef=0.1))
             points = [(0, baseline_accuracy)] + [
                 (row["update"], row["heldout_accuracy"])
                 for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())

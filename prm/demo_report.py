@@ -170,7 +170,8 @@ def write_report(results: dict, path: Path) -> Path:
             f"prompts; held-out accuracy (greedy, {config['ppo_eval_problems']} problems) every "
             f"{config['ppo_eval_every']} updates; update 0 is the SFT policy "
             f"({results['ppo_start_accuracy']:.3f}). Dense = PRM step scores (centred) at each step's last token + "
-            "verifier outcome at EOS − KL; outcome = verifier outcome − KL.", "",
+            "verifier outcome at EOS − KL; outcome = verifier outcome − KL. lr 1e-5, rollouts at T = 0.7, "
+            "KL coefficient 0.1 (k1).", "",
             "![PPO accuracy](ppo_accuracy.png)", "",
             "| mode | " + " | ".join(f"update {u}" for u in next(iter(ppo.values()))["updates"]) + " |",
             "|---|" + "---|" * len(next(iter(ppo.values()))["updates"])]
