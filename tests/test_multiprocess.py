@@ -64,11 +64,17 @@ def test_two_processes_match_one_process_with_double_batch(tmp_path):
     single = train(TrainConfig(output_dir=str(tmp_path / "one"), batch_size=8, **common))
     config = TrainConfig(output_dir=str(tmp_path / "two"), batch_size=4, cpu=True, **common)
     context, port = multiprocessing.get_context("fork"), _free_port()
-    workers = [context.Process(target=_worker, args=(rank, port, config)) for rank in range(2)]
+    # Daemon workers, killed on timeout: a worker stuck in a collective (its peer died) must fail
+    # the test, not hang the interpreter at exit.
+    workers = [context.Process(target=_worker, args=(rank, port, config), daemon=True) for rank in range(2)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join(timeout=120)
+    for worker in workers:
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
     assert [worker.exitcode for worker in workers] == [0, 0]
     _assert_same_run(single, tmp_path / "two")
 
