@@ -2,16 +2,22 @@
 
 Same tiny Qwen2 backbone (saved once, loaded by both), same tokenizer, same synthetic data,
 batch size, steps, learning-rate schedule, fp32, no gradient checkpointing, one CPU thread
-each. Reported: non-pad tokens/s over the training loop (tokenization and evaluation
-excluded), padding share, and held-out step accuracy / AUC computed by the same code
-(`prm.metrics`) for both.
+each. The training data is shaped like Math-Shepherd / PRM800K / `prm label` output: several
+labelled solutions per question (`--solutions_per_problem`; correct ones and corruptions).
+Reported: tokens/s of the training sequences (their non-pad tokens, a shared prompt counted
+once per sequence, so both trainers are measured on the same count) over the training loop
+(tokenization and evaluation excluded), the share of those tokens actually computed (our
+shared-prompt batches compute a prompt once per row), padding share, and held-out step
+accuracy / AUC computed by the same code (`prm.metrics`) for both. With `--seeds N` every
+trainer runs N training seeds (same data and backbone); speeds are averaged and accuracies
+given as mean ± standard deviation.
 
 TRL 1.13.0 is the last release with PRMTrainer. It must not enter the project venv; install
 it into a separate directory and point --trl_path at it (the TRL side runs in a subprocess
 with that directory first on PYTHONPATH; it uses the project's transformers/accelerate):
 
     pip install --no-deps --target /tmp/trl113-prm trl==1.13.0
-    python benchmarks/train.py --trl_path /tmp/trl113-prm --json bench_train.json
+    python benchmarks/train.py --trl_path /tmp/trl113-prm --steps 300 --seeds 3 --json bench_train.json
 
 The second table is the experiment: a PRM trained on synthetic correct + corrupted
 solutions vs a step-position baseline (each step scored by how often training steps at that
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,13 +40,19 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tables import print_table  # noqa: E402
 
 
-def synthetic_split(problems: int, seed: int) -> list[dict]:
+def synthetic_split(problems: int, seed: int, solutions_per_problem: int = 1) -> list[dict]:
+    """`solutions_per_problem` labelled solutions of each problem, each one corrupted with
+    probability 1/2 (independent draws, so a problem may get the correct solution twice)."""
     from tasks.math.synthetic import generate_problems, step_labelled_records
 
-    records = step_labelled_records(generate_problems(problems, "tiny", seed=seed), corrupt_fraction=0.5, seed=seed)
-    return [{"prompt": r["prompt"], "completions": r["completions"], "labels": r["labels"]} for r in records]
+    generated = generate_problems(problems, "tiny", seed=seed)
+    draws = [step_labelled_records(generated, corrupt_fraction=0.5, seed=seed * 1000 + k)
+             for k in range(solutions_per_problem)]
+    return [{"prompt": r["prompt"], "completions": r["completions"], "labels": r["labels"]}
+            for same_problem in zip(*draws) for r in same_problem]
 
 
 def write_jsonl(path: Path, records: list[dict]) -> str:
@@ -172,14 +185,16 @@ def main() -> None:
     parser.add_argument("--trl_path", default="/tmp/trl113-prm", help="directory holding trl==1.13.0 (pip --target)")
     parser.add_argument("--skip_trl", action="store_true")
     parser.add_argument("--size", default="small", help="tiny model size (prm.tiny.SIZES)")
-    parser.add_argument("--problems", type=int, default=1200, help="synthetic training problems")
-    parser.add_argument("--eval_problems", type=int, default=300)
+    parser.add_argument("--problems", type=int, default=300, help="synthetic training problems")
+    parser.add_argument("--solutions_per_problem", type=int, default=4, help="labelled solutions of each training problem")
+    parser.add_argument("--eval_problems", type=int, default=300, help="held-out problems (one solution each)")
     parser.add_argument("--steps", type=int, default=100, help="optimizer steps of the side-by-side run")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--experiment_steps", type=int, default=0, help="steps of the PRM-vs-baseline run (0 = skip)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data, the backbone and the first training run")
+    parser.add_argument("--seeds", type=int, default=1, help="training seeds per trainer (seed, seed + 1, ...)")
     parser.add_argument("--json", help="write all results to this path")
     parser.add_argument("--_trl_worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -190,7 +205,7 @@ def main() -> None:
     results: dict = {"settings": {k: v for k, v in vars(args).items() if not k.startswith("_")}}
     with tempfile.TemporaryDirectory(prefix="prm-bench-train-") as tmp:
         workdir = Path(tmp)
-        train_records = synthetic_split(args.problems, args.seed)
+        train_records = synthetic_split(args.problems, args.seed, args.solutions_per_problem)
         eval_records = synthetic_split(args.eval_problems, args.seed + 1000)
         spec = {
             "model": save_backbone(workdir / "backbone", train_records, args.size, args.seed),
@@ -199,28 +214,43 @@ def main() -> None:
             "batch_size": args.batch_size, "steps": args.steps, "lr": args.lr, "warmup_steps": 10,
             "max_length": 512, "seed": args.seed, "threads": args.threads,
         }
-        rows = []
-        summary, ours_eval = run_ours(spec, workdir)
-        rows.append(("prm-toolkit", summary["train_tokens_per_s"], summary["padding_fraction"],
-                     ours_eval["step_accuracy"], ours_eval["step_auc"]))
-        # Same recipe with length-grouped batches: separates the batching's effect from the rest.
-        summary, ours_eval = run_ours(spec, workdir / "grouped", group_by_length=True)
-        rows.append(("prm-toolkit, length-grouped", summary["train_tokens_per_s"], summary["padding_fraction"],
-                     ours_eval["step_accuracy"], ours_eval["step_auc"]))
-        if not args.skip_trl:
-            trl = run_trl(args.trl_path, spec, workdir)
-            trl_eval = step_metrics(trl["probabilities"], [[float(y) for y in row] for row in trl["labels"]])
-            rows.append((f"TRL {trl['version']} PRMTrainer", trl["tokens"] / trl["seconds"],
-                         1 - trl["tokens"] / trl["padded"], trl_eval["step_accuracy"], trl_eval["step_auc"]))
-        print(f"\nPRM training, {args.size} model, batch {args.batch_size}, {args.steps} steps, "
-              f"{args.threads} thread(s), held-out: {len(eval_records)} synthetic solutions")
-        print(f"{'trainer':<28} {'non-pad tok/s':>14} {'padding':>8} {'step acc':>9} {'step AUC':>9}")
-        for name, speed, padding, accuracy, auc in rows:
-            print(f"{name:<28} {speed:>14,.0f} {padding:>8.1%} {accuracy:>9.3f} {auc:>9.3f}")
-        if rows[-1][0].startswith("TRL"):
-            print(f"speed-up vs TRL: {rows[0][1] / rows[-1][1]:.2f}x non-pad tokens/s")
-        results["side_by_side"] = [dict(zip(("trainer", "tokens_per_s", "padding", "step_accuracy", "step_auc"), row))
-                                   for row in rows]
+        trainers = [("prm-toolkit (default)", {}),
+                    ("prm-toolkit, --group_by_length", {"group_by_length": True}),
+                    ("prm-toolkit, --solutions_per_prompt 1", {"solutions_per_prompt": 1})]
+        runs: dict[str, list[dict]] = {}
+        for seed in range(args.seed, args.seed + args.seeds):
+            for index, (name, overrides) in enumerate(trainers):
+                summary, evaluation = run_ours({**spec, "seed": seed}, workdir / f"ours{index}-seed{seed}", **overrides)
+                runs.setdefault(name, []).append({
+                    "seed": seed, "tokens_per_s": summary["train_tokens_per_s"],
+                    "computed": 1 - summary["prompt_sharing_saving"], "padding": summary["padding_fraction"],
+                    "step_accuracy": evaluation["step_accuracy"], "step_auc": evaluation["step_auc"]})
+            if not args.skip_trl:
+                trl = run_trl(args.trl_path, {**spec, "seed": seed}, workdir)
+                trl_eval = step_metrics(trl["probabilities"], [[float(y) for y in row] for row in trl["labels"]])
+                runs.setdefault(f"TRL {trl['version']} PRMTrainer", []).append({
+                    "seed": seed, "tokens_per_s": trl["tokens"] / trl["seconds"], "computed": 1.0,
+                    "padding": 1 - trl["tokens"] / trl["padded"], "step_accuracy": trl_eval["step_accuracy"],
+                    "step_auc": trl_eval["step_auc"]})
+        names = list(runs)
+        reference = names[-1] if names[-1].startswith("TRL") else names[0]
+
+        def spread(name: str, key: str) -> str:
+            values = [run[key] for run in runs[name]]
+            return f"{statistics.mean(values):.3f}" + (f" ± {statistics.stdev(values):.3f}" if len(values) > 1 else "")
+
+        speed = {name: statistics.mean(run["tokens_per_s"] for run in runs[name]) for name in names}
+        print_table(
+            f"PRM training: {args.size} model, batch {args.batch_size}, {args.steps} steps, {args.threads} thread(s), "
+            f"{len(train_records)} solutions of {args.problems} problems, {args.seeds} seed(s); "
+            f"held-out: {len(eval_records)} solutions of other problems",
+            ["trainer", "sequence tok/s", f"vs {reference.split(' PRM')[0]}", "computed", "padding", "step acc",
+             "step AUC"],
+            [[name, f"{speed[name]:,.0f}", f"{speed[name] / speed[reference]:.2f}x",
+              f"{statistics.mean(run['computed'] for run in runs[name]):.0%}",
+              f"{statistics.mean(run['padding'] for run in runs[name]):.1%}",
+              spread(name, "step_accuracy"), spread(name, "step_auc")] for name in names])
+        results["side_by_side"] = runs
 
         if args.experiment_steps:
             _, prm_eval = run_ours({**spec, "steps": args.experiment_steps}, workdir / "experiment")

@@ -38,6 +38,7 @@ from prm.collate import (
     encode_pairwise_record,
     encode_step_record,
     feature_length,
+    prompt_key,
 )
 from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss, until_first_wrong
 from prm.metrics import pairwise_accuracy, processbench_f1, step_accuracy, step_auc
@@ -76,6 +77,7 @@ class TrainConfig:
     lr_scheduler: str = field(default="cosine", metadata={"help": "transformers scheduler name: cosine | linear | constant_with_warmup ..."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping (0 = off)"})
     group_by_length: bool = field(default=False, metadata={"help": "Batch sequences of similar length: less padding, but less random batches (see docs/training.md)"})
+    solutions_per_prompt: int = field(default=4, metadata={"help": "Put up to this many solutions of one prompt in a batch, where they share one encoding of the prompt (1 = independent sequences; causal decoders only; see docs/training.md)"})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank (0 = full fine-tuning)"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     lora_target_modules: str = field(default="all-linear", metadata={"help": "Comma-separated module names, or all-linear"})
@@ -97,6 +99,8 @@ class TrainConfig:
             raise ValueError(f"--objective must be prm, orm, joint or pairwise, got {self.objective!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"--mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.solutions_per_prompt < 1:
+            raise ValueError(f"--solutions_per_prompt must be at least 1, got {self.solutions_per_prompt!r}")
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -239,10 +243,17 @@ def is_causal_decoder(model) -> bool:
 
 # ------------------------------------------------------------------------------------------ loss
 def _at_positions(logits: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """logits [B, T], positions [B] (-1 = none) -> (values [B], valid [B] bool)."""
+    """logits [R, W], positions [N] (indices into the flattened logits, -1 = none) -> (values [N], valid [N] bool)."""
     valid = positions >= 0
-    values = logits.gather(1, positions.clamp(min=0).unsqueeze(1)).squeeze(1)
-    return values, valid
+    return logits.reshape(-1)[positions.clamp(min=0)], valid
+
+
+def model_inputs(batch: dict, use_mask: bool) -> dict:
+    """Keyword arguments of the forward pass: the tree mask and position ids of a shared-prompt
+    batch, the padding mask only where the model needs it (see `is_causal_decoder`)."""
+    if "position_ids" in batch:
+        return {"attention_mask": batch["attention_mask"], "position_ids": batch["position_ids"]}
+    return {"attention_mask": batch["attention_mask"] if use_mask else None}
 
 
 def _loss_names(objective: str) -> list[str]:
@@ -418,12 +429,23 @@ def train(config: TrainConfig) -> Path:
                       "and are left out (raise --max_length to keep them)", stacklevel=2)
     eval_features, _ = encode_records(tokenizer, eval_records, model.settings, config.max_length)
 
+    # Solutions of one prompt share its encoding only in a causal decoder, where a tree mask
+    # gives every solution exactly the context it has alone.
+    use_mask = not is_causal_decoder(model)
+    solutions_per_prompt = 1 if use_mask else config.solutions_per_prompt
+    if use_mask and config.solutions_per_prompt > 1:
+        warnings.warn("--solutions_per_prompt needs a causal decoder; this backbone attends both ways, "
+                      "so every sequence is encoded on its own", stacklevel=2)
     sampler = LengthGroupedBatchSampler([feature_length(f) for f in train_features], config.batch_size,
                                         num_processes=accelerator.num_processes,
                                         process_index=accelerator.process_index, seed=config.seed,
-                                        group_by_length=config.group_by_length)
+                                        group_by_length=config.group_by_length,
+                                        prompts=[prompt_key(f) for f in train_features],
+                                        solutions_per_prompt=solutions_per_prompt)
     collate = collate_pairs if config.objective == "pairwise" else collate_features
-    loader = DataLoader(train_features, batch_sampler=sampler, collate_fn=partial(collate, pad_token_id=tokenizer.pad_token_id))
+    loader = DataLoader(train_features, batch_sampler=sampler,
+                        collate_fn=partial(collate, pad_token_id=tokenizer.pad_token_id,
+                                           solutions_per_row=solutions_per_prompt))
 
     # The scheduler is stepped by hand once per optimizer step (not through accelerate, which
     # would step it once per process), so the schedule is the same for any process count.
@@ -433,7 +455,6 @@ def train(config: TrainConfig) -> Path:
                                   fused=accelerator.device.type in ("cpu", "cuda"))
     scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps,
                               num_training_steps=config.max_steps)
-    use_mask = not is_causal_decoder(model)
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
 
@@ -453,7 +474,8 @@ def train(config: TrainConfig) -> Path:
     progress = tqdm(total=config.max_steps, initial=step, disable=not (config.progress and accelerator.is_main_process),
                     desc=f"train {config.objective}")
     window_tokens, window_start, window_losses = 0, time.perf_counter(), []
-    run_tokens, run_padded, run_start, paused = 0, 0, time.perf_counter(), 0.0  # paused: eval + checkpoints
+    # tokens: of the training sequences; computed: in the batch rows (a shared prompt once); slots: rows x width.
+    run_tokens, run_computed, run_slots, run_start, paused = 0, 0, 0, time.perf_counter(), 0.0  # paused: eval + checkpoints
     model.train()
     while step < config.max_steps:
         # One optimizer step = grad_accum micro-batches; every loss term is divided by its item
@@ -469,7 +491,7 @@ def train(config: TrainConfig) -> Path:
         for index, batch in enumerate(micro_batches):
             sync = nullcontext() if index == len(micro_batches) - 1 else accelerator.no_sync(model)
             with sync:
-                output = model(batch["input_ids"], attention_mask=batch["attention_mask"] if use_mask else None)
+                output = model(batch["input_ids"], **model_inputs(batch, use_mask))
                 sums = loss_sums(output, batch, config)
                 loss = sum(weights[name] * value / totals[name] for name, value in sums.items())
                 accelerator.backward(loss * accelerator.num_processes)
@@ -482,11 +504,11 @@ def train(config: TrainConfig) -> Path:
         optimizer.zero_grad(set_to_none=True)
         step += 1
 
-        tokens = torch.tensor([sum(int(b["attention_mask"].sum()) for b in micro_batches),
-                               sum(b["attention_mask"].numel() for b in micro_batches)], device=accelerator.device)
-        real_tokens, padded_tokens = accelerator.reduce(tokens, reduction="sum").tolist()
+        tokens = torch.tensor([[int(b["num_tokens"]), int(b["num_computed"]), b["input_ids"].numel()] for b in micro_batches],
+                              device=accelerator.device).sum(0)
+        real_tokens, computed_tokens, slots = accelerator.reduce(tokens, reduction="sum").tolist()
         window_tokens += real_tokens
-        run_tokens, run_padded = run_tokens + real_tokens, run_padded + padded_tokens
+        run_tokens, run_computed, run_slots = run_tokens + real_tokens, run_computed + computed_tokens, run_slots + slots
         losses = {name: float(accelerator.reduce(value, reduction="sum")) / float(totals[name])
                   for name, value in step_loss.items()}
         window_losses.append(sum(losses.values()))
@@ -519,7 +541,8 @@ def train(config: TrainConfig) -> Path:
         seconds = time.perf_counter() - run_start - paused
         logger.log(step, {"train_seconds": seconds, "train_tokens": run_tokens,
                           "train_tokens_per_s": run_tokens / max(seconds, 1e-9),
-                          "padding_fraction": 1 - run_tokens / max(run_padded, 1)})
+                          "padding_fraction": 1 - run_computed / max(run_slots, 1),
+                          "prompt_sharing_saving": 1 - run_computed / max(run_tokens, 1)})
 
     # Final model: LoRA merged in place, ordinary HF directory with the tokenizer beside it.
     accelerator.wait_for_everyone()

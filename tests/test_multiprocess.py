@@ -36,7 +36,8 @@ def _losses(run_dir: Path) -> list[float]:
 
 
 def _common(tmp_path) -> dict:
-    data = write_jsonl(tmp_path / "train.jsonl", toy_records(48, 0))
+    # Three solutions per prompt: shared-prompt rows, some split between the two processes.
+    data = write_jsonl(tmp_path / "train.jsonl", toy_records(48, 0, solutions_per_prompt=3))
     return dict(data=data, eval_data=data, model="tiny:tiny", vocab_size=300, max_steps=4, lr=3e-3, warmup_steps=1,
                 eval_every=0, log_every=1, progress=False, seed=0)
 

@@ -15,14 +15,16 @@ from tasks.math.types import RecordError
 WORDS = ["add", "sum", "take", "half", "two", "three", "four", "five"]
 
 
-def toy_records(n: int, seed: int) -> list[dict]:
-    """Each step ends in "ok" (correct) or "no" (wrong): separable by the token before "\\n"."""
+def toy_records(n: int, seed: int, solutions_per_prompt: int = 1) -> list[dict]:
+    """Each step ends in "ok" (correct) or "no" (wrong): separable by the token before "\\n".
+    Consecutive records share a prompt in runs of `solutions_per_prompt`."""
     rng = random.Random(seed)
     records = []
     for index in range(n):
         labels = [rng.random() < 0.5 for _ in range(rng.randint(1, 4))]
         steps = [" ".join(rng.choices(WORDS, k=rng.randint(1, 4)) + ["ok" if label else "no"]) for label in labels]
-        records.append({"prompt": f"Problem {index}: check", "completions": steps, "labels": labels})
+        records.append({"prompt": f"Problem {index // solutions_per_prompt}: check", "completions": steps,
+                        "labels": labels})
     return records
 
 

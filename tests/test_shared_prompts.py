@@ -1,0 +1,141 @@
+"""Shared-prompt batches: solutions of one prompt in one row under a tree attention mask give
+the logits, losses and gradients of the padded layout, and the sampler keeps them together."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from prm.collate import LengthGroupedBatchSampler, collate_features, collate_pairs, prompt_key
+from prm.modeling import RewardModel, RewardSettings
+from prm.tiny import build_tiny_causal_lm, train_tokenizer
+from prm.train import TrainConfig, encode_records, loss_sums, model_inputs, train
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_train import toy_records, write_jsonl  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def joint_model():
+    records = toy_records(40, 3, solutions_per_prompt=4)
+    tokenizer = train_tokenizer([r["prompt"] for r in records] + [s for r in records for s in r["completions"]],
+                                vocab_size=300)
+    torch.manual_seed(0)
+    model = RewardModel.from_backbone(build_tiny_causal_lm(tokenizer), RewardSettings(objective="joint"))
+    return tokenizer, model
+
+
+def _features(tokenizer, model, max_length=512):
+    # Prompts with 1, 5 (a row of 4 + a row of 1) and 3 solutions, interleaved as a sampler may give them.
+    records = toy_records(9, 5, solutions_per_prompt=1)
+    prompts = ["Problem 1: check", "Problem 2: check", "Problem 2: check", "Problem 3: check", "Problem 2: check",
+               "Problem 3: check", "Problem 2: check", "Problem 3: check", "Problem 2: check"]
+    records = [{**record, "prompt": prompt + " each step in turn"} for record, prompt in zip(records, prompts)]
+    features, _ = encode_records(tokenizer, records, model.settings, max_length)
+    return features
+
+
+def _run(model, batch, config):
+    model.zero_grad()
+    output = model(batch["input_ids"], **model_inputs(batch, use_mask=False))
+    sums = loss_sums(output, batch, config)
+    sum(sums.values()).backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    return output, sums, grads
+
+
+@pytest.mark.parametrize("max_length", [512, 28])
+def test_shared_rows_give_the_padded_logits_losses_and_gradients(joint_model, max_length):
+    tokenizer, model = joint_model
+    features = _features(tokenizer, model, max_length)
+    assert any(f["n_dropped"] for f in features) == (max_length < 512)  # truncated sequences share rows too
+    config = TrainConfig(objective="joint")
+    padded = collate_features(features, tokenizer.pad_token_id)
+    shared = collate_features(features, tokenizer.pad_token_id, solutions_per_row=4)
+    assert "position_ids" in shared and shared["input_ids"].shape[0] < len(features)
+    assert shared["num_tokens"] == padded["num_tokens"] == sum(len(f["input_ids"]) for f in features)
+    assert shared["num_computed"] < padded["num_computed"]  # the prompt of a row is computed once
+    out_padded, sums_padded, grads_padded = _run(model, padded, config)
+    out_shared, sums_shared, grads_shared = _run(model, shared, config)
+    # Step logits: the same values at the label positions (rows hold them in another order).
+    torch.testing.assert_close(out_shared.step_logits[shared["step_mask"]].sort().values,
+                               out_padded.step_logits[padded["step_mask"]].sort().values, rtol=1e-5, atol=1e-5)
+    # Outcome logits: one per feature, in feature order, in both layouts.
+    read = lambda out, batch: out.outcome_logits.reshape(-1)[batch["outcome_positions"].clamp(min=0)]  # noqa: E731
+    torch.testing.assert_close(read(out_shared, shared), read(out_padded, padded), rtol=1e-5, atol=1e-5)
+    assert torch.equal(shared["outcome_positions"] >= 0, padded["outcome_positions"] >= 0)
+    for name in sums_padded:
+        torch.testing.assert_close(sums_shared[name], sums_padded[name], rtol=1e-5, atol=1e-5)
+    assert grads_shared.keys() == grads_padded.keys()
+    for name in grads_padded:
+        torch.testing.assert_close(grads_shared[name], grads_padded[name], rtol=1e-4, atol=1e-6)
+
+
+def test_pairs_share_their_prompt(joint_model):
+    tokenizer, model = joint_model
+    settings = RewardSettings(objective="pairwise")
+    records = [{"prompt": f"Problem {i}: check", "chosen": "add two ok", "rejected": "take half no\nsum no"}
+               for i in range(3)]
+    features, _ = encode_records(tokenizer, records, settings, 512)
+    padded = collate_pairs(features, tokenizer.pad_token_id)
+    shared = collate_pairs(features, tokenizer.pad_token_id, solutions_per_row=2)
+    assert shared["input_ids"].shape[0] == 3 and padded["input_ids"].shape[0] == 6
+    with torch.no_grad():
+        values = [model(b["input_ids"], **model_inputs(b, use_mask=False)).outcome_logits.reshape(-1)[b["outcome_positions"]]
+                  for b in (padded, shared)]
+    torch.testing.assert_close(values[1], values[0], rtol=1e-5, atol=1e-5)
+
+
+def test_distinct_prompts_stay_padded(joint_model):
+    tokenizer, model = joint_model
+    features, _ = encode_records(tokenizer, toy_records(6, 1), model.settings, 512)
+    plain = collate_features(features, tokenizer.pad_token_id)
+    asked = collate_features(features, tokenizer.pad_token_id, solutions_per_row=4)
+    assert "position_ids" not in asked
+    for key in plain:
+        assert torch.equal(plain[key], asked[key]), key
+
+
+def test_sampler_keeps_solutions_of_a_prompt_together():
+    prompts = [i // 5 for i in range(60)]  # 12 prompts x 5 solutions
+    lengths = [10 + (i * 7) % 13 for i in range(60)]
+    sampler = LengthGroupedBatchSampler(lengths, 8, seed=1, group_by_length=False, prompts=prompts, solutions_per_prompt=3)
+    batches = list(sampler)
+    assert len(batches) == 7 and all(len(b) == 8 for b in batches)
+    order = [i for b in batches for i in b]
+    assert len(set(order)) == len(order)
+    # A prompt's 5 solutions come as units of 3 + 2, each contiguous in the order: at most two runs.
+    run_prompts = [prompts[order[0]]] + [prompts[c] for p, c in zip(order, order[1:]) if prompts[p] != prompts[c]]
+    assert max(run_prompts.count(prompt) for prompt in set(prompts)) <= 2
+    assert len(run_prompts) < len(order) / 2
+    assert batches == list(LengthGroupedBatchSampler(lengths, 8, seed=1, group_by_length=False, prompts=prompts,
+                                                     solutions_per_prompt=3))
+    halves = [LengthGroupedBatchSampler(lengths, 4, num_processes=2, process_index=p, seed=1, group_by_length=False,
+                                        prompts=prompts, solutions_per_prompt=3) for p in range(2)]
+    assert [a + b for a, b in zip(*halves)] == batches
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+
+
+def test_one_solution_per_prompt_is_the_plain_random_sampler():
+    lengths = [(i * 37) % 101 for i in range(64)]
+    plain = LengthGroupedBatchSampler(lengths, 8, seed=3, group_by_length=False)
+    keyed = LengthGroupedBatchSampler(lengths, 8, seed=3, group_by_length=False, prompts=[i // 4 for i in range(64)],
+                                      solutions_per_prompt=1)
+    assert list(plain) == list(keyed)
+
+
+def test_training_with_shared_prompts_learns_and_reports_the_saving(tmp_path):
+    data = write_jsonl(tmp_path / "train.jsonl", toy_records(160, 0, solutions_per_prompt=4))
+    held_out = write_jsonl(tmp_path / "eval.jsonl", toy_records(40, 1, solutions_per_prompt=4))
+    run_dir = train(TrainConfig(data=data, eval_data=held_out, model="tiny:tiny", vocab_size=300,
+                                output_dir=str(tmp_path / "run"), batch_size=8, max_steps=60, lr=1e-2, warmup_steps=2,
+                                eval_every=0, log_every=1, progress=False, seed=0, solutions_per_prompt=4))
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    summary = next(row for row in rows if "prompt_sharing_saving" in row)
+    assert summary["prompt_sharing_saving"] > 0.1
+    results = json.loads((run_dir / "eval_results.json").read_text())
+    assert results["step_auc"] >= 0.9
+    assert prompt_key  # imported for the feature contract: features with equal keys share rows
