@@ -215,7 +215,6 @@ def main() -> None:
             "max_length": 512, "seed": args.seed, "threads": args.threads,
         }
         trainers = [("prm-toolkit (default)", {}),
-                    ("prm-toolkit, --group_by_length", {"group_by_length": True}),
                     ("prm-toolkit, --solutions_per_prompt 1", {"solutions_per_prompt": 1})]
         runs: dict[str, list[dict]] = {}
         for seed in range(args.seed, args.seed + args.seeds):

@@ -30,6 +30,7 @@ Two batch layouts, with the same keys, so the loss code never asks which one it 
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -97,60 +98,110 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
     (1 = the padded layout). Sharing is used only where it needs fewer row slots than padding.
 
     Returns input_ids [R, W] long; attention_mask [R, W] long (padded layout) or [R, 1, W, W]
-    bool (shared prompts: True = may attend); position_ids [R, W] long (shared prompts only);
-    step_labels [R, W] float and step_mask [R, W] bool at the label positions;
+    bool (shared rows: True = may attend); position_ids [R, W] long (shared rows only);
+    step_labels [R, W] float, step_weights [R, W] float (how many sequences have a label
+    there; step_labels holds their mean) and step_mask [R, W] bool at the label positions;
     outcome_positions [N] long, one per feature in input order, an index into the flattened
     [R * W] logits (-1 = none); outcome_labels [N] float; num_tokens (the features' own token
-    count, a shared prompt counted once per sequence) and num_computed (tokens in the rows)
-    as 0-d long tensors.
+    count) and num_computed (tokens in the rows) as 0-d long tensors.
     """
-    rows = _rows(features, solutions_per_row) if solutions_per_row > 1 else [[i] for i in range(len(features))]
-    width = max(_row_length(features, row) for row in rows)
-    if len(rows) * width >= len(features) * max(len(f["input_ids"]) for f in features):
-        rows, width = [[i] for i in range(len(features))], max(len(f["input_ids"]) for f in features)
-    shared = any(len(row) > 1 for row in rows)
-    size = len(rows)
+    trees = [_prefix_tree(features, [index]) for index in range(len(features))]
+    sharing = False
+    if solutions_per_row > 1:
+        shared = [_prefix_tree(features, row) for row in _rows(features, solutions_per_row)]
+        if len(shared) * max(len(t.ids) for t in shared) < len(trees) * max(len(t.ids) for t in trees):
+            trees, sharing = shared, True
+    size, width = len(trees), max(len(tree.ids) for tree in trees)
     input_ids = torch.full((size, width), pad_token_id, dtype=torch.long)
     position_ids = torch.zeros((size, width), dtype=torch.long)
-    segments = torch.full((size, width), -1, dtype=torch.long)  # 0 = shared prompt, k = k-th sequence, -1 = pad
-    step_labels = torch.zeros((size, width), dtype=torch.float)
-    step_mask = torch.zeros((size, width), dtype=torch.bool)
+    nodes = torch.full((size, width), -1, dtype=torch.long)  # node of each token, numbered over the batch; -1 = pad
+    step_sums = torch.zeros((size, width), dtype=torch.float)
+    step_weights = torch.zeros((size, width), dtype=torch.float)
     outcome_positions = torch.full((len(features),), -1, dtype=torch.long)
-    for r, row in enumerate(rows):
-        prompt = features[row[0]]["prompt_length"] if len(row) > 1 else 0
-        input_ids[r, :prompt] = torch.tensor(features[row[0]]["input_ids"][:prompt], dtype=torch.long)
-        position_ids[r, :prompt] = torch.arange(prompt)
-        segments[r, :prompt] = 0
-        start = prompt
-        for k, index in enumerate(row, 1):
-            feature = features[index]
-            tail = feature["input_ids"][prompt:]
-            stop = start + len(tail)
-            input_ids[r, start:stop] = torch.tensor(tail, dtype=torch.long)
-            position_ids[r, start:stop] = torch.arange(prompt, prompt + len(tail))
-            segments[r, start:stop] = k
-            shift = start - prompt  # sequence position -> row position
-            positions = torch.tensor(feature["label_positions"], dtype=torch.long) + shift
-            step_labels[r, positions] = torch.tensor(feature["labels"], dtype=torch.float)
-            step_mask[r, positions] = True
-            if feature["outcome_position"] >= 0:
-                outcome_positions[index] = r * width + feature["outcome_position"] + shift
-            start = stop
+    parents: list[int] = []
+    for r, tree in enumerate(trees):
+        length = len(tree.ids)
+        input_ids[r, :length] = torch.tensor(tree.ids, dtype=torch.long)
+        position_ids[r, :length] = torch.tensor(tree.positions, dtype=torch.long)
+        nodes[r, :length] = torch.tensor(tree.nodes, dtype=torch.long) + len(parents)
+        parents += [parent + len(parents) if parent >= 0 else -1 for parent in tree.parents]
+        for position, (total, count) in tree.labels.items():
+            step_sums[r, position], step_weights[r, position] = total, count
+        for index, position in tree.outcomes.items():
+            outcome_positions[index] = r * width + position
+    step_mask = step_weights > 0
     batch = {
         "input_ids": input_ids,
-        "step_labels": step_labels,
+        "step_labels": torch.where(step_mask, step_sums / step_weights.clamp(min=1), 0.0),
+        "step_weights": step_weights,
         "step_mask": step_mask,
         "outcome_positions": outcome_positions,
         "outcome_labels": torch.tensor([f["outcome_label"] for f in features], dtype=torch.float),
         "num_tokens": torch.tensor(sum(len(f["input_ids"]) for f in features)),
-        "num_computed": (segments >= 0).sum(),
+        "num_computed": (nodes >= 0).sum(),
     }
-    if shared:
-        batch["attention_mask"] = _tree_mask(segments).unsqueeze(1)
+    if sharing:
+        batch["attention_mask"] = _tree_mask(nodes, parents).unsqueeze(1)
         batch["position_ids"] = position_ids
     else:
-        batch["attention_mask"] = (segments >= 0).long()
+        batch["attention_mask"] = (nodes >= 0).long()
     return batch
+
+
+@dataclass
+class _PrefixTree:
+    """One row: every distinct (prompt, step, step, ...) prefix of its sequences once.
+
+    ids, positions, nodes: per row token, its id, its position in its sequence and its node.
+    parents[node]: the node it continues (-1 for the first). labels: row index -> [sum of
+    labels, number of sequences labelled there]. outcomes: feature index -> row index.
+    """
+
+    ids: list[int] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    nodes: list[int] = field(default_factory=list)
+    parents: list[int] = field(default_factory=list)
+    labels: dict[int, list[float]] = field(default_factory=dict)
+    outcomes: dict[int, int] = field(default_factory=dict)
+
+
+def _prefix_tree(features: Sequence[dict], members: list[int]) -> _PrefixTree:
+    """The sequences `members` (all with the same prompt, or a single one) as one prefix tree.
+
+    Nodes are the prompt, each labelled step, and the unlabelled tail a truncation may leave.
+    A node is keyed by its parent and its ids, so solutions that agree on the first k steps
+    share those nodes, and a duplicated solution adds no tokens, only label counts. A node's
+    tokens come after its parent's in the row, so causal order holds along every path.
+    """
+    tree = _PrefixTree()
+    children: dict[tuple[int, tuple[int, ...]], int] = {}
+    ends: list[int] = []  # row index of each node's last token
+    for index in members:
+        feature = features[index]
+        ids = feature["input_ids"]
+        labels = dict(zip(feature["label_positions"], feature["labels"]))
+        cuts = [feature.get("prompt_length", 0)] + [end + 1 for end in feature["label_positions"]] + [len(ids)]
+        parent, start = -1, 0
+        for cut in cuts:
+            if cut <= start:
+                continue
+            key = (parent, tuple(ids[start:cut]))
+            node = children.get(key)
+            if node is None:
+                node = children[key] = len(tree.parents)
+                tree.parents.append(parent)
+                tree.ids += ids[start:cut]
+                tree.positions += range(start, cut)
+                tree.nodes += [node] * (cut - start)
+                ends.append(len(tree.ids) - 1)
+            if cut - 1 in labels:
+                total = tree.labels.setdefault(ends[node], [0.0, 0])
+                total[0] += labels[cut - 1]
+                total[1] += 1
+            if cut - 1 == feature["outcome_position"]:
+                tree.outcomes[index] = ends[node]
+            parent, start = node, cut
+    return tree
 
 
 def _rows(features: Sequence[dict], solutions_per_row: int) -> list[list[int]]:
@@ -159,7 +210,7 @@ def _rows(features: Sequence[dict], solutions_per_row: int) -> list[list[int]]:
     rows: list[list[int]] = []
     open_rows: dict[tuple[int, ...], list[int]] = {}
     for index, feature in enumerate(features):
-        prompt_length = feature["prompt_length"]
+        prompt_length = feature.get("prompt_length", 0)
         if not 0 < prompt_length < len(feature["input_ids"]):
             rows.append([index])
             continue
@@ -172,19 +223,19 @@ def _rows(features: Sequence[dict], solutions_per_row: int) -> list[list[int]]:
     return rows
 
 
-def _row_length(features: Sequence[dict], row: list[int]) -> int:
-    prompt = features[row[0]]["prompt_length"] if len(row) > 1 else 0
-    return prompt + sum(len(features[i]["input_ids"]) - prompt for i in row)
-
-
-def _tree_mask(segments: torch.Tensor) -> torch.Tensor:
-    """segments [R, W] (0 = shared prompt, k > 0 = k-th sequence, -1 = pad) -> [R, W, W] bool:
-    causal, and a query sees keys of the prompt and of its own sequence; a pad sees itself only
-    (a row of the mask with no True would give NaN in attention)."""
-    width = segments.shape[1]
-    query, key = segments.unsqueeze(2), segments.unsqueeze(1)
-    causal = torch.ones(width, width, dtype=torch.bool).tril()
-    visible = causal & (key >= 0) & ((key == query) | (key == 0))
+def _tree_mask(nodes: torch.Tensor, parents: list[int]) -> torch.Tensor:
+    """nodes [R, W] (node of each token, -1 = pad), parents[node] -> [R, W, W] bool: a token
+    sees the earlier tokens of its own node and of the nodes on its path to the root; a pad sees
+    itself only (a row of the mask with no True would give NaN in attention)."""
+    on_path = torch.eye(len(parents), dtype=torch.bool)  # on_path[n, m]: m is n or an ancestor of n
+    for node, parent in enumerate(parents):
+        if parent >= 0:
+            on_path[node] |= on_path[parent]  # parents are numbered before their children
+    width = nodes.shape[1]
+    real = nodes >= 0
+    query, key = nodes.clamp(min=0).unsqueeze(2), nodes.clamp(min=0).unsqueeze(1)
+    visible = on_path[query, key] & real.unsqueeze(1) & real.unsqueeze(2)
+    visible &= torch.ones(width, width, dtype=torch.bool).tril()
     return visible | torch.eye(width, dtype=torch.bool)
 
 
@@ -195,6 +246,16 @@ def collate_pairs(pairs: Sequence[dict], pad_token_id: int, solutions_per_row: i
                              solutions_per_row)
     batch["margins"] = torch.tensor([p["margin"] for p in pairs], dtype=torch.float)
     return batch
+
+
+def drop_labels_after_first_wrong(feature: dict, threshold: float = 0.5) -> dict:
+    """The feature with only the step labels up to and including its first wrong one (label <
+    threshold): the "Let's Verify Step by Step" convention, applied per sequence so that it holds
+    in shared rows too. The tokens stay: later steps are context for nothing, but an outcome head
+    still reads the end."""
+    labels = feature["labels"]
+    first_wrong = next((i for i, label in enumerate(labels) if label < threshold), len(labels) - 1)
+    return {**feature, "labels": labels[:first_wrong + 1], "label_positions": feature["label_positions"][:first_wrong + 1]}
 
 
 def prompt_key(feature: dict) -> tuple[int, ...]:

@@ -35,18 +35,28 @@ def until_first_wrong(step_labels: torch.Tensor, step_mask: torch.Tensor, thresh
 
 
 def step_bce_loss(step_logits: torch.Tensor, step_labels: torch.Tensor, step_mask: torch.Tensor, *,
-                  first_wrong_only: bool = False, reduction: str = "mean") -> torch.Tensor:
+                  first_wrong_only: bool = False, weights: torch.Tensor | None = None,
+                  reduction: str = "mean") -> torch.Tensor:
     """Per-step binary cross-entropy on hard or soft labels.
 
     step_logits [B, T]: log-odds at each token. step_labels [B, T] float in [0, 1] (read only where
     step_mask is True). step_mask [B, T] bool: the label positions (each step's last separator
-    token). first_wrong_only: ignore steps after the first wrong one.
-    Returns a scalar ("mean" over labelled steps, or "sum"), or [N] per step with "none".
+    token). first_wrong_only: ignore steps after the first wrong one (rows in token order).
+    weights [B, T] float: how many steps a position stands for (a step prefix shared by k
+    sequences, with the mean of their labels: BCE is linear in the label, so this equals k
+    separate terms). Returns a scalar ("mean" over the weighted steps, or "sum"), or [N] per
+    position with "none".
     """
     mask = until_first_wrong(step_labels, step_mask) if first_wrong_only else step_mask
     logits = step_logits[mask].float()
     labels = step_labels[mask].to(logits.dtype)
-    return _reduce(F.binary_cross_entropy_with_logits(logits, labels, reduction="none"), reduction)
+    losses = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    if weights is None:
+        return _reduce(losses, reduction)
+    losses = losses * weights[mask].to(losses.dtype)
+    if reduction == "mean":
+        return losses.sum() / weights[mask].sum().clamp(min=1e-12)
+    return _reduce(losses, reduction)
 
 
 def outcome_bce_loss(outcome_logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:

@@ -34,13 +34,14 @@ from prm.collate import (
     LengthGroupedBatchSampler,
     collate_features,
     collate_pairs,
+    drop_labels_after_first_wrong,
     encode_outcome_record,
     encode_pairwise_record,
     encode_step_record,
     feature_length,
     prompt_key,
 )
-from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss, until_first_wrong
+from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss
 from prm.metrics import pairwise_accuracy, processbench_f1, step_accuracy, step_auc
 from prm.modeling import RewardModel, RewardSettings
 from tasks.math.loaders import iter_jsonl, load_step_dataset
@@ -264,14 +265,13 @@ def _labelled_items(batch: dict, config: TrainConfig) -> dict[str, torch.Tensor]
     """Items each loss term is averaged over: steps (prm, joint), solutions (orm, joint), pairs."""
     counts = {}
     if config.objective in ("prm", "joint"):
-        mask = until_first_wrong(batch["step_labels"], batch["step_mask"]) if config.first_wrong_only else batch["step_mask"]
-        counts["step"] = mask.sum()
+        counts["step"] = batch["step_weights"].sum()
     if config.objective in ("orm", "joint"):
-        counts["outcome"] = (batch["outcome_positions"] >= 0).sum()
+        counts["outcome"] = (batch["outcome_positions"] >= 0).sum().float()
     if config.objective == "pairwise":
         valid = batch["outcome_positions"] >= 0
         pairs = len(batch["margins"])
-        counts["outcome"] = (valid[:pairs] & valid[pairs:]).sum()
+        counts["outcome"] = (valid[:pairs] & valid[pairs:]).sum().float()
     return counts
 
 
@@ -280,7 +280,7 @@ def loss_sums(output, batch: dict, config: TrainConfig) -> dict[str, torch.Tenso
     sums = {}
     if config.objective in ("prm", "joint"):
         sums["step"] = step_bce_loss(output.step_logits, batch["step_labels"], batch["step_mask"],
-                                     first_wrong_only=config.first_wrong_only, reduction="sum")
+                                     weights=batch["step_weights"], reduction="sum")
     if config.objective in ("orm", "joint"):
         logits, valid = _at_positions(output.outcome_logits, batch["outcome_positions"])
         sums["outcome"] = outcome_bce_loss(logits[valid], batch["outcome_labels"][valid], reduction="sum")
@@ -427,6 +427,8 @@ def train(config: TrainConfig) -> Path:
     if dropped:
         warnings.warn(f"{dropped} step labels of the training data lie beyond --max_length {config.max_length} "
                       "and are left out (raise --max_length to keep them)", stacklevel=2)
+    if config.first_wrong_only and config.objective in ("prm", "joint"):
+        train_features = [drop_labels_after_first_wrong(feature) for feature in train_features]
     eval_features, _ = encode_records(tokenizer, eval_records, model.settings, config.max_length)
 
     # Solutions of one prompt share its encoding only in a causal decoder, where a tree mask
@@ -481,7 +483,7 @@ def train(config: TrainConfig) -> Path:
         # One optimizer step = grad_accum micro-batches; every loss term is divided by its item
         # count over all of them and all processes (DDP averages gradients, hence the factor).
         micro_batches = [{k: v.to(accelerator.device) for k, v in stream.next().items()} for _ in range(config.grad_accum)]
-        totals = {name: torch.zeros((), dtype=torch.long, device=accelerator.device) for name in _loss_names(config.objective)}
+        totals = {name: torch.zeros((), device=accelerator.device) for name in _loss_names(config.objective)}
         for batch in micro_batches:
             for name, count in _labelled_items(batch, config).items():
                 totals[name] += count

@@ -28,11 +28,16 @@ def joint_model():
 
 
 def _features(tokenizer, model, max_length=512):
-    # Prompts with 1, 5 (a row of 4 + a row of 1) and 3 solutions, interleaved as a sampler may give them.
+    # Prompts with 1, 5 (a row of 4 + a row of 1) and 3 solutions, interleaved as a sampler may
+    # give them; two solutions of prompt 2 agree on their first step, one is a duplicate with
+    # other (soft) labels, so rows share step prefixes and whole solutions, not only prompts.
     records = toy_records(9, 5, solutions_per_prompt=1)
     prompts = ["Problem 1: check", "Problem 2: check", "Problem 2: check", "Problem 3: check", "Problem 2: check",
                "Problem 3: check", "Problem 2: check", "Problem 3: check", "Problem 2: check"]
     records = [{**record, "prompt": prompt + " each step in turn"} for record, prompt in zip(records, prompts)]
+    records[2] = {**records[1], "completions": records[1]["completions"][:1] + ["take half no", "sum two no"],
+                  "labels": records[1]["labels"][:1] + [0.0, 0.0]}
+    records[4] = {**records[1], "labels": [0.7] * len(records[1]["labels"])}
     features, _ = encode_records(tokenizer, records, model.settings, max_length)
     return features
 
@@ -56,12 +61,20 @@ def test_shared_rows_give_the_padded_logits_losses_and_gradients(joint_model, ma
     shared = collate_features(features, tokenizer.pad_token_id, solutions_per_row=4)
     assert "position_ids" in shared and shared["input_ids"].shape[0] < len(features)
     assert shared["num_tokens"] == padded["num_tokens"] == sum(len(f["input_ids"]) for f in features)
-    assert shared["num_computed"] < padded["num_computed"]  # the prompt of a row is computed once
+    assert shared["num_computed"] < padded["num_computed"]  # a row computes a prompt or step prefix once
+    # The duplicated solution adds label weight, not tokens.
+    pair, with_duplicate = ([features[i] for i in rows] for rows in ([1, 2], [1, 2, 4]))
+    assert (collate_features(pair, tokenizer.pad_token_id, solutions_per_row=4)["num_computed"]
+            == collate_features(with_duplicate, tokenizer.pad_token_id, solutions_per_row=4)["num_computed"])
     out_padded, sums_padded, grads_padded = _run(model, padded, config)
     out_shared, sums_shared, grads_shared = _run(model, shared, config)
-    # Step logits: the same values at the label positions (rows hold them in another order).
-    torch.testing.assert_close(out_shared.step_logits[shared["step_mask"]].sort().values,
-                               out_padded.step_logits[padded["step_mask"]].sort().values, rtol=1e-5, atol=1e-5)
+    # Step logits: every labelled position of the padded layout has its value in the shared rows,
+    # which hold each distinct step prefix once (so fewer positions, weighted by their count).
+    shared_values = out_shared.step_logits[shared["step_mask"]]
+    padded_values = out_padded.step_logits[padded["step_mask"]]
+    assert len(shared_values) < len(padded_values)
+    assert (padded_values[:, None] - shared_values[None, :]).abs().min(dim=1).values.max() < 1e-5
+    assert shared["step_weights"].sum() == padded["step_mask"].sum()
     # Outcome logits: one per feature, in feature order, in both layouts.
     read = lambda out, batch: out.outcome_logits.reshape(-1)[batch["outcome_positions"].clamp(min=0)]  # noqa: E731
     torch.testing.assert_close(read(out_shared, shared), read(out_padded, padded), rtol=1e-5, atol=1e-5)
@@ -139,3 +152,22 @@ def test_training_with_shared_prompts_learns_and_reports_the_saving(tmp_path):
     results = json.loads((run_dir / "eval_results.json").read_text())
     assert results["step_auc"] >= 0.9
     assert prompt_key  # imported for the feature contract: features with equal keys share rows
+
+
+def test_first_wrong_only_per_sequence_in_shared_rows(joint_model):
+    from prm.collate import drop_labels_after_first_wrong
+    from prm.losses import step_bce_loss
+
+    tokenizer, model = joint_model
+    features = _features(tokenizer, model)
+    padded = collate_features(features, tokenizer.pad_token_id)
+    shared = collate_features([drop_labels_after_first_wrong(f) for f in features], tokenizer.pad_token_id,
+                              solutions_per_row=4)
+    assert drop_labels_after_first_wrong({"labels": [1.0, 0.0, 1.0], "label_positions": [3, 5, 7]}) == {
+        "labels": [1.0, 0.0], "label_positions": [3, 5]}
+    with torch.no_grad():
+        logits = [model(b["input_ids"], **model_inputs(b, use_mask=False)).step_logits for b in (padded, shared)]
+    expected = step_bce_loss(logits[0], padded["step_labels"], padded["step_mask"], first_wrong_only=True, reduction="sum")
+    got = step_bce_loss(logits[1], shared["step_labels"], shared["step_mask"], weights=shared["step_weights"],
+                        reduction="sum")
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
