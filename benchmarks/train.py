@@ -4,10 +4,10 @@ Same tiny Qwen2 backbone (saved once, loaded by both), same tokenizer, same synt
 batch size, steps, learning-rate schedule, fp32, no gradient checkpointing, one CPU thread
 each. The training data is shaped like Math-Shepherd / PRM800K / `prm label` output: several
 labelled solutions per question (`--solutions_per_problem`; correct ones and corruptions).
-Reported: tokens/s of the training sequences (their non-pad tokens, a shared prompt counted
-once per sequence, so both trainers are measured on the same count) over the training loop
-(tokenization and evaluation excluded), the share of those tokens actually computed (our
-shared-prompt batches compute a prompt once per row), padding share, and held-out step
+Reported: tokens/s of the training sequences (their non-pad tokens, each sequence counted
+whole, so both trainers are measured on the same count) over the training loop (tokenization
+and evaluation excluded), the share of those tokens actually computed (our shared rows compute a
+prompt and each common step prefix once), padding share, and held-out step
 accuracy / AUC computed by the same code (`prm.metrics`) for both. With `--seeds N` every
 trainer runs N training seeds (same data and backbone); speeds are averaged and accuracies
 given as mean ± standard deviation.

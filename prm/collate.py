@@ -15,16 +15,20 @@ the chosen sequences first and the rejected ones after them in one batch.
 Two batch layouts, with the same keys, so the loss code never asks which one it got:
 
 - padded: one row per sequence, right-padded to the longest.
-- shared prompts: the sequences of a batch that start with the same prompt go into one row,
-  the prompt once and then each solution, and a tree-shaped attention mask lets every solution
-  see the prompt and itself only; position ids restart after the prompt for each solution. For
-  a causal decoder every logit equals the one of the padded layout (tests pin this), while the
-  prompt is computed once instead of once per solution. Step-labelled data usually holds
-  several solutions per question (Math-Shepherd, PRM800K, `prm label` output), so this cuts the
-  tokens a training step computes by the prompt's share of them::
+- shared rows: the sequences of a batch that start with the same prompt go into one row as a
+  prefix tree: the prompt once, then every distinct step prefix once (solutions that agree on
+  their first k steps share those k steps; a duplicated solution adds no tokens). The attention
+  mask lets a token see its own path to the root only, and position ids count along that path,
+  so for a causal decoder every logit equals the one of the padded layout. A step prefix shared
+  by k sequences carries the mean of their k labels with weight k, which gives the k separate
+  loss terms exactly, because binary cross-entropy is linear in the label (tests pin logits,
+  losses and gradients). Step-labelled data usually holds several solutions per question
+  (Math-Shepherd, PRM800K, `prm label` output), often with common first steps, so a training
+  step computes far fewer tokens::
 
-      row:   [ prompt | solution A | solution B | pad ]
-      mask:  A sees prompt + A,  B sees prompt + B,  pad sees itself
+      solutions:  P a b c  |  P a b' c'  |  P a b c (again)
+      row:        [ P | a | b | c | b' | c' | pad ]
+      b' sees P, a, b';  c sees P, a, b, c;  pad sees itself
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ class TrainConfig:
     lr_scheduler: str = field(default="cosine", metadata={"help": "transformers scheduler name: cosine | linear | constant_with_warmup ..."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping (0 = off)"})
     group_by_length: bool = field(default=False, metadata={"help": "Batch sequences of similar length: less padding, but less random batches (see docs/training.md)"})
-    solutions_per_prompt: int = field(default=4, metadata={"help": "Put up to this many solutions of one prompt in a batch, where they share one encoding of the prompt (1 = independent sequences; causal decoders only; see docs/training.md)"})
+    solutions_per_prompt: int = field(default=4, metadata={"help": "Put up to this many solutions of one prompt in a batch and in one row, where their prompt and common step prefixes are computed once (1 = independent sequences; causal decoders only; see docs/training.md)"})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank (0 = full fine-tuning)"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     lora_target_modules: str = field(default="all-linear", metadata={"help": "Comma-separated module names, or all-linear"})
@@ -250,8 +250,8 @@ def _at_positions(logits: torch.Tensor, positions: torch.Tensor) -> tuple[torch.
 
 
 def model_inputs(batch: dict, use_mask: bool) -> dict:
-    """Keyword arguments of the forward pass: the tree mask and position ids of a shared-prompt
-    batch, the padding mask only where the model needs it (see `is_causal_decoder`)."""
+    """Keyword arguments of the forward pass: the tree mask and position ids of a batch with shared
+    rows, the padding mask only where the model needs it (see `is_causal_decoder`)."""
     if "position_ids" in batch:
         return {"attention_mask": batch["attention_mask"], "position_ids": batch["position_ids"]}
     return {"attention_mask": batch["attention_mask"] if use_mask else None}
@@ -431,8 +431,8 @@ def train(config: TrainConfig) -> Path:
         train_features = [drop_labels_after_first_wrong(feature) for feature in train_features]
     eval_features, _ = encode_records(tokenizer, eval_records, model.settings, config.max_length)
 
-    # Solutions of one prompt share its encoding only in a causal decoder, where a tree mask
-    # gives every solution exactly the context it has alone.
+    # Solutions of one prompt share rows only in a causal decoder, where the tree mask gives
+    # every token exactly the context it has in its own sequence.
     use_mask = not is_causal_decoder(model)
     solutions_per_prompt = 1 if use_mask else config.solutions_per_prompt
     if use_mask and config.solutions_per_prompt > 1:
@@ -476,7 +476,7 @@ def train(config: TrainConfig) -> Path:
     progress = tqdm(total=config.max_steps, initial=step, disable=not (config.progress and accelerator.is_main_process),
                     desc=f"train {config.objective}")
     window_tokens, window_start, window_losses = 0, time.perf_counter(), []
-    # tokens: of the training sequences; computed: in the batch rows (a shared prompt once); slots: rows x width.
+    # tokens: of the training sequences; computed: in the batch rows (shared prefixes once); slots: rows x width.
     run_tokens, run_computed, run_slots, run_start, paused = 0, 0, 0, time.perf_counter(), 0.0  # paused: eval + checkpoints
     model.train()
     while step < config.max_steps:

@@ -1,4 +1,4 @@
-"""Shared-prompt batches: solutions of one prompt in one row under a tree attention mask give
+"""Shared rows: solutions of one prompt in one prefix tree under a tree attention mask give
 the logits, losses and gradients of the padded layout, and the sampler keeps them together."""
 
 import json
