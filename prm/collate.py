@@ -124,11 +124,11 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
     outcome_positions = torch.full((len(features),), -1, dtype=torch.long)
     parents: list[int] = []
     for r, tree in enumerate(trees):
-        length = len(tree.ids)
+        length, first_node = len(tree.ids), len(parents)
         input_ids[r, :length] = torch.tensor(tree.ids, dtype=torch.long)
         position_ids[r, :length] = torch.tensor(tree.positions, dtype=torch.long)
-        nodes[r, :length] = torch.tensor(tree.nodes, dtype=torch.long) + len(parents)
-        parents += [parent + len(parents) if parent >= 0 else -1 for parent in tree.parents]
+        nodes[r, :length] = torch.tensor(tree.nodes, dtype=torch.long) + first_node
+        parents += [parent + first_node if parent >= 0 else -1 for parent in tree.parents]
         for position, (total, count) in tree.labels.items():
             step_sums[r, position], step_weights[r, position] = total, count
         for index, position in tree.outcomes.items():

@@ -432,11 +432,15 @@ def train(config: TrainConfig) -> Path:
     eval_features, _ = encode_records(tokenizer, eval_records, model.settings, config.max_length)
 
     # Solutions of one prompt share rows only in a causal decoder, where the tree mask gives
-    # every token exactly the context it has in its own sequence.
+    # every token exactly the context it has in its own sequence, and only with attention
+    # kernels that take an arbitrary mask (flash-attention 2 would ignore it).
     use_mask = not is_causal_decoder(model)
-    solutions_per_prompt = 1 if use_mask else config.solutions_per_prompt
-    if use_mask and config.solutions_per_prompt > 1:
-        warnings.warn("--solutions_per_prompt needs a causal decoder; this backbone attends both ways, "
+    attention = getattr(model.config, "_attn_implementation", None)
+    solutions_per_prompt = config.solutions_per_prompt
+    if solutions_per_prompt > 1 and (use_mask or attention not in ("sdpa", "eager")):
+        solutions_per_prompt = 1
+        reason = "this backbone attends both ways" if use_mask else f"attention {attention!r} takes no tree mask"
+        warnings.warn(f"--solutions_per_prompt needs a causal decoder with sdpa or eager attention; {reason}, "
                       "so every sequence is encoded on its own", stacklevel=2)
     sampler = LengthGroupedBatchSampler([feature_length(f) for f in train_features], config.batch_size,
                                         num_processes=accelerator.num_processes,
