@@ -101,9 +101,11 @@ def test_pairs_share_their_prompt(joint_model):
     torch.testing.assert_close(values[1], values[0], rtol=1e-5, atol=1e-5)
 
 
-def test_distinct_prompts_stay_padded(joint_model):
+def test_distinct_prompts_of_alike_length_stay_padded(joint_model):
     tokenizer, model = joint_model
-    features, _ = encode_records(tokenizer, toy_records(6, 1), model.settings, 512)
+    records = [{"prompt": f"Problem {i}: check", "completions": ["add two ok", "sum three no"], "labels": [True, False]}
+               for i in range(6)]
+    features, _ = encode_records(tokenizer, records, model.settings, 512)
     plain = collate_features(features, tokenizer.pad_token_id)
     asked = collate_features(features, tokenizer.pad_token_id, solutions_per_row=4)
     assert "position_ids" not in asked
@@ -171,3 +173,20 @@ def test_first_wrong_only_per_sequence_in_shared_rows(joint_model):
     got = step_bce_loss(logits[1], shared["step_labels"], shared["step_mask"], weights=shared["step_weights"],
                         reduction="sum")
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_short_trees_are_packed_beside_long_ones(joint_model):
+    tokenizer, model = joint_model
+    long_records = [{"prompt": "Problem 1: check each step in turn", "completions": [f"{w} two ok", "sum three no", "half no"],
+                     "labels": [True, False, False]} for w in ("add", "take", "sum", "half")]
+    short_records = [{"prompt": f"P{i}", "completions": ["ok"], "labels": [True]} for i in range(4)]
+    features, _ = encode_records(tokenizer, long_records + short_records, model.settings, 512)
+    batch = collate_features(features, tokenizer.pad_token_id, solutions_per_row=4)
+    # One row holds the tree of the long solutions, one the four short trees side by side.
+    assert batch["input_ids"].shape[0] == 2 and (batch["input_ids"][1] != tokenizer.pad_token_id).sum() > 12
+    padded = collate_features(features, tokenizer.pad_token_id)
+    with torch.no_grad():
+        shared_out = model(batch["input_ids"], **model_inputs(batch, use_mask=False))
+        padded_out = model(padded["input_ids"])
+    torch.testing.assert_close(shared_out.outcome_logits.reshape(-1)[batch["outcome_positions"]],
+                               padded_out.outcome_logits.reshape(-1)[padded["outcome_positions"]], rtol=1e-5, atol=1e-5)
