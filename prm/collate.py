@@ -111,14 +111,15 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
     [R * W] logits (-1 = none); outcome_labels [N] float; num_tokens (the features' own token
     count) and num_computed (tokens in the rows) as 0-d long tensors.
     """
-    trees = [_prefix_tree(features, [index]) for index in range(len(features))]
+    padded_slots = len(features) * max(len(feature["input_ids"]) for feature in features)
     sharing = False
     if solutions_per_row > 1:
-        shared = [_prefix_tree(features, row) for row in _pack(features, _units(features, solutions_per_row))]
+        trees = [_prefix_tree(features, row) for row in _pack(features, _units(features, solutions_per_row))]
         # The tree mask takes attention off its fast causal path (about 15 % slower per slot
         # on CPU), so shared rows must save more row slots than that.
-        if len(shared) * max(len(t.ids) for t in shared) < 0.85 * len(trees) * max(len(t.ids) for t in trees):
-            trees, sharing = shared, True
+        sharing = len(trees) * max(len(tree.ids) for tree in trees) < 0.85 * padded_slots
+    if not sharing:
+        trees = [_prefix_tree(features, [index]) for index in range(len(features))]
     size, width = len(trees), max(len(tree.ids) for tree in trees)
     input_ids = torch.full((size, width), pad_token_id, dtype=torch.long)
     position_ids = torch.zeros((size, width), dtype=torch.long)
@@ -161,7 +162,8 @@ class _PrefixTree:
     """One row: every distinct (prompt, step, step, ...) prefix of its sequences once.
 
     ids, positions, nodes: per row token, its id, its position in its sequence and its node.
-    parents[node]: the node it continues (-1 for the first). labels: row index -> [sum of
+    parents[node]: the node it continues (-1 for a root: a prompt, or the first step of a sequence
+    without one). labels: row index -> [sum of
     labels, number of sequences labelled there]. outcomes: feature index -> row index.
     """
 
