@@ -162,9 +162,9 @@ class _PrefixTree:
     """One row: every distinct (prompt, step, step, ...) prefix of its sequences once.
 
     ids, positions, nodes: per row token, its id, its position in its sequence and its node.
-    parents[node]: the node it continues (-1 for a root: a prompt, or the first step of a sequence
-    without one). labels: row index -> [sum of
-    labels, number of sequences labelled there]. outcomes: feature index -> row index.
+    parents[node]: the node it continues (-1 for a root: a prompt, or the first step of a
+    sequence without one). labels: row index -> [sum of labels, number of sequences labelled
+    there]. outcomes: feature index -> row index.
     """
 
     ids: list[int] = field(default_factory=list)
