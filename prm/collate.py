@@ -124,21 +124,27 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
     input_ids = torch.full((size, width), pad_token_id, dtype=torch.long)
     position_ids = torch.zeros((size, width), dtype=torch.long)
     nodes = torch.full((size, width), -1, dtype=torch.long)  # node of each token, numbered over the batch; -1 = pad
-    step_sums = torch.zeros((size, width), dtype=torch.float)
-    step_weights = torch.zeros((size, width), dtype=torch.float)
-    outcome_positions = torch.full((len(features),), -1, dtype=torch.long)
     parents: list[int] = []
+    labelled: list[tuple[int, float, int]] = []  # (flat row index, label sum, count)
+    outcomes = [-1] * len(features)
     for r, tree in enumerate(trees):
         length, first_node = len(tree.ids), len(parents)
         input_ids[r, :length] = torch.tensor(tree.ids, dtype=torch.long)
         position_ids[r, :length] = torch.tensor(tree.positions, dtype=torch.long)
         nodes[r, :length] = torch.tensor(tree.nodes, dtype=torch.long) + first_node
         parents += [parent + first_node if parent >= 0 else -1 for parent in tree.parents]
-        for position, (total, count) in tree.labels.items():
-            step_sums[r, position], step_weights[r, position] = total, count
+        labelled += [(r * width + position, total, count) for position, (total, count) in tree.labels.items()]
         for index, position in tree.outcomes.items():
-            outcome_positions[index] = r * width + position
+            outcomes[index] = r * width + position
+    step_sums = torch.zeros(size * width, dtype=torch.float)
+    step_weights = torch.zeros(size * width, dtype=torch.float)
+    if labelled:
+        flat, totals, counts = zip(*labelled)
+        step_sums[list(flat)] = torch.tensor(totals, dtype=torch.float)
+        step_weights[list(flat)] = torch.tensor(counts, dtype=torch.float)
+    step_sums, step_weights = step_sums.view(size, width), step_weights.view(size, width)
     step_mask = step_weights > 0
+    outcome_positions = torch.tensor(outcomes, dtype=torch.long)
     batch = {
         "input_ids": input_ids,
         "step_labels": torch.where(step_mask, step_sums / step_weights.clamp(min=1), 0.0),
@@ -280,8 +286,7 @@ def collate_pairs(pairs: Sequence[dict], pad_token_id: int, solutions_per_row: i
 def drop_labels_after_first_wrong(feature: dict, threshold: float = 0.5) -> dict:
     """The feature with only the step labels up to and including its first wrong one (label <
     threshold): the "Let's Verify Step by Step" convention, applied per sequence so that it holds
-    in shared rows too. The tokens stay: later steps are context for nothing, but an outcome head
-    still reads the end."""
+    in shared rows too. The tokens stay, so an outcome head still reads the end."""
     labels = feature["labels"]
     first_wrong = next((i for i, label in enumerate(labels) if label < threshold), len(labels) - 1)
     return {**feature, "labels": labels[:first_wrong + 1], "label_positions": feature["label_positions"][:first_wrong + 1]}
@@ -290,7 +295,7 @@ def drop_labels_after_first_wrong(feature: dict, threshold: float = 0.5) -> dict
 def prompt_key(feature: dict) -> tuple[int, ...]:
     """The prompt's token ids: features with equal keys can share the prompt's encoding."""
     feature = feature.get("chosen", feature)
-    return tuple(feature["input_ids"][:feature["prompt_length"]])
+    return tuple(feature["input_ids"][:feature.get("prompt_length", 0)])
 
 
 def feature_length(feature: dict) -> int:
