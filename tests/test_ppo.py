@@ -196,3 +196,27 @@ def test_score_rollout_scores_steps_and_checks_answers():
     assert rollout.outcome == [2.0, 0.0, 0.0]
     assert rollout.step_scores == [[0.09, 0.15], [0.09, 0.15], []]
     assert rollout.step_ends[2] == []
+
+
+def test_reward_whitening_rescales_without_shifting():
+    # Two correct solutions, every step scored 0.9 (raw), outcome +1 on the last token that
+    # also ends the last step: 2 steps vs 6. Centring would turn each 0.9 into a penalty,
+    # so the longer solution would end with the lower total.
+    def response(n_steps):
+        ends = [2 * k + 1 for k in range(n_steps)]
+        return ends, [0.9] * n_steps, list(range(2 * n_steps))
+
+    (short_ends, short_scores, short_ids), (long_ends, long_scores, long_ids) = response(2), response(6)
+    rollout = Rollout(problems=[None, None], prompt_ids=[[0], [0]], response_ids=[short_ids, long_ids], texts=["", ""],
+                      step_ends=[short_ends, long_ends], step_scores=[short_scores, long_scores], correct=[True, True],
+                      outcome=[1.0, 1.0])
+    config = dict(mode="dense", step_score_form="raw")
+    raw, placed = score_tensor(rollout, 12, PPOConfig(**config))
+    whitened, _ = score_tensor(rollout, 12, PPOConfig(**config, reward_whiten=True))
+    raw_totals, whitened_totals = raw.sum(1), whitened.sum(1)
+    assert raw_totals[0] < raw_totals[1] and whitened_totals[0] < whitened_totals[1]
+    kept = placed.bool()
+    assert torch.equal(torch.sign(whitened[kept]), torch.sign(raw[kept]))
+    # One positive factor for every reward: a rescaling, nothing added.
+    factors = whitened[kept] / raw[kept]
+    assert torch.allclose(factors, factors[0].expand_as(factors)) and factors[0] > 0

@@ -17,12 +17,17 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int | None = None
 
 
 def whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
-    """(values - mean) / std over the masked entries; padding comes back as 0."""
+    """(values - mean) / std over the masked entries, or values / std with `shift_mean=False`;
+    padding comes back as 0. Shapes: any, `mask` like `values`.
+
+    Rewards are rescaled without the shift: subtracting the mean would turn every
+    below-average reward (a good step scored 0.9 among many 0.9s and a few 1.9s) into a
+    penalty, so longer correct solutions would earn less. (TRL's shift_mean=False adds the
+    mean back after centring, which still flips signs when the std is small.)
+    """
     mean = masked_mean(values, mask)
-    variance = masked_mean((values - mean) ** 2, mask)
-    whitened = (values - mean) * torch.rsqrt(variance + 1e-8)
-    if not shift_mean:
-        whitened = whitened + mean
+    scale = torch.rsqrt(masked_mean((values - mean) ** 2, mask) + 1e-8)
+    whitened = (values - mean) * scale if shift_mean else values * scale
     return whitened * mask
 
 

@@ -65,7 +65,7 @@ class PPOConfig:
     step_coef: float = field(default=1.0, metadata={"help": "weight of the PRM step rewards"})
     verifier_coef: float = field(default=1.0, metadata={"help": "outcome reward for a correct final answer (verifier), 0 = off"})
     orm_coef: float = field(default=0.0, metadata={"help": "weight of the ORM score at the last token"})
-    reward_whiten: bool = field(default=False, metadata={"help": "whiten the placed step/outcome rewards across the batch"})
+    reward_whiten: bool = field(default=False, metadata={"help": "divide the placed step/outcome rewards by their std across the batch (no mean shift, signs kept)"})
     reward_clip: float = field(default=0.0, metadata={"help": "clip each placed reward to [-c, c] (0 = off)"})
     kl_coef: float = field(default=0.05, metadata={"help": "initial KL penalty coefficient beta"})
     kl_estimator: str = field(default="k1", metadata={"help": "per-token KL estimator: k1 (log p - log q) or k3 ((r - 1) - log r)"})
@@ -222,7 +222,7 @@ def score_tensor(rollout: Rollout, width: int, config: PPOConfig) -> tuple[torch
         placed_rows.append(placed)
     scores, placed = torch.stack(rows), torch.stack(placed_rows)
     if config.reward_whiten:
-        scores = whiten(scores, placed)
+        scores = whiten(scores, placed, shift_mean=False)
     if config.reward_clip > 0:
         scores = scores.clamp(-config.reward_clip, config.reward_clip) * placed
     return scores, placed
