@@ -139,7 +139,7 @@ class HFPolicy:
         if use_chat_template is True and not has_template:
             raise ValueError("use_chat_template=True but the tokenizer has no chat template")
         self.use_chat_template = has_template if use_chat_template == "auto" else use_chat_template
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = eos_token_ids(model, tokenizer)
         if not self.eos_ids:
             raise ValueError("the tokenizer has no EOS token; set tokenizer.eos_token")
         pad = tokenizer.pad_token_id
@@ -417,7 +417,9 @@ def render_prompt(tokenizer, prefix: str, use_chat_template: bool) -> str:
     return chat + prefix[match.end():]
 
 
-def _eos_ids(model, tokenizer) -> set[int]:
+def eos_token_ids(model, tokenizer) -> set[int]:
+    """Every id that ends a sample: the tokenizer's EOS and all of `generation_config.eos_token_id`
+    (instruct models often stop on several, e.g. an end-of-turn and an end-of-text token)."""
     ids = set()
     for value in (tokenizer.eos_token_id, getattr(getattr(model, "generation_config", None), "eos_token_id", None)):
         if isinstance(value, int):

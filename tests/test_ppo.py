@@ -58,7 +58,7 @@ def test_gae_with_lambda_one_is_discounted_return_minus_value():
     ],
 )
 def test_step_ends(ids, ends):
-    assert step_end_positions(ids, IS_SEPARATOR, EOS) == ends
+    assert step_end_positions(ids, IS_SEPARATOR, {EOS}) == ends
 
 
 def test_dense_rewards_land_on_step_end_tokens_with_a_real_tokenizer():
@@ -71,7 +71,7 @@ def test_dense_rewards_land_on_step_end_tokens_with_a_real_tokenizer():
     truncated = tokenizer("3 + 4 = 7\nThe answ", add_special_tokens=False).input_ids
     newline_positions = [i for i, t in enumerate(finished) if tokenizer.decode([t]) == "\n"]
     for ids, expected_ends in ((finished, newline_positions), (truncated, [newline_positions[0], len(truncated) - 1])):
-        ends = step_end_positions(ids, is_separator, tokenizer.eos_token_id)
+        ends = step_end_positions(ids, is_separator, {tokenizer.eos_token_id})
         assert ends == expected_ends
         assert step_texts(tokenizer, ids, ends)[0] == "3 + 4 = 7"
         rollout = Rollout(problems=[None], prompt_ids=[[0]], response_ids=[ids], texts=[""], step_ends=[ends],
@@ -191,7 +191,8 @@ def test_score_rollout_scores_steps_and_checks_answers():
     empty = [tokenizer.eos_token_id]
     texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids in (right, wrong, empty)]
     rollout = score_rollout([problem] * 3, [[0]] * 3, [right, wrong, empty], texts, tokenizer,
-                            separator_token_mask(tokenizer), PPOConfig(mode="dense", verifier_coef=2.0), LengthPRM())
+                            separator_token_mask(tokenizer), {tokenizer.eos_token_id}, PPOConfig(mode="dense", verifier_coef=2.0),
+                            LengthPRM())
     assert rollout.correct == [True, False, False]
     assert rollout.outcome == [2.0, 0.0, 0.0]
     assert rollout.step_scores == [[0.09, 0.15], [0.09, 0.15], []]
@@ -220,3 +221,36 @@ def test_reward_whitening_rescales_without_shifting():
     # One positive factor for every reward: a rescaling, nothing added.
     factors = whitened[kept] / raw[kept]
     assert torch.allclose(factors, factors[0].expand_as(factors)) and factors[0] > 0
+
+
+def test_roll_out_with_two_eos_ids_appends_no_unsampled_token(monkeypatch):
+    # A model whose generation_config stops on two ids (like Llama 3's <|eot_id|> and
+    # <|end_of_text|>): a response that ends on the second one is finished as sampled.
+    from prm.ppo.train import roll_out, score_rollout
+    from prm.tiny import build_tiny_causal_lm, train_tokenizer
+    from search.policy import HFPolicy, eos_token_ids
+    from tasks.math.types import Problem
+
+    tokenizer = train_tokenizer(["Question: 3 + 4?\nSolution:\n3 + 4 = 7\nThe answer is 7\n"] * 4)
+    model = build_tiny_causal_lm(tokenizer)
+    second_eos = tokenizer("7", add_special_tokens=False).input_ids[0]
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, second_eos]
+    eos_ids = eos_token_ids(model, tokenizer)
+    assert eos_ids == {tokenizer.eos_token_id, second_eos}
+
+    sampled = []
+    original = HFPolicy.sample_tokens
+    monkeypatch.setattr(HFPolicy, "sample_tokens", lambda self, *a, **k: sampled.extend(original(self, *a, **k)) or sampled)
+    problems = [Problem(id="p", question="3 + 4?", answer="7")] * 2
+    prompt_ids, response_ids, texts = roll_out(model, tokenizer, problems,
+                                               PPOConfig(samples_per_prompt=16, max_new_tokens=30), seed=0)
+    assert response_ids == [s.completion_ids for s in sampled]  # every trained token was sampled
+    on_second = [ids for s, ids in zip(sampled, response_ids) if s.finished and ids[-1] == second_eos]
+    assert on_second, "no response ended on the second EOS; the test proves nothing"
+
+    rollout = score_rollout(problems * 16, prompt_ids, response_ids, texts, tokenizer, separator_token_mask(tokenizer),
+                            eos_ids, PPOConfig(mode="outcome"))
+    for s, ids, ends in zip(sampled, response_ids, rollout.step_ends):
+        if s.finished:  # no step ends on the stop token, whichever EOS it is
+            assert len(ids) - 1 not in ends
+    assert step_end_positions([5, NL, 7, 9], IS_SEPARATOR, {EOS, 9}) == [1, 2]

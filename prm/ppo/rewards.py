@@ -9,6 +9,8 @@ finished). The KL penalty -beta * kl_t is added on every token.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import torch
 
 STEP_SCORE_FORMS = ("raw", "centred", "diff", "min")
@@ -26,18 +28,20 @@ def separator_token_mask(tokenizer, separator: str = "\n") -> torch.Tensor:
     return torch.tensor([separator in text for text in texts], dtype=torch.bool)
 
 
-def step_end_positions(completion_ids: list[int], is_separator: torch.Tensor, eos_token_id: int | None) -> list[int]:
+def step_end_positions(completion_ids: list[int], is_separator: torch.Tensor, eos_token_ids: Collection[int]) -> list[int]:
     """Indices (into `completion_ids`) of the tokens that end each step.
 
     A step ends at a separator token; tokens after the last separator (a step truncated
     mid-line, or a final step ended by EOS without a newline) form a last step ending at
     the last non-EOS token. Empty lines (a separator right after a separator) are no step.
+    `eos_token_ids` is the sampler's whole stop set (`search.policy.eos_token_ids`), so a
+    response that stopped on any of them has no step ending on its stop token.
 
     >>> # "3+4=7\\n" "The answer is 7" (truncated): steps end at the newline and the last token
     """
     ends: list[int] = []
     length = len(completion_ids)
-    if length and eos_token_id is not None and completion_ids[-1] == eos_token_id:
+    if length and completion_ids[-1] in eos_token_ids:
         length -= 1
     step_start = 0
     for index in range(length):

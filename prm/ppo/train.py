@@ -41,6 +41,7 @@ from prm.ppo.rewards import (
     step_texts,
 )
 from prm.sft import batch_indices
+from search.policy import HFPolicy, eos_token_ids
 from tasks.math.prompts import STEP_SEPARATOR, policy_prompt
 from tasks.math.types import Problem
 
@@ -156,9 +157,11 @@ class Rollout:
 
 
 def roll_out(model, tokenizer, problems: list[Problem], config: PPOConfig, seed: int) -> tuple[list[list[int]], list[list[int]], list[str]]:
-    """Sample `samples_per_prompt` responses per problem with the search/ policy backend."""
-    from search.policy import HFPolicy
+    """Sample `samples_per_prompt` responses per problem with the search/ policy backend.
 
+    The response ids are exactly the sampled ones (a finished response ends on the EOS
+    of the stop set it sampled), so PPO never trains on a token the policy did not draw.
+    """
     # A fresh sampler per update, seeded by the update, keeps sampling resumable.
     sampler = HFPolicy(model, tokenizer, temperature=config.temperature, max_new_tokens=config.max_new_tokens,
                        seed=seed, batch_size=max(len(problems) * config.samples_per_prompt, 1))
@@ -166,25 +169,24 @@ def roll_out(model, tokenizer, problems: list[Problem], config: PPOConfig, seed:
                                     max_new_tokens=config.max_new_tokens)
     prompt_ids, response_ids, texts = [], [], []
     for sample in samples:
-        ids = list(sample.completion_ids)
-        if sample.finished and (not ids or ids[-1] != tokenizer.eos_token_id):
-            ids.append(tokenizer.eos_token_id)
-        if not ids:  # a zero-length response still needs one token to carry its reward
-            ids = [tokenizer.eos_token_id]
         prompt_ids.append(list(sample.prompt_ids))
-        response_ids.append(ids)
+        response_ids.append(list(sample.completion_ids))
         texts.append(sample.text)
     return prompt_ids, response_ids, texts
 
 
-def score_rollout(problems, prompt_ids, response_ids, texts, tokenizer, is_separator, config: PPOConfig,
+def score_rollout(problems, prompt_ids, response_ids, texts, tokenizer, is_separator, eos_ids, config: PPOConfig,
                   step_scorer=None, outcome_scorer=None) -> Rollout:
-    """PRM step scores (dense and group modes), verifier correctness and outcome rewards."""
+    """PRM step scores (dense and group modes), verifier correctness and outcome rewards.
+
+    `eos_ids`: the sampler's stop set (`search.policy.eos_token_ids`), so that no step ends
+    on the token that stopped a response.
+    """
     from prm.sft import answer_is_correct
 
     step_ends, steps = [], []
     for ids in response_ids:
-        ends = step_end_positions(ids, is_separator, tokenizer.eos_token_id)
+        ends = step_end_positions(ids, is_separator, eos_ids)
         # A line of only spaces is no step: it gets no PRM score.
         kept = [(end, text) for end, text in zip(ends, step_texts(tokenizer, ids, ends, STEP_SEPARATOR)) if text]
         step_ends.append([end for end, _ in kept])
@@ -262,6 +264,8 @@ def _check(config: PPOConfig, step_scorer) -> None:
         raise ValueError("dense mode needs a PRM: pass --prm PATH (or use --mode outcome)")
     if config.mode == "group" and config.samples_per_prompt < 2:
         raise ValueError("group mode needs --samples_per_prompt >= 2")
+    if config.max_new_tokens < 1:  # every response needs a sampled token to carry its reward
+        raise ValueError("max_new_tokens must be >= 1")
     if (config.batch_size * config.samples_per_prompt) < config.n_minibatches:
         raise ValueError("fewer responses per update than minibatches")
 
@@ -297,6 +301,7 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
     train_problems, heldout = load_problems(config)
     model, reference, tokenizer = build_models(config)
     is_separator = separator_token_mask(tokenizer, STEP_SEPARATOR)
+    eos_ids = eos_token_ids(model.policy, tokenizer)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=0.0)
     kl_controller = KLController(config.kl_coef, config.kl_target, config.kl_horizon)
     start_update = 0
@@ -335,7 +340,7 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
 
         # 2. score
         rollout = score_rollout(per_response_problems, prompt_ids, response_ids, texts, tokenizer, is_separator,
-                                config, step_scorer, outcome_scorer)
+                                eos_ids, config, step_scorer, outcome_scorer)
         batch = ResponseBatch.from_ids(prompt_ids, response_ids, tokenizer.pad_token_id).to(accelerator.device)
         mask = batch.response_mask
         with torch.no_grad():
