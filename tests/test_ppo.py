@@ -254,3 +254,38 @@ def test_roll_out_with_two_eos_ids_appends_no_unsampled_token(monkeypatch):
         if s.finished:  # no step ends on the stop token, whichever EOS it is
             assert len(ids) - 1 not in ends
     assert step_end_positions([5, NL, 7, 9], IS_SEPARATOR, {EOS, 9}) == [1, 2]
+
+
+def test_ppo_log_probs_are_the_tempered_sampling_log_probs(monkeypatch):
+    # Rollouts sample from softmax(logits / T); old, reference and new log-probs must be of
+    # that same distribution, or the first PPO ratio is not 1.
+    from prm.ppo.model import PolicyWithValue, Reference, ResponseBatch
+    from prm.ppo.train import roll_out, rollout_logprobs
+    from prm.tiny import build_tiny_causal_lm, train_tokenizer
+    from search.policy import HFPolicy
+    from tasks.math.types import Problem
+
+    temperature = 0.5
+    tokenizer = train_tokenizer(["Question: 3 + 4?\nSolution:\n3 + 4 = 7\nThe answer is 7\n"] * 4)
+    model = PolicyWithValue(build_tiny_causal_lm(tokenizer)).eval()
+    reference = Reference(model.policy)
+    steps = []  # per sampling step: the sampler's log-probs [rows, V] and the picked ids [rows]
+    original = HFPolicy._pick
+
+    def recording_pick(self, logits, temperature):
+        picked = original(self, logits, temperature)
+        steps.append((torch.log_softmax(logits / temperature, dim=-1), picked))
+        return picked
+
+    monkeypatch.setattr(HFPolicy, "_pick", recording_pick)
+    prompt_ids, response_ids, _ = roll_out(model.policy, tokenizer, [Problem(id="p", question="3 + 4?", answer="7")],
+                                           PPOConfig(samples_per_prompt=4, max_new_tokens=10, temperature=temperature), seed=0)
+    batch = ResponseBatch.from_ids(prompt_ids, response_ids, tokenizer.pad_token_id)
+    old_logprobs, _, ref_logprobs = rollout_logprobs(model, reference, batch, temperature)
+    for row, ids in enumerate(response_ids):
+        sampling = torch.stack([steps[j][0][row, token] for j, token in enumerate(ids)])
+        assert [int(steps[j][1][row]) for j in range(len(ids))] == ids
+        ratio = (old_logprobs[row, : len(ids)] - sampling).exp()
+        assert torch.allclose(ratio, torch.ones_like(ratio), atol=1e-4), ratio
+    # The reference is the starting policy, read at the same temperature.
+    assert torch.allclose(ref_logprobs, old_logprobs, atol=1e-6)

@@ -93,7 +93,7 @@ class PPOConfig:
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     # generation
     max_new_tokens: int = field(default=64, metadata={"help": "response length limit (tokens)"})
-    temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature"})
+    temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature T (> 0); PPO's log-probs are log softmax(logits / T)"})
     # run
     max_updates: int = field(default=100, metadata={"help": "PPO updates (rollout + optimisation rounds)"})
     output_dir: str = field(default="runs/ppo", metadata={"help": "metrics.jsonl, checkpoint/ and the final policy go here"})
@@ -264,10 +264,26 @@ def _check(config: PPOConfig, step_scorer) -> None:
         raise ValueError("dense mode needs a PRM: pass --prm PATH (or use --mode outcome)")
     if config.mode == "group" and config.samples_per_prompt < 2:
         raise ValueError("group mode needs --samples_per_prompt >= 2")
+    if config.temperature <= 0:  # PPO's ratio needs a sampling distribution; greedy has none
+        raise ValueError(f"temperature must be > 0, got {config.temperature}")
     if config.max_new_tokens < 1:  # every response needs a sampled token to carry its reward
         raise ValueError("max_new_tokens must be >= 1")
     if (config.batch_size * config.samples_per_prompt) < config.n_minibatches:
         raise ValueError("fewer responses per update than minibatches")
+
+
+def rollout_logprobs(model: PolicyWithValue, reference: Reference, batch: ResponseBatch, temperature: float
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(old log-probs, old values, reference log-probs), each [B, C], of the sampled tokens.
+
+    Log-probs are log softmax(logits / T), the distribution the rollout sampled from (as in
+    TRL and OpenRLHF); `_optimise` reads the new log-probs the same way, so the first ratio is 1.
+    """
+    with torch.no_grad():
+        logits, values = model(batch)
+        old_logprobs = token_logprobs(logits / temperature, batch.response_ids)
+        ref_logprobs = token_logprobs(reference.logits(batch) / temperature, batch.response_ids)
+    return old_logprobs, values, ref_logprobs
 
 
 def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Path:
@@ -343,11 +359,7 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
                                 eos_ids, config, step_scorer, outcome_scorer)
         batch = ResponseBatch.from_ids(prompt_ids, response_ids, tokenizer.pad_token_id).to(accelerator.device)
         mask = batch.response_mask
-        with torch.no_grad():
-            logits, old_values = model(batch)
-            old_logprobs = token_logprobs(logits, batch.response_ids)
-            ref_logprobs = token_logprobs(reference.logits(batch), batch.response_ids)
-            del logits
+        old_logprobs, old_values, ref_logprobs = rollout_logprobs(model, reference, batch, config.temperature)
 
         # 3. rewards: scores on their tokens, KL penalty on every token
         scores, _ = score_tensor(rollout, mask.shape[1], config)
@@ -410,6 +422,7 @@ def _optimise(model, optimizer, accelerator, batch: ResponseBatch, old_logprobs,
             minibatch = batch.select(chunk)
             mask = minibatch.response_mask
             logits, values = model(minibatch)
+            logits = logits / config.temperature  # the sampling distribution, as for the old log-probs
             logprobs = token_logprobs(logits, minibatch.response_ids)
             loss, stats = policy_loss(logprobs, old_logprobs[chunk], advantages[chunk], mask, config.clip_range)
             stats["policy_loss"] = loss.item()
