@@ -64,3 +64,108 @@ def test_not_equivalent(gold, pred):
 def test_extracted_answers_compare():
     assert answers_equivalent("72", extract_answer("48 + 24 = 72\n#### 72"))
     assert answers_equivalent(r"\frac{1}{2}", extract_answer(r"so the answer is $\boxed{0.5}$"))
+
+
+# -- issue #15 item 2: model output styles, number words, repeating decimals, currency, 0/0 ------
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Final Answer: The final answer is $12$. I hope it is correct.", "12"),  # MATH prompt format
+        ("The answer is 12 because 3 * 4 = 12.", "12"),
+        ("The answer is 12. Next question: what is 2 + 2?", "12"),
+        ("The answer is 12! Next question: what is 2 + 2?", "12"),
+        ("The answer is 0.333...", "0.333..."),
+        ("The answer is 0.333... as a decimal.", "0.333..."),
+        (r"The answer is $0.\overline{3}$.", r"0.\overline{3}"),
+        ("The answer is 3.5. Done.", "3.5"),
+        ("The answer is $3.5$, since 7/2 = 3.5.", "3.5"),
+        (r"So the answer is $\boxed{12}$.", "12"),
+        ("**Answer:** 12", "12"),
+        ("**Final Answer:** $12$", "12"),
+        ("**Final Answer**: 12", "12"),
+        ("answer: 12 apples", "12 apples"),
+        ("The answer is x = 3, y = 4.", "x = 3, y = 4"),
+        ("The answer is (3, 4).", "(3, 4)"),
+        ("The answer is $1,000. Next we check.", "$1,000"),
+    ],
+)
+def test_extract_model_output_styles(text, expected):
+    assert extract_answer(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("The answer is nine.", "9"),
+        ("The answer is 7 (seven).", "7"),
+        ("The answer is seven (7).", "7"),
+        ("#### twenty-one", "21"),
+        ("The answer is zero.", "0"),
+        ("The answer is twelve apples.", "12 apples"),
+        ("The answer is one hundred twenty-five.", "125"),
+        ("The answer is two thousand five hundred.", "2500"),
+        ("The answer is three hundred and six.", "306"),
+        ("A: Forty", "40"),
+        # prose stays prose: only a whole answer (or number then one unit word) becomes digits
+        ("The answer is one of the two options.", "one of the two options"),
+        ("The answer is none.", "none"),
+        ("The answer is no.", "no"),
+        ("The answer is someone else.", "someone else"),
+    ],
+)
+def test_extract_number_words(text, expected):
+    assert extract_answer(text) == expected
+
+
+def test_number_words_outside_answer_contexts_are_not_numbers():
+    # the last-number fallback reads digits only: a word in prose is not a number
+    assert extract_answer("I have seven cats and 3 dogs") == "3"
+    assert extract_answer("one way or another", fallback_last_number=True) is None
+
+
+@pytest.mark.parametrize(
+    "gold, pred",
+    [
+        (r"\frac{1}{3}", "0.333..."), (r"\frac{1}{3}", r"0.\overline{3}"), ("1/3", r"0.333\ldots"),
+        ("1/3", "0.3333..."), (r"0.\overline{3}", "0.333..."), ("1/6", r"0.1\overline{6}"), ("1/6", "0.1666..."),
+        ("1/7", r"0.\overline{142857}"), ("1/7", "0.142857142857..."), ("2/3", "0.666..."), ("2/3", "0.667..."),
+        (r"\pi", "3.14159..."), (r"1\frac{1}{3}", "1.333..."), ("100/3 %", "33.333...%"), ("1", r"0.\overline{9}"),
+        ("-1/3", "-0.333..."), ("9", "nine"), ("21", "twenty-one"),
+    ],
+)
+def test_repeating_decimals_and_number_words_equivalent(gold, pred):
+    assert answers_equivalent(gold, pred) is True
+    assert answers_equivalent(pred, gold) is True
+
+
+@pytest.mark.parametrize(
+    "gold, pred",
+    [
+        ("0.333", "0.333..."), ("0.3334", "0.333..."), ("1/3", "0.334..."), ("0.5", "0.5..."), ("1/4", "0.25..."),
+        (r"\frac{1}{3}", r"0.\overline{4}"), ("1/6", r"0.\overline{16}"), (r"\pi", "3.15..."),
+        # currency units differ: dollars against cents
+        (r"\$5", "5 cents"), ("$5", "5¢"), ("5 dollars", "5 cents"), (r"\$5", "€5"),
+        # undefined values equal nothing, not even themselves
+        ("0/0", "0/0"), ("0/0", r"\frac{0}{0}"), ("1/0", "1/0"), ("0/0", "1"), ("0/0", "0"), (r"\frac{0}{0}", r"\frac{0}{0}"),
+    ],
+)
+def test_repeating_currency_undefined_not_equivalent(gold, pred):
+    assert answers_equivalent(gold, pred) is False
+    assert answers_equivalent(pred, gold) is False
+
+
+@pytest.mark.parametrize(
+    "gold, pred",
+    [(r"\$0.05", "5 cents"), ("$5", "500 cents"), ("5 cents", "5¢"), ("5", "5 cents"), ("5", r"\$5"), (r"\$5", "5 dollars")],
+)
+def test_currency_same_amount_equivalent(gold, pred):
+    assert answers_equivalent(gold, pred) is True
+    assert answers_equivalent(pred, gold) is True
+
+
+def test_extracted_model_styles_compare():
+    assert answers_equivalent("12", extract_answer("Final Answer: The final answer is $12$. I hope it is correct."))
+    assert answers_equivalent(r"\frac{1}{3}", extract_answer("The answer is 0.333..."))
+    assert answers_equivalent("9", extract_answer("The answer is nine."))
+    assert not answers_equivalent("0.333", extract_answer("The answer is 0.333..."))

@@ -13,9 +13,18 @@ Equivalence policy (what counts as "the same answer"):
 - a decimal with >= 4 shown decimals equals a value that is not a short decimal itself when it
   is that value rounded or truncated (`1/3` = `0.3333`, `\\pi` = `3.1416`); shorter
   approximations are different answers (`\\pi` != `3.14`, `1/3` != `0.33`, `0.5` != `0.54`).
+- repeating decimals: `0.\\overline{3}` (also `\\bar`, `\\dot`) is exactly 1/3; a decimal cut short
+  with `...` / `\\ldots` / `…` is the repeating decimal when its digits end in a repeated block
+  (`0.333...` = `0.3333...` = 1/3, `0.1666...` = 1/6), and otherwise stands for a non-terminating
+  value rounded or truncated to the shown digits (`3.14159...` = `\\pi`, `0.667...` = 2/3). It is
+  never a terminating decimal: `0.333...` != `0.333`, `0.5...` != `0.5`.
 - percent: `50%` equals both `50` and `0.5` (answers are written both ways); `50` != `0.5`.
 - degrees: `30^\\circ` equals `30` and `\\pi/6`.
-- units and currency are dropped: `5 \\text{ cm}^2` = `5`.
+- units and currency are dropped: `5 \\text{ cm}^2` = `5`, `5` = `5 cents`; but when both answers
+  name a currency they must agree: `\\$5` != `5 cents` (cents are hundredths: `\\$0.05` = `5 cents`),
+  `\\$5` != `€5`.
+- undefined values (`0/0`, `1/0`, `\\infty - \\infty`) equal nothing, not even the same text.
+- a whole answer in English number words is that number: `nine` = `9`, `twenty-one` = `21`.
 - `x = 3` = `3`; `x = 3, y = 4` = `(3, 4)`.
 - `\\{1, 2\\}` = `\\{2, 1\\}` and bare lists `1, 2` = `2, 1` (order-insensitive); tuples and
   intervals keep order and bracket kind: `(1, 2]` != `[1, 2]`; unions of intervals compare as
@@ -41,9 +50,23 @@ _SCAN_TAIL = 20_000
 # -- extraction ------------------------------------------------------------------------------
 
 _HASHES = re.compile(r"####[ \t]*([^\n]*)")
+# "The answer is", "Final Answer:", markdown "**Answer:**" / "**Final Answer**:".
 _ANSWER_IS = re.compile(
-    r"(?:final\s+answer|the\s+answer|answer)\s*(?:is|:|=|would\s+be|will\s+be)\s*:?[ \t]*([^\n]*)", re.IGNORECASE
+    r"\b(?:final\s+answer|the\s+answer|answer)(?:\*\*|__)?\s*(?:is|:|=|would\s+be|will\s+be)\s*:?(?:\*\*|__)?"
+    r"[ \t]*([^\n]*)", re.IGNORECASE
 )
+# What the MATH prompt format repeats inside "Final Answer: The final answer is $12$."
+_ANSWER_LEAD = re.compile(
+    r"^(?:\*\*|__)?(?:the\s+)?(?:final\s+)?answer(?:\*\*|__)?\s*(?:is|:|=)\s*:?(?:\*\*|__)?\s*", re.IGNORECASE
+)
+# Words that start an explanation after the answer: "12 because 3 * 4 = 12", "12, since ...".
+_CLAUSE = re.compile(
+    r",?\s+(?:because|since|as|which|where|so|thus|hence|therefore|given\s+that|due\s+to)\b", re.IGNORECASE
+)
+# A decimal cut short with an ellipsis: "0.333...", "0.333\ldots", "0.333…" (a repeating or truncated value).
+_ELLIPSIS = r"(?:\.\.\.|…|\\[lc]?dots(?![A-Za-z]))"
+_CUT_DECIMAL_END = re.compile(r"\d\.\d+\s*" + _ELLIPSIS + r"$")
+_ELLIPSIS_AFTER_DECIMAL = re.compile(r"(\d\.\d+)\s*" + _ELLIPSIS)
 _A_COLON = re.compile(r"(?:^|\n)[ \t]*A[ \t]*:[ \t]*([^\n]*)")
 _LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
 
@@ -83,23 +106,192 @@ def _boxed(text: str) -> str | None:
     return None
 
 
+def _closing_dollar(text: str, at: int) -> int:
+    """Index of the `$` (or `$$`) closing the math span opened at text[at], or -1 (a currency sign)."""
+    delimiter = "$$" if text.startswith("$$", at) else "$"
+    i = at + len(delimiter)
+    while True:
+        j = text.find(delimiter, i)
+        if j == -1:
+            return -1
+        if text[j - 1] != "\\":
+            return j + len(delimiter) - 1
+        i = j + 1
+
+
+def _after_decimal(text: str, i: int) -> bool:
+    """Does text[:i] end in a decimal literal with digits after its point ("0.333")?"""
+    j = i
+    while j > 0 and text[j - 1].isdigit():
+        j -= 1
+    return j < i and j >= 2 and text[j - 1] == "." and text[j - 2].isdigit()
+
+
+def _first_sentence(answer: str) -> str:
+    """The answer up to the end of its sentence or the start of an explanation: "12. Next
+    question: ..." -> "12", "12 because 3 * 4 = 12" -> "12". Math spans ($...$) and brackets are
+    read whole, decimal points and the ellipsis of "0.333..." do not end a sentence."""
+    depth = 0
+    i, n = 0, len(answer)
+    while i < n:
+        ch = answer[i]
+        if ch == "$" and (i == 0 or answer[i - 1] != "\\"):
+            close = _closing_dollar(answer, i)
+            if close != -1:
+                i = close + 1
+                continue
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            if ch in ".…" and i > 0 and answer[i - 1].isdigit():
+                m = re.match(_ELLIPSIS, answer[i:])
+                if m and _after_decimal(answer, i):  # "0.333...": part of the number
+                    end = i + m.end()
+                    if re.match(r"\s+[A-Z]", answer[end:]):
+                        return answer[:end]
+                    i = end
+                    continue
+            if ch in ".!?。" and (i + 1 == n or answer[i + 1].isspace()):
+                return answer[:i]
+            if ch in ", " and i > 0 and not answer[i - 1].isspace():  # once per run of spaces
+                m = _CLAUSE.match(answer, i)
+                if m:
+                    return answer[:i]
+        i += 1
+    return answer
+
+
+def _strip_bold(answer: str) -> str:
+    """Markdown bold around an answer: "** 12", "12**" -> "12"."""
+    answer = answer.strip()
+    for mark in ("**", "__"):
+        if answer.startswith(mark):
+            answer = answer[len(mark) :].strip()
+        if answer.endswith(mark):
+            answer = answer[: -len(mark)].strip()
+    return answer
+
+
 def _clean_sentence(answer: str) -> str:
     answer = answer.strip()
+    for _ in range(3):  # "Final Answer: The final answer is $12$."
+        lead = _ANSWER_LEAD.match(answer)
+        if not lead or not lead.end():
+            break
+        answer = answer[lead.end() :]
     boxed = _boxed(answer)
     if boxed is not None:
         return boxed
-    answer = re.sub(r"[.。]+\s*$", "", answer).strip()
+    answer = _strip_bold(answer)
+    if answer.startswith(("...", "…")):  # "The answer is... 12"
+        answer = answer.lstrip(".…").strip()
+    answer = _first_sentence(answer).strip()
+    if not _CUT_DECIMAL_END.search(answer):
+        answer = answer.rstrip().rstrip(".。").strip()
+    answer = _strip_bold(answer)
     if len(answer) >= 2 and answer[0] == "$" and answer[-1] == "$" and answer.count("$") == 2:
         answer = answer[1:-1].strip()
-    return answer
+    return _words_to_digits(answer)
+
+
+# -- number words ----------------------------------------------------------------------------
+
+_UNITS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split())}
+_TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), start=2)}
+_SCALES = {"thousand": 10**3, "million": 10**6, "billion": 10**9}
+_NUMBER_WORD = r"(?:" + "|".join(sorted([*_UNITS, *_TENS, "hundred", *_SCALES], key=len, reverse=True)) + r")"
+_NUMBER_PHRASE = re.compile(
+    r"[-+]?" + _NUMBER_WORD + r"(?:(?:\s+and\s+|[\s-]+)" + _NUMBER_WORD + r")*", re.IGNORECASE)
+# After a number word, one word that is a unit ("twelve apples"), not the start of prose ("one of ...").
+_NOT_UNITS = frozenset("of or and than more less times way other another thing things is are was were".split())
+
+
+def number_words_value(phrase: str) -> int | None:
+    """The integer a phrase of English number words names ("twenty-one" -> 21, "three hundred and
+    six" -> 306, "two thousand five hundred" -> 2500), or None when it is not exactly such a phrase
+    (words out of order, "one two", or anything else)."""
+    words = [w for w in re.split(r"[\s-]+", phrase.strip().lower()) if w]
+    sign = 1
+    if words and words[0][0] in "+-":  # "-seven" is rare; "- seven" splits off the sign
+        sign, words[0] = (-1 if words[0][0] == "-" else 1), words[0][1:]
+        words = [w for w in words if w]
+    if not words or len(words) > 20:
+        return None
+    total, group, last, scale_cap = 0, 0, None, None
+    for k, w in enumerate(words):
+        if w == "and":
+            if last not in ("hundred", "scale") or k == len(words) - 1:
+                return None
+            continue
+        if w in _UNITS:
+            value = _UNITS[w]
+            if value == 0 and len(words) > 1:
+                return None
+            if last not in (None, "hundred", "scale", "tens") or (last == "tens" and value >= 10):
+                return None
+            group += value
+            last = "unit" if value < 10 else "teen"
+        elif w in _TENS:
+            if last not in (None, "hundred", "scale"):
+                return None
+            group += _TENS[w]
+            last = "tens"
+        elif w == "hundred":
+            if last not in ("unit", "teen") or group >= 100:
+                return None
+            group *= 100
+            last = "hundred"
+        elif w in _SCALES:
+            scale = _SCALES[w]
+            if group == 0 or (scale_cap is not None and scale >= scale_cap):
+                return None
+            total += group * scale
+            group, last, scale_cap = 0, "scale", scale
+        else:
+            return None
+    return sign * (total + group)
+
+
+def _words_to_digits(answer: str) -> str:
+    """An extracted answer in number words as digits: "nine" -> "9", "twelve apples" -> "12 apples",
+    "7 (seven)" / "seven (7)" -> "7". Anything else (prose) is returned unchanged."""
+    if len(answer) > 200:  # number words are short; long answers are left alone
+        return answer
+    m = re.fullmatch(r"(\S.*?)\s*\(([^()]*)\)", answer)
+    if m:  # a number restated in the other form: "7 (seven)", "seven (7)"
+        first, second = m.group(1).strip(), m.group(2).strip()
+        for digits, words in ((first, second), (second, first)):
+            if re.fullmatch(r"[-+]?\d+", digits) and number_words_value(words) == int(digits):
+                return digits
+    m = _NUMBER_PHRASE.match(answer)
+    if not m:
+        return answer
+    rest = answer[m.end() :]
+    if rest and not re.fullmatch(r"\s+[A-Za-z]+", rest):
+        return answer
+    if rest and (rest.strip().lower() in _NOT_UNITS or not re.match(r"\s", rest)):
+        return answer
+    value = number_words_value(m.group())
+    if value is None:
+        return answer
+    return str(value) + rest
 
 
 def extract_answer(text: str, *, fallback_last_number: bool = True) -> str | None:
     """The final answer in a solution, or None.
 
     Looks for, in order: the last `\\boxed{...}` (nested braces allowed), `#### 18`,
-    "The (final) answer is ...", `Answer: ...`, `A: ...`; then, if `fallback_last_number`,
-    the last number in the text. Never raises.
+    "The (final) answer is ...", `Answer: ...` (also markdown `**Answer:**`, and the MATH prompt's
+    "Final Answer: The final answer is $12$. I hope it is correct."), `A: ...`; then, if
+    `fallback_last_number`, the last number in the text. The answer ends with its sentence
+    ("12. Next question: ..." -> "12") or where an explanation starts ("12 because ...",
+    "12, since ..."); decimal points, math spans and the ellipsis of "0.333..." are kept. An answer
+    in number words is given in digits: "nine" -> "9", "twelve apples" -> "12 apples",
+    "7 (seven)" -> "7"; other prose is returned as written. Never raises.
 
     >>> extract_answer("so $x = \\\\boxed{\\\\frac{1}{2}}$.")
     '\\\\frac{1}{2}'
@@ -167,13 +359,128 @@ def _normalise(text: str) -> str:
     text = _LAYOUT.sub(" ", text)
     text = re.sub(r"\\(?:emptyset|varnothing)|\\\{\s*\\\}", "∅", text)
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\$", "$")
-    text = re.sub(r"[.\s]+$", "", text)
-    return text.strip()
+    if "." in text or "dots" in text:  # "0.333...": kept apart from a full stop
+        text = _ELLIPSIS_AFTER_DECIMAL.sub(r"\1…", text)
+    text = re.sub(r"[.\s]+$", "", text).strip()
+    if text[:1].isalpha() or text[:1] in "+-":
+        value = number_words_value(text) if _NUMBER_PHRASE.fullmatch(text) else None
+        if value is not None:
+            return str(value)
+    return text
 
 
 # -- values ----------------------------------------------------------------------------------
 
 Value = Fraction | complex | Node  # exact, numeric, or a tree with variables
+
+
+class _Cut:
+    """A decimal cut short with an ellipsis and no repeating block ("3.14159...", "0.667..."):
+    some non-terminating value whose rounding or truncation at `decimals` places is `shown`."""
+
+    __slots__ = ("shown", "decimals")
+
+    def __init__(self, shown: Fraction, decimals: int):
+        self.shown = shown
+        self.decimals = decimals
+
+    def scaled(self, factor: Fraction, extra_decimals: int) -> "_Cut":
+        return _Cut(self.shown * factor, self.decimals + extra_decimals)
+
+
+class _Undefined:
+    """An answer whose value is undefined (`0/0`, `1/0`): it equals nothing, not even itself."""
+
+
+_UNDEFINED = _Undefined()
+
+# "0.\overline{3}", "0.1\overline{6}", "0.\bar{3}", "0.\dot{3}": a repeating decimal, exactly.
+_OVERLINE = re.compile(r"(\d[\d,]*)?\.(\d*)\s*\\(?:overline|bar|dot)\s*(?:\{\s*(\d+)\s*\}|(\d))")
+_CUT_DECIMAL = re.compile(r"([-+]?)\s*(\d[\d,]*)?\.(\d+)\s*…")
+_CURRENCIES = (
+    ("cent", re.compile(r"¢|\bcents?\b", re.IGNORECASE)),
+    ("USD", re.compile(r"\bdollars?\b|\busd\b|\bus\$", re.IGNORECASE)),
+    ("EUR", re.compile(r"€|\beuros?\b|\beur\b", re.IGNORECASE)),
+    ("GBP", re.compile(r"£|\bgbp\b|\bpounds?\s+sterling\b", re.IGNORECASE)),
+    ("JPY", re.compile(r"¥|\byen\b|\bjpy\b", re.IGNORECASE)),
+    ("INR", re.compile(r"₹|\brupees?\b|\binr\b", re.IGNORECASE)),
+)
+
+
+_ANY_CURRENCY = re.compile(r"[$¢€£¥₹]|cent|dollar|usd|eur|gbp|pound|yen|jpy|rupee|inr", re.IGNORECASE)
+
+
+def _repeating_value(whole: str, fixed: str, block: str) -> Fraction:
+    """whole.fixed(block)(block)... exactly: ("0", "1", "6") -> 1/6."""
+    head = Fraction(int(whole or "0"))
+    k, n = len(block), len(fixed)
+    return head + Fraction(int(fixed + block) - int(fixed or "0"), 10**n * (10**k - 1))
+
+
+def _overline_text(m: re.Match) -> str:
+    value = _repeating_value((m.group(1) or "").replace(",", ""), m.group(2), m.group(3) or m.group(4))
+    return f"({value.numerator}/{value.denominator})"
+
+
+def _cut_readings(sign: str, whole: str, digits: str) -> list:
+    """Readings of "0.333...": the repeating decimal when the digits end in a repeated block
+    ("0.333..." = 1/3, "0.1666..." = 1/6, "0.142857142857..." = 1/7), and the cut-short value."""
+    whole = (whole or "0").replace(",", "")
+    negative = sign == "-"
+    readings: list = []
+    for k in range(1, len(digits) // 2 + 1):
+        block = digits[-k:]
+        if digits[-2 * k : -k] == block:
+            fixed = digits
+            while fixed.endswith(block):
+                fixed = fixed[:-k]
+            value = _repeating_value(whole, fixed, block)
+            readings.append(-value if negative else value)
+            break
+    shown = Fraction(int(whole)) + Fraction(int(digits), 10 ** len(digits))
+    readings.append(_Cut(-shown if negative else shown, len(digits)))
+    return readings
+
+
+def _currency(text: str) -> str | None:
+    """The currency an answer names ("USD", "cent", "EUR", ...), or None (none, or several)."""
+    if not _ANY_CURRENCY.search(text):
+        return None
+    found = {name for name, pattern in _CURRENCIES if pattern.search(text)}
+    if text.count("$") % 2 == 1:  # "$5", "\\$5"; an even count is math delimiters ("$5$ cents")
+        found.add("USD")
+    return found.pop() if len(found) == 1 else None
+
+
+def _terminates(value: Fraction) -> bool:
+    d = value.denominator
+    for p in (2, 5):
+        while d % p == 0:
+            d //= p
+    return d == 1
+
+
+def _rounds_or_truncates_to(value: Fraction, cut: _Cut) -> bool:
+    ulp = Fraction(1, 10**cut.decimals)
+    diff = abs(value - cut.shown)
+    return diff <= ulp / 2 or (diff < ulp and abs(value) > abs(cut.shown))
+
+
+def _cut_equal(cut: _Cut, other) -> bool:
+    """A cut-short decimal against another reading: the other is a non-terminating value that
+    rounds or truncates to the shown digits ("3.14159..." = pi; "0.5..." != 0.5)."""
+    if isinstance(other, _Cut):
+        long, short = (cut, other) if cut.decimals >= other.decimals else (other, cut)
+        return _rounds_or_truncates_to(long.shown, short)
+    if isinstance(other, Fraction):
+        return not _terminates(other) and _rounds_or_truncates_to(other, cut)
+    if isinstance(other, complex):
+        if not (math.isfinite(other.real) and math.isfinite(other.imag)):
+            return False
+        if abs(other.imag) > 1e-12 * max(1.0, abs(other)):
+            return False
+        return _rounds_or_truncates_to(Fraction(other.real), cut)
+    return False
 
 
 def _short_decimal(value: Fraction, decimals: int) -> bool:
@@ -188,15 +495,17 @@ def _decimals_shown(text: str) -> int:
 class _Scalar:
     """One answer value with the readings it allows (50% -> 0.5 or 50; 30° -> 30 or pi/6)."""
 
-    __slots__ = ("readings", "decimals", "text")
+    __slots__ = ("readings", "decimals", "text", "currency")
 
-    def __init__(self, readings: list, decimals: int, text: str):
+    def __init__(self, readings: list, decimals: int, text: str, currency: str | None = None):
         self.readings = readings
         self.decimals = decimals
         self.text = text
+        self.currency = currency
 
 
-def _scalar(text: str, limits: Limits, deadline: Deadline) -> _Scalar | None:
+def _scalar(text: str, limits: Limits, deadline: Deadline) -> _Scalar | _Undefined | None:
+    currency = _currency(text)
     percent = bool(_PERCENT.search(text))
     degrees = bool(_DEGREES.search(text))
     body = _PERCENT.sub(" ", text)
@@ -205,23 +514,32 @@ def _scalar(text: str, limits: Limits, deadline: Deadline) -> _Scalar | None:
     if re.search(r"\d", body):
         body = _TRAILING_UNIT.sub("", body)
         body = _UNIT_WORDS.sub(" ", body)
-    body = body.replace("$", " ").strip()
+    body = re.sub(r"[$¢]", " ", body).strip()
     body = _ASSIGNMENT.sub("", body) if re.match(r"^\s*\\?[A-Za-z]", body) and "=" in body else body
     if not body:
         return None
-    try:
-        node = parse_tree(body, limits, deadline, relation=False)
-    except (ParseError, IndexError, RecursionError):
-        return None
-    value = _evaluate(node, limits, deadline)
-    if value is None:
-        return None
-    readings = [value]
-    if percent and not isinstance(value, tuple):
-        readings.append(value / 100 if isinstance(value, Fraction) else value / 100)
-    if degrees and not isinstance(value, tuple):
-        readings.append(complex(value) * math.pi / 180)
-    return _Scalar(readings, _decimals_shown(body), body)
+    cut = _CUT_DECIMAL.fullmatch(body)
+    if cut:
+        readings = _cut_readings(cut.group(1), cut.group(2), cut.group(3))
+    else:
+        if "\\" in body:
+            body = _OVERLINE.sub(_overline_text, body)
+        try:
+            node = parse_tree(body, limits, deadline, relation=False)
+        except (ParseError, IndexError, RecursionError):
+            return None
+        value = _evaluate(node, limits, deadline)
+        if value is None or value is _UNDEFINED:
+            return value
+        readings = [value]
+    for value in list(readings):
+        if percent and isinstance(value, _Cut):
+            readings.append(value.scaled(Fraction(1, 100), 2))
+        elif percent and not isinstance(value, tuple):
+            readings.append(value / 100 if isinstance(value, Fraction) else value / 100)
+    if degrees:
+        readings += [complex(v) * math.pi / 180 for v in list(readings) if isinstance(v, (Fraction, complex))]
+    return _Scalar(readings, _decimals_shown(body), body, currency)
 
 
 def _evaluate(node: Node, limits: Limits, deadline: Deadline) -> Value | None:
@@ -231,18 +549,26 @@ def _evaluate(node: Node, limits: Limits, deadline: Deadline) -> Value | None:
         return evaluate_exact(node, limits, deadline)
     except NotExact:
         pass
-    except (ZeroDivisionError, LimitError, ArithmeticError, ValueError):
+    except ZeroDivisionError:  # 0/0, 1/0, 0^{-1}: undefined, equal to nothing
+        return _UNDEFINED
+    except (LimitError, ArithmeticError, ValueError):
         return None
     try:
         value = evaluate_complex(node, None, limits, deadline)
+    except ZeroDivisionError:
+        return _UNDEFINED
     except (NotExact, ArithmeticError, ValueError, KeyError, TypeError):
         return None
-    if value != value:  # NaN never equals anything
-        return None
+    if value != value:  # NaN (inf - inf) never equals anything
+        return _UNDEFINED
     return value
 
 
 def _values_equal(a: Value, b: Value, a_decimals: int, b_decimals: int, limits: Limits, deadline: Deadline) -> bool:
+    if isinstance(a, _Cut):
+        return _cut_equal(a, b)
+    if isinstance(b, _Cut):
+        return _cut_equal(b, a)
     a_tree, b_tree = isinstance(a, tuple), isinstance(b, tuple)
     if a_tree or b_tree:
         return _functions_equal(a if a_tree else ("num", a), b if b_tree else ("num", b), limits, deadline)
@@ -291,10 +617,30 @@ def _functions_equal(a: Node, b: Node, limits: Limits, deadline: Deadline) -> bo
     return agreed >= 3
 
 
+def _in_major_units(readings: list) -> list:
+    """Readings in cents as readings in dollars (or euros, ...): value / 100."""
+    out = []
+    for r in readings:
+        if isinstance(r, _Cut):
+            out.append(r.scaled(Fraction(1, 100), 2))
+        elif isinstance(r, (Fraction, complex)):
+            out.append(r / 100)
+    return out
+
+
 def _scalars_equal(a: _Scalar, b: _Scalar, limits: Limits, deadline: Deadline) -> bool:
-    for ra in a.readings:
-        for rb in b.readings:
-            if _values_equal(ra, rb, a.decimals, b.decimals, limits, deadline):
+    a_readings, b_readings, a_decimals, b_decimals = a.readings, b.readings, a.decimals, b.decimals
+    if a.currency and b.currency and a.currency != b.currency:
+        # $5 != 5 cents; $0.05 = 5 cents; $5 != €5.
+        if a.currency == "cent":
+            a_readings, a_decimals = _in_major_units(a_readings), a_decimals + 2
+        elif b.currency == "cent":
+            b_readings, b_decimals = _in_major_units(b_readings), b_decimals + 2
+        else:
+            return False
+    for ra in a_readings:
+        for rb in b_readings:
+            if _values_equal(ra, rb, a_decimals, b_decimals, limits, deadline):
                 return True
     return False
 
@@ -377,6 +723,8 @@ def _structure(text: str, limits: Limits, deadline: Deadline, depth: int = 0) ->
             return _Structure("interval", items, brackets)
         return _Structure("tuple", items, brackets)
     scalar = _scalar(text, limits, deadline)
+    if scalar is _UNDEFINED:
+        return _Structure("undefined", [], raw=text)
     if scalar is not None:
         return _Structure("scalar", [scalar], raw=text)
     return _Structure("text", [_text_key(text)], raw=text)
@@ -392,6 +740,8 @@ def _text_key(text: str) -> str:
 
 def _equal(a: _Structure, b: _Structure, limits: Limits, deadline: Deadline) -> bool:
     deadline.check()
+    if a.kind == "undefined" or b.kind == "undefined":
+        return False
     if a.kind == "scalar" and b.kind == "scalar":
         return _scalars_equal(a.items[0], b.items[0], limits, deadline)
     if a.kind == "text" or b.kind == "text":
@@ -430,6 +780,33 @@ def _equal(a: _Structure, b: _Structure, limits: Limits, deadline: Deadline) -> 
     return True
 
 
+# Where an answer may be undefined (a division, a power, infinity): identical text is checked.
+_MAY_BE_UNDEFINED = re.compile(r"[/÷^]|\\(?:frac|div|over)")
+
+
+def _has_undefined(structure: _Structure) -> bool:
+    if structure.kind == "undefined":
+        return True
+    if structure.kind == "matrix":
+        return any(_has_undefined(cell) for row in structure.items for cell in row)
+    if structure.kind in ("scalar", "text"):
+        return False
+    return any(_has_undefined(item) for item in structure.items)
+
+
+def _undefined(text: str, limits: Limits) -> bool:
+    """Is an answer (written the same on both sides) undefined somewhere (`0/0`, `(1, 1/0)`)?"""
+    if not (("0" in text and _MAY_BE_UNDEFINED.search(text)) or "infty" in text or "∞" in text):
+        return False
+    try:
+        normal = _normalise(text)
+        if not normal or len(normal) > MAX_ANSWER_CHARS:
+            return False
+        return _has_undefined(_structure(normal, limits, Deadline(limits.time_budget)))
+    except Exception:  # refusals keep the identical-text verdict
+        return False
+
+
 def answers_equivalent(gold: str, pred: str, limits: Limits = DEFAULT_LIMITS) -> bool:
     """Do two final answers mean the same thing? See the module docstring for the policy.
 
@@ -437,20 +814,21 @@ def answers_equivalent(gold: str, pred: str, limits: Limits = DEFAULT_LIMITS) ->
     True
     >>> answers_equivalent("\\\\{1, 2\\\\}", "\\\\{2, 1\\\\}")
     True
+
     Any input returns a bool within the time budget; never raises.
     """
     try:
         if not isinstance(gold, str) or not isinstance(pred, str):
             return False
         if gold.strip() == pred.strip():
-            return bool(gold.strip())
+            return bool(gold.strip()) and not _undefined(gold.strip(), limits)
         if len(gold) > MAX_ANSWER_CHARS * 5 or len(pred) > MAX_ANSWER_CHARS * 5:
             return False
         a, b = _normalise(gold), _normalise(pred)
         if not a or not b:
             return False
         if a == b:
-            return True
+            return not _undefined(a, limits)
         if len(a) > MAX_ANSWER_CHARS or len(b) > MAX_ANSWER_CHARS:
             return False
         deadline = Deadline(limits.time_budget)
