@@ -118,3 +118,17 @@ def test_lora_uses_the_base_model_as_reference(workdir):
 def test_dense_mode_without_a_prm_is_an_error(workdir):
     with pytest.raises(ValueError, match="PRM"):
         train_ppo(_config(workdir, "bad", mode="dense"))
+
+
+def test_first_ratio_is_exactly_one_for_a_model_with_dropout(workdir):
+    # Old log-probs and the first minibatch's new log-probs come from the same weights; with
+    # dropout active in only one of the two passes the ratio would start away from 1.
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = workdir / "policy-dropout"
+    AutoModelForCausalLM.from_pretrained(workdir / "policy", attention_dropout=0.5).save_pretrained(path)
+    AutoTokenizer.from_pretrained(workdir / "policy").save_pretrained(path)
+    config = _config(workdir, "dropout", policy=str(path), mode="outcome", verifier_coef=0.0, orm_coef=1.0,
+                     max_updates=1, ppo_epochs=1, n_minibatches=1, temperature=0.5)
+    record = _metrics(train_ppo(config, outcome_scorer=AsciiShare()))[0]
+    assert record["approx_kl"] == 0.0 and record["clip_fraction"] == 0.0

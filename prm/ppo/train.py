@@ -292,6 +292,11 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
     `step_scorer` / `outcome_scorer` (Python API only) replace the models named by
     `config.prm` / `config.orm` with any `StepScorer` / `OutcomeScorer` (a verifier, a mix).
     Writes `metrics.jsonl` (one line per update), `checkpoint/` and the final policy.
+
+    Dropout is off throughout: the policy (and critic) stay in eval mode for rollouts, old
+    log-probs and updates alike (the reference is always in eval mode), so the first ratio
+    of every update is exactly 1 (TRL's `disable_dropout` for the same reason; eval mode also
+    covers dropout that HF attention applies only when `module.training` is set).
     """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
@@ -329,6 +334,7 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
     if not reference.uses_adapter:
         reference.policy.to(accelerator.device)
     unwrapped = accelerator.unwrap_model(model)
+    model.eval()  # gradients still flow; dropout stays off (see the docstring)
     output_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = output_dir / "metrics.jsonl"
     if start_update == 0 and accelerator.is_main_process:
@@ -350,7 +356,6 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
         # 1. roll out
         problem_indices = batch_indices(shard, len(train_problems), config.batch_size, config.seed)
         problems = [train_problems[i] for i in problem_indices]
-        model.eval()
         prompt_ids, response_ids, texts = roll_out(unwrapped.policy, tokenizer, problems, config, update_seed)
         per_response_problems = [p for p in problems for _ in range(config.samples_per_prompt)]
 
@@ -377,7 +382,6 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
             advantages = whiten(advantages, mask)
 
         # 5. clipped updates
-        model.train()
         stats = _optimise(model, optimizer, accelerator, batch, old_logprobs, old_values, advantages, returns, config,
                           generator=torch.Generator().manual_seed(update_seed))
 
