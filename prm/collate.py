@@ -104,9 +104,10 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
     Shared rows are used only where they need at least 15 % fewer row slots than padding.
 
     Returns input_ids [R, W] long; attention_mask [R, W] long (padded layout) or [R, 1, W, W]
-    bool (shared rows: True = may attend); position_ids [R, W] long (shared rows only);
-    step_labels [R, W] float, step_weights [R, W] float (how many sequences have a label
-    there; step_labels holds their mean) and step_mask [R, W] bool at the label positions;
+    bool (shared rows: True = may attend; `additive_mask` gives the form the model takes);
+    position_ids [R, W] long (shared rows only); step_labels [R, W] float, step_weights
+    [R, W] float (how many sequences have a label there; step_labels holds their mean) and
+    step_mask [R, W] bool at the label positions;
     outcome_positions [N] long, one per feature in input order, an index into the flattened
     [R * W] logits (-1 = none); outcome_labels [N] float; num_tokens (the features' own token
     count) and num_computed (tokens in the rows) as 0-d long tensors.
@@ -272,6 +273,19 @@ def _tree_mask(nodes: torch.Tensor, parents: list[int]) -> torch.Tensor:
     visible = on_path[query, key] & real.unsqueeze(1) & real.unsqueeze(2)
     visible &= torch.ones(width, width, dtype=torch.bool).tril()
     return visible | torch.eye(width, dtype=torch.bool)
+
+
+def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A shared rows' attention mask [R, 1, W, W] bool (True = may attend) -> [R, 1, W, W] in
+    `dtype` (the model's): 0 where a token may attend, the lowest finite value where not.
+
+    transformers passes a 4-D mask to the attention kernel unchanged. sdpa would take the bool
+    mask, but eager attention adds the mask to the scores (True would add 1 and mask nothing);
+    the additive form is right for both. The collator keeps the bool mask (a quarter of the
+    float32 size) and the batch is converted where it meets the model, on its device
+    (`prm.train.model_inputs`).
+    """
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
 
 
 def collate_pairs(pairs: Sequence[dict], pad_token_id: int, solutions_per_row: int = 1) -> dict[str, torch.Tensor]:

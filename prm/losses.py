@@ -22,40 +22,27 @@ def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
     raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def until_first_wrong(step_labels: torch.Tensor, step_mask: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Keep labelled steps up to and including each row's first wrong one (label < threshold).
-
-    step_labels [B, T] float, step_mask [B, T] bool -> [B, T] bool. Rows are in token order, so
-    "after" means a later label position (the "Let's Verify Step by Step" convention: what follows
-    a mistake is not judged).
-    """
-    wrong = step_mask & (step_labels < threshold)
-    wrong_before = torch.cumsum(wrong.long(), dim=-1) - wrong.long()
-    return step_mask & (wrong_before == 0)
-
-
 def step_bce_loss(step_logits: torch.Tensor, step_labels: torch.Tensor, step_mask: torch.Tensor, *,
-                  first_wrong_only: bool = False, weights: torch.Tensor | None = None,
-                  reduction: str = "mean") -> torch.Tensor:
+                  weights: torch.Tensor | None = None, reduction: str = "mean") -> torch.Tensor:
     """Per-step binary cross-entropy on hard or soft labels.
 
     step_logits [B, T]: log-odds at each token. step_labels [B, T] float in [0, 1] (read only where
     step_mask is True). step_mask [B, T] bool: the label positions (each step's last separator
-    token). first_wrong_only: ignore steps after the first wrong one (rows in token order).
+    token). Steps after a solution's first wrong one (`--first_wrong_only`) are left out per
+    solution before batching (`drop_labels_after_first_wrong`): a row may hold several solutions.
     weights [B, T] float: how many steps a position stands for (a step prefix shared by k
     sequences, with the mean of their labels: BCE is linear in the label, so this equals k
     separate terms). Returns a scalar ("mean" over the weighted steps, or "sum"), or [N] per
     position with "none".
     """
-    mask = until_first_wrong(step_labels, step_mask) if first_wrong_only else step_mask
-    logits = step_logits[mask].float()
-    labels = step_labels[mask].to(logits.dtype)
+    logits = step_logits[step_mask].float()
+    labels = step_labels[step_mask].to(logits.dtype)
     losses = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
     if weights is None:
         return _reduce(losses, reduction)
-    losses = losses * weights[mask].to(losses.dtype)
+    losses = losses * weights[step_mask].to(losses.dtype)
     if reduction == "mean":
-        return losses.sum() / weights[mask].sum().clamp(min=1e-12)
+        return losses.sum() / weights[step_mask].sum().clamp(min=1e-12)
     return _reduce(losses, reduction)
 
 

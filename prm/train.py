@@ -32,6 +32,7 @@ import torch
 
 from prm.collate import (
     LengthGroupedBatchSampler,
+    additive_mask,
     collate_features,
     collate_pairs,
     drop_labels_after_first_wrong,
@@ -249,11 +250,12 @@ def _at_positions(logits: torch.Tensor, positions: torch.Tensor) -> tuple[torch.
     return logits.reshape(-1)[positions.clamp(min=0)], valid
 
 
-def model_inputs(batch: dict, use_mask: bool) -> dict:
-    """Keyword arguments of the forward pass: the tree mask and position ids of a batch with shared
-    rows, the padding mask only where the model needs it (see `is_causal_decoder`)."""
+def model_inputs(batch: dict, use_mask: bool, dtype: torch.dtype) -> dict:
+    """Keyword arguments of the forward pass: the tree mask (additive, in `dtype`, the model's
+    floating-point dtype, see `additive_mask`) and position ids of a batch with shared rows, the
+    padding mask only where the model needs it (see `is_causal_decoder`)."""
     if "position_ids" in batch:
-        return {"attention_mask": batch["attention_mask"], "position_ids": batch["position_ids"]}
+        return {"attention_mask": additive_mask(batch["attention_mask"], dtype), "position_ids": batch["position_ids"]}
     return {"attention_mask": batch["attention_mask"] if use_mask else None}
 
 
@@ -433,8 +435,9 @@ def train(config: TrainConfig) -> Path:
 
     # Solutions of one prompt share rows only in a causal decoder, where the tree mask gives
     # every token exactly the context it has in its own sequence, and only with attention
-    # kernels that take an arbitrary mask (flash-attention 2 would ignore it).
+    # kernels that take an arbitrary additive mask (flash-attention 2 would ignore it).
     use_mask = not is_causal_decoder(model)
+    mask_dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
     attention = getattr(model.config, "_attn_implementation", None)
     solutions_per_prompt = config.solutions_per_prompt
     if solutions_per_prompt > 1 and (use_mask or attention not in ("sdpa", "eager")):
@@ -497,7 +500,7 @@ def train(config: TrainConfig) -> Path:
         for index, batch in enumerate(micro_batches):
             sync = nullcontext() if index == len(micro_batches) - 1 else accelerator.no_sync(model)
             with sync:
-                output = model(batch["input_ids"], **model_inputs(batch, use_mask))
+                output = model(batch["input_ids"], **model_inputs(batch, use_mask, mask_dtype))
                 sums = loss_sums(output, batch, config)
                 loss = sum(weights[name] * value / totals[name] for name, value in sums.items())
                 accelerator.backward(loss * accelerator.num_processes)

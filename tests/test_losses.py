@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from prm.collate import LengthGroupedBatchSampler, collate_features
-from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss, until_first_wrong
+from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss
 from prm.metrics import processbench_f1, step_accuracy, step_auc
 
 
@@ -25,16 +25,14 @@ def test_soft_label_is_not_rounded():
     assert loss.item() != pytest.approx(step_bce_loss(logits, hard, mask).item(), rel=1e-3)
 
 
-def test_first_wrong_only_ignores_later_steps():
+def test_step_loss_is_one_term_per_labelled_position():
     labels = torch.tensor([[1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
     mask = torch.tensor([[True, True, True, True], [True, False, True, True]])
-    kept = until_first_wrong(labels, mask)
-    assert kept.tolist() == [[True, True, False, False], [True, False, True, True]]
     logits = torch.randn(2, 4)
-    full = step_bce_loss(logits, labels, mask, reduction="none")
-    assert full.shape == (7,)
-    cut = step_bce_loss(logits, labels, mask, first_wrong_only=True, reduction="sum")
-    assert cut.item() == pytest.approx(step_bce_loss(logits, labels, kept, reduction="sum").item())
+    terms = step_bce_loss(logits, labels, mask, reduction="none")
+    assert terms.tolist() == pytest.approx([_bce(logit, label) for logit, label in zip(logits[mask].tolist(),
+                                                                                        labels[mask].tolist())])
+    assert step_bce_loss(logits, labels, mask, reduction="sum").item() == pytest.approx(terms.sum().item())
 
 
 def test_outcome_and_pairwise_formulas():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from prm.collate import LengthGroupedBatchSampler, collate_features, collate_pairs
 from prm.modeling import RewardModel, RewardSettings
@@ -44,7 +45,7 @@ def _features(tokenizer, model, max_length=512):
 
 def _run(model, batch, config):
     model.zero_grad()
-    output = model(batch["input_ids"], **model_inputs(batch, use_mask=False))
+    output = model(batch["input_ids"], **model_inputs(batch, use_mask=False, dtype=torch.float32))
     sums = loss_sums(output, batch, config)
     sum(sums.values()).backward()
     grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
@@ -96,8 +97,8 @@ def test_pairs_share_their_prompt(joint_model):
     shared = collate_pairs(features, tokenizer.pad_token_id, solutions_per_row=2)
     assert shared["input_ids"].shape[0] == 3 and padded["input_ids"].shape[0] == 6
     with torch.no_grad():
-        values = [model(b["input_ids"], **model_inputs(b, use_mask=False)).outcome_logits.reshape(-1)[b["outcome_positions"]]
-                  for b in (padded, shared)]
+        values = [model(b["input_ids"], **model_inputs(b, use_mask=False, dtype=torch.float32))
+                  .outcome_logits.reshape(-1)[b["outcome_positions"]] for b in (padded, shared)]
     torch.testing.assert_close(values[1], values[0], rtol=1e-5, atol=1e-5)
 
 
@@ -161,14 +162,23 @@ def test_first_wrong_only_per_sequence_in_shared_rows(joint_model):
 
     tokenizer, model = joint_model
     features = _features(tokenizer, model)
+    kept = [drop_labels_after_first_wrong(f) for f in features]
+    assert sum(len(f["labels"]) for f in kept) < sum(len(f["labels"]) for f in features)  # something is cut
     padded = collate_features(features, tokenizer.pad_token_id)
-    shared = collate_features([drop_labels_after_first_wrong(f) for f in features], tokenizer.pad_token_id,
-                              solutions_per_row=4)
+    shared = collate_features(kept, tokenizer.pad_token_id, solutions_per_row=4)
+    assert "position_ids" in shared
     assert drop_labels_after_first_wrong({"labels": [1.0, 0.0, 1.0], "label_positions": [3, 5, 7]}) == {
         "labels": [1.0, 0.0], "label_positions": [3, 5]}
     with torch.no_grad():
-        logits = [model(b["input_ids"], **model_inputs(b, use_mask=False)).step_logits for b in (padded, shared)]
-    expected = step_bce_loss(logits[0], padded["step_labels"], padded["step_mask"], first_wrong_only=True, reduction="sum")
+        logits = [model(b["input_ids"], **model_inputs(b, use_mask=False, dtype=torch.float32)).step_logits
+                  for b in (padded, shared)]
+    # Expected: each sequence alone, its steps up to and including its first wrong one.
+    expected = torch.zeros(())
+    for row, feature in enumerate(features):
+        first_wrong = next((i for i, label in enumerate(feature["labels"]) if label < 0.5), len(feature["labels"]))
+        positions = feature["label_positions"][:first_wrong + 1]
+        expected = expected + F.binary_cross_entropy_with_logits(
+            logits[0][row, positions], torch.tensor(feature["labels"][:first_wrong + 1]), reduction="sum")
     got = step_bce_loss(logits[1], shared["step_labels"], shared["step_mask"], weights=shared["step_weights"],
                         reduction="sum")
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
@@ -185,7 +195,42 @@ def test_short_trees_are_packed_beside_long_ones(joint_model):
     assert batch["input_ids"].shape[0] == 2 and (batch["input_ids"][1] != tokenizer.pad_token_id).sum() > 12
     padded = collate_features(features, tokenizer.pad_token_id)
     with torch.no_grad():
-        shared_out = model(batch["input_ids"], **model_inputs(batch, use_mask=False))
+        shared_out = model(batch["input_ids"], **model_inputs(batch, use_mask=False, dtype=torch.float32))
         padded_out = model(padded["input_ids"])
     torch.testing.assert_close(shared_out.outcome_logits.reshape(-1)[batch["outcome_positions"]],
                                padded_out.outcome_logits.reshape(-1)[padded["outcome_positions"]], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-5), (torch.bfloat16, 1e-2)])
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_tree_mask_holds_under_every_supported_attention(joint_model, attention, dtype, atol):
+    # eager attention adds a 4-D mask to the scores instead of selecting with it, so a mask
+    # that is right for sdpa can leave eager unmasked: both must score a shared row as the
+    # sequences alone, also in a half-precision model (whose mask must be in its dtype).
+    from transformers import AutoModelForCausalLM
+
+    from prm.tiny import tiny_config
+
+    tokenizer, _ = joint_model
+    torch.manual_seed(0)
+    backbone = AutoModelForCausalLM.from_config(tiny_config(tokenizer), attn_implementation=attention)
+    assert backbone.config._attn_implementation == attention
+    model = RewardModel.from_backbone(backbone, RewardSettings(objective="joint")).eval().to(dtype)
+    prompt = "Problem 1: check each step in turn, add the two sums and take half of the rest"
+    records = [{"prompt": prompt, "completions": ["add two ok", "sum three no"], "labels": [True, False]},
+               {"prompt": prompt, "completions": ["take half no", "half ok"], "labels": [False, True]}]
+    features, _ = encode_records(tokenizer, records, model.settings, 512)
+    batch = collate_features(features, tokenizer.pad_token_id, solutions_per_row=2)
+    first, second = (len(f["input_ids"]) for f in features)
+    shared = features[0]["prompt_length"]
+    # One row: the first solution, then the second one's steps (the solutions share the prompt only).
+    assert "position_ids" in batch and batch["input_ids"].shape == (1, first + second - shared)
+    where = [torch.arange(first), torch.cat([torch.arange(shared), torch.arange(first, first + second - shared)])]
+    for feature, columns in zip(features, where):
+        assert batch["input_ids"][0, columns].tolist() == feature["input_ids"]
+    with torch.no_grad():
+        together = model(batch["input_ids"], **model_inputs(batch, use_mask=False, dtype=dtype))
+        for feature, columns in zip(features, where):
+            alone = model(torch.tensor([feature["input_ids"]]))
+            torch.testing.assert_close(together.step_logits[0, columns], alone.step_logits[0], rtol=0, atol=atol)
+            torch.testing.assert_close(together.outcome_logits[0, columns], alone.outcome_logits[0], rtol=0, atol=atol)
