@@ -224,8 +224,10 @@ def compare_sides(left: Fraction | complex, right: Fraction | complex, left_toks
         # Truncation: the shown value is the true one cut after d decimals.
         if _close(other, shown, ulp) and abs(complex(other)) > abs(complex(shown)):
             return True, "equal after truncating to the shown decimals"
-    if any(t[1] == "%" for t in left_toks) or any(t[1] == "%" for t in right_toks):
+    if (any(t[1] == "%" for t in left_toks) or any(t[1] == "%" for t in right_toks)) \
+            and not _percent_of_a_quantity(left_toks) and not _percent_of_a_quantity(right_toks):
         # Prose uses % loosely: "(3/4)*100 = 75%", "20/240 = 8.33%", "3/21 * 100% = 14.28".
+        # Not when a percentage is taken of a quantity: "10% of 50 = 500" is false.
         hundred = Fraction(100)
         plain_left = [t for t in left_toks if t[1] != "%"]
         plain_right = [t for t in right_toks if t[1] != "%"]
@@ -241,6 +243,29 @@ def compare_sides(left: Fraction | complex, right: Fraction | complex, left_toks
         if _close(left, right, 0.01 * max(abs(complex(left)), abs(complex(right)))):
             return True, "≈: within 1 %"
     return False, "values differ"
+
+
+_TIMES_WORDS = frozenset(["of", "x", "X", "times"])
+
+
+def _percent_of_a_quantity(tokens: list[Token]) -> bool:
+    """Does a side take a percentage of a quantity (`10% of 50`, `20% * 50`, `$50 x 20%`)? Then
+    its `%` is arithmetic, not a unit label. `100%` is the label-like factor of `3/21 * 100%`;
+    dividing by a percentage (`$7500/75%`, "every 1% is $100") reads as a label too."""
+    for i, t in enumerate(tokens):
+        if t[1] != "%" or t[0] != "op" or i == 0:
+            continue
+        number = tokens[i - 1]
+        if number[0] != "num" or number_value(number[1]) == 100:
+            continue
+        after = tokens[i + 1] if i + 1 < len(tokens) else None
+        if after is not None and (after[1] == "*" or after[1] in _TIMES_WORDS) and i + 2 < len(tokens) \
+                and (tokens[i + 2][0] in ("num", "cur", "const", "fn") or tokens[i + 2][1] in _OPEN_BRACKETS):
+            return True  # "10% of 50", "20% * 50"
+        before = tokens[i - 2] if i >= 2 else None
+        if before is not None and (before[1] == "*" or before[1] in _TIMES_WORDS):
+            return True  # "$50 * 20%"
+    return False
 
 
 # -- finding claims in prose -----------------------------------------------------------------
@@ -653,6 +678,8 @@ def _find_claims(text: str, limits: Limits, confirm_plain_prose: bool = False) -
                 claims.append(Claim("prose", "", True, "plain arithmetic, exact"))
             return claims
     toks = tokenize(_ANNOTATION.sub(" ", text) if annotated else text)
+    if "percent" in text:
+        toks = [("op", "%", t[2]) if t[0] == "word" and t[1].lower() == "percent" else t for t in toks]
     for i, t in enumerate(toks):
         if t[0] == "op" and t[1] in _CLAIM_RELATIONS:
             deadline.check()
