@@ -60,6 +60,18 @@ TRICKY = [
     "2 + 1 = 3 times 2",
     "2 + 1 = 3 divided by 3 is 1",
     "2 + 1 = 3 more than 1 + 1 = 2",
+    # prose arithmetic before a left side, and operators a few prose words behind it
+    "Two 45-pound plates cost $50 x 2 = $100.",
+    "He buys 12-pound bags because 4 x 13 = 52",
+    "so Lindsey is given $25 + her original $98 + 0 = $123.",
+    "after 6 sets x every 2 + 1 = 13 hours",
+    "One pen is equal to 2 * x which is 2 * $2 = $4",
+    "twice 3 + 4 = 14",
+    "the sum of 3 + 4 = 7",
+    "a total of 120 + 108 + 100 = 328 pages",
+    "5 more than 3 + 4 = 12",
+    "half of 8 + 2 = 6",
+    "3 times as many as 2 + 2 = 12",
 ]
 
 
@@ -68,7 +80,8 @@ def test_fast_path_agrees_with_full_checker(step):
     assert check_step(step) == full_verdict(step)
 
 
-_WORDS = st.sampled_from(["so", "he", "sold", "of", "x", "apples", "+", "and", "total", "day", "$", "-", "(", ","])
+_WORDS = st.sampled_from(["so", "he", "sold", "of", "x", "apples", "+", "and", "total", "day", "$", "-", "(", ",",
+                          "twice", "than", "more", "as", "every", "her", "12-pound", "sum"])
 _NUMBERS = st.integers(0, 200).map(str) | st.sampled_from(["1/2", "0.5", "1,000", "$3", "07"])
 _OPS = st.sampled_from([" + ", " - ", " * ", " / ", "x", " x ", "/"])
 

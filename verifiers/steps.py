@@ -66,6 +66,32 @@ _MAX_LEFT_TOKENS = 80
 # A word like these just before a claim's left side means the quantity it computes started
 # earlier ("3 x the height of 12 inches = 36", "90 bulbs at $.50 = $45").
 _TRUNCATING_WORDS = frozenset(["x", "X", "at", "per", "with"])
+# Words that stand for arithmetic before a left side ("twice 7 = 14", "5 less than 20 = 15"):
+# `_prose_operation` reads them or marks the claim unsure; the fast path never confirms after them.
+_MULTIPLIER_WORDS = {"twice": 2, "double": 2, "triple": 3, "thrice": 3, "quadruple": 4}
+_FRACTION_WORDS = {
+    "half": 2, "halves": 2, "third": 3, "thirds": 3, "quarter": 4, "quarters": 4, "fourth": 4, "fourths": 4,
+    "fifth": 5, "fifths": 5, "sixth": 6, "sixths": 6, "seventh": 7, "sevenths": 7, "eighth": 8, "eighths": 8,
+    "ninth": 9, "ninths": 9, "tenth": 10, "tenths": 10,
+}
+_COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+                "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
+_COMBINING_WORDS = frozenset(["sum", "total", "product", "difference", "quotient", "average", "mean"])
+_COMPARING_WORDS = frozenset(["more", "less", "fewer"])
+_PROSE_TRIGGERS = frozenset(["of", "times", "as", "than", "and"]) | frozenset(_MULTIPLIER_WORDS)
+# Before a read prose phrase, these mean it is itself part of a longer one ("twice the sum of 3 and 4").
+_PROSE_CHAIN_WORDS = (frozenset(["than", "of", "times", "and", "as", "x", "X", "plus", "minus", "by", "half"])
+                      | _COMPARING_WORDS | frozenset(_MULTIPLIER_WORDS))
+# An operator a few prose words behind a left side means its quantity started earlier.
+_WALK_OPERATOR_WORDS = frozenset(["x", "X", "times", "plus", "minus"])
+# Words after which a lone quantity starts a claim of its own ("so 7 = 14" is false).
+_CLAUSE_WORDS = frozenset(["so", "then", "thus", "hence", "therefore", "because", "since", "is", "are", "was",
+                           "were", "be", "equals", "means", "gives", "makes", "that", "which", "now"])
+# Words after a division's result that say it is a whole quotient ("= 33 stickers each, with 1 remaining").
+_REMAINDER_WORDS = frozenset(["remainder", "remaining", "remain", "remains", "leftover", "left", "full", "whole",
+                              "complete"])
+_SCALE_WORDS = {"thousand": 1000, "thousands": 1000, "million": 10**6, "millions": 10**6,
+                "billion": 10**9, "billions": 10**9}
 _CLOCK_OR_ID = re.compile(r"0\d")
 _OPEN_BRACKETS = frozenset("([{")
 _CLOSE_BRACKETS = frozenset(")]}")
@@ -318,18 +344,45 @@ def _truncated(toks: list[Token], start: int) -> bool:
         return True
     i = start - 1
     steps = 0
+    passed_prose = False  # a stop word behind us: an operator counts only after an operand
     while i >= 0 and steps < 4:
         kind, value = toks[i][0], toks[i][1]
         if kind == "op" and value in ("+", "-", "*", "/", "^"):
-            return True
+            if _is_hyphen(toks, i):
+                kind = "word"  # "12-pound bags because 4 x 13 = 52": a hyphenated word
+            elif not passed_prose:
+                return True
+            else:
+                # "$25 + her original $98 = $123"; not "2 * x which is 2 * $2 = $4"
+                return steps <= 2 and i > 0 and _is_operand_end(toks[i - 1])
+        elif kind == "word" and value in _WALK_OPERATOR_WORDS and passed_prose and steps <= 2 \
+                and _follows_quantity(toks, i):
+            return True  # "6 sets x every 2 hours = 12 hours"
         if kind == "word" and value.lower() in STOP_WORDS:
-            return False
+            passed_prose = True
         if kind == "cur" or kind == "word" or (kind == "other" and value in ("'", "’", ".")):
             i -= 1
             steps += 1
             continue
         return False
     return False
+
+
+def _is_operand_end(t: Token) -> bool:
+    return t[0] in ("num", "cur", "word") or (t[0] == "op" and t[1] in (")", "%"))
+
+
+def _is_hyphen(toks: list[Token], i: int) -> bool:
+    """Is toks[i] the hyphen of a compound (`12-pound`, `two-point`, `second-born`)?"""
+    return (toks[i][1] == "-" and not toks[i][2] and i + 1 < len(toks) and toks[i + 1][0] == "word"
+            and not toks[i + 1][2])
+
+
+def _follows_quantity(toks: list[Token], i: int) -> bool:
+    """Does toks[i] follow a quantity, perhaps with one unit word between (`6 sets x`, `3 x`)?"""
+    if i > 0 and _is_quantity_end(toks[i - 1]):
+        return True
+    return i > 1 and toks[i - 1][0] == "word" and _is_quantity_end(toks[i - 2])
 
 
 def _left_starts(toks: list[Token], eq: int) -> list[int]:
@@ -407,7 +460,7 @@ def _parse_left(toks: list[Token], starts: list[int], eq: int, limits: Limits,
 def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadline,
                     approx_context: bool) -> Claim | None:
     """The claim around the relation token toks[eq], or None when there is none."""
-    starts = _left_starts(toks, eq)
+    starts = _left_starts(toks, eq) or _start_after_word_operator(toks, eq)
     if not starts:
         return None
     try:
@@ -416,9 +469,33 @@ def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadli
         return None
     if end == eq + 1 or (end < len(toks) and (toks[end][0] == "num" or (toks[end][1] == ":" and not toks[end][2]))):
         return None  # nothing, or cut short ("= $16 000", "= 8:20")
-    right_toks = toks[eq + 1 : end]
     left, start = _parse_left(toks, starts, eq, limits, deadline)
-    if left is None or _truncated(toks, start):
+    if left is None:
+        return None
+    approx = approx_context or toks[eq][1] == "≈"
+    if start > 0 and toks[start - 1][0] == "word" and toks[start - 1][1].lower() in _PROSE_TRIGGERS:
+        prose = _prose_operation(toks, start, limits, deadline)
+        if prose is _UNSURE:
+            if _is_lone_quantity(toks[start:eq]):
+                return Claim("prose", _claim_text(toks[start:end]), None,
+                             "prose arithmetic before the left side that is not read: not checked")
+            # An expression after it ("4 years younger than 1/2*30 = 15"): true if it holds as
+            # written, never false.
+            claim = _check_relation_as_read(toks, eq, starts, start, end, left, right, approx, limits, deadline)
+            if claim is not None and claim.ok is False:
+                return Claim("prose", claim.text, None, "prose arithmetic before the left side that is not read: "
+                                                        "not checked")
+            return claim
+        if prose is not None:
+            return _check_prose_claim(toks, eq, start, end, left, right, prose, approx, limits, deadline)
+    return _check_relation_as_read(toks, eq, starts, start, end, left, right, approx, limits, deadline)
+
+
+def _check_relation_as_read(toks: list[Token], eq: int, starts: list[int], start: int, end: int, left: Node,
+                            right: Node, approx: bool, limits: Limits, deadline: Deadline) -> Claim | None:
+    """_check_relation for a left side toks[start:eq] read as it stands."""
+    right_toks = toks[eq + 1 : end]
+    if _truncated(toks, start):
         return None
     left_toks = toks[start:eq]
     text = _claim_text(toks[start:end])
@@ -441,20 +518,382 @@ def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadli
     if _mixes_units(left_toks) or _mixes_units(right_toks):
         return Claim("prose", text, None, "adds quantities in different units, not checked")
     try:
-        left_values = _side_values(left, left_toks, limits, deadline)
-        right_values = _side_values(right, right_toks, limits, deadline)
-    except ZeroDivisionError:
-        return Claim("prose", text, None, "division by zero")
+        left_values = _values_or_none(left, left_toks, limits, deadline)
+        right_values = _values_or_none(right, right_toks, limits, deadline)
     except LimitError as err:
         return Claim("prose", text, None, f"refused: {err}")
     except (NotExact, ParseError, ArithmeticError, ValueError):
         return None
-    approx = approx_context or toks[eq][1] == "≈"
+    if left_values is None or right_values is None:
+        return _division_by_zero_claim("prose", text, left_values, right_values)
     ok, why = _compare_readings(left_values, right_values, left_toks, right_toks, approx)
-    if not ok and _true_with_earlier_quantity(toks, start, eq, right_values, right_toks, limits, deadline):
+    if ok:
+        return Claim("prose", text, True, why)
+    if _true_with_earlier_quantity(toks, start, eq, right_values, right_toks, limits, deadline):
         return Claim("prose", text, None, "false as read, true if its first number is a label "
                                           "('day 1') of an earlier quantity: not checked")
-    return Claim("prose", text, ok, why)
+    if left_lone and right_lone and start > 0 and toks[start - 1][0] == "word" \
+            and toks[start - 1][1].lower() not in _CLAUSE_WORDS:
+        # "6 sets x every 2 hours = 12 hours": a lone quantity after prose words is usually
+        # the end of arithmetic told in words, which we did not read.
+        return Claim("prose", text, None, "a lone quantity after prose words: not checked")
+    alarm = _false_alarm(toks, start, eq, end, left_values, right_values, left_toks, limits, deadline)
+    if alarm:
+        return Claim("prose", text, None, alarm)
+    return Claim("prose", text, False, why)
+
+
+def _values_or_none(node: Node, toks: list[Token], limits: Limits, deadline: Deadline):
+    """`_side_values`, or None for a side that divides by zero."""
+    try:
+        return _side_values(node, toks, limits, deadline)
+    except ZeroDivisionError:
+        return None
+
+
+def _division_by_zero_claim(source: str, text: str, left_values, right_values) -> Claim:
+    """A side that divides by zero has no value: claimed equal to a number it is false
+    (`6 / 0 = 0`); with both sides undefined there is nothing to compare."""
+    if left_values is None and right_values is None:
+        return Claim(source, text, None, "division by zero on both sides")
+    return Claim(source, text, False, "division by zero: undefined, not equal to a number")
+
+
+def _start_after_word_operator(toks: list[Token], eq: int) -> list[int]:
+    """For a left side whose first number follows `of` / `times` ("half of 8 = 4", "three times
+    4 = 12"), which `_left_starts` does not start at: the token after that word."""
+    i = eq - 1
+    floor = max(0, eq - _MAX_LEFT_TOKENS)
+    while i > floor:
+        kind, value = toks[i][0], toks[i][1]
+        if kind == "other" or (kind == "op" and value in _STOP_OPS):
+            return []
+        if kind == "word" and value in ("of", "times"):
+            return [i + 1] if i + 1 < eq and _can_start(toks[i + 1]) else []
+        i -= 1
+    return []
+
+
+def _false_alarm(toks: list[Token], start: int, eq: int, end: int, left_values, right_values,
+                 left_toks: list[Token], limits: Limits, deadline: Deadline) -> str | None:
+    """Why a claim that reads false is still not a false claim, or None. Each reason is one that
+    GSM8K's reference solutions use (benchmarks/data/gsm8k_false_steps.jsonl):
+
+    - a whole quotient with a remainder: `100 stickers / 3 friends = 33 stickers for each
+      friend, with 1 remaining`, `13 / 6 = 2 full cycles`;
+    - a quantity counted in thousands: `losing 5 thousand dollars ... 5 * 3 = $15,000`;
+    - a prose `a / b / c` whose `b / c` is a fraction: `14 / 1 / 4 = 14 * 4`;
+    - a range label: `Weeks 1-2 = 96 - 70`.
+    """
+    left, right = left_values[0], right_values[0]
+    if not (isinstance(left, Fraction) and isinstance(right, Fraction)):
+        return None
+    slashes = sum(1 for t in left_toks if t[1] == "/" and t[0] == "op")
+    if slashes and left > 0 and left.denominator != 1 and right == left.numerator // left.denominator \
+            and any(t[0] == "word" and t[1].lower() in _REMAINDER_WORDS for t in toks[eq + 1 : end + 12]):
+        return "a whole quotient with a remainder, not checked"
+    scales = {_SCALE_WORDS[t[1].lower()] for t in toks if t[0] == "word" and t[1].lower() in _SCALE_WORDS}
+    if scales and left and right and any(left * k == right or right * k == left for k in scales):
+        return "a quantity counted in thousands or millions, not checked"
+    if slashes >= 2 and _true_with_grouped_fraction(left_toks, right_values, toks[eq + 1 : end], limits, deadline):
+        return "a / b / c where b / c may be a fraction: ambiguous, not checked"
+    if len(left_toks) >= 3 and start > 0 and _word_at(toks, start - 1) not in (None, *STOP_WORDS):
+        low, dash, high = left_toks[:3]
+        if (low[0] == "num" and low[1].isdigit() and dash[1] == "-" and not dash[2] and high[0] == "num"
+                and not high[2] and high[1].isdigit() and int(low[1]) < int(high[1])):
+            return "a range label ('Weeks 1-2'), not arithmetic"
+    return None
+
+
+def _true_with_grouped_fraction(left_toks: list[Token], right_values, right_toks: list[Token], limits: Limits,
+                                deadline: Deadline) -> bool:
+    """Does the claim hold when a spaced `b / c` after a slash is the fraction b/c (`14 / 1 / 4`)?"""
+    grouped = list(left_toks)
+    changed = False
+    for i in range(1, len(grouped) - 2):
+        a, b, c = grouped[i], grouped[i + 1], grouped[i + 2]
+        if grouped[i - 1][1] == "/" and a[0] == "num" and b[1] == "/" and c[0] == "num" and a[1].isdigit() \
+                and c[1].isdigit() and int(c[1]) != 0:
+            grouped[i + 1] = (b[0], b[1], False)
+            grouped[i + 2] = (c[0], c[1], False)
+            grouped[i] = (a[0], a[1], True)
+            changed = True
+    if not changed:
+        return False
+    try:
+        value = _value(parse_tokens(grouped, limits, deadline), limits, deadline)
+    except (ParseError, NotExact, ArithmeticError, ValueError):
+        return False
+    return _compare_readings([value], right_values, grouped, right_toks)[0]
+
+
+# -- prose arithmetic before a left side ------------------------------------------------------
+#
+# "twice 7 = 14", "the sum of 3 and 4 = 7", "5 less than 20 = 15", "20% more than 50 = 60": the
+# left side we find starts at the last number, and the words before it change its value.
+# `_prose_operation` reads the common phrases; a phrase it recognises but cannot read makes the
+# claim unsure (None), never false.
+
+_UNSURE = "unsure"
+
+
+@dataclass(frozen=True)
+class _ProseReading:
+    """A phrase read before a left side B: the claimed value is apply(B); the phrase starts at
+    toks[begin]; operand: the tokens of its other quantity (for units), if any."""
+
+    apply: Any
+    begin: int
+    operand: list
+    what: str
+
+
+def _word_at(toks: list[Token], i: int) -> str | None:
+    if 0 <= i < len(toks) and toks[i][0] == "word":
+        return toks[i][1].lower()
+    return None
+
+
+def _count_at(toks: list[Token], i: int) -> int | None:
+    """A count written at toks[i]: a number word (`a`, `two`) or a small integer."""
+    w = _word_at(toks, i)
+    if w is not None:
+        return _COUNT_WORDS.get(w)
+    if 0 <= i < len(toks) and toks[i][0] == "num" and toks[i][1].isdigit() and len(toks[i][1]) <= 4:
+        return int(toks[i][1])
+    return None
+
+
+def _multiplier_at(toks: list[Token], k: int, fractions: bool, multiples: bool) -> tuple[Fraction, int] | None:
+    """A multiplier phrase ending at toks[k]: (factor, its first token). multiples: `twice`,
+    `three times`, `3 times`; fractions: `half`, `a third`, `two-thirds`, `3 quarters`."""
+    w = _word_at(toks, k)
+    if w is None:
+        return None
+    if multiples and w in _MULTIPLIER_WORDS:
+        return Fraction(_MULTIPLIER_WORDS[w]), k
+    if multiples and w == "times":
+        count = _count_at(toks, k - 1)
+        return (Fraction(count), k - 1) if count else None
+    if fractions and w in _FRACTION_WORDS:
+        j = k - 1
+        hyphen = j >= 0 and toks[j][0] == "op" and toks[j][1] == "-"
+        count = _count_at(toks, j - 1 if hyphen else j)
+        plural = w.endswith("s")
+        if count is None:
+            return (Fraction(1, 2), k) if w == "half" and not hyphen else None
+        if count == 0 or (count == 1) == plural:
+            return None  # "one thirds", "two third"
+        return Fraction(count, _FRACTION_WORDS[w]), (j - 1 if hyphen else j)
+    return None
+
+
+def _operand_before(toks: list[Token], end: int, limits: Limits, deadline: Deadline) -> tuple[Node, int] | None:
+    """The quantity that ends at toks[end - 1] (`3`, `$5`, `25%`, `5 apples`): (tree, first
+    token), the longest that parses; None if there is none."""
+    i = end - 1
+    floor = max(0, end - 16)
+    candidates = []
+    while i >= floor:
+        kind, value = toks[i][0], toks[i][1]
+        if kind in ("num", "cur") or (kind == "op" and value in _OPEN_BRACKETS):
+            candidates.append(i)
+        elif kind == "op" and value in ("%", ")", "]", "}", "+", "-", "*", "/", "^"):
+            pass
+        elif kind == "word" and (value in ("x", "X") or (
+                len(value) > 1 and value.lower() not in STOP_WORDS and value not in _OPERATOR_WORDS
+                and i > 0 and _is_quantity_end(toks[i - 1]))):
+            pass
+        else:
+            break
+        i -= 1
+    for first in reversed(candidates):  # the longest first
+        try:
+            return parse_tokens(toks[first:end], limits, deadline), first
+        except LimitError:
+            raise
+        except ParseError:
+            continue
+    return None
+
+
+def _operand_value(toks: list[Token], end: int, limits: Limits, deadline: Deadline):
+    """(value, first token, tokens) of the quantity ending at toks[end - 1], or None."""
+    found = _operand_before(toks, end, limits, deadline)
+    if found is None or _has_letters(found[0]):
+        return None
+    try:
+        return _value(found[0], limits, deadline), found[1], toks[found[1] : end]
+    except (NotExact, ArithmeticError, ValueError):
+        return None
+
+
+def _prose_operation(toks: list[Token], start: int, limits: Limits, deadline: Deadline):
+    """The prose phrase just before a left side starting at toks[start]: a `_ProseReading`,
+    `_UNSURE` for one we recognise but do not read, or None when there is none.
+
+    Read: `twice / double / triple / thrice / quadruple B`; `half of B`, `a third of B`,
+    `two-thirds of B`; `three times B`; `twice / N times / half as many as B`; `A more / less /
+    fewer than B` and `p% more / less than B`; `the sum / total / product / difference / quotient
+    / average of A and B` (also `of A, C and B`, `difference between A and B`), `the sum of B`.
+    Unsure: `N times more than B` (ambiguous), other comparisons (`older than`), a phrase that is
+    itself inside a longer one (`twice the sum of ...`, `... = 3 more than 4`)."""
+    p = start - 1
+    w = _word_at(toks, p)
+    after_relation_ok = True
+    if w in _MULTIPLIER_WORDS:
+        factor = Fraction(_MULTIPLIER_WORDS[w])
+        reading = _ProseReading(lambda v: factor * v, p, [], w)
+    elif w == "of":
+        head = _word_at(toks, p - 1)
+        if head in ("sum", "total"):
+            reading = _ProseReading(lambda v: v, p - 1, [], f"the {head} of")
+        else:
+            found = _multiplier_at(toks, p - 1, fractions=True, multiples=False)
+            if found is None:
+                return None
+            factor, begin = found
+            reading = _ProseReading(lambda v: factor * v, begin, [], f"{factor} of")
+    elif w == "times":
+        found = _multiplier_at(toks, p, fractions=False, multiples=True)
+        if found is None:
+            return _UNSURE  # "several times 4"
+        factor, begin = found
+        reading = _ProseReading(lambda v: factor * v, begin, [], f"{factor} times")
+    elif w == "as":
+        if _word_at(toks, p - 2) != "as" or _word_at(toks, p - 1) is None:
+            return None
+        found = _multiplier_at(toks, p - 3, fractions=True, multiples=True)
+        if found is None:
+            return None  # "as many as 5": the same number
+        factor, begin = found
+        reading = _ProseReading(lambda v: factor * v, begin, [], f"{factor} times as many as")
+    elif w == "than":
+        comparing = _word_at(toks, p - 1)
+        if comparing not in _COMPARING_WORDS or _word_at(toks, p - 2) in _PROSE_CHAIN_WORDS:
+            return _UNSURE  # "older than", "3 times more than"
+        operand = _operand_value(toks, p - 1, limits, deadline)
+        if operand is None:
+            return _UNSURE  # "a lot more than 20"
+        a, begin, a_toks = operand
+        sign = 1 if comparing == "more" else -1
+        if a_toks[-1][1] == "%" and _is_lone_quantity(a_toks):
+            reading = _ProseReading(lambda v: v * (1 + sign * a), begin, a_toks, f"% {comparing} than")
+        else:
+            reading = _ProseReading(lambda v: v + sign * a, begin, a_toks, f"{comparing} than")
+        after_relation_ok = False
+    elif w == "and":
+        reading = _combining_reading(toks, p, limits, deadline)
+        if reading is None or reading is _UNSURE:
+            return reading
+        after_relation_ok = False
+    else:
+        return None
+    if _phrase_continues_before(toks, reading.begin, after_relation_ok):
+        return _UNSURE
+    return reading
+
+
+def _combining_reading(toks: list[Token], p: int, limits: Limits, deadline: Deadline):
+    """`the sum of A and B` and its kin, `and` at toks[p]; see `_prose_operation`."""
+    terms = []
+    end = p - 1 if p > 0 and toks[p - 1][1] == "," else p  # "3, 4, and 5"
+    while len(terms) < 10:
+        operand = _operand_value(toks, end, limits, deadline)
+        if operand is None:
+            return None if not terms else _UNSURE
+        terms.append(operand)
+        first = operand[1]
+        if first > 0 and toks[first - 1][0] == "op" and toks[first - 1][1] == ",":
+            end = first - 1
+            continue
+        break
+    first = terms[-1][1]
+    link, head = _word_at(toks, first - 1), _word_at(toks, first - 2)
+    if link not in ("of", "between") or head not in _COMBINING_WORDS:
+        return None
+    if link == "between" and head != "difference":
+        return None
+    values = [t[0] for t in reversed(terms)]
+    operand_toks = [tok for t in terms for tok in t[2]]
+    if head in ("sum", "total"):
+        total = sum(values)
+        apply = lambda v: total + v  # noqa: E731
+    elif head == "product":
+        product = 1
+        for value in values:
+            product *= value
+        apply = lambda v: product * v  # noqa: E731
+    elif head in ("average", "mean"):
+        total, n = sum(values), len(values) + 1
+        apply = lambda v: (total + v) / n  # noqa: E731
+    elif len(values) > 1:
+        return _UNSURE  # the difference of three numbers
+    elif head == "difference":
+        apply = lambda v: abs(values[0] - v)  # noqa: E731
+    else:  # quotient
+        apply = lambda v: values[0] / v  # noqa: E731
+    return _ProseReading(apply, first - 2, operand_toks, f"the {head} {link}")
+
+
+def _phrase_continues_before(toks: list[Token], begin: int, after_relation_ok: bool) -> bool:
+    """Is a prose phrase starting at toks[begin] part of a longer one ("twice the sum of 3 and
+    4", "5 + 3 more than 4"), or (unless after_relation_ok) does its first quantity end another
+    claim ("2 + 1 = 3 more than 1 = 4")?"""
+    j = begin - 1
+    if _word_at(toks, j) in ("the", "a", "an"):
+        j -= 1
+    if j < 0:
+        return False
+    kind, value = toks[j][0], toks[j][1]
+    if kind == "op" and value in ("+", "-", "*", "/", "^", "%"):
+        return True
+    if kind == "op" and value in _CLAIM_RELATIONS:
+        return not after_relation_ok
+    if kind == "word" and value.lower() in _PROSE_CHAIN_WORDS:
+        return True
+    return _truncated(toks, j + 1)
+
+
+def _check_prose_claim(toks: list[Token], eq: int, start: int, end: int, left: Node, right: Node,
+                       prose: _ProseReading, approx: bool, limits: Limits, deadline: Deadline) -> Claim | None:
+    """A claim whose left side B follows a prose phrase read by `_prose_operation`. With B one
+    quantity the reading decides (`twice 7 = 15` is false); with B an expression the phrase may
+    or may not already be spelled out in it (`double 6 x 2 = 12`), so it is true when either
+    reading holds and unchecked otherwise."""
+    text = _claim_text(toks[prose.begin : end])
+    left_toks, right_toks = toks[start:eq], toks[eq + 1 : end]
+    if any(t[0] == "num" and _CLOCK_OR_ID.match(t[1]) for t in toks[prose.begin : end]):
+        return None
+    if _has_letters(left) or _has_letters(right):
+        return None
+    b_units, a_units, right_units = _units(left_toks), _units(prose.operand), _units(right_toks)
+    if b_units and a_units and not _share_a_unit(b_units, a_units):
+        return Claim("prose", text, None, "combines quantities in different units, not checked")
+    left_units = b_units | a_units
+    if left_units and right_units and not (left_units & right_units):
+        return Claim("prose", text, None, "unit conversion, not checked")
+    if _mixes_units(left_toks) or _mixes_units(right_toks):
+        return Claim("prose", text, None, "adds quantities in different units, not checked")
+    try:
+        values = _side_values(left, left_toks, limits, deadline)
+        right_values = _side_values(right, right_toks, limits, deadline)
+        read_values = [prose.apply(v) for v in values]
+    except LimitError as err:
+        return Claim("prose", text, None, f"refused: {err}")
+    except (NotExact, ParseError, ArithmeticError, ValueError, TypeError):
+        return Claim("prose", text, None, "prose arithmetic not evaluated")
+    ok, why = _compare_readings(read_values, right_values, [], right_toks, approx)
+    if ok:
+        return Claim("prose", text, True, f"{why} (reading '{prose.what}')")
+    if not _is_lone_quantity(left_toks):
+        if _compare_readings(values, right_values, left_toks, right_toks, approx)[0]:
+            return Claim("prose", text, True, f"exact, the arithmetic of '{prose.what}' spelled out")
+        return Claim("prose", text, None, f"'{prose.what}' before an expression: scope unclear, not checked")
+    alarm = _false_alarm(toks, start, eq, end, read_values, right_values, [], limits, deadline)
+    if alarm:
+        return Claim("prose", text, None, alarm)
+    return Claim("prose", text, False, f"{why} (reading '{prose.what}')")
 
 
 def _mixes_units(toks: list[Token]) -> bool:
@@ -522,12 +961,12 @@ def _check_annotation(body: str, limits: Limits, deadline: Deadline) -> Claim:
         right = parse_tokens(toks[eq + 1 :], limits, deadline)
         if free_symbols(left) or free_symbols(right):
             return Claim("annotation", text, None, "annotation with variables")
-        left_values = _side_values(left, toks[:eq], limits, deadline)
-        right_values = _side_values(right, toks[eq + 1 :], limits, deadline)
-    except ZeroDivisionError:
-        return Claim("annotation", text, None, "division by zero")
+        left_values = _values_or_none(left, toks[:eq], limits, deadline)
+        right_values = _values_or_none(right, toks[eq + 1 :], limits, deadline)
     except (ParseError, NotExact, ArithmeticError, ValueError) as err:
         return Claim("annotation", text, None, f"not parsed: {err}")
+    if left_values is None or right_values is None:
+        return _division_by_zero_claim("annotation", text, left_values, right_values)
     ok, why = _compare_readings(left_values, right_values, toks[:eq], toks[eq + 1 :])
     return Claim("annotation", text, ok, why)
 
@@ -555,12 +994,14 @@ _TAIL_END = re.compile(r"\s*(?:[.,;:?](?!\d)|$)")
 _TAIL_WORD = re.compile(r"\s+([^\W\d_]+)")
 _LAST_WORD = re.compile(r"([^\W\d_]+)\s*$")
 _BEHIND_TOKEN = re.compile(r"[^\W\d_]+|\d|\S")
+_COMPOUND_HYPHEN = re.compile(r"(?<=\S)-(?=[^\W\d_])")  # "12-pound": a word, not a minus (`_is_hyphen`)
 _LEADING_ZERO = re.compile(r"(?<![\d.,])0\d")
 _ARITHMETIC_CHARS = frozenset("+-*/^×÷−–")
 _PASSABLE_CHARS = frozenset("$'’.")
 # Words that change the value next to a number: never taken as units by the fast path.
 _WORDS_THAT_ARE_MATH = frozenset(["plus", "minus", "times", "of", "divided", "multiplied", "by",
-                                  "and", "pi", "inf", "infinity", "infty", "sqrt"]) | FUNCTIONS | GREEK_WORDS
+                                  "and", "pi", "inf", "infinity", "infty", "sqrt"]) | FUNCTIONS | GREEK_WORDS \
+    | _PROSE_TRIGGERS
 
 
 def _operator_behind(before: str) -> bool:
@@ -568,12 +1009,16 @@ def _operator_behind(before: str) -> bool:
     drank 1 + 1 = 2")? Then the quantity started earlier; the same walk as `_truncated`, one
     step longer, over characters instead of tokens."""
     steps = 0
-    for chunk in reversed(_BEHIND_TOKEN.findall(before[-120:])):
-        if chunk in _ARITHMETIC_CHARS:
-            return True
-        if chunk.lower() in STOP_WORDS or steps >= 5:
+    passed_prose = False
+    for chunk in reversed(_BEHIND_TOKEN.findall(_COMPOUND_HYPHEN.sub(" ", before[-120:]))):
+        if chunk in _ARITHMETIC_CHARS or chunk in _WALK_OPERATOR_WORDS:
+            # Past a prose word `_truncated` stops after two tokens; characters never count more
+            # steps than tokens (a hyphen is a token), so this bails whenever it would.
+            return not passed_prose or steps <= 2
+        if steps >= 5:
             return False
         if chunk[0].isalpha() or chunk in _PASSABLE_CHARS:
+            passed_prose = passed_prose or chunk.lower() in STOP_WORDS
             steps += 1
             continue
         return False
