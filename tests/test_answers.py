@@ -169,3 +169,12 @@ def test_extracted_model_styles_compare():
     assert answers_equivalent(r"\frac{1}{3}", extract_answer("The answer is 0.333..."))
     assert answers_equivalent("9", extract_answer("The answer is nine."))
     assert not answers_equivalent("0.333", extract_answer("The answer is 0.333..."))
+
+
+def test_is_correct_is_extraction_then_equivalence():
+    from verifiers import is_correct
+
+    assert is_correct("12", "So 3 * 4 = 12.\nThe answer is 12 because 3 * 4 = 12.")
+    assert is_correct("0.5", "#### 1/2")
+    assert not is_correct("12", "The answer is 13.")
+    assert not is_correct("12", "I do not know")   # nothing to extract is not correct

@@ -6,7 +6,7 @@ through constructors. Every public function is bounded in time and never raises 
 (except `parse_expression`, which raises `ParseError` / `LimitError` with a message).
 """
 
-from verifiers.answers import answers_equivalent, extract_answer
+from verifiers.answers import answers_equivalent, extract_answer, is_correct
 from verifiers.limits import DEFAULT_LIMITS, LimitError, Limits, ParseError
 from verifiers.parser import parse_expression
 from verifiers.steps import (
@@ -24,6 +24,7 @@ __all__ = [
     "Claim",
     "answers_equivalent",
     "extract_answer",
+    "is_correct",
     "LimitError",
     "Limits",
     "ParseError",

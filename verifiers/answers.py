@@ -835,3 +835,16 @@ def answers_equivalent(gold: str, pred: str, limits: Limits = DEFAULT_LIMITS) ->
         return _equal(_structure(a, limits, deadline), _structure(b, limits, deadline), limits, deadline)
     except Exception:  # any input gets an answer; refusals and oddities are "not equivalent"
         return False
+
+
+def is_correct(reference: str, text: str, limits: Limits = DEFAULT_LIMITS) -> bool:
+    """Does the solution `text` reach the `reference` answer? The one outcome check of the
+    toolkit (labels, rollouts, rewards, accuracy): its extracted final answer is equivalent.
+
+    >>> is_correct("12", "3 * 4 = 12\\nThe answer is 12.")
+    True
+    >>> is_correct("12", "no answer here")
+    False
+    """
+    predicted = extract_answer(text)
+    return predicted is not None and answers_equivalent(reference, predicted, limits)

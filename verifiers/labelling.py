@@ -139,11 +139,6 @@ def _symbolic_verdicts(steps: Sequence[str]) -> list[tuple[bool | None, str]]:
     return verdicts
 
 
-def _reaches(completion: str, reference: str) -> bool:
-    answer = verifiers.extract_answer(completion)
-    return answer is not None and verifiers.answers_equivalent(reference, answer)
-
-
 @dataclass
 class _Plan:
     """One solution between the symbolic pass and the rollouts."""
@@ -275,7 +270,7 @@ def label_many(
                 f"{len(prefixes)} prefixes x {n_rollouts}; expected {n_rollouts} for each prefix"
             )
         for (plan, index), samples in zip(owners, completions):
-            plan.details[index].rollout_hits = sum(_reaches(text, plan.reference) for text in samples)
+            plan.details[index].rollout_hits = sum(verifiers.is_correct(plan.reference, text) for text in samples)
             plan.details[index].rollout_total = len(samples)
     return [_finish(plan, mode) for plan in plans]
 
