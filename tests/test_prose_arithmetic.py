@@ -46,6 +46,11 @@ TRUE_PROSE = [
     "$5 less than $20 = $15",
     "20 percent more than 50 = 60",
     "She is twice as old as 7 = 14 years",
+    "Half of the 36 students = 18 students went home.",
+    "Her brother is 3 years older than 9 = 12 years.",
+    "The bike is $15 more expensive than $120 = $135.",
+    "The pen is 20% cheaper than $2.50 = $2.",
+    "She reads 3 times as many pages as 12 = 36 pages.",
 ]
 
 
@@ -64,6 +69,8 @@ FALSE_PROSE = [
     "It costs 25% less than 80 = 55",
     "half of 8 = 5",
     "The product of 3 and 4 = 7.",
+    "Her brother is 3 years younger than 9 = 12 years.",
+    "Half of the 36 students = 16 students went home.",
     "6 / 0 = 0",
 ]
 
@@ -79,6 +86,17 @@ def test_wrong_prose_arithmetic_is_false(step):
                                   "2 + 1 = 3 more than 1 = 5", "1/0 = ∞", "0/0 = 1/0"])
 def test_prose_that_is_not_read_is_not_false(step):
     assert check_step(step) is not False
+
+
+@pytest.mark.parametrize("step", ["$50 + 20% = $60", "50 plus 20% = 60", "He gets a 10% raise, so $2000 + 10% = $2200",
+                                  "15 minus 20% = 12", "$50 - 20% = $40", "<<50+20%=60>>"])
+def test_adding_a_percentage_may_mean_a_percentage_change(step):
+    assert check_step(step) is True
+
+
+@pytest.mark.parametrize("step", ["$50 + 20% = $70", "15 minus 20% = 10", "<<50+20%=70>>"])
+def test_a_wrong_percentage_change_is_false(step):
+    assert check_step(step) is False
 
 
 def test_division_by_zero_claimed_equal_to_a_number_is_false():

@@ -71,6 +71,8 @@ TRICKY = [
     "a total of 120 + 108 + 100 = 328 pages",
     "5 more than 3 + 4 = 12",
     "half of 8 + 2 = 6",
+    "half of the 3 + 4 = 7 apples",
+    "3 years older than 4 + 5 = 12",
     "3 times as many as 2 + 2 = 12",
 ]
 
@@ -81,7 +83,8 @@ def test_fast_path_agrees_with_full_checker(step):
 
 
 _WORDS = st.sampled_from(["so", "he", "sold", "of", "x", "apples", "+", "and", "total", "day", "$", "-", "(", ",",
-                          "twice", "than", "more", "as", "every", "her", "12-pound", "sum"])
+                          "twice", "than", "more", "as", "every", "her", "12-pound", "sum", "the", "half",
+                          "older"])
 _NUMBERS = st.integers(0, 200).map(str) | st.sampled_from(["1/2", "0.5", "1,000", "$3", "07"])
 _OPS = st.sampled_from([" + ", " - ", " * ", " / ", "x", " x ", "/"])
 

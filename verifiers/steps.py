@@ -77,8 +77,15 @@ _FRACTION_WORDS = {
 _COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
                 "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
 _COMBINING_WORDS = frozenset(["sum", "total", "product", "difference", "quotient", "average", "mean"])
-_COMPARING_WORDS = frozenset(["more", "less", "fewer"])
+# "A more than B" is B + A, "A less than B" is B - A; so are comparatives ("3 years older than 9").
+_COMPARING_SIGNS = {
+    "more": 1, "less": -1, "fewer": -1, "older": 1, "younger": -1, "longer": 1, "shorter": -1, "taller": 1,
+    "heavier": 1, "lighter": -1, "bigger": 1, "larger": 1, "smaller": -1, "higher": 1, "lower": -1,
+    "cheaper": -1, "faster": 1, "slower": -1, "greater": 1,
+}
+_COMPARING_WORDS = frozenset(_COMPARING_SIGNS)
 _PROSE_TRIGGERS = frozenset(["of", "times", "as", "than", "and"]) | frozenset(_MULTIPLIER_WORDS)
+_READ_TRIGGERS = _PROSE_TRIGGERS | {"the"}  # "half of the 36": the fast path confirms after "the"
 # Before a read prose phrase, these mean it is itself part of a longer one ("twice the sum of 3 and 4").
 _PROSE_CHAIN_WORDS = (frozenset(["than", "of", "times", "and", "as", "x", "X", "plus", "minus", "by", "half"])
                       | _COMPARING_WORDS | frozenset(_MULTIPLIER_WORDS))
@@ -153,10 +160,31 @@ def _side_values(node: Node, toks: list[Token], limits: Limits, deadline: Deadli
         try:
             other = parse_tokens(toks, limits, deadline, slash_fractions=False)
         except ParseError:
-            return values
+            other = node
         if other != node:
             values.append(_value(other, limits, deadline))
+    if len(toks) >= 4 and toks[-1][1] == "%" and toks[-2][0] == "num":
+        change = _percent_change(toks, limits, deadline)
+        if change is not None:
+            values.append(change)
     return values
+
+
+def _percent_change(toks: list[Token], limits: Limits, deadline: Deadline) -> Fraction | complex | None:
+    """A side `T + p%` / `T - p%` read as a calculator does, T changed by p percent
+    (`$50 + 20% = $60`, "a 10% raise: $2000 + 10% = $2200"); None for any other side."""
+    k = len(toks) - 3
+    sign = toks[k]
+    if not (sign[0] == "op" and sign[1] in ("+", "-") or sign[0] == "word" and sign[1] in ("plus", "minus")):
+        return None
+    if any(t[1] == "%" for t in toks[:k]):
+        return None  # "50% + 25% = 75%": percentages added to each other
+    try:
+        base = _value(parse_tokens(toks[:k], limits, deadline), limits, deadline)
+    except (ParseError, NotExact, ArithmeticError, ValueError):
+        return None
+    rate = number_value(toks[-2][1], limits) / 100
+    return base * (1 + rate) if sign[1] in ("+", "plus") else base * (1 - rate)
 
 
 def _compare_readings(left_values, right_values, left_toks, right_toks, approx: bool = False) -> tuple[bool, str]:
@@ -473,7 +501,7 @@ def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadli
     if left is None:
         return None
     approx = approx_context or toks[eq][1] == "≈"
-    if start > 0 and toks[start - 1][0] == "word" and toks[start - 1][1].lower() in _PROSE_TRIGGERS:
+    if start > 0 and toks[start - 1][0] == "word" and toks[start - 1][1].lower() in _READ_TRIGGERS:
         prose = _prose_operation(toks, start, limits, deadline)
         if prose is _UNSURE:
             if _is_lone_quantity(toks[start:eq]):
@@ -740,6 +768,8 @@ def _prose_operation(toks: list[Token], start: int, limits: Limits, deadline: De
     itself inside a longer one (`twice the sum of ...`, `... = 3 more than 4`)."""
     p = start - 1
     w = _word_at(toks, p)
+    if w == "the" and _word_at(toks, p - 1) == "of":
+        p, w = p - 1, "of"  # "half of the 36 students"
     after_relation_ok = True
     if w in _MULTIPLIER_WORDS:
         factor = Fraction(_MULTIPLIER_WORDS[w])
@@ -761,22 +791,26 @@ def _prose_operation(toks: list[Token], start: int, limits: Limits, deadline: De
         factor, begin = found
         reading = _ProseReading(lambda v: factor * v, begin, [], f"{factor} times")
     elif w == "as":
-        if _word_at(toks, p - 2) != "as" or _word_at(toks, p - 1) is None:
+        # "twice as many as", "3 times as many pages as": one or two words between the two "as"
+        first_as = next((k for k in (p - 2, p - 3) if _word_at(toks, k) == "as"), None)
+        if first_as is None or any(_word_at(toks, k) in (None, "as") for k in range(first_as + 1, p)):
             return None
-        found = _multiplier_at(toks, p - 3, fractions=True, multiples=True)
+        found = _multiplier_at(toks, first_as - 1, fractions=True, multiples=True)
         if found is None:
             return None  # "as many as 5": the same number
         factor, begin = found
         reading = _ProseReading(lambda v: factor * v, begin, [], f"{factor} times as many as")
     elif w == "than":
-        comparing = _word_at(toks, p - 1)
-        if comparing not in _COMPARING_WORDS or _word_at(toks, p - 2) in _PROSE_CHAIN_WORDS:
-            return _UNSURE  # "older than", "3 times more than"
-        operand = _operand_value(toks, p - 1, limits, deadline)
+        comparing, a_end = _word_at(toks, p - 1), p - 1
+        if comparing not in _COMPARING_SIGNS and _word_at(toks, p - 2) in ("more", "less"):
+            comparing, a_end = _word_at(toks, p - 2), p - 2  # "$5 more expensive than $20"
+        if comparing not in _COMPARING_SIGNS or _word_at(toks, a_end - 1) in _PROSE_CHAIN_WORDS:
+            return _UNSURE  # "better than", "3 times more than"
+        operand = _operand_value(toks, a_end, limits, deadline)
         if operand is None:
             return _UNSURE  # "a lot more than 20"
         a, begin, a_toks = operand
-        sign = 1 if comparing == "more" else -1
+        sign = _COMPARING_SIGNS[comparing]
         if a_toks[-1][1] == "%" and _is_lone_quantity(a_toks):
             reading = _ProseReading(lambda v: v * (1 + sign * a), begin, a_toks, f"% {comparing} than")
         else:
