@@ -1,6 +1,6 @@
 """Wall time per PPO update: `prm ppo` vs TRL's experimental PPOTrainer.
 
-Same policy (a fresh `prm.tiny` "base" model, 4.7 M parameters), same batch (8 prompts of
+Same policy (a fresh `generation.tiny` "base" model, 4.7 M parameters), same batch (8 prompts of
 the synthetic task), same response length (32 tokens: a fresh model almost never stops
 early, and TRL runs without a stop token), 4 PPO epochs, one minibatch, a reward model of
 the policy's size. TRL scores whole responses with a sequence-classification reward model
@@ -37,7 +37,7 @@ BATCH, RESPONSE_LENGTH, EPOCHS, SIZE = 8, 32, 4, "base"
 def build_models(root: Path) -> tuple[Path, Path, list[str]]:
     """A policy dir and a PRM dir of the same size, plus the prompt texts."""
     from prm.modeling import RewardModel
-    from prm.tiny import save_tiny_causal_lm
+    from generation.tiny import save_tiny_causal_lm
     from tasks.math.prompts import format_solution, policy_prompt
     from tasks.math.synthetic import generate_problems
 

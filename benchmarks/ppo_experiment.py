@@ -1,6 +1,6 @@
 """Dense (PRM step rewards + outcome) vs outcome-only PPO on the synthetic "tiny" task.
 
-1. policy: a "small" (0.8 M) `prm.tiny` model after a short `prm sft` (or `--policy DIR`);
+1. policy: a "small" (0.8 M) `generation.tiny` model after a short `prm sft` (or `--policy DIR`);
 2. PRM: trained with `prm train` on the policy's own samples of training problems, each
    step labelled by the sympy verifier (`verifiers.verify_solution`: steps before the first
    wrong one are correct), plus the task's corrupted reference solutions;
@@ -37,7 +37,7 @@ def train_policy(out: Path, steps: int) -> Path:
 
 def policy_sample_records(policy_dir: Path, n_problems: int, samples: int, seed: int) -> list[dict]:
     """Step-labelled records from the policy's own solutions, labelled by the verifier."""
-    from search.policy import HFPolicy
+    from generation.policy import HFPolicy
     from tasks.math.prompts import policy_prompt
     from tasks.math.steps import split_steps
     from tasks.math.synthetic import generate_problems
@@ -135,7 +135,8 @@ def main() -> None:
             curves[mode].append([(r["update"], r["heldout_accuracy"]) for r in records if "heldout_accuracy" in r])
             print(f"{mode} seed {seed}: {curves[mode][-1]}", flush=True)
 
-    from prm.sft import heldout_accuracy, load_policy
+    from generation.loading import load_policy
+    from prm.sft import heldout_accuracy
     from prm.ppo.train import PPOConfig, load_problems
 
     model, tokenizer = load_policy(str(policy_dir))

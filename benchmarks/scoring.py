@@ -36,7 +36,7 @@ import torch  # noqa: E402
 
 from prm.modeling import RewardModel, RewardSettings  # noqa: E402
 from prm.scoring import RewardScorer  # noqa: E402
-from prm.tiny import build_tiny_causal_lm, train_tokenizer  # noqa: E402
+from generation.tiny import build_tiny_causal_lm, train_tokenizer  # noqa: E402
 
 
 NAMES = ["Sam", "Ana", "Li", "Omar", "Kim"]
@@ -166,7 +166,7 @@ def main() -> None:
     parser.add_argument("--problems", type=int, default=8, help="problems in the best-of-N comparison")
     parser.add_argument("--n", type=int, default=16, help="N of best-of-N")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--size", default="small", help="prm.tiny size")
+    parser.add_argument("--size", default="small", help="generation.tiny size")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -182,7 +182,7 @@ def main() -> None:
     model = RewardModel.from_backbone(backbone, RewardSettings(), tokenizer=tokenizer).to(args.device)
     scorer = RewardScorer(model.eval(), tokenizer, batch_size=args.batch)
     parameters = sum(p.numel() for p in model.parameters())
-    print(f"model: prm.tiny {args.size!r} ({parameters / 1e6:.2f} M parameters), device {args.device}, "
+    print(f"model: generation.tiny {args.size!r} ({parameters / 1e6:.2f} M parameters), device {args.device}, "
           f"{torch.get_num_threads()} thread(s), torch {torch.__version__}, {platform.processor() or platform.machine()}")
 
     results = {

@@ -9,7 +9,7 @@
 2. Wall time and tokens for best-of-N and beam search (beam_width 4) at N = 4, 8, 16, 32:
    seconds per 1000 generated tokens should stay flat (cost linear in tokens generated).
 
-Tiny random-weight models from `prm.tiny` (weights do not matter for cost).
+Tiny random-weight models from `generation.tiny` (weights do not matter for cost).
 
     python benchmarks/search.py [--json results.json] [--problems 4] [--size small]
 """
@@ -32,9 +32,9 @@ import torch  # noqa: E402
 
 from prm.modeling import RewardModel  # noqa: E402
 from prm.scoring import RewardScorer  # noqa: E402
-from prm.tiny import build_tiny_causal_lm, train_tokenizer  # noqa: E402
+from generation.tiny import build_tiny_causal_lm, train_tokenizer  # noqa: E402
 from search.beam import BeamConfig, beam_search, best_of_n_search  # noqa: E402
-from search.policy import HFPolicy, PolicyState  # noqa: E402
+from generation.policy import HFPolicy, PolicyState  # noqa: E402
 from tasks.math.prompts import format_solution, policy_prompt  # noqa: E402
 from tasks.math.synthetic import generate_problems  # noqa: E402
 
@@ -149,7 +149,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--problems", type=int, default=4)
-    parser.add_argument("--size", default="small", help="prm.tiny size of policy and PRM")
+    parser.add_argument("--size", default="small", help="generation.tiny size of policy and PRM")
     parser.add_argument("--max_steps", type=int, default=10)
     parser.add_argument("--step_tokens", type=int, default=12, help="max tokens per step")
     parser.add_argument("--threads", type=int, default=1)

@@ -61,7 +61,7 @@ def write_jsonl(path: Path, records: list[dict]) -> str:
 
 
 def save_backbone(directory: Path, records: list[dict], size: str, seed: int) -> str:
-    from prm.tiny import save_tiny_causal_lm
+    from generation.tiny import save_tiny_causal_lm
 
     texts = [r["prompt"] for r in records] + [s for r in records for s in r["completions"]]
     save_tiny_causal_lm(directory, texts, size=size, seed=seed)
@@ -184,7 +184,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trl_path", default="/tmp/trl113-prm", help="directory holding trl==1.13.0 (pip --target)")
     parser.add_argument("--skip_trl", action="store_true")
-    parser.add_argument("--size", default="small", help="tiny model size (prm.tiny.SIZES)")
+    parser.add_argument("--size", default="small", help="tiny model size (generation.tiny.SIZES)")
     parser.add_argument("--problems", type=int, default=300, help="synthetic training problems")
     parser.add_argument("--solutions_per_problem", type=int, default=4, help="labelled solutions of each training problem")
     parser.add_argument("--eval_problems", type=int, default=300, help="held-out problems (one solution each)")

@@ -2,27 +2,74 @@
 
 Each subcommand's options are the fields of its config dataclass, parsed by
 `transformers.HfArgumentParser`, so `prm train --lr 1e-4` and
-`prm.train.train(TrainConfig(lr=1e-4))` are the same call. Modules are imported lazily
-so `prm --help` stays fast and a subcommand's heavy imports load only when used.
+`prm.train.train(TrainConfig(lr=1e-4))` are the same call. Each subcommand's module is
+imported inside its loader below (plain imports a reader and a tool can follow), so
+`prm --help` stays fast and heavy imports load only for the command that runs.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
+from collections.abc import Callable
 
-# name -> (module, config dataclass, function taking the config, one-line help)
-COMMANDS: dict[str, tuple[str, str, str, str]] = {
-    "demo": ("prm.demo", "DemoConfig", "run_demo", "The whole pipeline on the synthetic task, with a report"),
-    "sft": ("prm.sft", "SFTConfig", "train_sft", "Supervised fine-tuning of a policy on reference solutions"),
-    "train": ("prm.train", "TrainConfig", "train", "Train a reward model: --objective prm|orm|joint|pairwise"),
-    "score": ("prm.score", "ScoreConfig", "score_file", "Score the steps of every solution in a JSONL file"),
-    "label": ("search.label", "LabelConfig", "label_file", "Label solution steps with sympy and Monte Carlo rollouts"),
-    "rerank": ("search.rerank", "RerankConfig", "rerank_file", "Best-of-N reranking of a candidates JSONL"),
-    "search": ("search.cli", "SearchConfig", "run_search", "Step-level beam search / DVTS with a PRM"),
-    "eval-search": ("search.evaluate", "EvalSearchConfig", "eval_search", "Grid of search methods over N and seeds"),
-    "ppo": ("prm.ppo.train", "PPOConfig", "train_ppo", "PPO with dense per-step rewards"),
+
+def _demo():
+    from commands.demo import DemoConfig, run_demo
+    return DemoConfig, run_demo
+
+
+def _sft():
+    from prm.sft import SFTConfig, train_sft
+    return SFTConfig, train_sft
+
+
+def _train():
+    from prm.train import TrainConfig, train
+    return TrainConfig, train
+
+
+def _score():
+    from commands.score import ScoreConfig, score_file
+    return ScoreConfig, score_file
+
+
+def _label():
+    from commands.label import LabelConfig, label_file
+    return LabelConfig, label_file
+
+
+def _rerank():
+    from search.rerank import RerankConfig, rerank_file
+    return RerankConfig, rerank_file
+
+
+def _search():
+    from commands.search import SearchConfig, run_search
+    return SearchConfig, run_search
+
+
+def _eval_search():
+    from search.evaluate import EvalSearchConfig, eval_search
+    return EvalSearchConfig, eval_search
+
+
+def _ppo():
+    from prm.ppo.train import PPOConfig, train_ppo
+    return PPOConfig, train_ppo
+
+
+# name -> (loader returning (config dataclass, function taking the config), one-line help)
+COMMANDS: dict[str, tuple[Callable[[], tuple[type, Callable]], str]] = {
+    "demo": (_demo, "The whole pipeline on the synthetic task, with a report"),
+    "sft": (_sft, "Supervised fine-tuning of a policy on reference solutions"),
+    "train": (_train, "Train a reward model: --objective prm|orm|joint|pairwise"),
+    "score": (_score, "Score the steps of every solution in a JSONL file"),
+    "label": (_label, "Label solution steps with sympy and Monte Carlo rollouts"),
+    "rerank": (_rerank, "Best-of-N reranking of a candidates JSONL"),
+    "search": (_search, "Step-level beam search / DVTS with a PRM"),
+    "eval-search": (_eval_search, "Grid of search methods over N and seeds"),
+    "ppo": (_ppo, "PPO with dense per-step rewards"),
 }
 
 
@@ -35,7 +82,7 @@ def _usage() -> str:
         "",
         "commands:",
     ]
-    lines += [f"  {name:<{width}}  {spec[3]}" for name, spec in COMMANDS.items()]
+    lines += [f"  {name:<{width}}  {spec[1]}" for name, spec in COMMANDS.items()]
     return "\n".join(lines)
 
 
@@ -50,19 +97,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Spinning OpenMP threads slow CPU training many-fold on shared machines.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    module_name, config_name, function_name, _ = COMMANDS[name]
+    load, _ = COMMANDS[name]
     try:
-        module = importlib.import_module(module_name)
+        config_class, function = load()
     except ModuleNotFoundError as error:
-        if error.name and module_name.startswith(error.name):
+        # An optional extra that is not installed (e.g. vllm), not a bug of ours.
+        if error.name and error.name.split(".")[0] not in {"commands", "prm", "search", "generation", "verifiers", "tasks"}:
             print(f"prm {name}: not available in this installation ({error})", file=sys.stderr)
             return 2
         raise
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(getattr(module, config_name), prog=f"prm {name}")
+    parser = HfArgumentParser(config_class, prog=f"prm {name}")
     (config,) = parser.parse_args_into_dataclasses(args=rest)
-    getattr(module, function_name)(config)
+    function(config)
     return 0
 
 

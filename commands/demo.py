@@ -37,10 +37,11 @@ from typing import Any
 
 import numpy as np
 
+import prm
 from tasks.math.prompts import policy_prompt
 from tasks.math.types import Problem
 
-ASSETS = Path(__file__).parent / "assets" / "demo"
+ASSETS = Path(prm.__file__).parent / "assets" / "demo"
 BON_METHODS = ["majority", "weighted-prm-min", "orm", "prm-min", "prm-prod", "prm-last",
                "majority+verifier", "prm-min+verifier", "oracle"]
 
@@ -294,7 +295,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     from prm.sft import heldout_accuracy
     from search.evaluate import evaluate_tree_search
     from search.plots import plot_accuracy_vs_n, plot_accuracy_vs_tokens
-    from search.policy import HFPolicy
+    from generation.policy import HFPolicy
     from search.rerank import accuracy_curve, powers_of_two
 
     started = time.perf_counter()
@@ -399,7 +400,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "plots": {name: str(path) if path else None for name, path in plots.items()},
     }
     (run / "results.json").write_text(json.dumps(results, indent=2))
-    from prm.demo_report import summary_table, write_report
+    from commands.demo_report import summary_table, write_report
 
     write_report(results, run / "report.md")
     print(summary_table(results))

@@ -163,7 +163,7 @@ def label_file(config: LabelConfig) -> dict:
 
     policy = None
     if config.policy:
-        from search.policy import HFPolicy
+        from generation.policy import HFPolicy
 
         policy = HFPolicy.from_pretrained(
             config.policy, device=config.device, temperature=config.temperature,

@@ -98,7 +98,7 @@ def run_search(config: SearchConfig) -> dict:
     """Search every problem, write JSONL results; returns the metrics (accuracy if references)."""
     from tqdm.auto import tqdm
 
-    from search.policy import HFPolicy
+    from generation.policy import HFPolicy
     from verifiers import answers_equivalent, extract_answer
 
     problems = read_problems(config.problems, config.n_problems)

@@ -451,7 +451,7 @@ def run(config: ExperimentConfig) -> dict[str, Any]:
     samples_path = output_dir / "samples.jsonl"
     policy = None
     if {r["id"] for r in read_jsonl(samples_path)} != {p["id"] for p in sampled} or config.n_rollouts > 0:
-        from search.policy import HFPolicy
+        from generation.policy import HFPolicy
 
         policy = HFPolicy.from_pretrained(config.policy, temperature=config.temperature,
                                           max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,

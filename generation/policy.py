@@ -161,7 +161,7 @@ class HFPolicy:
         """
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from prm.hub import resolve_model
+        from generation.hub import resolve_model
 
         path = resolve_model(name_or_path)
         if device is None:

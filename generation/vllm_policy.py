@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from search.policy import Continuation, PolicyState, render_prompt
+from generation.policy import Continuation, PolicyState, render_prompt
 from tasks.math.prompts import STEP_SEPARATOR
 
 
@@ -33,9 +33,9 @@ class VLLMPolicy:
         except ImportError as error:
             raise ImportError(
                 "VLLMPolicy needs vLLM and a CUDA GPU: pip install 'prm-toolkit[vllm]'. "
-                "On CPU use search.policy.HFPolicy, which has the same interface."
+                "On CPU use generation.policy.HFPolicy, which has the same interface."
             ) from error
-        from prm.hub import resolve_model
+        from generation.hub import resolve_model
 
         self._vllm = vllm
         llm_kwargs.setdefault("enable_prefix_caching", True)

@@ -165,7 +165,7 @@ class RewardModel(nn.Module):
         if isinstance(name_or_path_or_model, (str, Path)):
             from transformers import AutoModel, AutoModelForCausalLM
 
-            from prm.hub import resolve_model
+            from generation.hub import resolve_model
 
             name = resolve_model(str(name_or_path_or_model))
             auto = AutoModelForCausalLM if settings.needs_lm_head else AutoModel
@@ -192,7 +192,7 @@ class RewardModel(nn.Module):
         from safetensors.torch import load_file
         from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
-        from prm.hub import resolve_model
+        from generation.hub import resolve_model
 
         name = resolve_model(str(path))
         config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)

@@ -31,7 +31,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from prm.scoring import Encoded
+from prm.encoding import EncodedSteps
 
 PUBLISHED_FORMATS = ("qwen-prm", "math-shepherd", "rlhflow")
 FORMATS = ("native",) + PUBLISHED_FORMATS
@@ -85,7 +85,7 @@ class QwenPRMEncoder:
         self.step_token = step_token
         self.step_token_id = tokenizer.encode(step_token)[0]
 
-    def encode(self, prompt: str, steps: Sequence[str]) -> Encoded:
+    def encode(self, prompt: str, steps: Sequence[str]) -> EncodedSteps:
         messages = [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
         if steps:
             answer = self.step_token.join(steps) + self.step_token
@@ -94,7 +94,7 @@ class QwenPRMEncoder:
         else:
             text = _template_prefix(self.tokenizer, messages + [{"role": "assistant", "content": _MARKER}])
         ids = self.tokenizer.encode(text)
-        return Encoded(ids, [i for i, token in enumerate(ids) if token == self.step_token_id])
+        return EncodedSteps(ids, [i for i, token in enumerate(ids) if token == self.step_token_id])
 
 
 class ShepherdEncoder:
@@ -107,12 +107,12 @@ class ShepherdEncoder:
         self.step_tag = step_tag
         self.step_tag_id = tokenizer.encode(step_tag, add_special_tokens=False)[-1]
 
-    def encode(self, prompt: str, steps: Sequence[str]) -> Encoded:
+    def encode(self, prompt: str, steps: Sequence[str]) -> EncodedSteps:
         # Steps from Math-Shepherd data may still carry their tag; it is written once either way.
         tagged = [f"{step.rstrip().removesuffix(self.step_tag).rstrip()} {self.step_tag}" for step in steps]
         text = f"{prompt} " + "\n".join(tagged) if steps else prompt
         ids = self.tokenizer.encode(text)
-        return Encoded(ids, [i for i, token in enumerate(ids) if token == self.step_tag_id])
+        return EncodedSteps(ids, [i for i, token in enumerate(ids) if token == self.step_tag_id])
 
 
 class RLHFlowEncoder:
@@ -132,11 +132,11 @@ class RLHFlowEncoder:
             turns.append({"role": "assistant", "content": self.plus_token})
         return turns
 
-    def encode(self, prompt: str, steps: Sequence[str]) -> Encoded:
+    def encode(self, prompt: str, steps: Sequence[str]) -> EncodedSteps:
         tokenizer = self.tokenizer
         if not steps:
             text = _template_prefix(tokenizer, [{"role": "user", "content": _MARKER}]) + prompt
-            return Encoded(tokenizer(text, add_special_tokens=False)["input_ids"], [])
+            return EncodedSteps(tokenizer(text, add_special_tokens=False)["input_ids"], [])
         turns = self._conversation(prompt, steps)
         text = tokenizer.apply_chat_template(turns, tokenize=False)
         encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -151,7 +151,7 @@ class RLHFlowEncoder:
             if not text.startswith(head) or index is None or ids[index] != self.plus_token_id or index == 0:
                 raise ValueError("the chat template or tokenizer does not put the assistant '+' in a token of its own")
             positions.append(index - 1)
-        return Encoded(ids, positions)
+        return EncodedSteps(ids, positions)
 
 
 def _token_pair(tokenizer, plus: str, minus: str, *, spaced: bool) -> tuple[int, int]:

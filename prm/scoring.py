@@ -29,6 +29,8 @@ from typing import Any, Protocol
 
 import torch
 
+from prm.encoding import EncodedSteps, encode_steps
+
 AGGREGATIONS = ("min", "prod", "last", "mean")
 
 # Per-layer (keys, values), each [1, heads, length, head_dim].
@@ -54,19 +56,10 @@ def aggregate(scores: Sequence[float], how: str = "min") -> float:
     return float(sum(scores) / len(scores))
 
 
-@dataclass(frozen=True)
-class Encoded:
-    """ids: the token ids up to the last step's reading position (later tokens cannot change a
-    causal model's scores, so they are never run). positions[i]: index in ids where step i is read."""
-
-    ids: list[int]
-    positions: list[int]
-
-
 class StepEncoder(Protocol):
     separator: str  # splits a completion into steps in `RewardScorer.score`
 
-    def encode(self, prompt: str, steps: Sequence[str]) -> Encoded:
+    def encode(self, prompt: str, steps: Sequence[str]) -> EncodedSteps:
         """With no steps: the ids every continuation of `prompt` starts with."""
         ...
 
@@ -116,11 +109,8 @@ class NativeEncoder:
         self.separator = settings.separator
         self._memo = _MemoTokenizer(tokenizer)
 
-    def encode(self, prompt: str, steps: Sequence[str]) -> Encoded:
-        from prm.encoding import encode_steps
-
-        encoded = encode_steps(self._memo, prompt, list(steps), self.settings)
-        return Encoded(list(encoded.input_ids), list(encoded.step_ends))
+    def encode(self, prompt: str, steps: Sequence[str]) -> EncodedSteps:
+        return encode_steps(self._memo, prompt, list(steps), self.settings)
 
     def prefetch(self, texts: Sequence[str]) -> None:
         """Tokenize step texts in one batched call before they are encoded one by one."""
@@ -239,7 +229,7 @@ class RewardScorer:
 
     def start(self, prompt: str) -> PrefixState:
         """The prompt run once, its cache kept: the root of incremental scoring."""
-        ids = list(self.encoder.encode(prompt, []).ids)
+        ids = list(self.encoder.encode(prompt, []).input_ids)
         if not ids:
             return self._blank(prompt)
         row = _Row(self._blank(prompt), ids, 0, [])
@@ -268,15 +258,15 @@ class RewardScorer:
     def _blank(self, prompt: str) -> PrefixState:
         return PrefixState(prompt, (), (), (), None)
 
-    def _encode(self, prompt: str, steps: Sequence[str]) -> Encoded:
+    def _encode(self, prompt: str, steps: Sequence[str]) -> EncodedSteps:
         encoded = self.encoder.encode(prompt, steps)
-        if len(encoded.positions) != len(steps):
+        if len(encoded.step_ends) != len(steps):
             raise ValueError(
-                f"{len(steps)} steps but {len(encoded.positions)} reading positions: a step or the prompt "
+                f"{len(steps)} steps but {len(encoded.step_ends)} reading positions: a step or the prompt "
                 "probably contains the step marker of this format"
             )
-        if encoded.positions:
-            return Encoded(encoded.ids[: encoded.positions[-1] + 1], encoded.positions)
+        if encoded.step_ends:
+            return EncodedSteps(encoded.input_ids[: encoded.step_ends[-1] + 1], encoded.step_ends)
         return encoded
 
     def _advance(self, states: Sequence[PrefixState], steps_lists: Sequence[Sequence[str]], *, keep_cache: bool,
@@ -297,11 +287,11 @@ class RewardScorer:
                 continue
             steps = state.steps + tuple(new_steps)
             encoded = self._encode(state.prompt, steps)
-            new_positions = encoded.positions[len(state.steps):]
+            new_positions = encoded.step_ends[len(state.steps):]
             reuse = 0
             if state.cache is not None:
-                reuse = min(_common_prefix(state.input_ids, encoded.ids), new_positions[0])
-            rows.append(_Row(state, encoded.ids, reuse, new_positions))
+                reuse = min(_common_prefix(state.input_ids, encoded.input_ids), new_positions[0])
+            rows.append(_Row(state, encoded.input_ids, reuse, new_positions))
 
         results: dict[int, tuple[list[float], float | None, LayerCache | None]] = {}
         live = [index for index, row in enumerate(rows) if row is not None]
@@ -445,7 +435,7 @@ def load(path_or_hub_id: str, *, device=None, dtype=None, format: str = "auto", 
     `prm.published.PUBLISHED_FORMATS`. dtype: a torch dtype or its name ("bfloat16").
     format_options: published-format overrides (e.g. step_tag="ки"); see `prm.published`.
     """
-    from prm.hub import resolve_model
+    from generation.hub import resolve_model
     from prm.published import detect_format, load_published
 
     name = resolve_model(str(path_or_hub_id))

@@ -9,7 +9,7 @@ Each training text is the policy prompt, the reference solution (one step a line
     The answer is 7               <- loss
     <|endoftext|>                 <- loss
 
-`--model tiny:small` builds a fresh `prm.tiny` model with a tokenizer trained on the
+`--model tiny:small` builds a fresh `generation.tiny` model with a tokenizer trained on the
 training texts, which is how the demo gets a policy for the synthetic task; any path or
 hub id fine-tunes that model instead. The result is an ordinary HF directory.
 
@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from generation.loading import build_policy, load_policy
 from tasks.math.loaders import iter_jsonl
 from tasks.math.prompts import format_solution, policy_prompt
 from tasks.math.types import Problem, RecordError, validate_step_example
 
-TINY_PREFIX = "tiny:"
 SYNTHETIC_PREFIX = "synthetic:"
 
 
@@ -40,7 +40,7 @@ class SFTConfig:
     """Options of `prm sft` (also the Python API: `train_sft(SFTConfig(...))`)."""
 
     data: str = field(default="synthetic:tiny", metadata={"help": "synthetic:<preset>, or a JSONL of problems (question, answer, steps) or step-labelled records (only all-correct ones are used)"})
-    model: str = field(default="tiny:small", metadata={"help": "path or hub id of a causal LM, or tiny:<size> for a fresh prm.tiny model with a tokenizer trained on the data"})
+    model: str = field(default="tiny:small", metadata={"help": "path or hub id of a causal LM, or tiny:<size> for a fresh generation.tiny model with a tokenizer trained on the data"})
     output_dir: str = field(default="runs/sft", metadata={"help": "where the fine-tuned policy (HF dir) and checkpoints go"})
     n_train: int = field(default=4000, metadata={"help": "number of synthetic training problems (synthetic data only)"})
     n_eval: int = field(default=200, metadata={"help": "held-out synthetic problems for the final accuracy (0 = skip)"})
@@ -141,75 +141,23 @@ def pad_batch(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[
 # --------------------------------------------------------------------------- models
 
 
-def build_policy(model_name: str, texts: list[str], *, vocab_size: int = 512, seed: int = 0,
-                 trust_remote_code: bool = False):
-    """(model, tokenizer): a fresh `tiny:<size>` model with a tokenizer trained on `texts`,
-    or a pretrained causal LM loaded by path / hub id."""
-    if model_name.startswith(TINY_PREFIX):
-        from prm.tiny import build_tiny_causal_lm, train_tokenizer
-
-        tokenizer = train_tokenizer(texts, vocab_size=vocab_size)
-        return build_tiny_causal_lm(tokenizer, size=model_name[len(TINY_PREFIX):], seed=seed), tokenizer
-    return load_policy(model_name, trust_remote_code=trust_remote_code)
-
-
-def load_policy(name_or_path: str, *, trust_remote_code: bool = False):
-    """(model, tokenizer) of a causal LM by path or hub id (aliases resolved), with a pad token."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from prm.hub import resolve_model
-
-    resolved = resolve_model(name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(resolved, trust_remote_code=trust_remote_code)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(resolved, trust_remote_code=trust_remote_code, use_safetensors=True)
-    return model, tokenizer
-
-
 # --------------------------------------------------------------------------- evaluation
-
-
-@torch.no_grad()
-def generate_completions(model, tokenizer, prompts: list[str], *, temperature: float, max_new_tokens: int,
-                         seed: int = 0, batch_size: int = 64) -> list[str]:
-    """One completion per prompt (greedy when temperature is 0), decoded without specials."""
-    was_training = model.training
-    model.eval()
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    device = next(model.parameters()).device
-    completions = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start : start + batch_size]
-        encoded = [tokenizer(p, add_special_tokens=False).input_ids for p in chunk]
-        width = max(len(ids) for ids in encoded)
-        # Left padding so every prompt ends where generation starts.
-        input_ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(ids)) + ids for ids in encoded], device=device)
-        attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded], device=device)
-        sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if temperature > 0 else {"do_sample": False}
-        output = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
-                                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, **sampling)
-        completions += tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
-    torch.random.set_rng_state(generator_state)
-    model.train(was_training)
-    return completions
-
-
-def answer_is_correct(completion: str, reference: str) -> bool:
-    """The verifier's outcome check: the extracted final answer equals the reference."""
-    from verifiers import answers_equivalent, extract_answer
-
-    predicted = extract_answer(completion)
-    return predicted is not None and answers_equivalent(reference, predicted)
 
 
 def heldout_accuracy(model, tokenizer, problems: list[Problem], *, temperature: float, max_new_tokens: int,
                      seed: int = 0) -> float:
-    """Fraction of `problems` whose sampled solution has the reference answer."""
-    completions = generate_completions(model, tokenizer, [policy_prompt(p.question) for p in problems],
-                                       temperature=temperature, max_new_tokens=max_new_tokens, seed=seed)
-    return sum(answer_is_correct(c, p.answer) for c, p in zip(completions, problems)) / max(len(problems), 1)
+    """Fraction of `problems` whose sampled solution (greedy at temperature 0) reaches the reference
+    answer; sampled through `generation.policy.HFPolicy`, as search and PPO sample."""
+    from generation.policy import HFPolicy
+    from verifiers import is_correct
+
+    was_training = model.training
+    model.eval()
+    policy = HFPolicy(model, tokenizer, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                      batch_size=64, use_chat_template=False)
+    completions = [texts[0] for texts in policy.complete([policy_prompt(p.question) for p in problems], 1)]
+    model.train(was_training)
+    return sum(is_correct(p.answer, c) for c, p in zip(completions, problems)) / max(len(problems), 1)
 
 
 # --------------------------------------------------------------------------- recipe

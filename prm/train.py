@@ -4,8 +4,8 @@ A plain accelerate loop, readable top to bottom::
 
     prm train --data synthetic:tiny --model tiny:small --objective prm --max_steps 300
     prm train --data steps.jsonl --model Qwen/Qwen2.5-0.5B --lora_r 16 --mixed_precision bf16
-    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 -m prm.cli train ...  # 2 CPU processes, gloo
-    accelerate launch --multi_gpu --num_processes 8 -m prm.cli train --model ...            # 8 GPUs
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 -m commands.cli train ...  # 2 CPU processes, gloo
+    accelerate launch --multi_gpu --num_processes 8 -m commands.cli train --model ...            # 8 GPUs
 
 The same run from Python: `train(TrainConfig(data="synthetic:tiny", objective="joint"))`.
 
@@ -199,7 +199,7 @@ def build_model(config: TrainConfig, train_records: list[dict], tokenizer_dir: s
     settings = RewardSettings(separator=config.separator, head=config.head, num_labels=config.num_labels,
                               objective=config.objective, aggregation=config.aggregation)
     if config.model.startswith("tiny:"):
-        from prm.tiny import build_tiny_causal_lm, train_tokenizer
+        from generation.tiny import build_tiny_causal_lm, train_tokenizer
 
         tokenizer = (AutoTokenizer.from_pretrained(tokenizer_dir) if tokenizer_dir
                      else train_tokenizer(_texts(train_records), vocab_size=config.vocab_size))
@@ -210,7 +210,7 @@ def build_model(config: TrainConfig, train_records: list[dict], tokenizer_dir: s
     else:
         from transformers import AutoModel, AutoModelForCausalLM
 
-        from prm.hub import resolve_model
+        from generation.hub import resolve_model
 
         name = resolve_model(config.model)
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or name, trust_remote_code=config.trust_remote_code)

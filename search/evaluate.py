@@ -240,7 +240,7 @@ def sample_pools(policy: Any, questions: Sequence[str], m: int, *, progress: boo
 def eval_search(config: EvalSearchConfig) -> dict[str, Any]:
     """Run the grid, write results.json, results.md and the PNG curves; return the results."""
     from search.plots import plot_accuracy_vs_n, plot_accuracy_vs_tokens
-    from search.policy import HFPolicy
+    from generation.policy import HFPolicy
 
     ns = sorted(set(_int_list(config.ns, "ns")))
     seeds = _int_list(config.seeds, "seeds")

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from prm.tiny import build_tiny_causal_lm, train_tokenizer
+from generation.tiny import build_tiny_causal_lm, train_tokenizer
 from search.beam import BeamConfig, aggregate, beam_search, best_of_n_search, dvts, is_answer_step
-from search.policy import Continuation, HFPolicy
+from generation.policy import Continuation, HFPolicy
 
 QUESTION = "What is 3 + 4?"
 
@@ -226,7 +226,7 @@ def test_reward_model_kv_reuse_scores_equal_rescoring(tiny_policy):
 
 
 def test_problem_file_errors_name_file_line_and_field(tmp_path):
-    from search.cli import read_problems
+    from commands.search import read_problems
     from tasks.math.types import RecordError
 
     path = tmp_path / "problems.jsonl"
@@ -245,7 +245,7 @@ def test_prm_search_command_end_to_end(tiny_policy, tmp_path):
 
     if not hasattr(verifiers, "extract_answer"):
         pytest.skip("verifiers.extract_answer has not landed yet")
-    from prm.cli import main
+    from commands.cli import main
     from prm.modeling import RewardModel
 
     tokenizer = tiny_policy.tokenizer

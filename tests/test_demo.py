@@ -6,7 +6,7 @@ import json
 import pytest
 
 import verifiers
-from prm.demo import DemoConfig, run_demo
+from commands.demo import DemoConfig, run_demo
 
 
 @pytest.fixture(scope="module")

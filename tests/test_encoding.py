@@ -7,7 +7,7 @@ from transformers import PreTrainedTokenizerFast
 
 from prm.encoding import encode_steps, separator_ids
 from prm.modeling import RewardSettings
-from prm.tiny import train_tokenizer
+from generation.tiny import train_tokenizer
 
 WORDS = ["[UNK]", "[PAD]", "\n", "<sep>", "q", "x", "=", "1", "2", "ok", "bad"]
 W = {word: index for index, word in enumerate(WORDS)}

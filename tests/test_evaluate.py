@@ -80,7 +80,7 @@ def test_problem_file_errors_name_file_line_and_field(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_policy_dir(tmp_path_factory):
-    from prm.tiny import save_tiny_causal_lm
+    from generation.tiny import save_tiny_causal_lm
     from tasks.math.prompts import format_solution, policy_prompt
     from tasks.math.synthetic import generate_problems
 
@@ -89,7 +89,7 @@ def tiny_policy_dir(tmp_path_factory):
 
 
 def test_eval_search_cli_writes_json_markdown_and_pngs(tmp_path, tiny_policy_dir):
-    from prm.cli import main
+    from commands.cli import main
 
     out = tmp_path / "eval"
     assert main(["eval-search", "--policy", str(tiny_policy_dir), "--n_problems", "3", "--ns", "1,2",
@@ -105,7 +105,7 @@ def test_eval_search_cli_writes_json_markdown_and_pngs(tmp_path, tiny_policy_dir
 
 def test_tree_search_grid_runs_with_any_step_scorer(tiny_policy_dir):
     from search.evaluate import evaluate_tree_search
-    from search.policy import HFPolicy
+    from generation.policy import HFPolicy
     from search.scorers import VerifierScorer
 
     policy = HFPolicy.from_pretrained(str(tiny_policy_dir), device="cpu", max_step_tokens=6, max_new_tokens=12)

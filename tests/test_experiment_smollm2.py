@@ -30,7 +30,7 @@ experiment = _load_experiment()
 
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory):
-    from prm.tiny import save_tiny_causal_lm
+    from generation.tiny import save_tiny_causal_lm
     from tasks.math.synthetic import generate_problems
 
     texts = [p.question + "\n" + "\n".join(p.steps) for p in generate_problems(50, "tiny", seed=0)]

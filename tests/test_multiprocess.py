@@ -92,7 +92,7 @@ def test_accelerate_launch_two_cpu_processes(tmp_path):
     # launcher with ACCELERATE_USE_CPU=1 starts two and accelerate picks gloo.
     command = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
                "--main_process_port", str(_free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
-               "-m", "prm.cli", "train", *[f"--{key}={value}" for key, value in common.items()],
+               "-m", "commands.cli", "train", *[f"--{key}={value}" for key, value in common.items()],
                "--batch_size=4", f"--output_dir={tmp_path / 'two'}"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

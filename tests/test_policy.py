@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prm.tiny import build_tiny_causal_lm, train_tokenizer
-from search.policy import HFPolicy, PolicyState, TokenSample
+from generation.tiny import build_tiny_causal_lm, train_tokenizer
+from generation.policy import HFPolicy, PolicyState, TokenSample
 from tasks.math.prompts import policy_prompt
 from tasks.math.protocols import Policy
 

@@ -1,32 +1,16 @@
 """End-to-end PPO on tiny models: no motion without signal, learning a toy reward, resume."""
 
 import json
-import re
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-import prm.sft
 from prm.ppo.train import PPOConfig, train_ppo
-from prm.tiny import save_tiny_causal_lm
+from generation.tiny import save_tiny_causal_lm
 from tasks.math.prompts import format_solution, policy_prompt
 
 QUESTIONS = [(f"Tom has {a} apples and buys {b} more. How many apples does he have?", a, b) for a in range(1, 6) for b in range(1, 5)]
-
-
-def _simple_answer_check(completion: str, reference: str) -> bool:
-    match = re.search(r"The answer is (-?\d+)", completion)
-    return bool(match) and match.group(1) == reference
-
-
-@pytest.fixture(autouse=True)
-def answer_check(monkeypatch):
-    """Use the real verifier when it is importable, a regex stand-in otherwise."""
-    try:
-        from verifiers import answers_equivalent, extract_answer  # noqa: F401
-    except ImportError:
-        monkeypatch.setattr(prm.sft, "answer_is_correct", _simple_answer_check)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from transformers.models.qwen2.modeling_qwen2 import Qwen2Model, Qwen2PreTrained
 
 import prm
 from prm.published import detect_format
-from prm.tiny import build_tiny_causal_lm, tiny_config, train_tokenizer
+from generation.tiny import build_tiny_causal_lm, tiny_config, train_tokenizer
 
 QUESTION = "Janet has 16 eggs and eats 3. She sells the rest for $2 each. How much does she make?"
 STEPS = [
@@ -221,7 +221,7 @@ def test_rlhflow_matches_reference_and_runs_once(tmp_path):
         before = scorer.forward_tokens
         ours.append(scorer.score_steps(QUESTION, steps))
         # One pass over the conversation (the reference runs every prefix again).
-        assert scorer.forward_tokens - before <= len(scorer.encoder.encode(QUESTION, steps).ids)
+        assert scorer.forward_tokens - before <= len(scorer.encoder.encode(QUESTION, steps).input_ids)
         with torch.no_grad():
             card.append(rlhflow_card_scores(reference_model, tokenizer, QUESTION, steps))
     _check_spread(card)

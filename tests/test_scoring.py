@@ -10,7 +10,7 @@ import prm
 from prm.encoding import encode_steps
 from prm.modeling import RewardModel, RewardSettings
 from prm.scoring import RewardScorer, aggregate
-from prm.tiny import build_tiny_causal_lm, train_tokenizer
+from generation.tiny import build_tiny_causal_lm, train_tokenizer
 from tasks.math.types import RecordError
 
 TEXTS = ["Question: Tom has 3 apples and buys 4. How many?\nSolution:\n3 + 4 = 7\nThe answer is 7\n",
@@ -144,7 +144,7 @@ def test_save_then_load_gives_identical_scores(tmp_path, tokenizer, scorer):
 
 
 def test_score_file_writes_step_scores_for_both_record_kinds(tmp_path, tokenizer, scorer):
-    from prm.score import ScoreConfig, score_file
+    from commands.score import ScoreConfig, score_file
 
     scorer.model.save_pretrained(tmp_path / "rm")
     tokenizer.save_pretrained(tmp_path / "rm")
@@ -166,7 +166,7 @@ def test_score_file_writes_step_scores_for_both_record_kinds(tmp_path, tokenizer
 
 
 def test_score_file_names_file_line_and_field_of_a_bad_record(tmp_path, tokenizer, scorer):
-    from prm.score import ScoreConfig, score_file
+    from commands.score import ScoreConfig, score_file
 
     scorer.model.save_pretrained(tmp_path / "rm")
     tokenizer.save_pretrained(tmp_path / "rm")

@@ -39,7 +39,7 @@ def test_loss_falls_and_the_result_is_an_hf_dir(tmp_path):
 
 
 def test_prompt_tokens_carry_no_loss():
-    from prm.tiny import train_tokenizer
+    from generation.tiny import train_tokenizer
 
     tokenizer = train_tokenizer(["Question: 1 + 1?\nSolution:\n1 + 1 = 2\nThe answer is 2\n"] * 3)
     problem = Problem(id="a", question="1 + 1?", answer="2", steps=("1 + 1 = 2", "The answer is 2"))

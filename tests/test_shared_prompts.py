@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from prm.collate import LengthGroupedBatchSampler, collate_features, collate_pairs
 from prm.modeling import RewardModel, RewardSettings
-from prm.tiny import build_tiny_causal_lm, train_tokenizer
+from generation.tiny import build_tiny_causal_lm, train_tokenizer
 from prm.train import TrainConfig, encode_records, loss_sums, model_inputs, train
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -209,7 +209,7 @@ def test_tree_mask_holds_under_every_supported_attention(joint_model, attention,
     # sequences alone, also in a half-precision model (whose mask must be in its dtype).
     from transformers import AutoModelForCausalLM
 
-    from prm.tiny import tiny_config
+    from generation.tiny import tiny_config
 
     tokenizer, _ = joint_model
     torch.manual_seed(0)

@@ -126,7 +126,7 @@ def test_config_is_the_command_line():
 def test_right_padded_causal_batches_need_no_attention_mask():
     from prm.collate import collate_features
     from prm.modeling import RewardSettings
-    from prm.tiny import build_tiny_causal_lm, train_tokenizer
+    from generation.tiny import build_tiny_causal_lm, train_tokenizer
     from prm.train import is_causal_decoder
 
     records = toy_records(6, 2)
