@@ -97,6 +97,14 @@ _CLAUSE_WORDS = frozenset(["so", "then", "thus", "hence", "therefore", "because"
 # Words after a division's result that say it is a whole quotient ("= 33 stickers each, with 1 remaining").
 _REMAINDER_WORDS = frozenset(["remainder", "remaining", "remain", "remains", "leftover", "left", "full", "whole",
                               "complete"])
+# Number words used as units change a side's value, which we read unchanged ("2 dozen + 6 = 30").
+_NUMBER_UNIT_WORDS = frozenset(["dozen", "dozens", "hundred", "hundreds", "thousand", "thousands", "million",
+                                "millions", "billion", "billions", "score", "gross"])
+# Before the first number of "A more than B", a word that makes A a label or a date, not a
+# quantity ("In 2019 more than 500 ...", "On day 3 more than 4 ...").
+_LABEL_WORDS = frozenset("""in on at since from until till after before during by around day days week weeks month
+    year years page chapter level grade round step part room floor game number no lap stage section question
+    problem row seat bus route gate class unit lesson phase hour minute""".split())
 _SCALE_WORDS = {"thousand": 1000, "thousands": 1000, "million": 10**6, "millions": 10**6,
                 "billion": 10**9, "billions": 10**9}
 _CLOCK_OR_ID = re.compile(r"0\d")
@@ -611,8 +619,11 @@ def _false_alarm(toks: list[Token], start: int, eq: int, end: int, left_values, 
       friend, with 1 remaining`, `13 / 6 = 2 full cycles`;
     - a quantity counted in thousands: `losing 5 thousand dollars ... 5 * 3 = $15,000`;
     - a prose `a / b / c` whose `b / c` is a fraction: `14 / 1 / 4 = 14 * 4`;
-    - a range label: `Weeks 1-2 = 96 - 70`.
+    - a range label: `Weeks 1-2 = 96 - 70`;
+    - a number word as a unit, whose value we do not read: `2 dozen + 6 = 30`.
     """
+    if any(t[0] == "word" and t[1].lower() in _NUMBER_UNIT_WORDS for t in toks[start:end]):
+        return "a number word used as a unit ('2 dozen'), not checked"
     left, right = left_values[0], right_values[0]
     if not (isinstance(left, Fraction) and isinstance(right, Fraction)):
         return None
@@ -810,6 +821,8 @@ def _prose_operation(toks: list[Token], start: int, limits: Limits, deadline: De
         if operand is None:
             return _UNSURE  # "a lot more than 20"
         a, begin, a_toks = operand
+        if _word_at(toks, begin - 1) in _LABEL_WORDS:
+            return _UNSURE
         sign = _COMPARING_SIGNS[comparing]
         if a_toks[-1][1] == "%" and _is_lone_quantity(a_toks):
             reading = _ProseReading(lambda v: v * (1 + sign * a), begin, a_toks, f"% {comparing} than")
@@ -924,7 +937,7 @@ def _check_prose_claim(toks: list[Token], eq: int, start: int, end: int, left: N
         if _compare_readings(values, right_values, left_toks, right_toks, approx)[0]:
             return Claim("prose", text, True, f"exact, the arithmetic of '{prose.what}' spelled out")
         return Claim("prose", text, None, f"'{prose.what}' before an expression: scope unclear, not checked")
-    alarm = _false_alarm(toks, start, eq, end, read_values, right_values, [], limits, deadline)
+    alarm = _false_alarm(toks, prose.begin, eq, end, read_values, right_values, [], limits, deadline)
     if alarm:
         return Claim("prose", text, None, alarm)
     return Claim("prose", text, False, f"{why} (reading '{prose.what}')")
