@@ -4,7 +4,13 @@
 
 - calculator annotations `<<48/2=24>>` (GSM8K style);
 - equations in prose, `Natalia sold 48/2 = 24 clips`, `$12 x 5 = $60`, chains `a = b = c`
-  (each neighbouring pair is one claim), `20% of 50 = 10`, `≈` for approximations.
+  (each neighbouring pair is one claim), `20% of 50 = 10`, `≈` for approximations;
+- arithmetic told in words before the left side (`_prose_operation`): `twice 7 = 14`, `half of
+  8 = 4`, `two-thirds of 27 = 18`, `three times 4 = 12`, `3 times as many as 4 = 12`, `the sum /
+  product / difference / average of 3 and 4 = 7`, `5 less than 20 = 15`, `3 years older than 9 =
+  12`, `20% more than 50 = 60`. A phrase we recognise but do not read (`3 times more than 4`,
+  `twice the sum of ...`), or prose words before a lone number (`6 sets x every 2 hours = 12
+  hours`), leave the claim unchecked, never false.
 
 Rounding policy (explicit, so a verdict can be explained):
 
@@ -14,10 +20,17 @@ Rounding policy (explicit, so a verdict can be explained):
   `66.666...%`) is accepted when the other side rounds *or* truncates to it at d decimals:
   `1/3 = 0.33` and `2/3 = 0.66` are true; `2/3 = 0.65` is false.
 - An integer shown for a non-integer value is false (`100/3 = 33`, `1/4 = 15`), except after
-  `≈` / `\\approx`, where rounding to the shown digits or 1 % relative error is accepted.
+  `≈` / `\\approx`, where rounding to the shown digits or 1 % relative error is accepted, and
+  for a whole quotient followed by its remainder (`100 / 3 = 33 each, with 1 remaining`: unchecked).
+- `%` may be a unit label (`(3/4)*100 = 75%`, `3/21 * 100% = 14.28`), but not where a percentage
+  is taken of a quantity: `10% of 50 = 500` and `$50 * 20% = $1000` are false. `T + p%` may be a
+  percentage change (`$50 + 20% = $60`).
+- A side that divides by zero claimed equal to a number is false (`6 / 0 = 0`).
 - Claims whose sides contain variables (`x + 2x = 30`) are not arithmetic and are skipped; so are
   unit conversions between two bare quantities with different units (`1 hour = 60 minutes`),
-  divisions by zero, and anything the parser refuses (limits, unknown words).
+  number words used as units (`2 dozen + 6 = 30`), quantities counted in thousands (`5 thousand
+  dollars ... 5 * 3 = $15,000`), range labels (`Weeks 1-2`), and anything the parser refuses
+  (limits, unknown words).
 
 `check_transition(prev, step)` checks algebra between steps and `verify_solution` combines
 both with the final-answer check into per-step verdicts.
@@ -373,8 +386,10 @@ def _valid_start(toks: list[Token], i: int) -> bool:
 
 def _truncated(toks: list[Token], start: int) -> bool:
     """Is the left side we found only the end of a longer quantity? An arithmetic operator
-    behind a few unit words ("9 cups + drank 1 cup = ...") or an operator word right before
-    it ("3 x the height of 12 inches = 36", "90 bulbs at $.50 = $45")."""
+    behind a few unit words ("9 cups + drank 1 cup = ...") or, behind a prose word, at most two
+    tokens back after an operand ("$25 + her original $98 = $123", "6 sets x every 2 hours =
+    12 hours"; a hyphen, `12-pound`, is part of a word), or an operator word right before it
+    ("3 x the height of 12 inches = 36", "90 bulbs at $.50 = $45")."""
     if start > 0 and toks[start - 1][0] == "word" and (
             toks[start - 1][1] in _OPERATOR_WORDS or toks[start - 1][1] in _TRUNCATING_WORDS):
         return True
