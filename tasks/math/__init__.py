@@ -1,4 +1,4 @@
-"""Math problems: types, step splitting, loaders, the synthetic task, prompt templates."""
+"""Math problems: types, step splitting, loaders, the synthetic task, GSM8K corruptions, prompt templates."""
 
 from tasks.math.prompts import ANSWER_PREFIX, STEP_SEPARATOR, answer_step, format_solution, policy_prompt
 from tasks.math.protocols import OutcomeScorer, Policy, StepScorer
@@ -21,6 +21,16 @@ from tasks.math.synthetic import (
     corrupt,
     generate_problems,
     step_labelled_records,
+)
+from tasks.math.gsm8k_corruptions import (
+    GSM8K_ERROR_KINDS,
+    GSM8KCorruption,
+    applicable_kinds,
+    corrupt_gsm8k,
+    gsm8k_corruption_records,
+    gsm8k_problem,
+    gsm8k_problems,
+    holdout_split,
 )
 from tasks.math.steps import join_steps, split_gsm8k, split_steps, strip_calculator_annotations
 from tasks.math.loaders import (  # datasets is imported only when a loader runs
