@@ -15,15 +15,28 @@ One `RewardModel` covers every objective:
   model has no step head; its `step_logits` are the outcome head read at every position.
 - ``objective="joint"``: one backbone, both heads, trained in one run.
 
-A saved model is an ordinary Hugging Face directory: the backbone through
-``save_pretrained`` (safetensors), the heads in ``reward_heads.safetensors``, the
-`RewardSettings` under the key ``"prm"`` of ``config.json``; the tokenizer is saved beside it
-by the training recipe.
+A saved model is a standard transformers checkpoint (safetensors) whose class is chosen by its
+heads, with the `RewardSettings` under the key ``"prm"`` of ``config.json`` and the tokenizer
+saved beside it by the training recipe (docs/training.md, "Checkpoint layouts"):
+
+- a "classification" step head: ``AutoModelForTokenClassification`` (e.g.
+  ``Qwen2ForTokenClassification``, TRL's PRM layout); its ``score`` layer is the step head;
+- a "plus_minus" step head: ``AutoModelForCausalLM``; the "+"/"-" token ids are in the settings;
+- an outcome head alone (``"orm"`` / ``"pairwise"``): ``AutoModelForSequenceClassification`` with
+  one label, read by transformers at the last non-pad token (``pad_token_id`` is set in the
+  config); this outcome head has no bias, like that class's ``score`` layer;
+- both heads (``"joint"``): the step-head checkpoint above plus the outcome head in
+  ``outcome_head.safetensors``.
+
+A backbone without such a class (or a head that the class cannot hold exactly) is saved in the
+layout written before: the bare backbone through ``save_pretrained`` and every head tensor in
+``reward_heads.safetensors``. `from_pretrained` reads every layout, old and new.
 
 LoRA (peft) adapts the backbone while the heads stay fully trainable. Saving merges the
 adapter into the backbone weights, so a saved model is self-contained and loads without peft;
 `merge_lora()` merges in place (the training recipe calls it once training is over so that
-saving needs no copy).
+saving needs no copy). ``save_pretrained(..., save_adapter=True)`` or `save_lora_adapter`
+also writes the peft adapter itself (``adapter/``).
 """
 
 from __future__ import annotations
@@ -36,7 +49,9 @@ from typing import Any
 import torch
 from torch import nn
 
-HEADS_FILE = "reward_heads.safetensors"
+HEADS_FILE = "reward_heads.safetensors"  # the old layout: every head tensor, beside a bare backbone
+OUTCOME_HEAD_FILE = "outcome_head.safetensors"  # a joint model's outcome head, beside its step-head model
+ADAPTER_DIR = "adapter"  # the peft adapter, when asked for, inside the saved directory
 SETTINGS_KEY = "prm"
 OBJECTIVES = ("prm", "orm", "joint", "pairwise")
 HEAD_TYPES = ("classification", "plus_minus")
@@ -122,17 +137,40 @@ def _single_token_id(tokenizer, token: str) -> int:
     return ids[0]
 
 
-def _new_linear(hidden_size: int, out_features: int, std: float) -> nn.Linear:
-    layer = nn.Linear(hidden_size, out_features)
+def _new_linear(hidden_size: int, out_features: int, std: float, bias: bool = True) -> nn.Linear:
+    layer = nn.Linear(hidden_size, out_features, bias=bias)
     nn.init.normal_(layer.weight, std=std)
-    nn.init.zeros_(layer.bias)
+    if bias:
+        nn.init.zeros_(layer.bias)
     return layer
+
+
+def _step_labels(settings: RewardSettings) -> dict[int, str]:
+    """config.id2label of a saved model: class 1 (or the single logit) is "the step is correct"."""
+    if not settings.has_step_head:
+        return {0: "reward" if settings.objective == "pairwise" else "correct"}
+    return {0: "incorrect", 1: "correct"} if settings.num_labels == 2 else {0: "correct"}
+
+
+def _only_linear_child(module: nn.Module) -> str | None:
+    """The name of the one nn.Linear among the direct children of a task model (its head)."""
+    names = [name for name, child in module.named_children() if isinstance(child, nn.Linear)]
+    return names[0] if len(names) == 1 else None
+
+
+def _find_file(name: str, filename: str) -> str | None:
+    """`filename` of a local directory or hub repository, or None when it has none."""
+    from transformers.utils import cached_file
+
+    return cached_file(name, filename, _raise_exceptions_for_missing_entries=False)
 
 
 class RewardModel(nn.Module):
     """A backbone plus a step head and/or an outcome head; see the module docstring."""
 
-    def __init__(self, backbone: nn.Module, settings: RewardSettings):
+    def __init__(self, backbone: nn.Module, settings: RewardSettings, *, outcome_bias: bool | None = None):
+        """outcome_bias: whether the outcome head has a bias; by default only next to a step head
+        (a joint model), so an outcome-only model is exactly a sequence-classification model."""
         super().__init__()
         self.backbone = backbone
         self.settings = settings
@@ -143,7 +181,10 @@ class RewardModel(nn.Module):
         self.step_head = None
         if settings.has_step_head and settings.head == "classification":
             self.step_head = _new_linear(hidden_size, settings.num_labels, std).to(dtype)
-        self.outcome_head = _new_linear(hidden_size, 1, std).to(dtype) if settings.has_outcome_head else None
+        self.outcome_head = None
+        if settings.has_outcome_head:
+            bias = settings.has_step_head if outcome_bias is None else outcome_bias
+            self.outcome_head = _new_linear(hidden_size, 1, std, bias=bias).to(dtype)
         if settings.needs_lm_head:
             if self._hf_model().get_output_embeddings() is None:
                 raise ValueError("the plus_minus head needs a backbone with an LM head (AutoModelForCausalLM)")
@@ -158,8 +199,9 @@ class RewardModel(nn.Module):
 
         `name_or_path_or_model` is a hub id, a local directory, or a transformers model object
         (a causal LM object is accepted for every head; its LM head is dropped unless the
-        "plus_minus" head needs it). `tokenizer` resolves the "+"/"-" token ids of that head;
-        when omitted it is loaded from the name.
+        "plus_minus" head needs it). `tokenizer` resolves the "+"/"-" token ids of that head
+        (when omitted it is loaded from the name) and gives the config its ``pad_token_id`` if
+        the config has none (a saved outcome model is read at the last non-pad token).
         """
         settings = copy.deepcopy(settings) if settings is not None else RewardSettings()
         if isinstance(name_or_path_or_model, (str, Path)):
@@ -183,14 +225,20 @@ class RewardModel(nn.Module):
                 raise ValueError("the plus_minus head needs a tokenizer to find the '+' / '-' token ids")
             settings.plus_token_id = _single_token_id(tokenizer, settings.plus_token)
             settings.minus_token_id = _single_token_id(tokenizer, settings.minus_token)
+        text_config = backbone.config.get_text_config()
+        if tokenizer is not None and getattr(text_config, "pad_token_id", None) is None:
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+            if pad is not None:
+                text_config.pad_token_id = pad
         return cls(backbone, settings)
 
     @classmethod
     def from_pretrained(cls, path, *, dtype=None, device=None, trust_remote_code: bool = False,
                         **kwargs) -> RewardModel:
-        """Load a directory written by `save_pretrained` (local path, or hub id via `resolve_model`)."""
-        from safetensors.torch import load_file
-        from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+        """Load a directory written by `save_pretrained` (local path, or hub id via `resolve_model`):
+        a standard checkpoint (token / sequence classification or causal LM, see the module
+        docstring) or the old layout (bare backbone + ``reward_heads.safetensors``)."""
+        from transformers import AutoConfig
 
         from generation.hub import resolve_model
 
@@ -200,22 +248,70 @@ class RewardModel(nn.Module):
         if not isinstance(stored, dict):
             raise ValueError(f"{name}: config.json has no {SETTINGS_KEY!r} settings; not a reward model of this toolkit")
         settings = RewardSettings.from_dict(stored)
-        auto = AutoModelForCausalLM if settings.needs_lm_head else AutoModel
-        backbone = auto.from_pretrained(name, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs)
-        model = cls(backbone, settings)
-        heads_path = Path(name) / HEADS_FILE
-        if not heads_path.exists():
-            from huggingface_hub import hf_hub_download
-
-            heads_path = Path(hf_hub_download(name, HEADS_FILE))
-        state = load_file(str(heads_path))
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [key for key in missing if not key.startswith("backbone.")]
-        if missing or unexpected:
-            raise ValueError(f"{heads_path}: head weights do not match the settings (missing {missing}, unexpected {unexpected})")
+        options = dict(dtype=dtype, trust_remote_code=trust_remote_code, **kwargs)
+        heads_file = _find_file(name, HEADS_FILE)
+        if heads_file is not None:
+            model = cls._from_old_layout(name, settings, heads_file, options)
+        else:
+            model = cls._from_standard_layout(name, settings, options)
         if device is not None:
             model.to(device)
         model.eval()
+        return model
+
+    @classmethod
+    def _from_old_layout(cls, name: str, settings: RewardSettings, heads_file: str, options: dict) -> RewardModel:
+        from safetensors.torch import load_file
+        from transformers import AutoModel, AutoModelForCausalLM
+
+        auto = AutoModelForCausalLM if settings.needs_lm_head else AutoModel
+        backbone = auto.from_pretrained(name, **options)
+        state = load_file(heads_file)
+        model = cls(backbone, settings, outcome_bias="outcome_head.bias" in state)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [key for key in missing if not key.startswith("backbone.")]
+        if missing or unexpected:
+            raise ValueError(f"{heads_file}: head weights do not match the settings (missing {missing}, unexpected {unexpected})")
+        return model
+
+    @classmethod
+    def _from_standard_layout(cls, name: str, settings: RewardSettings, options: dict) -> RewardModel:
+        from safetensors.torch import load_file
+        from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification,
+                                  AutoModelForTokenClassification)
+
+        if settings.needs_lm_head:
+            auto = AutoModelForCausalLM
+        elif settings.has_step_head:
+            auto = AutoModelForTokenClassification
+        else:
+            auto = AutoModelForSequenceClassification
+        task, info = auto.from_pretrained(name, output_loading_info=True, **options)
+        if info.get("missing_keys"):
+            raise ValueError(f"{name}: the {type(task).__name__} checkpoint lacks {sorted(info['missing_keys'])}")
+        outcome_state = None
+        if settings.has_step_head and settings.has_outcome_head:
+            outcome_file = _find_file(name, OUTCOME_HEAD_FILE)
+            if outcome_file is None:
+                raise ValueError(f"{name}: a joint reward model needs {OUTCOME_HEAD_FILE} beside its weights")
+            outcome_state = load_file(outcome_file)
+        if settings.needs_lm_head:
+            model = cls(task, settings, outcome_bias=outcome_state is not None and "outcome_head.bias" in outcome_state)
+        else:
+            head_name = _only_linear_child(task)
+            if head_name is None:
+                raise ValueError(f"{name}: cannot find the head of {type(task).__name__}")
+            head = getattr(task, head_name)
+            backbone = getattr(task, task.base_model_prefix)
+            bias = head.bias is not None if not settings.has_step_head else (
+                outcome_state is not None and "outcome_head.bias" in outcome_state)
+            model = cls(backbone, settings, outcome_bias=bias)
+            # Copied into the fresh head rather than adopted: the loaded tensor may be a
+            # misaligned view of the file, which changes the rounding of a one-row matmul.
+            (model.step_head if settings.has_step_head else model.outcome_head).load_state_dict(head.state_dict())
+        if outcome_state is not None:
+            state = {key.removeprefix("outcome_head."): value for key, value in outcome_state.items()}
+            model.outcome_head.load_state_dict(state)  # strict: a head that does not fit is an error
         return model
 
     # ----------------------------------------------------------------------------- LoRA
@@ -240,28 +336,102 @@ class RewardModel(nn.Module):
         if self.has_lora:
             self.backbone = self.backbone.merge_and_unload()
 
-    # ----------------------------------------------------------------------------- saving
-    def save_pretrained(self, path) -> Path:
-        """Write an ordinary HF directory: backbone (safetensors), heads, settings in config.json.
+    def save_lora_adapter(self, path) -> Path:
+        """Write the peft adapter of the backbone (adapter_config.json, adapter_model.safetensors).
+
+        It adapts the backbone only: the heads (and a "plus_minus" LM head, trained in full) are
+        in the merged checkpoint that `save_pretrained` writes. Call it before `merge_lora()`.
+        """
+        if not self.has_lora:
+            raise ValueError("this model has no LoRA adapter to save (merged already?)")
+        path = Path(path)
+        self.backbone.save_pretrained(path, safe_serialization=True)
+        return path
+
+    def save_pretrained(self, path, *, save_adapter: bool = False) -> Path:
+        """Write a standard transformers checkpoint, settings in config.json (see the module docstring).
 
         A model with an active LoRA adapter is saved merged (from a merged copy; call
-        `merge_lora()` first to avoid the copy on large models).
+        `merge_lora()` first to avoid the copy on large models); with ``save_adapter=True`` the
+        adapter itself is also written to ``path/adapter``.
         """
-        from safetensors.torch import save_file
-
+        if save_adapter:
+            self.save_lora_adapter(Path(path) / ADAPTER_DIR)
         if self.has_lora:
             merged = copy.deepcopy(self)
             merged.merge_lora()
             return merged.save_pretrained(path)
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        for stale in (HEADS_FILE, OUTCOME_HEAD_FILE):
+            (path / stale).unlink(missing_ok=True)
+        standard = self._standard_model()
+        if standard is None:
+            self._save_old_layout(path)
+            return path
+        standard.save_pretrained(path, safe_serialization=True)
+        if self.settings.has_step_head and self.outcome_head is not None:
+            from safetensors.torch import save_file
+
+            heads = {f"outcome_head.{key}": tensor.detach().contiguous().cpu()
+                     for key, tensor in self.outcome_head.state_dict().items()}
+            save_file(heads, str(path / OUTCOME_HEAD_FILE), metadata={"format": "pt"})
+        return path
+
+    def _standard_model(self):
+        """The transformers model to save: the causal LM itself ("plus_minus"), or a token /
+        sequence classification model sharing this backbone and head (built on the meta device,
+        then given the real modules). None when the backbone has no such class or the class's
+        head cannot hold ours exactly (e.g. an outcome head with a bias)."""
+        from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+        base = self._hf_model()
+        settings_dict = self.settings.to_dict()
+        if self.settings.needs_lm_head:
+            setattr(base.config, SETTINGS_KEY, settings_dict)
+            return base
+        if self.settings.has_step_head:
+            auto, head = AutoModelForTokenClassification, self.step_head
+        else:
+            auto, head = AutoModelForSequenceClassification, self.outcome_head
+        if not isinstance(head, nn.Linear) or type(base.config) not in auto._model_mapping:
+            return None
+        config = copy.deepcopy(base.config)
+        labels = _step_labels(self.settings)
+        config.num_labels = len(labels)
+        config.id2label = labels
+        config.label2id = {label: index for index, label in labels.items()}
+        setattr(config, SETTINGS_KEY, settings_dict)
+        text_config = config.get_text_config()
+        if auto is AutoModelForSequenceClassification and getattr(text_config, "pad_token_id", None) is None:
+            eos = text_config.eos_token_id
+            text_config.pad_token_id = eos[0] if isinstance(eos, (list, tuple)) else eos
+        with torch.device("meta"):
+            task = auto.from_config(config)
+        head_name = _only_linear_child(task)
+        prefix = task.base_model_prefix
+        if head_name is None or type(getattr(task, prefix, None)) is not type(base):
+            return None
+        target = getattr(task, head_name)
+        if ((target.out_features, target.in_features) != (head.out_features, head.in_features)
+                or (target.bias is None) != (head.bias is None)):
+            return None
+        setattr(task, prefix, base)
+        setattr(task, head_name, head)
+        if any(tensor.is_meta for tensor in task.state_dict().values()):
+            return None
+        return task
+
+    def _save_old_layout(self, path: Path) -> None:
+        """The bare backbone through transformers, every head tensor in reward_heads.safetensors."""
+        from safetensors.torch import save_file
+
         backbone = self._hf_model()
         setattr(backbone.config, SETTINGS_KEY, self.settings.to_dict())
         backbone.save_pretrained(path, safe_serialization=True)
         heads = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()
                  if not name.startswith("backbone.")}
         save_file(heads, str(path / HEADS_FILE), metadata={"format": "pt"})
-        return path
 
     # ----------------------------------------------------------------------------- running
     @property
