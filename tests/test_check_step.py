@@ -126,3 +126,11 @@ def test_gsm8k_annotations_sample_all_true():
         for claim in find_claims(json.loads(line)["answer"]):
             if claim.source == "annotation":
                 assert claim.ok is True, claim
+
+
+def test_truncation_is_less_than_one_unit_of_the_last_decimal():
+    # 0.2 cut after one decimal is 0.2, never 0.1: a whole unit off is a false claim.
+    assert check_step("<<1/5=0.1>>") is False
+    assert check_step("7/35 = 0.1") is False
+    assert check_step("2/3 = 0.66") is True      # truncated
+    assert check_step("2/3 = 0.67") is True      # rounded

@@ -273,11 +273,13 @@ def _units(tokens: list[Token]) -> frozenset[str]:
     )
 
 
-def _close(a: Fraction | complex, b: Fraction | complex, tol: Fraction | float) -> bool:
+def _close(a: Fraction | complex, b: Fraction | complex, tol: Fraction | float, strict: bool = False) -> bool:
+    """|a - b| <= tol (< tol when strict), with float slack only for inexact values."""
     if isinstance(a, Fraction) and isinstance(b, Fraction):
-        return abs(a - b) <= tol
+        return abs(a - b) < tol if strict else abs(a - b) <= tol
     a, b = complex(a), complex(b)
-    return abs(a - b) <= float(tol) + 1e-12 * max(abs(a), abs(b))
+    slack = 1e-12 * max(abs(a), abs(b))
+    return abs(a - b) < float(tol) - slack if strict else abs(a - b) <= float(tol) + slack
 
 
 def compare_sides(left: Fraction | complex, right: Fraction | complex, left_toks: list[Token],
@@ -296,8 +298,9 @@ def compare_sides(left: Fraction | complex, right: Fraction | complex, left_toks
         shown = right if shown_toks is right_toks else left
         if _close(other, shown, ulp / 2):
             return True, "equal after rounding to the shown decimals"
-        # Truncation: the shown value is the true one cut after d decimals.
-        if _close(other, shown, ulp) and abs(complex(other)) > abs(complex(shown)):
+        # Truncation: the shown value is the true one cut after d decimals, so strictly less
+        # than one unit of the last decimal away (1/5 = 0.1 is a whole unit off: false).
+        if _close(other, shown, ulp, strict=True) and abs(complex(other)) > abs(complex(shown)):
             return True, "equal after truncating to the shown decimals"
     if (any(t[1] == "%" for t in left_toks) or any(t[1] == "%" for t in right_toks)) \
             and not _percent_of_a_quantity(left_toks) and not _percent_of_a_quantity(right_toks):
