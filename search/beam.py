@@ -2,16 +2,21 @@
 
 One round of beam search::
 
-    every active beam ──policy.expand (its KV cache reused)──▶ beam_width next steps
+    the active beams ──policy.expand (their KV caches reused)──▶ width next steps, shared
+        evenly (beam_width each until some beams finish, then more for those left)
     every new step ──scorer.extend (the PRM's KV cache of the prefix reused)──▶ its score
     optional lookahead: each new step rolled `lookahead` more steps greedily; those steps
         are scored too and the candidate is ranked by the score of the longer path
     the best candidates by aggregated score (last | min | prod | mean) survive; a candidate
         that states the answer (or hits EOS) is finished and kept aside
 
-`beam_search` keeps the top `width // beam_width` candidates of the whole round; `dvts`
-splits the same budget into `width // beam_width` independent subtrees, each keeping only
-its best child. Both sample `width` steps per round.
+`beam_search` keeps the best candidates of the whole round, `width // beam_width` paths in
+all with those finished before; `dvts` splits the same budget into `width // beam_width`
+independent subtrees, each keeping only its best child. Both sample `width` steps every
+round until no beam is active or `max_steps` is reached: the samples of beams (subtrees)
+that finished go to those still live, as search-and-learn refills the width with copies of
+the active beams, so budgets compare at equal width. `SearchCounters.policy_generated_tokens`
+is what the policy reports it sampled.
 
 The scorer is either incremental (`start(prompt)` / `extend(states, new_steps)`, e.g. the
 PRM from `prm.load`: only the new step's tokens are encoded) or anything with
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import accumulate
 
 from prm.scoring import AGGREGATIONS, aggregate
 from tasks.math.prompts import ANSWER_PREFIX, STEP_SEPARATOR, policy_prompt
@@ -32,8 +38,8 @@ from tasks.math.prompts import ANSWER_PREFIX, STEP_SEPARATOR, policy_prompt
 class BeamConfig:
     """Budget and selection of a step-level search.
 
-    width: steps sampled per round (N); beam_width: children per beam (M); so
-    width // beam_width beams (beam search) or subtrees (DVTS) live at a time.
+    width: steps sampled per round (N); beam_width: children per beam (M) while no beam
+    has finished; width // beam_width beams (beam search) or subtrees (DVTS) are kept.
     """
 
     width: int = 8
@@ -194,21 +200,26 @@ def _tree_search(question: str, policy, scorer, config: BeamConfig, *, per_subtr
     for round_index in range(config.max_steps):
         if not active:
             break
-        # Round 1 samples all n_beams * beam_width steps from the root, whose prompt is thus
-        # encoded once; later rounds sample beam_width steps from each live beam.
+        # Every round samples `width` steps. Round 1 samples them all from the root, whose
+        # prompt is thus encoded once; later the live beams share them, so a beam whose
+        # siblings finished takes over their samples (as search-and-learn refills the width
+        # with copies of the active beams) and budgets stay equal across methods.
         first = round_index == 0
-        k = config.n_beams * config.beam_width if first else config.beam_width
-        expansions = policy.expand([beam.policy_state for beam in active], k, temperature=config.temperature)
+        expansions = _expand(policy, active, _shares(config.width, len(active)), config.temperature)
         parents = [beam for beam, children in zip(active, expansions) for _ in children]
         children = [child for group in expansions for child in group]
         candidates = _score_children(session, parents, children)
         if config.lookahead:
             _score_lookahead(session, policy, candidates, config, counters)
         if per_subtree:
-            groups = [candidates[i:i + config.beam_width] for i in range(0, len(candidates), config.beam_width)]
-            survivors = [_best(group) for group in groups]
+            # Round 1 splits the root's children into n_beams subtrees; later each subtree
+            # is one live beam's children.
+            sizes = _shares(config.width, config.n_beams) if first else [len(group) for group in expansions]
+            bounds = list(accumulate(sizes, initial=0))
+            survivors = [_best(candidates[start:end]) for start, end in zip(bounds, bounds[1:])]
         else:
-            keep = config.n_beams if first else len(active)
+            # The kept paths, finished or not, stay n_beams in all.
+            keep = config.n_beams - len(finished)
             ranked = sorted(range(len(candidates)), key=lambda i: -candidates[i].score)  # stable: ties by order
             survivors = [candidates[i] for i in sorted(ranked[:keep])]
         finished += [beam for beam in survivors if beam.finished]
@@ -224,6 +235,23 @@ def _tree_search(question: str, policy, scorer, config: BeamConfig, *, per_subtr
                     for b in (everything[i] for i in order)],
         counters=counters,
     )
+
+
+def _shares(total: int, n: int) -> list[int]:
+    """`total` samples split over n beams as evenly as possible, the first ones taking the rest."""
+    return [total // n + (i < total % n) for i in range(n)]
+
+
+def _expand(policy, beams: list[_Beam], shares: list[int], temperature: float) -> list[list]:
+    """`shares[i]` continuations of beam i, in beam order: one `policy.expand` per distinct
+    share (at most two), so each beam's pending tokens are still encoded once."""
+    expansions: list[list] = [[] for _ in beams]
+    for k in sorted(set(shares), reverse=True):
+        indices = [i for i, share in enumerate(shares) if share == k]
+        groups = policy.expand([beams[i].policy_state for i in indices], k, temperature=temperature)
+        for i, group in zip(indices, groups):
+            expansions[i] = group
+    return expansions
 
 
 def _score_children(session: _ScoringSession, parents: list[_Beam], children) -> list[_Beam]:

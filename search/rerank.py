@@ -11,11 +11,14 @@ Methods, by name (the same names in `prm rerank`, `prm eval-search` and the tabl
 | `...+verifier` | any of the above after dropping candidates with a false equation |
 | `oracle` | a correct candidate if there is one: pass@N, the ceiling |
 
-Ties are broken deterministically: among equal scores the candidate listed first wins; among
-answer classes with equal votes (or equal summed scores) the class whose first candidate is
-listed first wins, and within the winning class the best-scored, then first-listed candidate
-is returned. If the verifier filter would drop every candidate, all are kept (a choice is
-still made; it is then the unfiltered method's choice).
+Answer classes hold only pairwise equivalent answers, and no vote depends on the order the
+candidates are listed in: among answer classes with equal votes (or equal summed scores)
+the class holding the pool's more frequent answer wins, then the one whose answer sorts
+first (`answer_key`: numbers by value, then text); within the winning class a majority vote
+returns a candidate of its most frequent answer, a weighted vote its best-scored candidate.
+Correctness is checked per candidate, not per class. Among equal scores (`<scorer>` methods)
+the candidate listed first wins. If the verifier filter would drop every candidate, all are
+kept (a choice is still made; it is then the unfiltered method's choice).
 
 Everything a method needs is computed once per problem into a `CandidatePool` (answers,
 answer classes, scores, verifier verdicts, correctness), so accuracy at N = 1, 2, 4, ... is
@@ -31,9 +34,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
+from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -95,40 +100,58 @@ def numeric_key(answer: str) -> Fraction | None:
     return -value if sign == "-" else value
 
 
-def group_answers(answers: Sequence[str | None]) -> list[int]:
-    """Equivalence-class id per answer (0, 1, ... in order of first appearance; -1 for None).
+@lru_cache(maxsize=1 << 16)
+def answer_key(answer: str) -> tuple[str, Any]:
+    """What identifies an answer without any equivalence check, and orders answers canonically.
 
-    Plain numbers are grouped by exact value (`numeric_key`), so "0.5", "1/2" and
-    "\\frac{1}{2}" share a class without any pairwise check; identical texts share a class;
-    every other new answer is compared with one representative per existing class through
-    `verifiers.answers_equivalent` ("x = 3" vs "3", "50%" vs "0.5", radicals, ...). Two
+    ("number", value) for a plain number (`numeric_key`: "0.5", "1/2" and "\\frac{1}{2}" share
+    one), else ("text", the text with whitespace runs collapsed). Keys of both kinds compare
+    with each other (numbers first), so any set of answers has one sorted order. Cached: votes
+    over thousands of random subsets look the same answers up again and again.
+    """
+    value = numeric_key(answer)
+    return ("number", value) if value is not None else ("text", " ".join(answer.split()))
+
+
+def group_answers(answers: Sequence[str | None]) -> list[int]:
+    """Equivalence-class id per answer (-1 for None or blank); every class's answers are
+    pairwise equivalent, and the classes depend only on which answers occur how often,
+    never on the order they are listed in.
+
+    Answers with the same `answer_key` are one answer. The distinct answers are taken most
+    frequent first, then by key; each joins the first class whose every member it is
+    equivalent to (`verifiers.answers_equivalent`, called with the key that sorts first as
+    the first argument), or opens a new class. So class ids run 0, 1, ... in that canonical
+    order, and an answer equivalent to two answers that are not equivalent to each other
+    ("50%" to "0.5" and to "50") joins one of them instead of chaining them together. Two
     different plain numbers are never compared: their values already differ.
     """
-    classes: list[int] = []
-    by_key: dict[tuple[str, Any], int] = {}
-    representatives: list[tuple[str, bool]] = []  # (answer text, is a plain number)
-    for answer in answers:
-        if answer is None or not answer.strip():
-            classes.append(-1)
-            continue
-        value = numeric_key(answer)
-        key = ("number", value) if value is not None else ("text", " ".join(answer.split()))
-        if key in by_key:
-            classes.append(by_key[key])
-            continue
-        found = -1
-        for class_id, (representative, is_number) in enumerate(representatives):
-            if value is not None and is_number:
-                continue
-            if verifiers.answers_equivalent(representative, answer):
-                found = class_id
-                break
-        if found < 0:
-            found = len(representatives)
-            representatives.append((answer, value is not None))
-        by_key[key] = found
-        classes.append(found)
-    return classes
+    keys = [None if answer is None or not answer.strip() else answer_key(answer) for answer in answers]
+    counts = Counter(key for key in keys if key is not None)
+    # The text compared for a key: the smallest of its spellings, whatever the order.
+    text_of: dict[tuple[str, Any], str] = {}
+    for answer, key in zip(answers, keys):
+        if key is not None:
+            text_of[key] = min(text_of.get(key, answer), answer)
+    members: list[list[tuple[str, Any]]] = []
+    class_of: dict[tuple[str, Any], int] = {}
+    for key in sorted(counts, key=lambda k: (-counts[k], k)):
+        class_of[key] = next(
+            (class_id for class_id, keys_in in enumerate(members)
+             if all(_keys_equivalent(other, key, text_of) for other in keys_in)),
+            len(members),
+        )
+        if class_of[key] == len(members):
+            members.append([])
+        members[class_of[key]].append(key)
+    return [-1 if key is None else class_of[key] for key in keys]
+
+
+def _keys_equivalent(first: tuple[str, Any], second: tuple[str, Any], text_of: dict[tuple[str, Any], str]) -> bool:
+    """`first` sorts before `second` in the canonical order; equal keys never get here."""
+    if first[0] == second[0] == "number":
+        return False
+    return verifiers.answers_equivalent(text_of[first], text_of[second])
 
 
 def extract_answers(texts: Sequence[str]) -> list[str | None]:
@@ -140,23 +163,31 @@ def extract_answers(texts: Sequence[str]) -> list[str | None]:
 # Votes and argmax over a subset of candidates
 
 
-def _vote(classes: Sequence[int], indices: Sequence[int], weights: Sequence[float] | None) -> int | None:
-    """The chosen candidate index: the class with most votes (or largest weight sum)."""
-    totals: dict[int, float] = {}
-    first_seen: dict[int, int] = {}
-    for position, i in enumerate(indices):
-        class_id = classes[i]
-        if class_id < 0:
-            continue
-        totals[class_id] = totals.get(class_id, 0.0) + (1.0 if weights is None else weights[i])
-        first_seen.setdefault(class_id, position)
-    if not totals:
+def _vote(classes: Sequence[int], answers: Sequence[str | None], indices: Sequence[int],
+          weights: Sequence[float] | None) -> int | None:
+    """The chosen candidate index: the class with most votes (or largest weight sum).
+
+    No tie depends on the order of `indices`: equal totals go to the lower class id (the
+    class holding the more frequent answer of the pool, then the smaller `answer_key`, see
+    `group_answers`); within the class a majority vote returns a candidate of its most
+    frequent answer here, a weighted vote its best-scored candidate, equal ones then by
+    smaller `answer_key`, and only candidates with the same key by listing order.
+    """
+    votes: dict[int, list[float]] = {}
+    for i in indices:
+        if classes[i] >= 0:
+            votes.setdefault(classes[i], []).append(1.0 if weights is None else weights[i])
+    if not votes:
         return None
-    winner = max(totals, key=lambda c: (totals[c], -first_seen[c]))
+    # fsum is exactly rounded: a plain running sum could differ in its last bit by order.
+    totals = {class_id: math.fsum(values) for class_id, values in votes.items()}
+    winner = min(totals, key=lambda c: (-totals[c], c))
     members = [i for i in indices if classes[i] == winner]
+    keys = {i: answer_key(answers[i]) for i in members}
     if weights is None:
-        return members[0]
-    return _argmax(weights, members)
+        counts = Counter(keys.values())
+        return min(members, key=lambda i: (-counts[keys[i]], keys[i]))  # min: first listed of equals
+    return min(members, key=lambda i: (-weights[i], keys[i]))
 
 
 def _argmax(values: Sequence[float], indices: Sequence[int]) -> int | None:
@@ -174,7 +205,7 @@ def majority_vote(answers: Sequence[str | None]) -> int | None:
 
     `majority_vote(["1/2", "3", "0.5"]) == 0` ("1/2" and "0.5" are one answer).
     """
-    return _vote(group_answers(answers), list(range(len(answers))), None)
+    return _vote(group_answers(answers), answers, list(range(len(answers))), None)
 
 
 def weighted_majority(answers: Sequence[str | None], weights: Sequence[float]) -> int | None:
@@ -186,7 +217,7 @@ def weighted_majority(answers: Sequence[str | None], weights: Sequence[float]) -
     if len(weights) != len(answers):
         raise ValueError(f"{len(weights)} weights for {len(answers)} answers")
     _check_weights(weights)
-    return _vote(group_answers(answers), list(range(len(answers))), list(weights))
+    return _vote(group_answers(answers), answers, list(range(len(answers))), list(weights))
 
 
 def _check_weights(weights: Sequence[float]) -> None:
@@ -378,17 +409,21 @@ def build_pool(
         verifier = verifier or VerifierScorer()
         pool.passes_verifier = [verifier.passes(s) for s in steps]
     if reference is not None:
-        pool.correct = correctness(pool.answers, pool.classes, reference)
+        pool.correct = correctness(pool.answers, reference)
     return pool
 
 
-def correctness(answers: Sequence[str | None], classes: Sequence[int], reference: str) -> list[bool]:
-    """Per candidate: does its answer match the reference? One check per answer class."""
-    class_correct: dict[int, bool] = {}
-    for answer, class_id in zip(answers, classes):
-        if class_id >= 0 and class_id not in class_correct:
-            class_correct[class_id] = verifiers.answers_equivalent(reference, answer)
-    return [class_correct.get(c, False) for c in classes]
+def correctness(answers: Sequence[str | None], reference: str) -> list[bool]:
+    """Per candidate: is its answer equivalent to the reference? One check per distinct text.
+
+    Never one check per answer class: a class member can match the reference while another
+    does not (with reference "50", "50%" does and "0.5" does not).
+    """
+    verdicts: dict[str, bool] = {}
+    for answer in answers:
+        if answer is not None and answer.strip() and answer not in verdicts:
+            verdicts[answer] = verifiers.answers_equivalent(reference, answer)
+    return [verdicts.get(answer, False) for answer in answers]
 
 
 def choose(method: Method | str, pool: CandidatePool, indices: Sequence[int] | None = None) -> int | None:
@@ -409,11 +444,11 @@ def choose(method: Method | str, pool: CandidatePool, indices: Sequence[int] | N
         kept = [i for i in indices if pool.passes_verifier[i]]
         indices = kept or indices
     if method.kind == "majority":
-        return _vote(pool.classes, indices, None)
+        return _vote(pool.classes, pool.answers, indices, None)
     values = pool.values(method.scorer, method.aggregation)
     if method.kind == "weighted":
         _check_weights([values[i] for i in indices])
-        return _vote(pool.classes, indices, values)
+        return _vote(pool.classes, pool.answers, indices, values)
     return _argmax(values, indices)
 
 
@@ -636,7 +671,7 @@ def load_scorers(prm_path: str | None, orm_path: str | None, *, device: str | No
                  trust_remote_code: bool = False) -> dict[str, Any]:
     """{"prm": ..., "orm": ...} for the paths given, loaded with `prm.load`."""
     import prm
-    from prm.hub import resolve_model
+    from generation.hub import resolve_model
 
     scorers = {}
     for name, path in (("prm", prm_path), ("orm", orm_path)):

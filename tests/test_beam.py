@@ -264,3 +264,53 @@ def test_prm_search_command_end_to_end(tiny_policy, tmp_path):
     assert all(line["counters"]["policy_generated_tokens"] > 0 for line in lines)
     metrics = json.loads((tmp_path / "out.jsonl.metrics.json").read_text())
     assert metrics["accuracy"] == sum(line["correct"] for line in lines) / 2
+
+
+class RecordingPolicy(TreePolicy):
+    """TreePolicy that records what it samples: continuations per round (a state's depth is
+    the round it is expanded in) and every sampled continuation's tokens."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.sampled_per_round: dict[int, int] = {}
+        self.continuations: list[Continuation] = []
+
+    def expand(self, states, k, *, temperature=0.7):
+        groups = super().expand(states, k, temperature=temperature)
+        for state, group in zip(states, groups):
+            if temperature != 0:  # lookahead rolls greedily; the round's samples do not
+                depth = len(state.steps)
+                self.sampled_per_round[depth] = self.sampled_per_round.get(depth, 0) + len(group)
+            self.continuations += group
+        return groups
+
+
+class AnswersScoreHigh(IncrementalScorer):
+    """An answer step scores 0.95, so early answers survive the round and finish beams."""
+
+    def extend(self, states, new_steps):
+        scores, extended = super().extend(states, new_steps)
+        return [0.95 if is_answer_step(step) else score for step, score in zip(new_steps, scores)], extended
+
+
+@pytest.mark.parametrize("search", [beam_search, dvts])
+@pytest.mark.parametrize("lookahead", [0, 1])
+def test_every_round_samples_width_steps_when_beams_finish_early(search, lookahead):
+    # Round 1 writes two answers among its 8 steps: two of the 4 beams / subtrees finish at once.
+    policy = RecordingPolicy(depth=4, first_round=("The answer is 9", "step 0 b", "step 0 c", "step 0 a"))
+    config = BeamConfig(width=8, beam_width=2, max_steps=10, aggregation="last", lookahead=lookahead)
+    result = search(QUESTION, policy, AnswersScoreHigh(), config)
+    assert sum(1 for c in result.candidates if c.finished and len(c.steps) == 1) == 2
+    rounds = policy.sampled_per_round
+    assert sorted(rounds) == list(range(len(rounds))) and len(rounds) > 1
+    assert all(sampled == config.width for sampled in rounds.values()), rounds
+    assert all(c.finished for c in result.candidates)  # stopped because no beam was left
+    assert result.counters.policy_generated_tokens == sum(len(c.token_ids) for c in policy.continuations)
+
+
+def test_sampled_steps_stop_at_the_step_limit():
+    policy = RecordingPolicy(depth=6, first_round=("The answer is 9", "step 0 b", "step 0 c", "step 0 a"))
+    config = BeamConfig(width=8, beam_width=2, max_steps=3)
+    result = beam_search(QUESTION, policy, AnswersScoreHigh(), config)
+    assert policy.sampled_per_round == {r: config.width for r in range(config.max_steps)}
+    assert any(not c.finished for c in result.candidates)

@@ -1,8 +1,11 @@
+import itertools
 import json
 from fractions import Fraction
 
 import numpy as np
 import pytest
+
+import verifiers
 
 from search.rerank import (
     Method,
@@ -53,9 +56,10 @@ def test_non_numeric_answers_fall_back_to_equivalence():
     assert classes[0] == classes[1] == classes[3] and classes[2] != classes[1]
 
 
-def test_majority_vote_counts_classes_and_breaks_ties_by_first_appearance():
+def test_majority_vote_counts_classes_and_breaks_ties_by_answer_not_by_order():
     assert majority_vote(["7", "1/2", "3", "0.5"]) == 1  # {1/2, 0.5} has two votes
-    assert majority_vote(["3", "4", "4", "3"]) == 0  # tie: the class seen first wins
+    # A tie goes to the same answer (here the smaller number) in either order.
+    assert majority_vote(["3", "4", "4", "3"]) == 0 and majority_vote(["4", "3", "3", "4"]) == 1
     assert majority_vote([None, None]) is None
 
 
@@ -202,7 +206,7 @@ FIXTURE = [
 
 
 def test_rerank_cli_votes_without_a_model(tmp_path):
-    from prm.cli import main
+    from commands.cli import main
 
     path = write_jsonl(tmp_path / "cands.jsonl", FIXTURE)
     assert main(["rerank", "--input", str(path), "--output_dir", str(tmp_path / "out"), "--seeds", "0"]) == 0
@@ -223,9 +227,9 @@ def test_rerank_cli_votes_without_a_model(tmp_path):
 
 def test_rerank_cli_with_a_tiny_saved_reward_model(tmp_path):
     import prm
-    from prm.cli import main
+    from commands.cli import main
     from prm.modeling import RewardModel, RewardSettings
-    from prm.tiny import build_tiny_causal_lm, train_tokenizer
+    from generation.tiny import build_tiny_causal_lm, train_tokenizer
     from search.scorers import aggregate
 
     texts = [row["prompt"] + "\n" + c for row in FIXTURE for c in row["completions"]]
@@ -248,3 +252,59 @@ def test_rerank_cli_with_a_tiny_saved_reward_model(tmp_path):
         for how in ["min", "last"]:
             values = [aggregate(scorer.score_steps(row["prompt"], c.split("\n")), how) for c in row["completions"]]
             assert chosen[f"prm-{how}"]["index"] == int(np.argmax(values))
+
+
+# Issue #12 (5): "50%" is equivalent to both "0.5" and "50", which are not equivalent to each other.
+AMBIGUOUS = ["0.5", "50", "50%", "7", "7"]
+
+
+def _equivalent_either_way(a, b):
+    return verifiers.answers_equivalent(a, b) or verifiers.answers_equivalent(b, a)
+
+
+def test_correctness_is_checked_per_candidate_not_per_answer_class():
+    for order in itertools.permutations(["50%", "0.5", "50"]):
+        pool = build_pool("q", [solution("s", answer) for answer in order], reference="50")
+        assert pool.correct == [verifiers.answers_equivalent("50", answer) for answer in order]
+        assert not pool.correct[order.index("0.5")]
+        assert oracle_pass(list(order), "50") == any(pool.correct)
+
+
+def test_answer_classes_hold_only_mutually_equivalent_answers():
+    for order in itertools.permutations(["50%", "0.5", "50"]):
+        classes = group_answers(list(order))
+        for i, j in itertools.combinations(range(len(order)), 2):
+            if classes[i] == classes[j]:
+                assert _equivalent_either_way(order[i], order[j]), (order, classes)
+
+
+@pytest.mark.parametrize("answers", [AMBIGUOUS, ["50%", "0.5", "50", "50", "7", "7"], ["3", "4", "4", "3", "x = 3"]])
+def test_majority_vote_does_not_depend_on_candidate_order(answers):
+    outcomes = set()
+    for order in set(itertools.permutations(answers)):
+        pool = build_pool("q", [solution("s", answer) for answer in order], reference="50")
+        index = choose("majority", pool)
+        # Same answer value and same correctness whatever the listing order.
+        outcomes.add((numeric_key(pool.answers[index]) or pool.answers[index], pool.correct[index]))
+        assert majority_vote(list(order)) == index
+    assert len(outcomes) == 1, outcomes
+
+
+def test_weighted_vote_ties_do_not_depend_on_candidate_order():
+    outcomes = set()
+    for order in itertools.permutations(range(len(AMBIGUOUS))):
+        answers = [AMBIGUOUS[i] for i in order]
+        index = weighted_majority(answers, [0.5] * len(answers))
+        outcomes.add(numeric_key(answers[index]) or answers[index])
+    assert len(outcomes) == 1, outcomes
+
+
+def test_weighted_vote_sums_do_not_depend_on_candidate_order():
+    # "2" sums 0.1 + 0.2 + 0.3: one rounding step above 0.6 left to right, 0.6 right to left;
+    # "1" sums exactly 0.6 in any order.
+    answers, weights = ["1", "1", "1", "2", "2", "2"], [0.6, 0.0, 0.0, 0.1, 0.2, 0.3]
+    chosen = set()
+    for order in itertools.permutations(range(len(answers))):
+        index = weighted_majority([answers[i] for i in order], [weights[i] for i in order])
+        chosen.add(answers[order[index]])
+    assert len(chosen) == 1, chosen
