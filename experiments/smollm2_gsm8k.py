@@ -389,7 +389,7 @@ def evaluate_slice(slice_name: str, problems: list[dict], labels: dict[str, dict
         # fall back to the last number anywhere, which credits solutions cut off mid-way.
         pool.answers = [verifiers.extract_answer(steps[-1]) for steps in solutions]
         pool.classes = group_answers(pool.answers)
-        pool.correct = correctness(pool.answers, pool.classes, problem["reference"])
+        pool.correct = correctness(pool.answers, problem["reference"])
         pools.append(pool)
     points = accuracy_curve(pools, methods, ns, seeds=seeds, n_subsets=config.n_subsets)
     # Any method at N = 1 sees every single sample once (exact), so this is pass@1.
