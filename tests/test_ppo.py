@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from prm.ppo.advantages import gae, group_advantages, whiten
-from prm.ppo.losses import policy_loss, value_loss
+from prm.ppo.losses import kl_loss, policy_loss, value_loss
 from prm.ppo.rewards import (
+    KL_ESTIMATORS,
+    REWARD_KL_ESTIMATORS,
     KLController,
     kl_estimate,
     place_rewards,
@@ -15,6 +17,7 @@ from prm.ppo.rewards import (
     shape_step_scores,
     step_end_positions,
     step_texts,
+    token_rewards,
 )
 from prm.ppo.train import PPOConfig, Rollout, score_tensor
 
@@ -62,7 +65,7 @@ def test_step_ends(ids, ends):
 
 
 def test_dense_rewards_land_on_step_end_tokens_with_a_real_tokenizer():
-    from prm.tiny import train_tokenizer
+    from generation.tiny import train_tokenizer
 
     tokenizer = train_tokenizer(["Question: 3 + 4?\nSolution:\n3 + 4 = 7\nThe answer is 7\n"] * 4)
     is_separator = separator_token_mask(tokenizer)
@@ -175,7 +178,7 @@ def test_value_loss_clips_large_moves():
 
 def test_score_rollout_scores_steps_and_checks_answers():
     from prm.ppo.train import score_rollout
-    from prm.tiny import train_tokenizer
+    from generation.tiny import train_tokenizer
     from tasks.math.types import Problem
 
     tokenizer = train_tokenizer(["Question: 3 + 4?\nSolution:\n3 + 4 = 7\nThe answer is 7\n"] * 4)
@@ -227,8 +230,8 @@ def test_roll_out_with_two_eos_ids_appends_no_unsampled_token(monkeypatch):
     # A model whose generation_config stops on two ids (like Llama 3's <|eot_id|> and
     # <|end_of_text|>): a response that ends on the second one is finished as sampled.
     from prm.ppo.train import roll_out, score_rollout
-    from prm.tiny import build_tiny_causal_lm, train_tokenizer
-    from search.policy import HFPolicy, eos_token_ids
+    from generation.tiny import build_tiny_causal_lm, train_tokenizer
+    from generation.policy import HFPolicy, eos_token_ids
     from tasks.math.types import Problem
 
     tokenizer = train_tokenizer(["Question: 3 + 4?\nSolution:\n3 + 4 = 7\nThe answer is 7\n"] * 4)
@@ -261,8 +264,8 @@ def test_ppo_log_probs_are_the_tempered_sampling_log_probs(monkeypatch):
     # that same distribution, or the first PPO ratio is not 1.
     from prm.ppo.model import PolicyWithValue, Reference, ResponseBatch
     from prm.ppo.train import roll_out, rollout_logprobs
-    from prm.tiny import build_tiny_causal_lm, train_tokenizer
-    from search.policy import HFPolicy
+    from generation.tiny import build_tiny_causal_lm, train_tokenizer
+    from generation.policy import HFPolicy
     from tasks.math.types import Problem
 
     temperature = 0.5
@@ -289,3 +292,59 @@ def test_ppo_log_probs_are_the_tempered_sampling_log_probs(monkeypatch):
         assert torch.allclose(ratio, torch.ones_like(ratio), atol=1e-4), ratio
     # The reference is the starting policy, read at the same temperature.
     assert torch.allclose(ref_logprobs, old_logprobs, atol=1e-6)
+
+
+def _categorical(seed=0, size=5):
+    """Policy logits (float64, with grad) and a reference log-prob vector, close to each other."""
+    generator = torch.Generator().manual_seed(seed)
+    ref_logits = torch.randn(size, generator=generator, dtype=torch.float64)
+    logits = (ref_logits + 0.3 * torch.randn(size, generator=generator, dtype=torch.float64)).requires_grad_(True)
+    return logits, torch.log_softmax(ref_logits, 0)
+
+
+def _kl_gradient(logits, ref_logprobs):
+    """d KL(pi || ref) / d logits = pi * (log pi - log ref - KL), by hand."""
+    logp = torch.log_softmax(logits.detach(), 0)
+    p = logp.exp()
+    kl = (p * (logp - ref_logprobs)).sum()
+    return p * (logp - ref_logprobs - kl)
+
+
+@pytest.mark.parametrize("estimator", KL_ESTIMATORS)
+def test_reward_kl_penalty_reinforce_gradient_is_minus_the_kl_gradient(estimator):
+    # The exact REINFORCE gradient of a per-token reward r(a), summed over all categories:
+    # E_{a~pi}[r(a) * grad log pi(a)]. Whatever KL penalty `token_rewards` puts in the reward
+    # must make that -grad KL(pi || ref); an estimator it keeps out of the reward adds nothing.
+    logits, ref_logprobs = _categorical()
+    logp = torch.log_softmax(logits, 0)
+    size = logits.shape[0]
+    # One row per category a: a one-token response that sampled a, with no PRM/outcome score.
+    rewards = token_rewards(torch.zeros(size, 1, dtype=torch.float64), logp.detach()[:, None], ref_logprobs[:, None],
+                            torch.ones(size, 1, dtype=torch.float64), kl_coef=1.0, kl_estimator=estimator)
+    (gradient,) = torch.autograd.grad((logp.exp().detach() * rewards[:, 0] * logp).sum(), logits)
+    if estimator in REWARD_KL_ESTIMATORS:
+        assert torch.allclose(gradient, -_kl_gradient(logits, ref_logprobs), atol=1e-12)
+    else:
+        assert torch.equal(rewards, torch.zeros_like(rewards))
+
+
+def test_kl_loss_terms_have_the_expected_gradients():
+    # E_{a~pi}[grad k(a)] with the gradient through log pi only (the sample a fixed):
+    # k2 = (log pi - log ref)^2 / 2 gives grad KL(pi || ref) exactly; k3 gives
+    # grad KL(ref || pi) = pi - ref, which agrees with it to first order near the reference.
+    logits, ref_logprobs = _categorical()
+    logp = torch.log_softmax(logits, 0)
+    size = logits.shape[0]
+
+    def expected_gradient(estimator):
+        per_token = torch.stack([kl_loss(logp[a].view(1, 1), ref_logprobs[a].view(1, 1), torch.ones(1, 1), estimator)
+                                 for a in range(size)])
+        return torch.autograd.grad((logp.exp().detach() * per_token).sum(), logits, retain_graph=True)[0]
+
+    kl_gradient = _kl_gradient(logits, ref_logprobs)
+    assert torch.allclose(expected_gradient("k2"), kl_gradient, atol=1e-12)
+    k3_gradient = expected_gradient("k3")
+    assert torch.allclose(k3_gradient, logp.exp().detach() - ref_logprobs.exp(), atol=1e-12)
+    assert float(k3_gradient @ kl_gradient) > 0.9 * float(k3_gradient.norm() * kl_gradient.norm())
+    with pytest.raises(ValueError, match="k1"):  # its expected gradient as a loss is 0
+        kl_loss(logp.view(1, -1), ref_logprobs.view(1, -1), torch.ones(1, size), "k1")

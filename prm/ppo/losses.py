@@ -1,10 +1,11 @@
-"""The PPO objective: clipped policy loss, clipped value loss, entropy. Tensors [B, T]."""
+"""The PPO objective: clipped policy loss, clipped value loss, KL loss, entropy. Tensors [B, T]."""
 
 from __future__ import annotations
 
 import torch
 
 from prm.ppo.advantages import masked_mean
+from prm.ppo.rewards import LOSS_KL_ESTIMATORS, kl_estimate
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -43,3 +44,17 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
     """0.5 * max((V - R)^2, (V_clipped - R)^2) with V kept within clip_range of the old value."""
     clipped = old_values + (values - old_values).clamp(-clip_range, clip_range)
     return 0.5 * masked_mean(torch.maximum((values - returns) ** 2, (clipped - returns) ** 2), mask)
+
+
+def kl_loss(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor, estimator: str = "k3") -> torch.Tensor:
+    """Token mean of a KL estimate to the reference, to add (times beta) to the policy loss.
+
+    The gradient flows through `logprobs` (the current policy's log-probs of the sampled
+    tokens). k3 = exp(ref - logp) - (ref - logp) - 1 as in GRPO and OpenRLHF (expected
+    gradient grad KL(ref || pi)); k2 = (logp - ref)^2 / 2 (expected gradient grad KL(pi || ref)).
+    k1 is refused: its expected gradient as a loss is 0 (it belongs in the reward).
+    """
+    if estimator not in LOSS_KL_ESTIMATORS:
+        raise ValueError(f"KL loss estimator must be one of {LOSS_KL_ESTIMATORS}, got {estimator!r} "
+                         "(k1 works only as a reward penalty)")
+    return masked_mean(kl_estimate(logprobs, ref_logprobs, estimator), mask)

@@ -4,7 +4,8 @@ A response of T tokens gets a reward vector r[0..T-1]. Step k's score goes on th
 that ends step k (the first token whose text contains the step separator "\\n"); a step
 cut off by truncation, or a final step with no separator, ends at the last generated token.
 The outcome reward (verifier and/or ORM) goes on the last token (EOS when the response
-finished). The KL penalty -beta * kl_t is added on every token.
+finished). A KL penalty in the reward is -beta * k1_t on every token (`token_rewards`);
+the k2 and k3 estimators belong in the loss instead (`prm.ppo.losses.kl_loss`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from collections.abc import Collection
 import torch
 
 STEP_SCORE_FORMS = ("raw", "centred", "diff", "min")
-KL_ESTIMATORS = ("k1", "k3")
+KL_ESTIMATORS = ("k1", "k2", "k3")
+# Where each estimator is valid. As a reward, only k1 has E[k1 * grad log p] = grad KL; k3's
+# REINFORCE gradient vanishes near the reference. As a loss (gradient through log p), k1's
+# expected gradient is 0, while k2 gives grad KL(p || q) and k3 grad KL(q || p).
+REWARD_KL_ESTIMATORS = ("k1",)
+LOSS_KL_ESTIMATORS = ("k2", "k3")
 
 
 def separator_token_mask(tokenizer, separator: str = "\n") -> torch.Tensor:
@@ -34,7 +40,7 @@ def step_end_positions(completion_ids: list[int], is_separator: torch.Tensor, eo
     A step ends at a separator token; tokens after the last separator (a step truncated
     mid-line, or a final step ended by EOS without a newline) form a last step ending at
     the last non-EOS token. Empty lines (a separator right after a separator) are no step.
-    `eos_token_ids` is the sampler's whole stop set (`search.policy.eos_token_ids`), so a
+    `eos_token_ids` is the sampler's whole stop set (`generation.policy.eos_token_ids`), so a
     response that stopped on any of them has no step ending on its stop token.
 
     >>> # "3+4=7\\n" "The answer is 7" (truncated): steps end at the newline and the last token
@@ -99,15 +105,33 @@ def place_rewards(length: int, step_ends: list[int], step_rewards: list[float], 
 def kl_estimate(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
     """Per-token estimate of KL(policy || reference) from the sampled tokens' log-probs.
 
-    k1 = log p - log q (unbiased, can be negative); k3 = (r - 1) - log r with
-    r = q / p (unbiased, always >= 0, lower variance). Shapes: any, elementwise.
+    k1 = log p - log q (unbiased, can be negative); k2 = (log p - log q)^2 / 2 (biased,
+    >= 0); k3 = (r - 1) - log r with r = q / p (unbiased, always >= 0, lower variance).
+    Shapes: any, elementwise.
     """
     log_ratio = logprobs - ref_logprobs
     if estimator == "k1":
         return log_ratio
+    if estimator == "k2":
+        return 0.5 * log_ratio**2
     if estimator == "k3":
         return torch.expm1(-log_ratio) + log_ratio
     raise ValueError(f"unknown KL estimator {estimator!r}; choose one of {KL_ESTIMATORS}")
+
+
+def token_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor,
+                  kl_coef: float, kl_estimator: str) -> torch.Tensor:
+    """The per-token rewards PPO maximises: [B, T] -> [B, T], 0 on padding.
+
+    With the reward-side estimator k1, scores - beta * (log p - log q) on every response
+    token (TRL, Ziegler et al. 2019): its REINFORCE gradient is exactly -beta * grad KL. With a
+    loss-side estimator (k2, k3) the reward is the scores alone and the KL enters the loss.
+    """
+    if kl_estimator in REWARD_KL_ESTIMATORS:
+        return (scores - kl_coef * kl_estimate(logprobs, ref_logprobs, kl_estimator)) * mask
+    if kl_estimator in LOSS_KL_ESTIMATORS:
+        return scores * mask
+    raise ValueError(f"unknown KL estimator {kl_estimator!r}; choose one of {KL_ESTIMATORS}")
 
 
 class KLController:

@@ -3,13 +3,13 @@
 One update reads like the paper (Math-Shepherd's step-by-step PPO, with a KL to the
 reference as in Ziegler et al.):
 
-1. roll out: sample responses to a batch of problems (`search.policy.HFPolicy.sample_tokens`);
+1. roll out: sample responses to a batch of problems (`generation.policy.HFPolicy.sample_tokens`);
 2. score: the PRM scores each step, the verifier checks the final answer (optional ORM);
-3. rewards: step scores on each step's last token, outcome on the last token, -beta * KL
-   on every token;
+3. rewards: step scores on each step's last token, outcome on the last token, -beta * k1
+   on every token (or, with the k2/k3 estimators, no KL in the reward but in the loss);
 4. advantages: token-level GAE with the critic (or group baselines, no critic);
-5. clipped updates: a few epochs of minibatches, stopped early when the approximate KL
-   passes its target.
+5. clipped updates: a few epochs of minibatches of the clipped policy loss (+ beta * KL
+   loss with k2/k3), stopped early when the approximate KL passes its target.
 
 Modes: `dense` (PRM steps + outcome), `outcome` (outcome only), `group` (N samples per
 prompt, RLOO/GRPO baselines instead of a critic).
@@ -29,9 +29,11 @@ import numpy as np
 import torch
 
 from prm.ppo.advantages import gae, group_advantages, masked_mean, whiten
-from prm.ppo.losses import entropy_from_logits, policy_loss, token_logprobs, value_loss
+from prm.ppo.losses import entropy_from_logits, kl_loss, policy_loss, token_logprobs, value_loss
 from prm.ppo.model import PolicyWithValue, Reference, ResponseBatch
 from prm.ppo.rewards import (
+    KL_ESTIMATORS,
+    LOSS_KL_ESTIMATORS,
     KLController,
     kl_estimate,
     place_rewards,
@@ -39,9 +41,10 @@ from prm.ppo.rewards import (
     shape_step_scores,
     step_end_positions,
     step_texts,
+    token_rewards,
 )
 from prm.sft import batch_indices
-from search.policy import HFPolicy, eos_token_ids
+from generation.policy import HFPolicy, eos_token_ids
 from tasks.math.prompts import STEP_SEPARATOR, policy_prompt
 from tasks.math.types import Problem
 
@@ -69,7 +72,7 @@ class PPOConfig:
     reward_whiten: bool = field(default=False, metadata={"help": "divide the placed step/outcome rewards by their std across the batch (no mean shift, signs kept)"})
     reward_clip: float = field(default=0.0, metadata={"help": "clip each placed reward to [-c, c] (0 = off)"})
     kl_coef: float = field(default=0.05, metadata={"help": "initial KL penalty coefficient beta"})
-    kl_estimator: str = field(default="k1", metadata={"help": "per-token KL estimator: k1 (log p - log q) or k3 ((r - 1) - log r)"})
+    kl_estimator: str = field(default="k1", metadata={"help": "KL to the reference: k1 (log p - log q) as the per-token reward penalty -beta * k1 (TRL), or k3 ((r - 1) - log r, r = q/p) / k2 ((log p - log q)^2 / 2) as a loss term beta * mean k added to the policy loss (GRPO, OpenRLHF)"})
     kl_target: float | None = field(default=None, metadata={"help": "target KL per sequence for the adaptive controller (unset = fixed beta)"})
     kl_horizon: int = field(default=10000, metadata={"help": "horizon of the adaptive KL controller (in sequences)"})
     # optimisation
@@ -179,10 +182,10 @@ def score_rollout(problems, prompt_ids, response_ids, texts, tokenizer, is_separ
                   step_scorer=None, outcome_scorer=None) -> Rollout:
     """PRM step scores (dense and group modes), verifier correctness and outcome rewards.
 
-    `eos_ids`: the sampler's stop set (`search.policy.eos_token_ids`), so that no step ends
+    `eos_ids`: the sampler's stop set (`generation.policy.eos_token_ids`), so that no step ends
     on the token that stopped a response.
     """
-    from prm.sft import answer_is_correct
+    from verifiers import is_correct
 
     step_ends, steps = [], []
     for ids in response_ids:
@@ -202,7 +205,7 @@ def score_rollout(problems, prompt_ids, response_ids, texts, tokenizer, is_separ
             results = [step_scorer.score_steps(q, steps[i]) for q, i in zip(questions, scored)]
         for index, result in zip(scored, results):
             step_scores[index] = list(result)
-    correct = [answer_is_correct(text, p.answer) for text, p in zip(texts, problems)]
+    correct = [is_correct(p.answer, text) for text, p in zip(texts, problems)]
     outcome = [config.verifier_coef * float(ok) for ok in correct]
     if outcome_scorer is not None and config.orm_coef:
         outcome = [o + config.orm_coef * outcome_scorer.score(p.question, t) for o, p, t in zip(outcome, problems, texts)]
@@ -235,7 +238,7 @@ def score_tensor(rollout: Rollout, width: int, config: PPOConfig) -> tuple[torch
 
 def build_models(config: PPOConfig):
     """(actor-critic, reference, tokenizer) from the starting policy."""
-    from prm.sft import load_policy
+    from generation.loading import load_policy
 
     policy, tokenizer = load_policy(config.policy, trust_remote_code=config.trust_remote_code)
     if config.critic not in ("head", "separate"):
@@ -244,7 +247,7 @@ def build_models(config: PPOConfig):
     if config.critic == "separate" and config.mode != "group":  # group mode has no critic to train
         from transformers import AutoModel
 
-        from prm.hub import resolve_model
+        from generation.hub import resolve_model
 
         critic = AutoModel.from_pretrained(resolve_model(config.policy), trust_remote_code=config.trust_remote_code,
                                            use_safetensors=True)
@@ -260,6 +263,8 @@ def build_models(config: PPOConfig):
 def _check(config: PPOConfig, step_scorer) -> None:
     if config.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {config.mode!r}")
+    if config.kl_estimator not in KL_ESTIMATORS:
+        raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {config.kl_estimator!r}")
     if config.mode == "dense" and step_scorer is None:
         raise ValueError("dense mode needs a PRM: pass --prm PATH (or use --mode outcome)")
     if config.mode == "group" and config.samples_per_prompt < 2:
@@ -366,11 +371,10 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
         mask = batch.response_mask
         old_logprobs, old_values, ref_logprobs = rollout_logprobs(model, reference, batch, config.temperature)
 
-        # 3. rewards: scores on their tokens, KL penalty on every token
+        # 3. rewards: scores on their tokens, and -beta * k1 on every token unless the KL is a loss term
         scores, _ = score_tensor(rollout, mask.shape[1], config)
         scores = scores.to(accelerator.device)
-        kl = kl_estimate(old_logprobs, ref_logprobs, config.kl_estimator) * mask
-        rewards = scores - kl_controller.value * kl
+        rewards = token_rewards(scores, old_logprobs, ref_logprobs, mask, kl_controller.value, config.kl_estimator)
 
         # 4. advantages
         if config.mode == "group":
@@ -382,16 +386,22 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
             advantages = whiten(advantages, mask)
 
         # 5. clipped updates
-        stats = _optimise(model, optimizer, accelerator, batch, old_logprobs, old_values, advantages, returns, config,
-                          generator=torch.Generator().manual_seed(update_seed))
+        stats = _optimise(model, optimizer, accelerator, batch, old_logprobs, old_values, ref_logprobs, advantages,
+                          returns, config, kl_controller.value, generator=torch.Generator().manual_seed(update_seed))
 
-        mean_kl = (kl.sum(1)).mean().item()
+        # KL per response of the rollout policy, by the estimator in use (it drives the
+        # adaptive beta) and by both unbiased ones for comparison.
+        kl_per_response = {name: (kl_estimate(old_logprobs, ref_logprobs, name) * mask).sum(1).mean().item()
+                           for name in dict.fromkeys((config.kl_estimator, "k1", "k3"))}
+        mean_kl = kl_per_response[config.kl_estimator]
         kl_controller.update(mean_kl, len(response_ids))
         record = {
             "update": update + 1,
             "reward": scores.sum(1).mean().item(),
             "train_accuracy": float(np.mean(rollout.correct)),
             "kl": mean_kl,
+            "kl_k1": kl_per_response["k1"],
+            "kl_k3": kl_per_response["k3"],
             "kl_coef": kl_controller.value,
             "response_tokens": mask.sum(1).mean().item(),
             **stats,
@@ -412,12 +422,16 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
     return output_dir
 
 
-def _optimise(model, optimizer, accelerator, batch: ResponseBatch, old_logprobs, old_values, advantages, returns,
-              config: PPOConfig, generator: torch.Generator) -> dict[str, float]:
-    """`ppo_epochs` passes of shuffled minibatches; returns the mean statistics."""
+def _optimise(model, optimizer, accelerator, batch: ResponseBatch, old_logprobs, old_values, ref_logprobs, advantages,
+              returns, config: PPOConfig, kl_coef: float, generator: torch.Generator) -> dict[str, float]:
+    """`ppo_epochs` passes of shuffled minibatches; returns the mean statistics.
+
+    loss = clipped policy loss [+ beta * KL loss (k2/k3)] - ent_coef * entropy [+ vf_coef * value loss].
+    """
     rows = batch.input_ids.shape[0]
     totals: dict[str, list[float]] = {}
     use_critic = config.mode != "group"
+    kl_in_loss = config.kl_estimator in LOSS_KL_ESTIMATORS
     for _ in range(config.ppo_epochs):
         order = torch.randperm(rows, generator=generator)
         epoch_kl = []
@@ -430,6 +444,10 @@ def _optimise(model, optimizer, accelerator, batch: ResponseBatch, old_logprobs,
             logprobs = token_logprobs(logits, minibatch.response_ids)
             loss, stats = policy_loss(logprobs, old_logprobs[chunk], advantages[chunk], mask, config.clip_range)
             stats["policy_loss"] = loss.item()
+            if kl_in_loss:
+                kl_term = kl_loss(logprobs, ref_logprobs[chunk], mask, config.kl_estimator)
+                loss = loss + kl_coef * kl_term
+                stats["kl_loss"] = kl_term.item()
             entropy = masked_mean(entropy_from_logits(logits), mask)
             loss = loss - config.ent_coef * entropy
             if use_critic:
