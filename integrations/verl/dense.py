@@ -1,0 +1,277 @@
+"""Dense step rewards for token sequences of a policy, without verl: the core of the verl manager.
+
+For each response: decode the policy's tokens, split the text into steps, score every step with a
+step scorer (a PRM from `prm.load`, the checker as `search.scorers.VerifierScorer`, or a
+`WeightedScorer` mix), score the outcome, turn the step scores into per-step rewards with a
+credit form (`prm.ppo.credit`), and put step k's reward on the policy token that ends step k and
+the outcome on the last response token.
+
+Tokens and text. The policy's and the scorer's tokenizers may differ, so steps are mapped to
+policy tokens through character offsets, never token ids: `token_text_ends` decodes the response
+incrementally (a small window of tokens at a time, as vLLM's detokenizer does) and records after
+each token how many characters of the response text are known. A token that ends inside a
+multi-byte character adds nothing until the token that completes it. The response text is the
+concatenation of those pieces; steps are located in it, and step k's last token is the first
+token whose end offset reaches the end of the step's last (non-space) character. Special tokens
+(EOS) decode to "" and so never end a step; the outcome goes on the last response token whatever
+it is (EOS when the response finished).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prm.ppo.credit import CREDIT_FORMS, assign_credit, group_normalise
+from search.scorers import WeightedScorer
+from tasks.math.steps import split_steps
+
+OUTCOME_KINDS = ("answer", "compute_score", "orm", "none")
+PROMPT_SOURCES = ("auto", "decoded", "raw_prompt", "extra_info")
+
+
+def token_text_ends(tokenizer, ids: Sequence[int]) -> tuple[str, list[int]]:
+    """(text, ends): the decoded response and, for token i, the length of the text known once
+    tokens 0..i are decoded (non-decreasing; ends[-1] == len(text)).
+
+    Incremental decode as in vLLM's detokenizer: token i's piece is decode(ids[p:i+1]) minus
+    decode(ids[p:r]), where [p, r) are the tokens of the previous piece, kept as left context
+    (so a sentencepiece token keeps its leading space). A piece ending in U+FFFD (a byte-level
+    token ending inside a multi-byte character) waits: the token that completes the character
+    emits it.
+    """
+    ids = [int(i) for i in ids]
+
+    def decode(chunk):
+        return tokenizer.decode(chunk, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    parts: list[str] = []
+    length = 0
+    ends: list[int] = []
+    prefix, read, prefix_text = 0, 0, ""
+    for i in range(len(ids)):
+        new_text = decode(ids[prefix : i + 1])
+        if len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
+            piece = new_text[len(prefix_text):]
+            parts.append(piece)
+            length += len(piece)
+            prefix, read = read, i + 1
+            prefix_text = decode(ids[prefix:read])
+        ends.append(length)
+    if read < len(ids):  # the response ends inside a character: show what a full decode shows
+        tail = decode(ids[prefix:])[len(prefix_text):]
+        if tail:
+            parts.append(tail)
+            ends[-1] = length + len(tail)
+    return "".join(parts), ends
+
+
+def locate_steps(text: str, steps: Sequence[str]) -> list[tuple[int, int]]:
+    """Character spans [start, end) of each (stripped) step, found in order in `text`."""
+    spans, cursor = [], 0
+    for step in steps:
+        start = text.find(step, cursor)
+        if start < 0:
+            raise ValueError(f"step {step[:40]!r} not found in the response text after offset {cursor}")
+        spans.append((start, start + len(step)))
+        cursor = start + len(step)
+    return spans
+
+
+def step_end_tokens(ends: Sequence[int], spans: Sequence[tuple[int, int]]) -> list[int]:
+    """For each step span, the index of the first token whose text reaches the step's end."""
+    return [min(bisect.bisect_left(ends, end), len(ends) - 1) for _, end in spans]
+
+
+@dataclass
+class ResponseRewards:
+    """One response's rewards before placement; `rewards` holds the credit-form values."""
+
+    prompt: str
+    text: str
+    steps: list[str]
+    step_tokens: list[int]          # policy token index ending each step
+    step_scores: list[float]        # the scorer's raw score per step
+    outcome: float | None           # outcome score (before outcome_coef), None if not scored
+    length: int                     # valid response tokens
+    group: Any = None               # prompt id (verl's uid): process_grpo normalises per group
+    step_rewards: list[float] = field(default_factory=list)   # after the credit form and step_coef
+    outcome_reward: float = 0.0                                # after outcome_coef (and normalisation)
+
+    def dense(self) -> list[float]:
+        """[length] per-token rewards: step rewards at step ends, outcome on the last token."""
+        out = [0.0] * self.length
+        for index, value in zip(self.step_tokens, self.step_rewards, strict=True):
+            out[index] += value
+        if self.length:
+            out[-1] += self.outcome_reward
+        return out
+
+
+@dataclass
+class DenseRewardConfig:
+    """Options of the dense reward (the verl manager's options, by the same names).
+
+    credit: one of `prm.ppo.credit.CREDIT_FORMS` ("sum", "min", "process_grpo", "progress").
+    min_temperature: PURE's softmin temperature for "min" (0 = the exact minimum).
+    progress_baseline: v_{-1} for "progress".
+    step_coef / outcome_coef: multipliers of the step rewards and of the outcome.
+    outcome: "answer" (the toolkit's check: extracted answer equivalent to the ground truth,
+        1.0 / 0.0), "compute_score" (verl's compute_score(data_source, solution_str,
+        ground_truth, extra_info)), "orm" (an outcome scorer's score(prompt, completion)),
+        "none".
+    step_style: `tasks.math.steps.split_steps` style ("lines": one step a line, the toolkit's
+        convention; "blank" for models that separate steps by blank lines, e.g. Qwen2.5-Math).
+    prompt_source: what the scorer sees as the prompt: "raw_prompt" (the last user message of
+        verl's raw chat), "extra_info" (extra_info["question"]), "decoded" (the decoded prompt
+        tokens), "auto" (the first of those that exists).
+    """
+
+    credit: str = "sum"
+    min_temperature: float = 0.0
+    progress_baseline: float = 0.5
+    step_coef: float = 1.0
+    outcome: str = "answer"
+    outcome_coef: float = 1.0
+    step_style: str = "lines"
+    prompt_source: str = "auto"
+
+    def __post_init__(self):
+        if self.credit not in CREDIT_FORMS:
+            raise ValueError(f"unknown credit {self.credit!r}; choose one of {CREDIT_FORMS}")
+        if self.outcome not in OUTCOME_KINDS:
+            raise ValueError(f"unknown outcome {self.outcome!r}; choose one of {OUTCOME_KINDS}")
+        if self.prompt_source not in PROMPT_SOURCES:
+            raise ValueError(f"unknown prompt_source {self.prompt_source!r}; choose one of {PROMPT_SOURCES}")
+
+
+def choose_prompt(source: str, decoded: str, raw_prompt=None, extra_info: Mapping | None = None) -> str:
+    """The prompt text the step scorer sees (see `DenseRewardConfig.prompt_source`)."""
+    def from_raw():
+        if raw_prompt is None:
+            return None
+        messages = list(raw_prompt)
+        users = [m.get("content") for m in messages if isinstance(m, Mapping) and m.get("role") == "user"]
+        return users[-1] if users and isinstance(users[-1], str) else None
+
+    def from_extra():
+        if isinstance(extra_info, Mapping) and isinstance(extra_info.get("question"), str):
+            return extra_info["question"]
+        return None
+
+    if source == "decoded":
+        return decoded
+    if source == "raw_prompt":
+        value = from_raw()
+    elif source == "extra_info":
+        value = from_extra()
+    else:
+        value = from_raw() or from_extra()
+    return decoded if value is None else value
+
+
+def score_all(scorer, prompts: Sequence[str], steps_lists: Sequence[Sequence[str]]) -> list[list[float]]:
+    """Step scores for many (prompt, steps); one batched call when the scorer has
+    `score_steps_batch` (a PRM), else one `score_steps` per solution. Empty solutions: []."""
+    order = [i for i, steps in enumerate(steps_lists) if steps]
+    out: list[list[float]] = [[] for _ in steps_lists]
+    if not order:
+        return out
+    if isinstance(scorer, WeightedScorer):  # mix per component, each one batched
+        for component, weight in scorer.components:
+            for row, values in zip(out, score_all(component, prompts, steps_lists)):
+                if not row:
+                    row.extend([0.0] * len(values))
+                for j, value in enumerate(values):
+                    row[j] += weight * value
+        return out
+    if hasattr(scorer, "score_steps_batch"):
+        scores = scorer.score_steps_batch([prompts[i] for i in order], [list(steps_lists[i]) for i in order])
+    else:
+        scores = [scorer.score_steps(prompts[i], list(steps_lists[i])) for i in order]
+    for i, values in zip(order, scores):
+        if len(values) != len(steps_lists[i]):
+            raise ValueError(f"scorer returned {len(values)} scores for {len(steps_lists[i])} steps")
+        out[i] = [float(v) for v in values]
+    return out
+
+
+class DenseRewarder:
+    """Per-token dense rewards for a batch of policy responses (framework-free).
+
+    step_scorer: anything with `score_steps(prompt, steps)` (a `prm.load` scorer, a
+        `search.scorers.VerifierScorer`, a `WeightedScorer`).
+    outcome_scorer: for outcome="orm", anything with `score(prompt, completion)`.
+    compute_score: for outcome="compute_score", verl's signature.
+    """
+
+    def __init__(self, tokenizer, step_scorer, config: DenseRewardConfig | None = None, *,
+                 outcome_scorer=None, compute_score: Callable[..., Any] | None = None):
+        self.tokenizer = tokenizer
+        self.step_scorer = step_scorer
+        self.config = config or DenseRewardConfig()
+        self.outcome_scorer = outcome_scorer
+        self.compute_score = compute_score
+        if self.config.outcome == "orm" and outcome_scorer is None:
+            raise ValueError("outcome='orm' needs an outcome scorer (orm_path)")
+        if self.config.outcome == "compute_score" and compute_score is None:
+            raise ValueError("outcome='compute_score' needs verl's compute_score function")
+
+    # -- one response, before scoring
+    def prepare(self, response_ids: Sequence[int], prompt: str) -> ResponseRewards:
+        text, ends = token_text_ends(self.tokenizer, response_ids)
+        steps = split_steps(text, self.config.step_style) if text.strip() else []
+        spans = locate_steps(text, steps)
+        tokens = step_end_tokens(ends, spans) if steps else []
+        return ResponseRewards(prompt=prompt, text=text, steps=steps, step_tokens=tokens, step_scores=[],
+                               outcome=None, length=len(ends))
+
+    def outcome_of(self, item: ResponseRewards, ground_truth=None, data_source=None, extra_info=None) -> float | None:
+        kind = self.config.outcome
+        if kind == "none":
+            return None
+        if kind == "answer":
+            import verifiers
+
+            if ground_truth is None:
+                return None
+            return 1.0 if verifiers.is_correct(str(ground_truth), item.text) else 0.0
+        if kind == "orm":
+            return float(self.outcome_scorer.score(item.prompt, item.text))
+        result = self.compute_score(data_source=data_source, solution_str=item.text, ground_truth=ground_truth,
+                                    extra_info=dict(extra_info or {}))
+        return float(result["score"] if isinstance(result, Mapping) else result)
+
+    def score(self, items: list[ResponseRewards]) -> None:
+        """Fill `step_scores` of every item (one batched scorer call)."""
+        scores = score_all(self.step_scorer, [it.prompt for it in items], [it.steps for it in items])
+        for item, values in zip(items, scores):
+            item.step_scores = values
+
+    def assign(self, items: list[ResponseRewards]) -> None:
+        assign_rewards(items, self.config)
+
+
+def assign_rewards(items: list[ResponseRewards], config: DenseRewardConfig) -> None:
+    """Apply the credit form and coefficients: fill `step_rewards` and `outcome_reward`.
+
+    "process_grpo" normalises the step scores over all steps of each group (items sharing
+    `group`, i.e. the samples of one prompt) and the outcomes over the group's outcomes (outcome
+    GRPO), so the reward-to-go of a token is DeepSeekMath's process advantage plus the outcome
+    advantage. The other forms work on each response alone and add outcome_coef * outcome as it is.
+    """
+    groups: dict[Any, list[int]] = {}
+    for index, item in enumerate(items):
+        key = item.group if config.credit == "process_grpo" else ("alone", index)
+        groups.setdefault(key, []).append(index)
+    for members in groups.values():
+        rewards = assign_credit(config.credit, [items[i].step_scores for i in members],
+                                temperature=config.min_temperature, baseline=config.progress_baseline)
+        outcomes = [items[i].outcome for i in members]
+        if config.credit == "process_grpo" and all(o is not None for o in outcomes):
+            outcomes = group_normalise(outcomes)
+        for i, values, outcome in zip(members, rewards, outcomes):
+            items[i].step_rewards = [config.step_coef * v for v in values]
+            items[i].outcome_reward = 0.0 if outcome is None else config.outcome_coef * float(outcome)

@@ -1,0 +1,134 @@
+"""integrations.verl.dense: the verl-free core of the dense manager (runs in the main venv)."""
+
+import pytest
+
+from generation.tiny import train_tokenizer
+from integrations.verl.dense import (
+    DenseRewardConfig,
+    DenseRewarder,
+    ResponseRewards,
+    assign_rewards,
+    choose_prompt,
+    locate_steps,
+    score_all,
+    step_end_tokens,
+    token_text_ends,
+)
+from search.scorers import VerifierScorer, WeightedScorer
+
+TEXTS = ["Question: 3 + 4?\n3 + 4 = 7\nThe answer is 7\n", "naïve 12 × 3 = 36 → done\n", "x * 2 = 10\n"] * 10
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_tokenizer(TEXTS, vocab_size=300)
+
+
+def _metaspace_tokenizer():
+    """A sentencepiece-style (Metaspace, unigram) tokenizer: spaces live inside tokens as '▁'."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(TEXTS, trainers.UnigramTrainer(vocab_size=120, special_tokens=["<eos>"], unk_token="<eos>"))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>")
+
+
+@pytest.mark.parametrize("text", ["3 + 4 = 7\nThe answer is 7", "naïve ∑ 12 × 3 = 36\n→ 😀 ok", "x", ""])
+def test_token_text_ends_rebuilds_the_text_and_counts_characters(tokenizer, text):
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    decoded, ends = token_text_ends(tokenizer, ids)
+    assert decoded == text
+    assert len(ends) == len(ids) and ends[-1] == len(text)
+    assert ends == sorted(ends)
+    # a prefix of tokens knows at most the text its own decode shows
+    for i in range(len(ids)):
+        assert text.startswith(decoded[: ends[i]])
+
+
+def test_token_text_ends_keeps_sentencepiece_spaces():
+    tok = _metaspace_tokenizer()
+    text = "The answer is 7\n3 + 4 = 7"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    decoded, ends = token_text_ends(tok, ids)
+    assert decoded == tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    assert ends[-1] == len(decoded)
+
+
+def test_steps_map_to_the_token_holding_their_last_character(tokenizer):
+    steps = ["3 + 4 = 7", "7 * 2 = 14", "The answer is 14"]
+    ids, last = [], []
+    for k, step in enumerate(steps):
+        ids += tokenizer(step, add_special_tokens=False)["input_ids"]
+        last.append(len(ids) - 1)
+        if k < len(steps) - 1:
+            ids += tokenizer("\n", add_special_tokens=False)["input_ids"]
+    ids.append(tokenizer.eos_token_id)
+    text, ends = token_text_ends(tokenizer, ids)
+    spans = locate_steps(text, steps)
+    assert [text[a:b] for a, b in spans] == steps
+    assert step_end_tokens(ends, spans) == last
+
+
+def test_locate_steps_names_a_missing_step():
+    with pytest.raises(ValueError, match="not found"):
+        locate_steps("a\nb", ["a", "c"])
+
+
+def test_choose_prompt_prefers_the_raw_question():
+    raw = [{"role": "system", "content": "sys"}, {"role": "user", "content": "What is 3 + 4?"}]
+    assert choose_prompt("auto", "decoded", raw, {"question": "q"}) == "What is 3 + 4?"
+    assert choose_prompt("auto", "decoded", None, {"question": "q"}) == "q"
+    assert choose_prompt("auto", "decoded", None, None) == "decoded"
+    assert choose_prompt("decoded", "decoded", raw, None) == "decoded"
+
+
+def test_score_all_mixes_weighted_components_batched():
+    class Stub:
+        calls = 0
+
+        def score_steps_batch(self, prompts, steps_lists):
+            Stub.calls += 1
+            return [[0.25] * len(s) for s in steps_lists]
+
+    mix = WeightedScorer([(Stub(), 0.5), (VerifierScorer(), 0.5)])
+    got = score_all(mix, ["p", "p", "p"], [["2 + 2 = 4", "2 + 2 = 5"], [], ["hello"]])
+    assert got == [[0.625, 0.125], [], [0.375]]
+    assert Stub.calls == 1
+
+
+def test_rewarder_places_steps_and_outcome_with_the_checker(tokenizer):
+    rewarder = DenseRewarder(tokenizer, VerifierScorer(), DenseRewardConfig(outcome="answer"))
+    ids = tokenizer("3 + 4 = 7\n7 * 2 = 15\nThe answer is 15", add_special_tokens=False)["input_ids"]
+    ids.append(tokenizer.eos_token_id)
+    item = rewarder.prepare(ids, "prompt")
+    rewarder.score([item])
+    item.outcome = rewarder.outcome_of(item, ground_truth="14")
+    assign_rewards([item], rewarder.config)
+    dense = item.dense()
+    assert item.step_scores == [1.0, 0.0, 0.5]
+    assert [dense[t] for t in item.step_tokens] == [1.0, 0.0, 0.5]
+    assert dense[-1] == 0.0 and item.outcome == 0.0  # wrong answer, EOS token
+    assert sum(dense) == pytest.approx(1.5)
+
+
+def test_process_grpo_groups_by_prompt_and_normalises_outcomes():
+    items = [ResponseRewards("p", "", ["a", "b"], [0, 2], [1.0, 0.0], 1.0, 4, group="u1"),
+             ResponseRewards("p", "", ["a"], [1], [0.5], 0.0, 3, group="u1"),
+             ResponseRewards("q", "", ["a"], [0], [0.9], 1.0, 2, group="u2")]
+    assign_rewards(items, DenseRewardConfig(credit="process_grpo"))
+    assert items[0].step_rewards == pytest.approx([1.0, -1.0], abs=1e-5)
+    assert items[1].step_rewards == pytest.approx([0.0], abs=1e-5)
+    assert items[2].step_rewards == [0.0]  # a group with one step
+    assert items[0].outcome_reward == pytest.approx(0.7071, abs=1e-4)
+    assert items[1].outcome_reward == pytest.approx(-0.7071, abs=1e-4)
+    assert items[0].dense() == pytest.approx([1.0, 0.0, -1.0, 0.7071], abs=1e-4)
+
+
+def test_config_rejects_unknown_forms():
+    with pytest.raises(ValueError, match="credit"):
+        DenseRewardConfig(credit="avg")
+    with pytest.raises(ValueError, match="outcome"):
+        DenseRewardConfig(outcome="maybe")
