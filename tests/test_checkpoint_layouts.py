@@ -336,3 +336,40 @@ def test_lora_saves_merged_standard_checkpoint_and_adapter_on_request(tmp_path, 
         assert scorer.score_steps(PROMPT, steps) == pytest.approx(expected, abs=ATOL)
         assert _in_memory_steps(model, tokenizer, steps) == pytest.approx(expected, abs=ATOL)
         torch.testing.assert_close(hidden, merged_hidden, rtol=1e-5, atol=1e-5)
+
+
+def test_joint_plus_minus_checkpoint_is_a_causal_lm_plus_outcome_head_file(tmp_path, tokenizer):
+    settings = RewardSettings(objective="joint", head="plus_minus")
+    model, path = _saved(tmp_path, tokenizer, settings, seed=9)
+    assert _config(path)["architectures"] == ["Qwen2ForCausalLM"]
+    assert (path / OUTCOME_HEAD_FILE).exists() and not (path / HEADS_FILE).exists()
+    plain = AutoModelForCausalLM.from_pretrained(path).eval()
+    plus, minus = model.settings.plus_token_id, model.settings.minus_token_id
+    scorer = prm.load(str(path), device="cpu")
+    steps_scores, outcomes = scorer.score_solutions(PROMPT, SOLUTIONS)
+    for steps, ours, outcome in zip(SOLUTIONS, steps_scores, outcomes):
+        input_ids, ends = _positions(tokenizer, settings, steps)
+        with torch.no_grad():
+            logits = plain(input_ids=input_ids).logits[0, ends]
+            expected_outcome = torch.sigmoid(model(input_ids).outcome_logits[0, ends[-1]]).item()
+        assert ours == pytest.approx(logits[:, [plus, minus]].softmax(-1)[:, 0].tolist(), abs=ATOL)
+        assert outcome == pytest.approx(expected_outcome, abs=ATOL)
+
+
+def test_outcome_head_with_a_bias_falls_back_to_the_old_layout(tmp_path, tokenizer):
+    # AutoModelForSequenceClassification's score layer has no bias, so it cannot hold this head
+    # exactly: the model is saved as before (bare backbone + reward_heads.safetensors).
+    model = RewardModel.from_backbone(build_tiny_causal_lm(tokenizer, seed=10), RewardSettings(objective="orm"),
+                                      tokenizer=tokenizer)
+    model.outcome_head = torch.nn.Linear(model.outcome_head.in_features, 1)
+    _spread(model, 10)
+    path = model.save_pretrained(tmp_path / "rm")
+    tokenizer.save_pretrained(path)
+    assert (path / HEADS_FILE).exists()
+    assert _config(path)["architectures"] == ["Qwen2Model"]
+    scorer = prm.load(str(path), device="cpu")
+    for steps in SOLUTIONS:
+        input_ids, ends = _positions(tokenizer, model.settings, steps)
+        with torch.no_grad():
+            expected = torch.sigmoid(model(input_ids).outcome_logits[0, ends[-1]]).item()
+        assert scorer.score(PROMPT, "\n".join(steps)) == pytest.approx(expected, abs=ATOL)
