@@ -40,7 +40,7 @@ def _label():
 
 
 def _rerank():
-    from search.rerank import RerankConfig, rerank_file
+    from commands.rerank import RerankConfig, rerank_file
     return RerankConfig, rerank_file
 
 
@@ -50,7 +50,7 @@ def _search():
 
 
 def _eval_search():
-    from search.evaluate import EvalSearchConfig, eval_search
+    from commands.eval_search import EvalSearchConfig, eval_search
     return EvalSearchConfig, eval_search
 
 

@@ -44,7 +44,8 @@ from prm.collate import (
 )
 from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss
 from prm.metrics import pairwise_accuracy, processbench_f1, step_accuracy, step_auc
-from prm.modeling import RewardModel, RewardSettings
+from prm.modeling import ADAPTER_DIR, RewardModel, RewardSettings
+from prm.recipe import MetricsLogger, dumps, require_tensorboard
 from tasks.math.loaders import iter_jsonl, load_step_dataset
 from tasks.math.types import RecordError, validate_outcome_example, validate_pairwise_example, validate_step_example
 
@@ -81,6 +82,7 @@ class TrainConfig:
     group_by_length: bool = field(default=False, metadata={"help": "Batch sequences of similar length: less padding, but less random batches (see docs/training.md)"})
     solutions_per_prompt: int = field(default=4, metadata={"help": "Put up to this many solutions of one prompt in a batch and in one row, where their prompt and common step prefixes are computed once (1 = independent sequences; causal decoders only; see docs/training.md)"})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank (0 = full fine-tuning)"})
+    save_adapter: bool = field(default=False, metadata={"help": "With --lora_r > 0, also write the LoRA adapter to <output_dir>/adapter (the merged model is always saved)"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     lora_target_modules: str = field(default="all-linear", metadata={"help": "Comma-separated module names, or all-linear"})
     mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16"})
@@ -103,6 +105,9 @@ class TrainConfig:
             raise ValueError(f"--mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
         if self.solutions_per_prompt < 1:
             raise ValueError(f"--solutions_per_prompt must be at least 1, got {self.solutions_per_prompt!r}")
+        if self.save_adapter and self.lora_r <= 0:
+            raise ValueError("--save_adapter needs --lora_r > 0")
+        require_tensorboard(self.tensorboard)
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -350,30 +355,6 @@ def evaluate(model: RewardModel, features: list[dict], objective: str, pad_token
     return metrics
 
 
-# ------------------------------------------------------------------------------------------ logging
-class MetricsLogger:
-    """metrics.jsonl always (one JSON object per line), tensorboard when asked."""
-
-    def __init__(self, output_dir: Path, tensorboard: bool):
-        self.path = output_dir / "metrics.jsonl"
-        self.writer = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(output_dir / "tensorboard"))
-
-    def log(self, step: int, values: dict[str, float]) -> None:
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"step": step, **values}) + "\n")
-        if self.writer is not None:
-            for key, value in values.items():
-                self.writer.add_scalar(key, value, step)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
 class BatchStream:
     """Endless micro-batches over epochs; remembers (epoch, next_batch) for checkpoints."""
 
@@ -539,7 +520,7 @@ def train(config: TrainConfig) -> Path:
                 logger.log(step, {f"eval/{key}": value for key, value in metrics.items()})
                 progress.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
                 if step == config.max_steps:
-                    (output_dir / "eval_results.json").write_text(json.dumps({"step": step, **metrics}, indent=2) + "\n")
+                    (output_dir / "eval_results.json").write_text(dumps({"step": step, **metrics}, indent=2) + "\n")
             accelerator.wait_for_everyone()
         if config.save_every and step % config.save_every == 0 and step < config.max_steps:
             _save_checkpoint(accelerator, output_dir / "checkpoints" / f"step-{step}", tokenizer,
@@ -557,6 +538,8 @@ def train(config: TrainConfig) -> Path:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(model)
+        if config.save_adapter:
+            final.save_lora_adapter(output_dir / ADAPTER_DIR)
         final.merge_lora()
         final.save_pretrained(output_dir)
         tokenizer.save_pretrained(output_dir)

@@ -159,3 +159,15 @@ class OutcomeFromSteps:
         steps = split_steps(completion, style=self.step_style)
         return aggregate(self.step_scorer.score_steps(prompt, steps) if steps else [], self.aggregation)
 
+
+def load_scorers(prm_path: str | None, orm_path: str | None, *, device: str | None = None,
+                 trust_remote_code: bool = False) -> dict[str, Any]:
+    """{"prm": ..., "orm": ...} for the paths given, loaded with `prm.load`."""
+    import prm
+    from generation.hub import resolve_model
+
+    scorers = {}
+    for name, path in (("prm", prm_path), ("orm", orm_path)):
+        if path:
+            scorers[name] = prm.load(resolve_model(path), device=device, trust_remote_code=trust_remote_code)
+    return scorers

@@ -7,9 +7,9 @@ import pytest
 
 import verifiers
 
+from commands.rerank import RerankConfig, rerank_file
 from search.rerank import (
     Method,
-    RerankConfig,
     accuracy_curve,
     best_of_n,
     build_pool,
@@ -20,7 +20,6 @@ from search.rerank import (
     oracle_pass,
     parse_methods,
     read_candidates,
-    rerank_file,
     subsets,
     weighted_majority,
 )

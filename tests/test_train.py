@@ -70,7 +70,7 @@ def test_resume_continues_to_the_same_result(tmp_path, toy_data):
     resumed = train(_config(tmp_path / "b", toy_data, max_steps=8, lora_r=4, objective="joint",
                             resume=str(straight / "checkpoints" / "step-4")))
     assert _log(resumed, "loss") == pytest.approx(_log(straight, "loss")[4:], rel=1e-5)
-    for name in ("model.safetensors", "reward_heads.safetensors"):
+    for name in ("model.safetensors", "outcome_head.safetensors"):
         first, second = load_file(straight / name), load_file(resumed / name)
         assert first.keys() == second.keys()
         for key in first:
@@ -141,3 +141,10 @@ def test_right_padded_causal_batches_need_no_attention_mask():
         unmasked = model(batch["input_ids"]).step_logits
     real = batch["attention_mask"].bool()
     torch.testing.assert_close(unmasked[real], masked[real], rtol=1e-5, atol=1e-6)
+
+
+def test_save_adapter_writes_the_lora_adapter_beside_the_merged_model(tmp_path, toy_data):
+    out = train(_config(tmp_path / "lora", toy_data, max_steps=2, lora_r=4, save_adapter=True))
+    assert (out / "model.safetensors").exists() and (out / "adapter" / "adapter_config.json").exists()
+    with pytest.raises(ValueError, match="--save_adapter needs --lora_r"):
+        TrainConfig(save_adapter=True)

@@ -1,0 +1,44 @@
+"""Recipe plumbing: metrics and results stay valid JSON; a missing tracker fails before any folder."""
+
+import json
+import math
+
+import pytest
+
+from prm.recipe import MetricsLogger, dumps, json_safe, require_tensorboard
+
+
+def test_non_finite_metrics_are_written_as_null(tmp_path):
+    logger = MetricsLogger(tmp_path)
+    logger.log(3, {"step_auc": float("nan"), "loss": 0.5, "f1": float("inf")})
+    row = json.loads((tmp_path / "metrics.jsonl").read_text())   # strict JSON parses
+    assert row == {"step": 3, "step_auc": None, "loss": 0.5, "f1": None}
+    assert "NaN" not in dumps({"a": [math.nan, {"b": -math.inf}]})
+    assert json_safe({"a": (1.0, math.nan)}) == {"a": [1.0, None]}
+
+
+def test_eval_results_of_a_one_class_eval_set_are_valid_json(tmp_path):
+    from prm.train import TrainConfig, train
+
+    data = tmp_path / "all_true.jsonl"
+    data.write_text("\n".join(json.dumps({"prompt": f"Q{i}", "completions": [f"{i} + 1 = {i + 1}"], "labels": [True]})
+                              for i in range(12)) + "\n")
+    out = tmp_path / "run"
+    train(TrainConfig(data=str(data), model="tiny:tiny", output_dir=str(out), max_steps=2, batch_size=4,
+                      eval_every=2, progress=False, cpu=True))
+    results = json.loads((out / "eval_results.json").read_text(), parse_constant=lambda name: pytest.fail(name))
+    assert results["step_auc"] is None       # AUC is undefined with one class: null, not NaN
+
+
+def test_missing_tensorboard_fails_before_any_folder(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    with pytest.raises(ValueError, match="pip install 'prm-toolkit\\[tensorboard\\]'"):
+        require_tensorboard(True)
+    from prm.train import TrainConfig
+
+    with pytest.raises(ValueError, match="tensorboard"):
+        TrainConfig(output_dir=str(tmp_path / "never"), tensorboard=True)
+    assert not (tmp_path / "never").exists()
