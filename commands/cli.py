@@ -76,7 +76,7 @@ COMMANDS: dict[str, tuple[Callable[[], tuple[type, Callable]], str]] = {
 def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = [
-        "usage: prm <command> [options]   (prm <command> --help for its options)",
+        "usage: prm <command> [options] [--debug]   (prm <command> --help for its options)",
         "",
         "Process reward models and step-level verification for math reasoning.",
         "",
@@ -86,11 +86,27 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _clarify_help(parser) -> None:
+    """Fix two things HfArgumentParser's generated help gets wrong: the `--no_X` flag it adds for
+    a boolean that defaults to True repeats X's help (so it reads as the opposite of what it
+    does), and a default such as "\\n" prints as a raw line break. Defaults show as repr()."""
+    for action in parser._actions:
+        if not action.option_strings or action.help is None:
+            continue
+        flag = action.option_strings[0]
+        if flag.startswith("--no_") and action.const is False:
+            action.help = f"Turn off --{flag[len('--no_'):]}, whose help reads: {action.help}"
+        elif isinstance(action.default, str) and action.default != " ".join(action.default.split()):
+            action.help = f"{action.help} (default: %(default)r)"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(_usage())
         return 0
+    debug = "--debug" in argv
+    argv = [arg for arg in argv if arg != "--debug"]
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
         print(f"prm: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
@@ -109,8 +125,21 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import HfArgumentParser
 
     parser = HfArgumentParser(config_class, prog=f"prm {name}")
-    (config,) = parser.parse_args_into_dataclasses(args=rest)
-    function(config)
+    _clarify_help(parser)
+    try:
+        (config,) = parser.parse_args_into_dataclasses(args=rest)
+        function(config)
+    except KeyboardInterrupt:
+        print(f"prm {name}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError) as error:
+        # Bad input (RecordError is a ValueError naming file, line and field), bad options, missing
+        # files: one line for a person. --debug shows the traceback, for a bug report.
+        if debug:
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"prm {name}: error: {message}  (--debug for the traceback)", file=sys.stderr)
+        return 1
     return 0
 
 
