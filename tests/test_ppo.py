@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from prm.ppo.advantages import gae, group_advantages, whiten
+from prm.ppo.advantages import gae, outcome_group_advantages, process_group_advantages, whiten
 from prm.ppo.losses import kl_loss, policy_loss, value_loss
 from prm.ppo.rewards import (
     KL_ESTIMATORS,
@@ -19,7 +19,7 @@ from prm.ppo.rewards import (
     step_texts,
     token_rewards,
 )
-from prm.ppo.train import PPOConfig, Rollout, score_tensor
+from prm.ppo.train import PPOConfig, Rollout, advantages_and_returns, score_tensor
 
 NL, EOS = 3, 1
 IS_SEPARATOR = torch.tensor([i == NL for i in range(10)])
@@ -137,14 +137,77 @@ def test_adaptive_kl_controller_moves_towards_target():
     assert adaptive.value == pytest.approx(0.1 * 1.02 * 0.98)
 
 
-def test_group_advantages_rloo_and_grpo():
-    # two prompts x two samples, outcome reward on the last token
-    rewards = torch.tensor([[0.0, 1.0], [0.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
-    mask = torch.ones(4, 2)
-    advantages = group_advantages(rewards, mask, group_size=2)
-    assert advantages.tolist() == [[1.0, 1.0], [-1.0, -1.0], [0.0, 0.0], [0.0, 0.0]]
-    grpo = group_advantages(rewards, mask, group_size=2, normalise_std=True)
-    assert grpo[0, 0] == pytest.approx(1.0 / (math.sqrt(0.5) + 1e-4))
+def _group_config(form, std=False, group_size=4):
+    return PPOConfig(mode="group", samples_per_prompt=group_size, group_advantage=form, group_std=std)
+
+
+@pytest.mark.parametrize("form, std", [("rloo", False), ("rloo", True), ("grpo", False), ("grpo_process", False)])
+def test_group_outcome_all_correct_zero_advantage(form, std):
+    # Four correct samples of different lengths whose per-token KL to the reference differs:
+    # nothing distinguishes them, so no token may be pushed up or down (the KL is a loss term).
+    lengths = [12, 30, 20, 25]
+    mask, scores, placed = torch.zeros(4, 30), torch.zeros(4, 30), torch.zeros(4, 30)
+    for row, length in enumerate(lengths):
+        mask[row, :length] = 1.0
+        scores[row, length - 1] = placed[row, length - 1] = 1.0
+    generator = torch.Generator().manual_seed(0)
+    old_logprobs = -2.0 + 0.5 * torch.randn(4, 30, generator=generator)
+    ref_logprobs = old_logprobs - 0.3 * torch.randn(4, 30, generator=generator).abs()
+    config = _group_config(form, std)
+    rewards = token_rewards(scores, old_logprobs, ref_logprobs, mask, 0.05, config.kl_estimator)
+    advantages, _ = advantages_and_returns(rewards, placed, torch.zeros(4, 30), mask, config)
+    assert torch.equal(advantages, torch.zeros_like(advantages))
+
+
+@pytest.mark.parametrize("form, std", [("rloo", False), ("rloo", True), ("grpo", False)])
+def test_group_outcome_equal_totals_zero_advantage(form, std):
+    # Same total reward, placed early in one sample and late in the other: the outcome forms
+    # are sequence-level, so neither sample is preferred at any token.
+    rewards = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    mask = torch.ones(2, 3)
+    advantages, _ = advantages_and_returns(rewards, (rewards != 0).float(), torch.zeros(2, 3), mask,
+                                           _group_config(form, std, group_size=2))
+    assert torch.equal(advantages, torch.zeros_like(advantages))
+
+
+def test_group_outcome_advantages_match_hand_computation():
+    # One group of four, totals R = [1, 0, 1, 1] (split over two tokens in row 0), row 3 padded.
+    rewards = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    # RLOO: b_i = mean of the other three = [2/3, 1, 2/3, 2/3] -> A = [1/3, -1, 1/3, 1/3]
+    rloo = outcome_group_advantages(rewards, mask, 4, baseline="leave_one_out")
+    assert torch.allclose(rloo, torch.tensor([1 / 3, -1.0, 1 / 3, 1 / 3])[:, None] * mask)
+    # GRPO: mean 0.75, std (unbiased) sqrt((3 * 0.25^2 + 0.75^2) / 3) = 0.5 -> A = [0.5, -1.5, 0.5, 0.5]
+    grpo = outcome_group_advantages(rewards, mask, 4, baseline="mean", normalise_std=True)
+    assert torch.allclose(grpo, torch.tensor([0.5, -1.5, 0.5, 0.5])[:, None] * mask, rtol=1e-3)
+
+
+def test_group_process_advantages_match_hand_computation():
+    # DeepSeekMath process supervision, a group of two. Rewards (at step ends):
+    #   sample A (4 tokens): 1.0 at t=1, 0.0 at t=3;  sample B (5 tokens): 0.0, 1.0, 0.5 at t=0, 2, 4.
+    # All five step rewards: mean 0.5, std (unbiased) sqrt(4 * 0.25 / 4) = 0.5, so the
+    # normalised rewards are A: +1 (t=1), -1 (t=3); B: -1 (t=0), +1 (t=2), 0 (t=4).
+    # A token's advantage sums the normalised rewards of the steps ending at or after it.
+    rewards = torch.tensor([[0.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.5]])
+    placed = torch.tensor([[0.0, 1.0, 0.0, 1.0, 0.0], [1.0, 0.0, 1.0, 0.0, 1.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0]])
+    expected = torch.tensor([[0.0, 0.0, -1.0, -1.0, 0.0], [0.0, 1.0, 1.0, 0.0, 0.0]])
+    advantages = process_group_advantages(rewards, placed, mask, group_size=2)
+    assert torch.allclose(advantages, expected, atol=1e-3)
+    via_config, _ = advantages_and_returns(rewards, placed, torch.zeros(2, 5), mask,
+                                           _group_config("grpo_process", group_size=2))
+    assert torch.equal(via_config, advantages)
+
+
+def test_group_mode_puts_the_kl_in_the_loss():
+    from prm.ppo.train import _check
+
+    assert PPOConfig(mode="group").kl_estimator == "k3"
+    assert PPOConfig(mode="dense").kl_estimator == "k1"
+    with pytest.raises(ValueError, match="loss"):
+        _check(PPOConfig(mode="group", samples_per_prompt=2, kl_estimator="k1"), None)
+    with pytest.raises(ValueError, match="group_advantage"):
+        _check(PPOConfig(mode="group", samples_per_prompt=2, group_advantage="ppo"), None)
 
 
 def test_whiten_ignores_padding():

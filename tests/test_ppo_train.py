@@ -63,11 +63,14 @@ def test_zero_rewards_and_zero_kl_leave_the_policy_unchanged(workdir):
         assert record["approx_kl"] == 0.0
 
 
-@pytest.mark.parametrize("mode", ["outcome", "group"])
-def test_ppo_raises_a_toy_reward(workdir, mode):
-    config = _config(workdir, f"toy-{mode}", mode=mode, verifier_coef=0.0, orm_coef=1.0, kl_coef=0.0, lr=1e-2,
-                     max_updates=10, ppo_epochs=4, batch_size=16, samples_per_prompt=2 if mode == "group" else 1,
-                     save_every=0, max_new_tokens=12)
+# The std-normalised grpo_process gets groups of 4 (the same 32 responses per update as rloo):
+# in a pair it would see only which sample did better (A = +-1/sqrt(2)), too noisy for 10 updates.
+@pytest.mark.parametrize("mode, group_advantage, prompts, samples", [("outcome", "rloo", 16, 1), ("group", "rloo", 16, 2),
+                                                                     ("group", "grpo_process", 8, 4)])
+def test_ppo_raises_a_toy_reward(workdir, mode, group_advantage, prompts, samples):
+    config = _config(workdir, f"toy-{mode}-{group_advantage}", mode=mode, group_advantage=group_advantage,
+                     verifier_coef=0.0, orm_coef=1.0, kl_coef=0.0, lr=1e-2, max_updates=10, ppo_epochs=4,
+                     batch_size=prompts, samples_per_prompt=samples, save_every=0, max_new_tokens=12)
     out = train_ppo(config, outcome_scorer=AsciiShare())
     rewards = [record["reward"] for record in _metrics(out)]
     assert sum(rewards[-3:]) / 3 > sum(rewards[:2]) / 2 + 0.1, rewards

@@ -1,4 +1,5 @@
-"""Advantages for PPO: token-level GAE with a critic, or group baselines without one.
+"""Advantages for PPO: token-level GAE with a critic, or group baselines without one
+(RLOO / GRPO on sequence totals, or DeepSeekMath's process-supervision GRPO).
 
 All tensors are [B, T] with `mask` [B, T] (1 on response tokens, 0 on padding); rows are
 right-padded, so a row's response tokens come first.
@@ -54,24 +55,58 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return advantages, (advantages + values) * mask
 
 
-def group_advantages(rewards: torch.Tensor, mask: torch.Tensor, group_size: int, normalise_std: bool = False
-                     ) -> torch.Tensor:
-    """Critic-free advantages from `group_size` samples per prompt (rows grouped consecutively).
+GROUP_ADVANTAGES = ("rloo", "grpo", "grpo_process")
 
-    Each token's advantage is its return-to-go (sum of rewards from t on) minus the
-    leave-one-out mean of the other samples' total returns (RLOO); with `normalise_std`
-    it is divided by the group's std of total returns (GRPO). With an outcome reward only,
-    every token of a sample gets R_i - mean_{j != i} R_j.
-    """
-    if rewards.shape[0] % group_size:
-        raise ValueError(f"batch of {rewards.shape[0]} is not a multiple of group_size={group_size}")
+
+def _group_view(tensor: torch.Tensor, group_size: int) -> torch.Tensor:
+    """[B, ...] -> [B / group_size, group_size, ...]; checks the batch splits into groups of >= 2."""
+    if tensor.shape[0] % group_size:
+        raise ValueError(f"batch of {tensor.shape[0]} is not a multiple of group_size={group_size}")
     if group_size < 2:
         raise ValueError("group advantages need at least 2 samples per prompt")
-    rewards = rewards * mask
-    returns_to_go = rewards.flip(1).cumsum(1).flip(1)
-    totals = returns_to_go[:, 0].view(-1, group_size)
-    baseline = (totals.sum(1, keepdim=True) - totals) / (group_size - 1)
-    advantages = returns_to_go - baseline.reshape(-1, 1)
+    return tensor.view(-1, group_size, *tensor.shape[1:])
+
+
+def outcome_group_advantages(rewards: torch.Tensor, mask: torch.Tensor, group_size: int,
+                             baseline: str = "leave_one_out", normalise_std: bool = False) -> torch.Tensor:
+    """Critic-free sequence-level advantages (RLOO, outcome GRPO): [B, T] -> [B, T].
+
+    Rows come in consecutive groups of `group_size` samples of one prompt. With
+    R_i = sum_t r_{i,t} (sample i's total reward),
+
+        A_i = (R_i - b_i) / sigma,
+
+    b_i = mean_{j != i} R_j (`leave_one_out`, RLOO) or mean_j R_j (`mean`, GRPO), and
+    sigma = std_j R_j + 1e-4 (unbiased std of the group) with `normalise_std`, else 1.
+    Every response token of sample i gets A_i (0 on padding): where in the response a
+    reward landed does not matter, only the total, so equal totals give zero advantage.
+    """
+    totals = _group_view((rewards * mask).sum(1), group_size)
+    if baseline == "leave_one_out":
+        centred = totals - (totals.sum(1, keepdim=True) - totals) / (group_size - 1)
+    elif baseline == "mean":
+        centred = totals - totals.mean(1, keepdim=True)
+    else:
+        raise ValueError(f"baseline must be 'leave_one_out' or 'mean', got {baseline!r}")
     if normalise_std:
-        advantages = advantages / (totals.std(1, keepdim=True).reshape(-1, 1).repeat_interleave(group_size, 0) + 1e-4)
-    return advantages * mask
+        centred = centred / (totals.std(1, keepdim=True) + 1e-4)
+    return centred.reshape(-1, 1) * mask
+
+
+def process_group_advantages(rewards: torch.Tensor, placed: torch.Tensor, mask: torch.Tensor, group_size: int
+                             ) -> torch.Tensor:
+    """GRPO with process supervision (DeepSeekMath, Shao et al. 2024, sec. 4.1.3): [B, T] -> [B, T].
+
+    `placed` [B, T] marks the tokens that carry a reward (each step's end, the outcome's
+    last token). Every reward of a group is normalised by the mean and std (unbiased)
+    of all the rewards placed in that group, r~ = (r - mean) / (std + 1e-4), and token t's
+    advantage is the sum of the normalised rewards of the steps ending at or after t:
+    A_t = sum_{s >= t, placed} r~_s (0 on padding).
+    """
+    values = _group_view(rewards, group_size).flatten(1)  # [groups, group_size * T]
+    weights = _group_view(placed * mask, group_size).flatten(1).to(values.dtype)
+    count = weights.sum(1, keepdim=True)
+    mean = (values * weights).sum(1, keepdim=True) / count.clamp(min=1.0)
+    std = (((values - mean) ** 2 * weights).sum(1, keepdim=True) / (count - 1).clamp(min=1.0)).sqrt()
+    normalised = ((values - mean) / (std + 1e-4) * weights).view_as(rewards)
+    return normalised.flip(1).cumsum(1).flip(1) * mask

@@ -12,7 +12,8 @@ reference as in Ziegler et al.):
    loss with k2/k3), stopped early when the approximate KL passes its target.
 
 Modes: `dense` (PRM steps + outcome), `outcome` (outcome only), `group` (N samples per
-prompt, RLOO/GRPO baselines instead of a critic).
+prompt, no critic: `--group_advantage` rloo / grpo on each sample's total reward, or
+DeepSeekMath's process-supervision grpo_process on its step rewards; the KL is a loss term).
 
     prm ppo --policy runs/sft --prm runs/prm --mode dense --max_updates 100 --output_dir runs/ppo
 """
@@ -28,7 +29,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prm.ppo.advantages import gae, group_advantages, masked_mean, whiten
+from prm.ppo.advantages import (
+    GROUP_ADVANTAGES,
+    gae,
+    masked_mean,
+    outcome_group_advantages,
+    process_group_advantages,
+    whiten,
+)
 from prm.ppo.losses import entropy_from_logits, kl_loss, policy_loss, token_logprobs, value_loss
 from prm.ppo.model import PolicyWithValue, Reference, ResponseBatch
 from prm.ppo.rewards import (
@@ -58,7 +66,7 @@ class PPOConfig:
     policy: str = field(default="runs/sft", metadata={"help": "path or hub id of the starting policy (e.g. the output of prm sft)"})
     prm: str | None = field(default=None, metadata={"help": "PRM for step rewards (path or hub id, loaded with prm.load); needed in dense mode"})
     orm: str | None = field(default=None, metadata={"help": "optional outcome reward model (prm.load(...).score) added at the last token"})
-    mode: str = field(default="dense", metadata={"help": "dense (PRM steps + outcome), outcome (outcome only) or group (N samples per prompt, no critic)"})
+    mode: str = field(default="dense", metadata={"help": "dense (PRM steps + outcome, GAE), outcome (outcome only, GAE) or group (N samples per prompt, --group_advantage, no critic)"})
     data: str = field(default="synthetic:tiny", metadata={"help": "training problems: synthetic:<preset> or a problems JSONL (question, answer, steps)"})
     eval_data: str | None = field(default=None, metadata={"help": "held-out problems JSONL (default: fresh synthetic problems of the same preset)"})
     n_train: int = field(default=2000, metadata={"help": "number of synthetic training problems"})
@@ -72,13 +80,13 @@ class PPOConfig:
     reward_whiten: bool = field(default=False, metadata={"help": "divide the placed step/outcome rewards by their std across the batch (no mean shift, signs kept)"})
     reward_clip: float = field(default=0.0, metadata={"help": "clip each placed reward to [-c, c] (0 = off)"})
     kl_coef: float = field(default=0.05, metadata={"help": "initial KL penalty coefficient beta"})
-    kl_estimator: str = field(default="k1", metadata={"help": "KL to the reference: k1 (log p - log q) as the per-token reward penalty -beta * k1 (TRL), or k3 ((r - 1) - log r, r = q/p) / k2 ((log p - log q)^2 / 2) as a loss term beta * mean k added to the policy loss (GRPO, OpenRLHF)"})
+    kl_estimator: str | None = field(default=None, metadata={"help": "KL to the reference: k1 (log p - log q) as the per-token reward penalty -beta * k1 (TRL), or k3 ((r - 1) - log r, r = q/p) / k2 ((log p - log q)^2 / 2) as a loss term beta * mean k added to the policy loss (GRPO, OpenRLHF); default k1, k3 in group mode (which needs k2 or k3)"})
     kl_target: float | None = field(default=None, metadata={"help": "target KL per sequence for the adaptive controller (unset = fixed beta)"})
     kl_horizon: int = field(default=10000, metadata={"help": "horizon of the adaptive KL controller (in sequences)"})
     # optimisation
     gamma: float = field(default=1.0, metadata={"help": "GAE discount"})
     lam: float = field(default=0.95, metadata={"help": "GAE lambda"})
-    whiten_advantages: bool = field(default=True, metadata={"help": "whiten advantages over the batch"})
+    whiten_advantages: bool = field(default=True, metadata={"help": "dense/outcome modes: whiten the GAE advantages over the batch (group advantages are normalised within their group)"})
     clip_range: float = field(default=0.2, metadata={"help": "policy ratio clip epsilon"})
     value_clip_range: float = field(default=0.2, metadata={"help": "value clip range"})
     vf_coef: float = field(default=0.1, metadata={"help": "value loss weight"})
@@ -87,7 +95,8 @@ class PPOConfig:
     critic: str = field(default="head", metadata={"help": "head (value head on the policy backbone) or separate (own backbone)"})
     batch_size: int = field(default=16, metadata={"help": "prompts per update"})
     samples_per_prompt: int = field(default=1, metadata={"help": "responses per prompt (group mode needs >= 2)"})
-    group_std: bool = field(default=False, metadata={"help": "group mode: divide by the group's reward std (GRPO) instead of RLOO only"})
+    group_advantage: str = field(default="rloo", metadata={"help": "group mode: rloo (R_i - mean of the other samples' R_j, every token), grpo ((R_i - group mean) / group std, every token) or grpo_process (DeepSeekMath: step rewards normalised over the group, a token gets the sum from its step on)"})
+    group_std: bool = field(default=False, metadata={"help": "group mode, rloo: also divide by the group's std of total rewards (grpo and grpo_process always do)"})
     ppo_epochs: int = field(default=4, metadata={"help": "passes over each rollout batch"})
     n_minibatches: int = field(default=2, metadata={"help": "minibatches per epoch"})
     lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate"})
@@ -104,6 +113,12 @@ class PPOConfig:
     resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoint (same result as an uninterrupted run)"})
     seed: int = field(default=0, metadata={"help": "seed for data order, sampling and minibatches"})
     trust_remote_code: bool = field(default=False, metadata={"help": "allow custom model code from the hub"})
+
+    def __post_init__(self):
+        # Group advantages have no per-token return to carry a reward-side KL, so there the
+        # KL is a loss term by default.
+        if self.kl_estimator is None:
+            self.kl_estimator = "k3" if self.mode == "group" else "k1"
 
 
 # --------------------------------------------------------------------------- data
@@ -269,12 +284,35 @@ def _check(config: PPOConfig, step_scorer) -> None:
         raise ValueError("dense mode needs a PRM: pass --prm PATH (or use --mode outcome)")
     if config.mode == "group" and config.samples_per_prompt < 2:
         raise ValueError("group mode needs --samples_per_prompt >= 2")
+    if config.mode == "group" and config.group_advantage not in GROUP_ADVANTAGES:
+        raise ValueError(f"group_advantage must be one of {GROUP_ADVANTAGES}, got {config.group_advantage!r}")
+    if config.mode == "group" and config.kl_estimator not in LOSS_KL_ESTIMATORS:
+        raise ValueError(f"group mode puts the KL in the loss: use --kl_estimator one of {LOSS_KL_ESTIMATORS}")
     if config.temperature <= 0:  # PPO's ratio needs a sampling distribution; greedy has none
         raise ValueError(f"temperature must be > 0, got {config.temperature}")
     if config.max_new_tokens < 1:  # every response needs a sampled token to carry its reward
         raise ValueError("max_new_tokens must be >= 1")
     if (config.batch_size * config.samples_per_prompt) < config.n_minibatches:
         raise ValueError("fewer responses per update than minibatches")
+
+
+def advantages_and_returns(rewards: torch.Tensor, placed: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
+                           config: PPOConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Step 4 of an update: (advantages [B, C], returns [B, C] for the critic, None in group mode).
+
+    dense/outcome: GAE on the per-token rewards with the critic's values, whitened over the
+    batch. group: `group_advantage` over each prompt's `samples_per_prompt` samples, from the
+    rewards alone (`placed` [B, C] marks the reward tokens, for grpo_process), with no batch
+    whitening: a batch-wide shift would move a group whose samples all did equally well.
+    """
+    if config.mode != "group":
+        advantages, returns = gae(rewards, values, mask, config.gamma, config.lam)
+        return (whiten(advantages, mask) if config.whiten_advantages else advantages), returns
+    if config.group_advantage == "grpo_process":
+        return process_group_advantages(rewards, placed, mask, config.samples_per_prompt), None
+    baseline = "leave_one_out" if config.group_advantage == "rloo" else "mean"
+    normalise_std = config.group_std or config.group_advantage == "grpo"
+    return outcome_group_advantages(rewards, mask, config.samples_per_prompt, baseline, normalise_std), None
 
 
 def rollout_logprobs(model: PolicyWithValue, reference: Reference, batch: ResponseBatch, temperature: float
@@ -372,18 +410,12 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
         old_logprobs, old_values, ref_logprobs = rollout_logprobs(model, reference, batch, config.temperature)
 
         # 3. rewards: scores on their tokens, and -beta * k1 on every token unless the KL is a loss term
-        scores, _ = score_tensor(rollout, mask.shape[1], config)
-        scores = scores.to(accelerator.device)
+        scores, placed = score_tensor(rollout, mask.shape[1], config)
+        scores, placed = scores.to(accelerator.device), placed.to(accelerator.device)
         rewards = token_rewards(scores, old_logprobs, ref_logprobs, mask, kl_controller.value, config.kl_estimator)
 
-        # 4. advantages
-        if config.mode == "group":
-            advantages = group_advantages(rewards, mask, config.samples_per_prompt, normalise_std=config.group_std)
-            returns = advantages
-        else:
-            advantages, returns = gae(rewards, old_values, mask, config.gamma, config.lam)
-        if config.whiten_advantages:
-            advantages = whiten(advantages, mask)
+        # 4. advantages: GAE with the critic, or group baselines
+        advantages, returns = advantages_and_returns(rewards, placed, old_values, mask, config)
 
         # 5. clipped updates
         stats = _optimise(model, optimizer, accelerator, batch, old_logprobs, old_values, ref_logprobs, advantages,
