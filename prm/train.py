@@ -45,7 +45,15 @@ from prm.collate import (
 from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss
 from prm.metrics import pairwise_accuracy, processbench_f1, step_accuracy, step_auc
 from prm.modeling import ADAPTER_DIR, RewardModel, RewardSettings
-from prm.recipe import MetricsLogger, dumps, require_tensorboard
+from prm.recipe import (
+    MetricsLogger,
+    check_output_dir,
+    check_resume,
+    dumps,
+    require_tensorboard,
+    run_fingerprint,
+    write_run_file,
+)
 from tasks.math.loaders import iter_jsonl, load_step_dataset
 from tasks.math.types import RecordError, validate_outcome_example, validate_pairwise_example, validate_step_example
 
@@ -91,7 +99,8 @@ class TrainConfig:
     eval_batch_size: int = field(default=32, metadata={"help": "Sequences per evaluation batch"})
     save_every: int = field(default=0, metadata={"help": "Checkpoint every N steps (0 = off)"})
     log_every: int = field(default=10, metadata={"help": "Write train metrics every N steps"})
-    resume: str | None = field(default=None, metadata={"help": "Checkpoint directory, or 'latest' (newest under output_dir/checkpoints)"})
+    resume: str | None = field(default=None, metadata={"help": "Checkpoint directory, or 'latest' (newest under output_dir/checkpoints); it must come from a run with the same settings and data"})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Start afresh in a non-empty --output_dir (its checkpoints and logs are removed)"})
     seed: int = field(default=0, metadata={"help": "Seed of data split, sampler, initialisation and dropout"})
     tensorboard: bool = field(default=False, metadata={"help": "Also log to output_dir/tensorboard (needs tensorboard)"})
     progress: bool = field(default=True, metadata={"help": "Show a tqdm progress bar"})
@@ -373,6 +382,13 @@ class BatchStream:
         return next(self.iterator)
 
 
+# What a fresh run writes into --output_dir (removed by --overwrite_output_dir), and the options
+# that do not change the trained model (a checkpoint may be resumed with other values of these).
+RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "eval_results.json", "train_config.json", "tensorboard")
+NOT_IN_FINGERPRINT = ("output_dir", "resume", "overwrite_output_dir", "progress", "save_every", "log_every",
+                      "eval_every", "eval_batch_size", "tensorboard", "save_adapter")
+
+
 def _latest_checkpoint(output_dir: Path) -> Path:
     checkpoints = sorted((output_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
     if not checkpoints:
@@ -392,9 +408,13 @@ def train(config: TrainConfig) -> Path:
     accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=config.cpu)
     set_seed(config.seed)
     output_dir = Path(config.output_dir)
+    check_output_dir(output_dir, overwrite=config.overwrite_output_dir, resuming=bool(config.resume),
+                     written=RUN_OUTPUTS)
+    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("data", "eval_data"))
     resume_dir = None
     if config.resume:
         resume_dir = _latest_checkpoint(output_dir) if config.resume == "latest" else Path(config.resume)
+        check_resume(resume_dir, fingerprint)
 
     # Data: records -> held-out split -> tokenizer and model -> features.
     records = load_records(config.data, config.objective, synthetic_problems=config.synthetic_problems, seed=config.seed)
@@ -524,7 +544,7 @@ def train(config: TrainConfig) -> Path:
             accelerator.wait_for_everyone()
         if config.save_every and step % config.save_every == 0 and step < config.max_steps:
             _save_checkpoint(accelerator, output_dir / "checkpoints" / f"step-{step}", tokenizer,
-                             {"step": step, "epoch": stream.epoch, "next_batch": stream.next_batch})
+                             {"step": step, "epoch": stream.epoch, "next_batch": stream.next_batch}, fingerprint)
         paused += time.perf_counter() - pause_start
     progress.close()
     if logger is not None:
@@ -549,9 +569,10 @@ def train(config: TrainConfig) -> Path:
     return output_dir
 
 
-def _save_checkpoint(accelerator, directory: Path, tokenizer, state: dict) -> None:
+def _save_checkpoint(accelerator, directory: Path, tokenizer, state: dict, fingerprint: dict) -> None:
     accelerator.save_state(str(directory))
     if accelerator.is_main_process:
         tokenizer.save_pretrained(directory)
         (directory / "trainer_state.json").write_text(json.dumps(state) + "\n")
+        write_run_file(directory, fingerprint)
     accelerator.wait_for_everyone()

@@ -148,3 +148,25 @@ def test_save_adapter_writes_the_lora_adapter_beside_the_merged_model(tmp_path, 
     assert (out / "model.safetensors").exists() and (out / "adapter" / "adapter_config.json").exists()
     with pytest.raises(ValueError, match="--save_adapter needs --lora_r"):
         TrainConfig(save_adapter=True)
+
+
+def test_a_used_output_folder_is_refused_unless_overwritten(tmp_path, toy_data):
+    first = train(_config(tmp_path, toy_data, max_steps=4, save_every=2))
+    assert (first / "checkpoints" / "step-2").is_dir()
+    with pytest.raises(ValueError, match="not empty; pass --overwrite_output_dir"):
+        train(_config(tmp_path, toy_data, max_steps=6))
+    again = train(_config(tmp_path, toy_data, max_steps=6, overwrite_output_dir=True))
+    # The old run's checkpoints are gone, so `--resume latest` can never pick one of them up.
+    assert not (again / "checkpoints").exists()
+    assert _log(again, "loss") and len(_log(again, "loss")) == 6
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, toy_data):
+    run = train(_config(tmp_path, toy_data, max_steps=4, save_every=2))
+    with pytest.raises(ValueError, match="different run.*max_steps: checkpoint 4, now 8"):
+        train(_config(tmp_path, toy_data, max_steps=8, resume="latest"))
+    other_data = write_jsonl(tmp_path / "other.jsonl", toy_records(160, 5))
+    with pytest.raises(ValueError, match="data_sha256"):
+        train(_config(tmp_path, (other_data, toy_data[1]), max_steps=4, resume="latest"))
+    resumed = train(_config(tmp_path, toy_data, max_steps=4, resume="latest"))   # same run: continues
+    assert resumed == run
