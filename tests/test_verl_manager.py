@@ -304,3 +304,24 @@ def test_dense_score_survives_pickling_and_validates_as_a_float():
     assert again == 1.25 and again.payload == {"step_tokens": [1]}
     field = AgentLoopOutput.model_fields["reward_score"]
     assert "float" in str(field.annotation)
+
+
+@pytest.mark.slow
+def test_prm_in_a_shared_ray_actor_scores_like_in_process(models):
+    """prm_actor_gpus: the PRM runs once in a named Ray actor (here a CPU actor on a local Ray)."""
+    import ray
+
+    data, _, _ = _build_batch(models["tokenizer"])
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        manager = dense_manager.PRMDenseRewardManager(models["tokenizer"], prm_path=models["prm_dir"],
+                                                      prm_actor_gpus=0, prm_actor_name="prm_dense_test")
+        remote = manager(data)
+        again = dense_manager.PRMDenseRewardManager(models["tokenizer"], prm_path=models["prm_dir"],
+                                                    prm_actor_gpus=0, prm_actor_name="prm_dense_test")
+        assert again.rewarder.step_scorer.handle._actor_id == manager.rewarder.step_scorer.handle._actor_id
+        ray.kill(ray.get_actor("prm_dense_test"))
+    finally:
+        ray.shutdown()
+    local = dense_manager.PRMDenseRewardManager(models["tokenizer"], prm_path=models["prm_dir"], prm_device="cpu")(data)
+    torch.testing.assert_close(remote, local, atol=1e-6, rtol=0)

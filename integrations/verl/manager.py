@@ -27,8 +27,9 @@ the reward-loop manager reads them from `config.reward.reward_kwargs`):
     verifier_neutral the checker's score for a step with nothing to check (default 0.5)
     step_scorer      (batch manager only) any object with score_steps(prompt, steps)
     orm_path         an outcome scorer for outcome="orm" (`prm.load(...).score`)
-    prm_actor_gpus   > 0: run the PRM in a named Ray actor holding that many GPUs, shared by all
-                     reward workers (its own resource, outside verl's pools); 0: in-process
+    prm_actor_gpus   a number: run the PRM in one named, detached Ray actor holding that many
+                     GPUs (0: a CPU actor), shared by every reward worker, on GPUs that verl's
+                     resource pools leave free; unset (default): the PRM runs in-process
     prm_actor_name   the actor's name (default "prm_dense_scorer")
     credit, min_temperature, progress_baseline, step_coef, outcome, outcome_coef, step_style,
     prompt_source    see `integrations.verl.dense.DenseRewardConfig`
@@ -98,15 +99,17 @@ class _ActorScorer:
 def _load_prm(path: str, opts: Mapping[str, Any]):
     load_kwargs = {"device": opts.get("prm_device"), "dtype": opts.get("prm_dtype"),
                    "format": opts.get("prm_format", "auto"), "batch_size": int(opts.get("prm_batch_size", 16))}
-    gpus = float(opts.get("prm_actor_gpus", 0) or 0)
-    if gpus > 0:
+    gpus = opts.get("prm_actor_gpus", None)
+    if gpus is not None:
         import ray
 
         if not ray.is_initialized():
-            raise RuntimeError("prm_actor_gpus > 0 needs a running Ray cluster (verl's trainer starts one)")
+            raise RuntimeError("prm_actor_gpus needs a running Ray cluster (verl's trainer starts one)")
+        gpus = float(gpus)
+        device = load_kwargs["device"] or ("cuda" if gpus > 0 else "cpu")
         actor = ray.remote(num_gpus=gpus)(_PRMServer).options(
             name=opts.get("prm_actor_name", "prm_dense_scorer"), get_if_exists=True, lifetime="detached")
-        return _ActorScorer(actor.remote(path, {**load_kwargs, "device": load_kwargs["device"] or "cuda"}))
+        return _ActorScorer(actor.remote(path, {**load_kwargs, "device": device}))
     import prm
 
     return prm.load(path, **load_kwargs)
