@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tables import print_table  # noqa: E402
+from tasks.math.loaders import iter_jsonl  # noqa: E402
 
 DATA = REPO / "benchmarks" / "data"
 DEFAULT_GSM8K = Path("../shared/data/gsm8k/train.jsonl")
@@ -44,15 +45,11 @@ VERDICTS = ("real_error", "false_alarm")
 
 def read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict]:
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            missing = [key for key in required if key not in row]
-            if missing:
-                raise SystemExit(f"{path}, line {number}: field(s) {missing} missing")
-            rows.append(row)
+    for number, row in iter_jsonl(path):
+        missing = [key for key in required if key not in row]
+        if missing:
+            raise SystemExit(f"{path}, line {number}: field(s) {missing} missing")
+        rows.append(row)
     return rows
 
 
