@@ -325,3 +325,23 @@ def test_prm_in_a_shared_ray_actor_scores_like_in_process(models):
         ray.shutdown()
     local = dense_manager.PRMDenseRewardManager(models["tokenizer"], prm_path=models["prm_dir"], prm_device="cpu")(data)
     torch.testing.assert_close(remote, local, atol=1e-6, rtol=0)
+
+
+def test_prepared_parquet_reads_through_verls_rl_dataset(models, tmp_path):
+    """integrations.verl.prepare_data writes what verl's RLHFDataset reads and the manager needs."""
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    from integrations.verl.prepare_data import main as prepare
+
+    out = tmp_path / "train.parquet"
+    prepare(["--task", "gsm8k", "--input", "tests/fixtures/gsm8k.jsonl", "--out", str(out)])
+    tokenizer = AutoTokenizer.from_pretrained(models["policy_dir"])  # a copy: the chat template is set here
+    tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}assistant: {% endif %}")
+    dataset = RLHFDataset(str(out), tokenizer, OmegaConf.create({"max_prompt_length": 512, "return_raw_chat": True,
+                                                                "cache_dir": str(tmp_path / "cache"),
+                                                                "filter_overlong_prompts": False}))
+    row = dataset[0]
+    assert row["reward_model"]["ground_truth"] == "42"
+    assert row["extra_info"]["question"].startswith("Lena picks 14 apples")
+    assert row["raw_prompt"][-1]["role"] == "user"
