@@ -120,7 +120,7 @@ def bench_one_pass(scorer: RewardScorer, n_solutions: int, batch: int, repeats: 
     one = results["one pass"]["steps_per_s"]
     rows = [[name, f"{r['seconds']:.3f}", f"{r['steps_per_s']:.0f}", r["forward_tokens"],
              f"{one / r['steps_per_s']:.1f}x"] for name, r in results.items()]
-    prompt_tokens = sum(len(scorer.encoder.encode(q, []).ids) for q in prompts) / n_solutions
+    prompt_tokens = sum(len(scorer.encoder.encode(q, []).input_ids) for q in prompts) / n_solutions
     step_tokens = (results["one pass"]["forward_tokens"] / n_solutions - prompt_tokens) / 8
     print_table(f"One pass vs per-prefix loop ({n_solutions} solutions x 8 steps, prompt ~{prompt_tokens:.0f} tokens, "
                 f"step ~{step_tokens:.0f} tokens, batch {batch})",
@@ -137,10 +137,10 @@ def bench_best_of_n(scorer: RewardScorer, n_problems: int, n: int, batch: int, r
     for _ in range(n_problems):
         question, _ = make_solution(rng, 4)
         solutions = [make_solution(rng, rng.randint(6, 8))[1] for _ in range(n)]
-        completion_tokens = sum(len(scorer.encoder.encode("", s).ids) for s in solutions) // n
+        completion_tokens = sum(len(scorer.encoder.encode("", s).input_ids) for s in solutions) // n
         problems.append((padded_prompt(rng, question, completion_tokens, scorer.tokenizer), solutions))
-    prompt_tokens = sum(len(scorer.encoder.encode(p, []).ids) for p, _ in problems) / n_problems
-    completion_tokens = sum(len(scorer.encoder.encode("", s).ids) for _, sols in problems for s in sols) / (
+    prompt_tokens = sum(len(scorer.encoder.encode(p, []).input_ids) for p, _ in problems) / n_problems
+    completion_tokens = sum(len(scorer.encoder.encode("", s).input_ids) for _, sols in problems for s in sols) / (
         n_problems * n)
     n_steps = sum(len(s) for _, sols in problems for s in sols)
 

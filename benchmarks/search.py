@@ -112,7 +112,7 @@ def reuse_vs_reencoding(tokenizer, policy_model, prm_model, questions, config: B
         if incremental:
             # PRM useful tokens: each prompt and each scored step (with its separator) once;
             # both variants score the same steps (same seeds, same numbers).
-            prm_useful = sum(len(prm.encoder.encode(p, []).ids) for p in recorder.prompts)
+            prm_useful = sum(len(prm.encoder.encode(p, []).input_ids) for p in recorder.prompts)
             prm_useful += sum(len(tokenizer.encode(step + prm.settings.separator)) for step in recorder.steps)
         rows.append({"variant": name, "policy_generated": generated, "policy_forward": policy_forward,
                      "policy_useful": policy_useful, "prm_forward": prm_forward, "seconds": seconds})
