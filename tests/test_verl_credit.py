@@ -58,18 +58,18 @@ def test_progress_form_is_the_change_in_value_from_a_baseline():
 
 
 def test_process_grpo_normalises_over_all_steps_of_the_group():
-    # two solutions: steps (1, 0) and (0.5); pooled mean 0.5, sample std 0.5
+    # two solutions: steps (1, 0) and (0.5); pooled mean 0.5, sample std 0.5: r~ = (r - 0.5) / 0.5001
     group = [[1.0, 0.0], [0.5]]
-    assert process_grpo_rewards(group) == [pytest.approx([1.0, -1.0], abs=1e-5), pytest.approx([0.0])]
+    assert process_grpo_rewards(group) == [pytest.approx([0.5 / 0.5001, -0.5 / 0.5001]), pytest.approx([0.0])]
     # advantage of a step: sum of the normalised rewards from it on
-    assert process_grpo_advantages(group) == [pytest.approx([0.0, -1.0], abs=1e-5), pytest.approx([0.0])]
+    assert process_grpo_advantages(group) == [pytest.approx([0.0, -0.5 / 0.5001]), pytest.approx([0.0])]
 
 
 def test_process_grpo_on_a_bigger_group_matches_torch():
     group = [[0.9, 0.8, 0.1], [0.6, 0.7], [0.95]]
     pooled = torch.tensor([r for s in group for r in s])
     mean, std = pooled.mean().item(), pooled.std().item()
-    expected = [[(r - mean) / (std + 1e-6) for r in s] for s in group]
+    expected = [[(r - mean) / (std + 1e-4) for r in s] for s in group]
     got = process_grpo_rewards(group)
     for g, e in zip(got, expected):
         assert g == pytest.approx(e, abs=1e-6)
@@ -79,9 +79,9 @@ def test_process_grpo_on_a_bigger_group_matches_torch():
 
 def test_process_grpo_degenerate_groups():
     assert process_grpo_rewards([[], []]) == [[], []]
-    assert process_grpo_rewards([[0.7]]) == [[0.0]]  # one step: std taken as 1
+    assert process_grpo_rewards([[0.7]]) == [[0.0]]  # one reward in all: 0
     assert process_grpo_rewards([[0.5, 0.5], [0.5]]) == [[0.0, 0.0], [0.0]]  # all equal: all 0
-    assert group_normalise([1.0, 0.0]) == pytest.approx([1 / math.sqrt(2), -1 / math.sqrt(2)], abs=1e-5)
+    assert group_normalise([1.0, 0.0]) == pytest.approx([0.5 / (math.sqrt(0.5) + 1e-4), -0.5 / (math.sqrt(0.5) + 1e-4)])
 
 
 def test_assign_credit_dispatches_every_form():
@@ -103,3 +103,25 @@ def test_reward_to_go_on_tokens_gives_the_process_grpo_advantage_of_each_token()
     assert adv.tolist() == [[0.0, 0.0, -1.0, -1.0, -1.0, 0.0, 0.0]]
     # discounted
     assert reward_to_go(torch.tensor([[1.0, 0.0, 2.0]]), gamma=0.5).tolist() == [[1.5, 1.0, 2.0]]
+
+
+def test_process_grpo_is_the_toolkit_ppos_process_group_advantages():
+    """One definition: the per-step lists here and prm.ppo.advantages on tokens agree."""
+    from prm.ppo.advantages import process_group_advantages
+
+    group = [[0.9, 0.8, 0.1], [0.6, 0.7], [0.95], []]
+    # tokens: solution i's step k ends at token 2k + 1; rows of 8 tokens, the last ones padding
+    rewards, placed, mask = torch.zeros(4, 8), torch.zeros(4, 8), torch.zeros(4, 8)
+    for i, steps in enumerate(group):
+        mask[i, : 2 * len(steps) + 1] = 1
+        for k, r in enumerate(steps):
+            rewards[i, 2 * k + 1], placed[i, 2 * k + 1] = r, 1
+    token_adv = process_group_advantages(rewards, placed, mask, group_size=4)
+    normalised = process_grpo_rewards(group)
+    placed_normalised = torch.zeros(4, 8)
+    for i, steps in enumerate(normalised):
+        for k, r in enumerate(steps):
+            placed_normalised[i, 2 * k + 1] = r
+    torch.testing.assert_close(reward_to_go(placed_normalised, mask), token_adv, atol=1e-5, rtol=0)
+    for i, steps in enumerate(process_grpo_advantages(group)):
+        assert steps == pytest.approx([token_adv[i, 2 * k + 1].item() for k in range(len(steps))], abs=1e-5)

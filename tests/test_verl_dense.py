@@ -114,17 +114,18 @@ def test_rewarder_places_steps_and_outcome_with_the_checker(tokenizer):
     assert sum(dense) == pytest.approx(1.5)
 
 
-def test_process_grpo_groups_by_prompt_and_normalises_outcomes():
+def test_process_grpo_pools_steps_and_outcome_per_group():
     items = [ResponseRewards("p", "", ["a", "b"], [0, 2], [1.0, 0.0], 1.0, 4, group="u1"),
              ResponseRewards("p", "", ["a"], [1], [0.5], 0.0, 3, group="u1"),
-             ResponseRewards("q", "", ["a"], [0], [0.9], 1.0, 2, group="u2")]
+             ResponseRewards("q", "", ["a"], [0], [0.9], None, 2, group="u2")]
     assign_rewards(items, DenseRewardConfig(credit="process_grpo"))
-    assert items[0].step_rewards == pytest.approx([1.0, -1.0], abs=1e-5)
-    assert items[1].step_rewards == pytest.approx([0.0], abs=1e-5)
-    assert items[2].step_rewards == [0.0]  # a group with one step
-    assert items[0].outcome_reward == pytest.approx(0.7071, abs=1e-4)
-    assert items[1].outcome_reward == pytest.approx(-0.7071, abs=1e-4)
-    assert items[0].dense() == pytest.approx([1.0, 0.0, -1.0, 0.7071], abs=1e-4)
+    # group u1 pools (1, 0, outcome 1) and (0.5, outcome 0): mean 0.5, sample std 0.5
+    z = lambda r: (r - 0.5) / (0.5 + 1e-4)  # noqa: E731
+    assert items[0].step_rewards == pytest.approx([z(1.0), z(0.0)])
+    assert items[0].outcome_reward == pytest.approx(z(1.0))
+    assert items[1].step_rewards == pytest.approx([z(0.5)]) and items[1].outcome_reward == pytest.approx(z(0.0))
+    assert items[2].step_rewards == [0.0] and items[2].outcome_reward == 0.0  # one reward in its group
+    assert items[0].dense() == pytest.approx([z(1.0), 0.0, z(0.0), z(1.0)])
 
 
 def test_config_rejects_unknown_forms():

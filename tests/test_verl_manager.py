@@ -29,7 +29,7 @@ import prm  # noqa: E402
 from generation.tiny import build_tiny_causal_lm, save_tiny_causal_lm, train_tokenizer  # noqa: E402
 from integrations.verl import manager as dense_manager  # noqa: E402
 from prm.modeling import RewardModel, RewardSettings  # noqa: E402
-from prm.ppo.credit import group_normalise, min_form, process_grpo_rewards, progress_form  # noqa: E402
+from prm.ppo.credit import min_form, process_grpo_rewards, progress_form  # noqa: E402
 from search.scorers import VerifierScorer  # noqa: E402
 
 POLICY_TEXTS = ["Question: Tom has 3 apples and buys 4. How many?\n3 + 4 = 7\nThe answer is 7\n",
@@ -203,9 +203,11 @@ def test_credit_forms(models, credit):
         steps = [min_form(s) for s in scores]
     elif credit == "progress":
         steps = [progress_form(s, 0.5) for s in scores]
-    else:
-        steps = process_grpo_rewards(scores[:2]) + process_grpo_rewards(scores[2:])
-        outcomes = group_normalise(outcomes[:2]) + group_normalise(outcomes[2:])
+    else:  # per group (uid a: rows 0-1, b: rows 2-3) steps and 0.5 * outcome pooled and normalised
+        pooled = [s + [0.5 * o] for s, o in zip(scores, outcomes)]
+        normalised = process_grpo_rewards(pooled[:2]) + process_grpo_rewards(pooled[2:])
+        steps = [n[:-1] for n in normalised]
+        outcomes = [n[-1] / 0.5 for n in normalised]  # the check below multiplies by outcome_coef
     for i, (ends, length) in enumerate(zip(last_tokens, lengths)):
         expected = torch.zeros(rewards.shape[1])
         for end, value in zip(ends, steps[i]):
@@ -345,3 +347,34 @@ def test_prepared_parquet_reads_through_verls_rl_dataset(models, tmp_path):
     assert row["reward_model"]["ground_truth"] == "42"
     assert row["extra_info"]["question"].startswith("Lena picks 14 apples")
     assert row["raw_prompt"][-1]["role"] == "user"
+
+
+def _recipe_overrides(recipe, policy_dir, *extra):
+    """The Hydra overrides a recipe script passes to verl (its entry point swapped for printf)."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "POLICY": policy_dir, "PRM": "/models/prm", "DATA": "/data", "VERL_MAIN": "printf %s\\n"}
+    out = subprocess.run(["bash", f"integrations/verl/recipes/{recipe}.sh", *extra], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if line]
+
+
+@pytest.mark.parametrize("recipe,estimator,credit", [("gae_dense", "gae", "min"),
+                                                     ("grpo_process", "prm_reward_to_go", "process_grpo")])
+def test_recipes_compose_and_validate_against_verls_schema(models, recipe, estimator, credit):
+    from integrations.verl.check_config import check
+
+    result = check(_recipe_overrides(recipe, models["policy_dir"]))
+    assert result == {"manager": "PRMDenseRewardLoopManager", "adv_estimator": estimator, "credit": credit,
+                      "critic": recipe == "gae_dense", "reference": True}
+
+
+def test_dry_run_refuses_settings_where_dense_rewards_are_lost(models):
+    from integrations.verl.check_config import check
+
+    with pytest.raises(SystemExit, match="use_v1"):
+        check(_recipe_overrides("gae_dense", models["policy_dir"], "trainer.use_v1=True"))
+    with pytest.raises(SystemExit, match="agent loop"):
+        check(_recipe_overrides("gae_dense", models["policy_dir"], "reward.reward_model.enable_resource_pool=True",
+                                "reward.reward_model.n_gpus_per_node=1", "reward.reward_model.nnodes=1"))

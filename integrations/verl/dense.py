@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from prm.ppo.credit import CREDIT_FORMS, assign_credit, group_normalise
+from prm.ppo.credit import CREDIT_FORMS, assign_credit, process_grpo_rewards
 from search.scorers import WeightedScorer
 from tasks.math.steps import split_steps
 
@@ -257,21 +257,32 @@ class DenseRewarder:
 def assign_rewards(items: list[ResponseRewards], config: DenseRewardConfig) -> None:
     """Apply the credit form and coefficients: fill `step_rewards` and `outcome_reward`.
 
-    "process_grpo" normalises the step scores over all steps of each group (items sharing
-    `group`, i.e. the samples of one prompt) and the outcomes over the group's outcomes (outcome
-    GRPO), so the reward-to-go of a token is DeepSeekMath's process advantage plus the outcome
-    advantage. The other forms work on each response alone and add outcome_coef * outcome as it is.
+    "sum", "min", "progress": each response alone; step_coef times the form's step values, and
+    outcome_coef * outcome on the last token.
+
+    "process_grpo" (DeepSeekMath, the toolkit PPO's `process_group_advantages`): within each group
+    (items sharing `group`: verl's uid, the samples of one prompt), the placed rewards
+    step_coef * score_k and, where scored, outcome_coef * outcome are pooled and normalised
+    together, r~ = (r - mean) / (std + 1e-4) (`prm.ppo.credit.process_grpo_rewards`). The
+    reward-to-go of a token (verl estimator "prm_reward_to_go") is then its process advantage.
     """
     groups: dict[Any, list[int]] = {}
     for index, item in enumerate(items):
         key = item.group if config.credit == "process_grpo" else ("alone", index)
         groups.setdefault(key, []).append(index)
     for members in groups.values():
+        if config.credit == "process_grpo":
+            pooled = [[config.step_coef * v for v in items[i].step_scores]
+                      + ([] if items[i].outcome is None else [config.outcome_coef * float(items[i].outcome)])
+                      for i in members]
+            for i, values in zip(members, process_grpo_rewards(pooled)):
+                n = len(items[i].step_scores)
+                items[i].step_rewards = values[:n]
+                items[i].outcome_reward = values[n] if len(values) > n else 0.0
+            continue
         rewards = assign_credit(config.credit, [items[i].step_scores for i in members],
                                 temperature=config.min_temperature, baseline=config.progress_baseline)
-        outcomes = [items[i].outcome for i in members]
-        if config.credit == "process_grpo" and all(o is not None for o in outcomes):
-            outcomes = group_normalise(outcomes)
-        for i, values, outcome in zip(members, rewards, outcomes):
+        for i, values in zip(members, rewards):
+            outcome = items[i].outcome
             items[i].step_rewards = [config.step_coef * v for v in values]
             items[i].outcome_reward = 0.0 if outcome is None else config.outcome_coef * float(outcome)

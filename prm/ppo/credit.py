@@ -105,43 +105,60 @@ def step_returns(step_rewards: Sequence[float], gamma: float = 1.0) -> list[floa
     return returns[::-1]
 
 
-def process_grpo_rewards(group: Sequence[Sequence[float]], eps: float = 1e-6) -> list[list[float]]:
-    """DeepSeekMath process supervision: normalise every step reward by the group's statistics.
+PROCESS_GRPO_EPS = 1e-4  # as prm.ppo.advantages.process_group_advantages
 
-    For the G solutions of one prompt with step rewards r_i^k (solution i, step k), let R be
-    all of them pooled: r~_i^k = (r_i^k - mean(R)) / (std(R) + eps). std is the sample standard
-    deviation (ddof = 1, as torch.std and verl's outcome GRPO); a group with fewer than two
-    steps in all has std taken as 1, so its one step gets 0. Solutions without steps stay empty.
 
-    >>> [[round(r, 4) for r in steps] for steps in process_grpo_rewards([[1.0, 0.0], [0.5]])]
+def process_grpo_rewards(group: Sequence[Sequence[float]], eps: float = PROCESS_GRPO_EPS) -> list[list[float]]:
+    """DeepSeekMath process supervision: normalise every reward by the group's statistics.
+
+    For the G solutions of one prompt with rewards r_i^k (solution i, step k), let R be all of
+    them pooled: r~_i^k = (r_i^k - mean(R)) / (std(R) + eps). std is the sample standard
+    deviation (ddof = 1) and eps = 1e-4, as in `prm.ppo.advantages.process_group_advantages`,
+    the toolkit PPO's token-level form of the same advantage; a group with one reward in all
+    has std taken as 0, so its reward becomes 0. Solutions without steps stay empty. (The
+    toolkit PPO pools the outcome reward with the step rewards; pass it as one more entry of
+    each solution's list to do the same.)
+
+    >>> [[round(r, 3) for r in steps] for steps in process_grpo_rewards([[1.0, 0.0], [0.5]])]
     [[1.0, -1.0], [0.0]]
     """
     pooled = [float(r) for steps in group for r in steps]
     if not pooled:
         return [[] for _ in group]
     mean = sum(pooled) / len(pooled)
-    if len(pooled) > 1:
-        std = math.sqrt(sum((r - mean) ** 2 for r in pooled) / (len(pooled) - 1))
-    else:
-        std = 1.0
+    std = math.sqrt(sum((r - mean) ** 2 for r in pooled) / max(len(pooled) - 1, 1))
     return [[(float(r) - mean) / (std + eps) for r in steps] for steps in group]
 
 
-def process_grpo_advantages(group: Sequence[Sequence[float]], eps: float = 1e-6) -> list[list[float]]:
+def process_grpo_advantages(group: Sequence[Sequence[float]]) -> list[list[float]]:
     """DeepSeekMath process-supervision advantages per step: A_i^k = sum_{j >= k} r~_i^j.
 
-    Every token of step k of solution i (from just after step k-1's last token up to step
-    k's last token) gets A_i^k; tokens after the last step get 0. On tokens that is
+    Computed by the toolkit PPO's `prm.ppo.advantages.process_group_advantages` (one row per
+    solution, a reward on every step), so both use one definition; a group of one solution
+    (which that function refuses) takes `step_returns(process_grpo_rewards(group))`, the same
+    formula. Every token of step k of solution i (from just after step k-1's last token up to
+    step k's last token) gets A_i^k; tokens after the last step get 0. On tokens that is
     `reward_to_go` of the normalised rewards placed at the step ends.
 
-    >>> [[round(a, 4) for a in steps] for steps in process_grpo_advantages([[1.0, 0.0], [0.5]])]
+    >>> [[round(a, 3) for a in steps] for steps in process_grpo_advantages([[1.0, 0.0], [0.5]])]
     [[0.0, -1.0], [0.0]]
     """
-    return [step_returns(steps) for steps in process_grpo_rewards(group, eps)]
+    lengths = [len(steps) for steps in group]
+    if len(group) < 2 or not any(lengths):
+        return [step_returns(steps) for steps in process_grpo_rewards(group)]
+    from prm.ppo.advantages import process_group_advantages
+
+    rewards = torch.zeros(len(group), max(lengths), dtype=torch.float64)
+    placed = torch.zeros_like(rewards)
+    for i, steps in enumerate(group):
+        rewards[i, : len(steps)] = torch.tensor([float(r) for r in steps], dtype=torch.float64)
+        placed[i, : len(steps)] = 1.0
+    advantages = process_group_advantages(rewards, placed, placed, group_size=len(group))
+    return [advantages[i, :n].tolist() for i, n in enumerate(lengths)]
 
 
 def assign_credit(form: str, group: Sequence[Sequence[float]], *, temperature: float = 0.0,
-                  baseline: float = 0.5, eps: float = 1e-6) -> list[list[float]]:
+                  baseline: float = 0.5, eps: float = PROCESS_GRPO_EPS) -> list[list[float]]:
     """The per-step rewards of `form` for a group of solutions to one prompt.
 
     group[i] is solution i's step rewards (PRM probabilities, checker scores...). "sum", "min"
@@ -160,9 +177,9 @@ def assign_credit(form: str, group: Sequence[Sequence[float]], *, temperature: f
     raise ValueError(f"unknown credit form {form!r}; choose one of {CREDIT_FORMS}")
 
 
-def group_normalise(values: Sequence[float], eps: float = 1e-6) -> list[float]:
+def group_normalise(values: Sequence[float], eps: float = PROCESS_GRPO_EPS) -> list[float]:
     """(x - mean) / (std + eps) over one group's scalars (outcome GRPO); std as in
-    `process_grpo_rewards` (ddof = 1; one value: std = 1, so it becomes 0)."""
+    `process_grpo_rewards` (ddof = 1; one value becomes 0)."""
     return [row[0] for row in process_grpo_rewards([[float(v)] for v in values], eps)]
 
 
