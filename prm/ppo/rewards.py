@@ -14,6 +14,8 @@ from collections.abc import Collection
 
 import torch
 
+from prm.ppo import credit
+
 STEP_SCORE_FORMS = ("raw", "centred", "diff", "min")
 KL_ESTIMATORS = ("k1", "k2", "k3")
 # Where each estimator is valid. As a reward, only k1 has E[k1 * grad log p] = grad KL; k3's
@@ -70,26 +72,23 @@ def step_texts(tokenizer, completion_ids: list[int], ends: list[int], separator:
 
 
 def shape_step_scores(scores: list[float], form: str) -> list[float]:
-    """Turn PRM step probabilities p_k into per-step rewards.
+    """Turn PRM step probabilities p_k into per-step rewards, through the credit-assignment
+    forms of `prm.ppo.credit` (the same code the verl manager uses).
 
-    raw:     p_k
-    centred: p_k - 0.5             (a neutral step earns nothing; no bonus for length)
-    diff:    p_k - p_{k-1}, p_0 = 0.5  (sums to p_K - 0.5: shaping by progress)
-    min:     min_k p_k on the worst step, 0 elsewhere (credit only the weakest link)
+    raw:     p_k                          (credit.sum_form, Math-Shepherd)
+    centred: p_k - 0.5                    (a neutral step earns nothing; no bonus for length)
+    diff:    p_k - p_{k-1}, p_{-1} = 0.5  (credit.progress_form; sums to p_K - 0.5)
+    min:     min_k p_k on the worst step, 0 elsewhere (credit.min_form at T = 0, PURE)
     """
     if form not in STEP_SCORE_FORMS:
         raise ValueError(f"unknown step score form {form!r}; choose one of {STEP_SCORE_FORMS}")
-    if not scores:
-        return []
     if form == "raw":
-        return list(scores)
+        return credit.sum_form(scores)
     if form == "centred":
-        return [p - 0.5 for p in scores]
+        return credit.sum_form([p - 0.5 for p in scores])
     if form == "diff":
-        previous = [0.5] + list(scores[:-1])
-        return [p - q for p, q in zip(scores, previous)]
-    worst = min(range(len(scores)), key=scores.__getitem__)
-    return [scores[worst] if k == worst else 0.0 for k in range(len(scores))]
+        return credit.progress_form(scores, baseline=0.5)
+    return credit.min_form(scores)
 
 
 def place_rewards(length: int, step_ends: list[int], step_rewards: list[float], outcome_reward: float | None) -> torch.Tensor:
