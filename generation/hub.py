@@ -26,10 +26,25 @@ def cache_dir() -> Path:
 
 
 def resolve_model(name_or_path: str) -> str:
-    """A path or hub id for `from_pretrained`; aliases are materialised on first use."""
+    """A path or hub id for `from_pretrained`; aliases are materialised on first use.
+
+    A name that can only be a local path (absolute, starting with "." or "~", more than one "/",
+    or whose first part is a folder here, like `runs/sft`) and does not exist fails at once with
+    FileNotFoundError, instead of a hub lookup that retries for a minute and then complains about
+    the repo id."""
     if name_or_path.lower() == SMOLLM2_ALIAS:
         return str(_smollm2_dir())
+    if not Path(name_or_path).expanduser().exists() and looks_local(name_or_path):
+        raise FileNotFoundError(f"no such model folder: {name_or_path}, and it is not a hub id")
     return name_or_path
+
+
+def looks_local(name: str) -> bool:
+    """Could `name` not be a hub id ("org/name" or "name")?"""
+    if name.startswith((".", "~", "/")) or os.path.isabs(name) or name.count("/") > 1 or "\\" in name:
+        return True
+    first = name.split("/", 1)[0]
+    return "/" in name and Path(first).is_dir()
 
 
 def _find_smollm2_gguf() -> Path:
