@@ -30,6 +30,7 @@ import torch
 from generation.loading import build_policy, load_policy
 from tasks.math.loaders import iter_jsonl
 from tasks.math.prompts import format_solution, policy_prompt
+from tasks.math.steps import split_steps
 from tasks.math.types import Problem, RecordError, validate_step_example
 
 SYNTHETIC_PREFIX = "synthetic:"
@@ -67,9 +68,11 @@ class SFTConfig:
 def load_sft_problems(data: str, n_train: int, seed: int) -> list[Problem]:
     """Problems with reference steps from `synthetic:<preset>` or a JSONL file.
 
-    JSONL lines are either problems `{"question", "answer", "steps"}` or step-labelled
-    records `{"prompt", "completions", "labels"}`; a labelled record is a reference
-    solution only if every label is true (others are counted and reported, not trained on).
+    JSONL lines are problems `{"question", "answer", "steps"}`, step-labelled records
+    `{"prompt", "completions", "labels"}` (a reference solution only if every label is true;
+    others are counted and reported, not trained on), or prompt-completion records
+    `{"prompt", "completion", ...}` such as the rejection-sampling export
+    (`search.export.write_sft_jsonl`), whose completion is split into steps.
     Raises `RecordError` naming file, line and field for a malformed line.
     """
     if data.startswith(SYNTHETIC_PREFIX):
@@ -88,6 +91,8 @@ def load_sft_problems(data: str, n_train: int, seed: int) -> list[Problem]:
                 continue
             problems.append(Problem(id=f"{path.name}:{line_number}", question=example["prompt"],
                                     answer=str(record.get("reference", "")), steps=tuple(example["completions"])))
+        elif "completion" in record:
+            problems.append(_problem_from_completion(record, str(path), line_number))
         else:
             problems.append(problem_from_record(record, str(path), line_number))
     if skipped_incorrect:
@@ -95,6 +100,14 @@ def load_sft_problems(data: str, n_train: int, seed: int) -> list[Problem]:
     if not problems:
         raise RecordError("no usable reference solutions", path=str(path))
     return problems
+
+
+def _problem_from_completion(record: dict, path: str, line: int) -> Problem:
+    for key in ("prompt", "completion"):
+        if not isinstance(record.get(key), str) or not record[key].strip():
+            raise RecordError("missing or not a non-empty string", path=path, line=line, field=key)
+    return Problem(id=f"{Path(path).name}:{line}", question=record["prompt"],
+                   answer=str(record.get("reference", "")), steps=tuple(split_steps(record["completion"])))
 
 
 def problem_from_record(record, path: str, line: int) -> Problem:

@@ -84,3 +84,20 @@ def test_bad_records_name_file_line_and_field(tmp_path):
     labelled.write_text(json.dumps({"prompt": "q", "completions": ["a", "b"], "labels": [True]}) + "\n")
     with pytest.raises(RecordError, match="line 1, field 'labels'"):
         load_sft_problems(str(labelled), 10, 0)
+
+
+def test_the_rejection_sampling_export_trains_with_sft(tmp_path):
+    from search.export import rejection_sample, write_sft_jsonl
+    from search.scorers import VerifierScorer
+
+    questions = [f"Tom has {a} apples and buys {b} more. How many apples does he have?" for a, b in ((2, 3), (4, 1))]
+    samples = [["He buys 3: 2 + 3 = 5\nThe answer is 5", "2 + 3 = 6\nThe answer is 6"],
+               ["He buys 1: 4 + 1 = 5\nThe answer is 5"]]
+    records = rejection_sample(questions, samples, VerifierScorer(), k=1, references=["5", "5"], require_correct=True)
+    path = write_sft_jsonl(records, tmp_path / "sft.jsonl")
+    problems = load_sft_problems(str(path), n_train=0, seed=0)
+    assert [p.steps for p in problems] == [("He buys 3: 2 + 3 = 5", "The answer is 5"),
+                                           ("He buys 1: 4 + 1 = 5", "The answer is 5")]
+    out = train_sft(SFTConfig(data=str(path), model="tiny:tiny", output_dir=str(tmp_path / "policy"), max_steps=2,
+                              batch_size=2, n_eval=0, vocab_size=300))
+    assert (out / "model.safetensors").exists()
