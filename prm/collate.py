@@ -108,6 +108,9 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
     position_ids [R, W] long (shared rows only); step_labels [R, W] float, step_weights
     [R, W] float (how many sequences have a label there; step_labels holds their mean) and
     step_mask [R, W] bool at the label positions;
+    lm_targets [R, W] long: the next token where a token and its successor lie in one step
+    labelled correct (label > 0.5), else -100; lm_weights [R, W] float: how many sequences
+    have that correct step there (the auxiliary LM loss of `--lm_coef`);
     outcome_positions [N] long, one per feature in input order, an index into the flattened
     [R * W] logits (-1 = none); outcome_labels [N] float; num_tokens (the features' own token
     count) and num_computed (tokens in the rows) as 0-d long tensors.
@@ -127,6 +130,7 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
     nodes = torch.full((size, width), -1, dtype=torch.long)  # node of each token, numbered over the batch; -1 = pad
     parents: list[int] = []
     labelled: list[tuple[int, float, int]] = []  # (flat row index, label sum, count)
+    correct_counts: dict[int, int] = {}  # node (over the batch) -> sequences labelling it correct
     outcomes = [-1] * len(features)
     for r, tree in enumerate(trees):
         length, first_node = len(tree.ids), len(parents)
@@ -135,6 +139,8 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
         nodes[r, :length] = torch.tensor(tree.nodes, dtype=torch.long) + first_node
         parents += [parent + first_node if parent >= 0 else -1 for parent in tree.parents]
         labelled += [(r * width + position, total, count) for position, (total, count) in tree.labels.items()]
+        correct_counts.update({tree.nodes[position] + first_node: count
+                               for position, count in tree.correct.items() if count})
         for index, position in tree.outcomes.items():
             outcomes[index] = r * width + position
     step_sums = torch.zeros(size * width, dtype=torch.float)
@@ -146,11 +152,14 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
     step_sums, step_weights = step_sums.view(size, width), step_weights.view(size, width)
     step_mask = step_weights > 0
     outcome_positions = torch.tensor(outcomes, dtype=torch.long)
+    lm_targets, lm_weights = _lm_targets(input_ids, nodes, correct_counts)
     batch = {
         "input_ids": input_ids,
         "step_labels": torch.where(step_mask, step_sums / step_weights.clamp(min=1), 0.0),
         "step_weights": step_weights,
         "step_mask": step_mask,
+        "lm_targets": lm_targets,
+        "lm_weights": lm_weights,
         "outcome_positions": outcome_positions,
         "outcome_labels": torch.tensor([f["outcome_label"] for f in features], dtype=torch.float),
         "num_tokens": torch.tensor(sum(len(f["input_ids"]) for f in features)),
@@ -164,6 +173,21 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
     return batch
 
 
+def _lm_targets(input_ids: torch.Tensor, nodes: torch.Tensor, correct_counts: dict[int, int]):
+    """input_ids, nodes [R, W] -> (lm_targets [R, W] long, lm_weights [R, W] float): the next
+    token inside a node that `correct_counts` (node -> count) holds, weighted by the count. The
+    next token of a step end lies in another node (or there are several), so it is not a target."""
+    weight_of = torch.zeros(max(nodes.max().item() + 2, 1), dtype=torch.float)
+    if correct_counts:
+        weight_of[list(correct_counts)] = torch.tensor(list(correct_counts.values()), dtype=torch.float)
+    same_node = (nodes[:, :-1] == nodes[:, 1:]) & (nodes[:, :-1] >= 0)
+    weights = torch.zeros(nodes.shape, dtype=torch.float)
+    weights[:, :-1] = torch.where(same_node, weight_of[nodes[:, :-1].clamp(min=0)], 0.0)
+    targets = torch.full(nodes.shape, -100, dtype=torch.long)
+    targets[:, :-1] = torch.where(weights[:, :-1] > 0, input_ids[:, 1:], -100)
+    return targets, weights
+
+
 @dataclass
 class _PrefixTree:
     """One row: every distinct (prompt, step, step, ...) prefix of its sequences once.
@@ -171,7 +195,8 @@ class _PrefixTree:
     ids, positions, nodes: per row token, its id, its position in its sequence and its node.
     parents[node]: the node it continues (-1 for a root: a prompt, or the first step of a
     sequence without one). labels: row index -> [sum of labels, number of sequences labelled
-    there]. outcomes: feature index -> row index.
+    there]; correct: row index -> how many of those labels are correct (> 0.5). outcomes:
+    feature index -> row index.
     """
 
     ids: list[int] = field(default_factory=list)
@@ -179,6 +204,7 @@ class _PrefixTree:
     nodes: list[int] = field(default_factory=list)
     parents: list[int] = field(default_factory=list)
     labels: dict[int, list[float]] = field(default_factory=dict)
+    correct: dict[int, int] = field(default_factory=dict)
     outcomes: dict[int, int] = field(default_factory=dict)
 
 
@@ -215,6 +241,7 @@ def _prefix_tree(features: Sequence[dict], members: list[int]) -> _PrefixTree:
                 total = tree.labels.setdefault(ends[node], [0.0, 0])
                 total[0] += labels[cut - 1]
                 total[1] += 1
+                tree.correct[ends[node]] = tree.correct.get(ends[node], 0) + (labels[cut - 1] > 0.5)
             if cut - 1 == feature["outcome_position"]:
                 tree.outcomes[index] = ends[node]
             parent, start = node, cut

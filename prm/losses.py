@@ -46,6 +46,21 @@ def step_bce_loss(step_logits: torch.Tensor, step_labels: torch.Tensor, step_mas
     return _reduce(losses, reduction)
 
 
+def token_lm_loss(lm_logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, *,
+                  reduction: str = "mean") -> torch.Tensor:
+    """Weighted next-token cross-entropy: the auxiliary LM loss on correct steps.
+
+    lm_logits [M, V] (read at the M target positions), targets [M] long, weights [M] float (how
+    many sequences a shared position stands for). Teaching the reward model to write correct
+    steps gives it the expected value of a step, which the step head then compares with the
+    written one (GenRM's joint SFT loss). Returns a scalar ("mean" over the weights, or "sum").
+    """
+    losses = F.cross_entropy(lm_logits.float(), targets, reduction="none") * weights.float()
+    if reduction == "mean":
+        return losses.sum() / weights.sum().clamp(min=1e-12)
+    return _reduce(losses, reduction)
+
+
 def outcome_bce_loss(outcome_logits: torch.Tensor, labels: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
     """Pointwise ORM loss. outcome_logits [N] (already read at each solution's end), labels [N] float."""
     logits = outcome_logits.float()

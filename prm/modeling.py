@@ -123,11 +123,13 @@ class RewardOutput:
     """step_logits [B, T]: log-odds that the step ending at token t is correct.
     outcome_logits [B, T] | None: log-odds (ORM) or reward (pairwise) if the solution ended at t.
     past_key_values: the backbone's cache when ``use_cache=True``.
+    lm_logits [M, V] | None: next-token logits at the M positions of ``lm_mask`` (row-major).
     """
 
     step_logits: torch.Tensor
     outcome_logits: torch.Tensor | None = None
     past_key_values: Any = None
+    lm_logits: torch.Tensor | None = None
 
 
 def _single_token_id(tokenizer, token: str) -> int:
@@ -450,8 +452,9 @@ class RewardModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 past_key_values=None, use_cache: bool = False,
-                position_ids: torch.Tensor | None = None) -> RewardOutput:
-        """input_ids [B, T] -> RewardOutput (step_logits [B, T], outcome_logits [B, T] | None)."""
+                position_ids: torch.Tensor | None = None, lm_mask: torch.Tensor | None = None) -> RewardOutput:
+        """input_ids [B, T] -> RewardOutput (step_logits [B, T], outcome_logits [B, T] | None;
+        lm_logits [M, V] at the M True positions of lm_mask [B, T] bool, when given)."""
         model = self._hf_model()
         decoder = model.base_model if self.settings.needs_lm_head else model
         hidden_out = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
@@ -471,4 +474,24 @@ class RewardModel(nn.Module):
         else:
             step_logits = outcome_logits
         return RewardOutput(step_logits=step_logits, outcome_logits=outcome_logits,
-                            past_key_values=getattr(hidden_out, "past_key_values", None) if use_cache else None)
+                            past_key_values=getattr(hidden_out, "past_key_values", None) if use_cache else None,
+                            lm_logits=self._lm_logits(hidden[lm_mask]) if lm_mask is not None else None)
+
+    def _lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden [M, H] -> next-token logits [M, V]: the backbone's LM head, or its input embeddings
+        where the head was dropped for a classification head and the two were tied."""
+        model = self._hf_model()
+        lm_head = model.get_output_embeddings()
+        if lm_head is not None:
+            return lm_head(hidden)
+        if not self.can_model_language:
+            raise ValueError("the LM loss needs a backbone whose output embeddings are tied to its input "
+                             "embeddings (tie_word_embeddings), or the plus_minus head")
+        return hidden @ model.get_input_embeddings().weight.T
+
+    @property
+    def can_model_language(self) -> bool:
+        """Whether next-token logits exist: an LM head, or input embeddings it was tied to."""
+        model = self._hf_model()
+        config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+        return model.get_output_embeddings() is not None or bool(getattr(config, "tie_word_embeddings", False))

@@ -42,7 +42,7 @@ from prm.collate import (
     feature_length,
     prompt_key,
 )
-from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss
+from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss, token_lm_loss
 from prm.metrics import pairwise_accuracy, processbench_f1, step_accuracy, step_auc
 from prm.modeling import ADAPTER_DIR, RewardModel, RewardSettings
 from prm.recipe import (
@@ -76,6 +76,7 @@ class TrainConfig:
     aggregation: str = field(default="min", metadata={"help": "Default step-score aggregation stored with the model: min|prod|last|mean"})
     first_wrong_only: bool = field(default=False, metadata={"help": "Ignore steps after the first wrong one (Let's Verify)"})
     outcome_weight: float = field(default=1.0, metadata={"help": "Weight of the outcome loss in --objective joint"})
+    lm_coef: float = field(default=0.0, metadata={"help": "Weight of an auxiliary next-token loss on the tokens of steps labelled correct (prm, joint; see docs/training.md)"})
     centering_coef: float = field(default=0.0, metadata={"help": "Pairwise reward-centring coefficient: coef * (r_w + r_l)^2"})
     max_length: int = field(default=512, metadata={"help": "Truncate sequences; steps ending beyond it lose their label"})
     vocab_size: int = field(default=512, metadata={"help": "Tokenizer size for tiny:<size> models"})
@@ -114,6 +115,11 @@ class TrainConfig:
             raise ValueError(f"--mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
         if self.solutions_per_prompt < 1:
             raise ValueError(f"--solutions_per_prompt must be at least 1, got {self.solutions_per_prompt!r}")
+        if self.lm_coef < 0:
+            raise ValueError(f"--lm_coef must be >= 0, got {self.lm_coef!r}")
+        if self.lm_coef > 0 and self.objective not in ("prm", "joint"):
+            raise ValueError(f"--lm_coef trains on steps labelled correct: it needs --objective prm or joint, "
+                             f"not {self.objective!r}")
         if self.save_adapter and self.lora_r <= 0:
             raise ValueError("--save_adapter needs --lora_r > 0")
         require_tensorboard(self.tensorboard)
@@ -264,17 +270,21 @@ def _at_positions(logits: torch.Tensor, positions: torch.Tensor) -> tuple[torch.
     return logits.reshape(-1)[positions.clamp(min=0)], valid
 
 
-def model_inputs(batch: dict, use_mask: bool, dtype: torch.dtype) -> dict:
+def model_inputs(batch: dict, use_mask: bool, dtype: torch.dtype, lm: bool = False) -> dict:
     """Keyword arguments of the forward pass: the tree mask (additive, in `dtype`, the model's
     floating-point dtype, see `additive_mask`) and position ids of a batch with shared rows, the
-    padding mask only where the model needs it (see `is_causal_decoder`)."""
+    padding mask only where the model needs it (see `is_causal_decoder`); with `lm`, the
+    positions of the LM loss's targets."""
+    inputs = {"lm_mask": batch["lm_weights"] > 0} if lm else {}
     if "position_ids" in batch:
-        return {"attention_mask": additive_mask(batch["attention_mask"], dtype), "position_ids": batch["position_ids"]}
-    return {"attention_mask": batch["attention_mask"] if use_mask else None}
+        return {**inputs, "attention_mask": additive_mask(batch["attention_mask"], dtype),
+                "position_ids": batch["position_ids"]}
+    return {**inputs, "attention_mask": batch["attention_mask"] if use_mask else None}
 
 
-def _loss_names(objective: str) -> list[str]:
-    return {"prm": ["step"], "orm": ["outcome"], "joint": ["step", "outcome"], "pairwise": ["outcome"]}[objective]
+def _loss_names(config: TrainConfig) -> list[str]:
+    names = {"prm": ["step"], "orm": ["outcome"], "joint": ["step", "outcome"], "pairwise": ["outcome"]}[config.objective]
+    return names + ["lm"] if config.lm_coef > 0 else names
 
 
 def _labelled_items(batch: dict, config: TrainConfig) -> dict[str, torch.Tensor]:
@@ -288,6 +298,8 @@ def _labelled_items(batch: dict, config: TrainConfig) -> dict[str, torch.Tensor]
         valid = batch["outcome_positions"] >= 0
         pairs = len(batch["margins"])
         counts["outcome"] = (valid[:pairs] & valid[pairs:]).sum().float()
+    if config.lm_coef > 0:
+        counts["lm"] = batch["lm_weights"].sum()
     return counts
 
 
@@ -306,6 +318,12 @@ def loss_sums(output, batch: dict, config: TrainConfig) -> dict[str, torch.Tenso
         both = valid[:pairs] & valid[pairs:]
         sums["outcome"] = pairwise_loss(rewards[:pairs][both], rewards[pairs:][both], batch["margins"][both],
                                         centering_coef=config.centering_coef, reduction="sum")
+    if config.lm_coef > 0:
+        if output.lm_logits is None:
+            raise ValueError("--lm_coef: the forward pass needs lm_mask (model_inputs(..., lm=True))")
+        positions = batch["lm_weights"] > 0
+        sums["lm"] = token_lm_loss(output.lm_logits, batch["lm_targets"][positions], batch["lm_weights"][positions],
+                                   reduction="sum")
     return sums
 
 
@@ -426,6 +444,9 @@ def train(config: TrainConfig) -> Path:
     else:
         train_records, eval_records = _split(records, config.eval_fraction, config.seed)
     tokenizer, model = build_model(config, train_records, tokenizer_dir=str(resume_dir) if resume_dir else None)
+    if config.lm_coef > 0 and not model.can_model_language:
+        raise ValueError(f"--lm_coef needs next-token logits, and {config.model} has neither an LM head nor "
+                         "output embeddings tied to its input embeddings")
     train_features, dropped = encode_records(tokenizer, train_records, model.settings, config.max_length)
     if dropped:
         warnings.warn(f"{dropped} step labels of the training data lie beyond --max_length {config.max_length} "
@@ -491,17 +512,18 @@ def train(config: TrainConfig) -> Path:
         # One optimizer step = grad_accum micro-batches; every loss term is divided by its item
         # count over all of them and all processes (DDP averages gradients, hence the factor).
         micro_batches = [{k: v.to(accelerator.device) for k, v in stream.next().items()} for _ in range(config.grad_accum)]
-        totals = {name: torch.zeros((), device=accelerator.device) for name in _loss_names(config.objective)}
+        totals = {name: torch.zeros((), device=accelerator.device) for name in _loss_names(config)}
         for batch in micro_batches:
             for name, count in _labelled_items(batch, config).items():
                 totals[name] += count
         totals = {name: accelerator.reduce(count, reduction="sum").clamp(min=1) for name, count in totals.items()}
-        weights = {"step": 1.0, "outcome": config.outcome_weight if config.objective == "joint" else 1.0}
+        weights = {"step": 1.0, "outcome": config.outcome_weight if config.objective == "joint" else 1.0,
+                   "lm": config.lm_coef}
         step_loss = {name: 0.0 for name in totals}
         for index, batch in enumerate(micro_batches):
             sync = nullcontext() if index == len(micro_batches) - 1 else accelerator.no_sync(model)
             with sync:
-                output = model(batch["input_ids"], **model_inputs(batch, use_mask, mask_dtype))
+                output = model(batch["input_ids"], **model_inputs(batch, use_mask, mask_dtype, lm=config.lm_coef > 0))
                 sums = loss_sums(output, batch, config)
                 loss = sum(weights[name] * value / totals[name] for name, value in sums.items())
                 accelerator.backward(loss * accelerator.num_processes)
