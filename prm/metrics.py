@@ -80,3 +80,25 @@ def pairwise_accuracy(chosen_rewards: Sequence[float], rejected_rewards: Sequenc
     if not chosen_rewards:
         return float("nan")
     return sum(c > r for c, r in zip(chosen_rewards, rejected_rewards)) / len(chosen_rewards)
+
+
+def calibration_table(probabilities: Sequence[float], labels: Sequence[float], bins: int = 10) -> list[dict]:
+    """Equal-width probability bins: per bin its range, step count, mean predicted probability and
+    the observed share of correct steps (None for an empty bin). A calibrated PRM has
+    observed ≈ mean_score in every bin."""
+    hard = _hard(labels)
+    members: list[list[int]] = [[] for _ in range(bins)]
+    for index, p in enumerate(probabilities):
+        members[min(int(float(p) * bins), bins - 1)].append(index)
+    rows = []
+    for b, indices in enumerate(members):
+        rows.append({"low": b / bins, "high": (b + 1) / bins, "count": len(indices),
+                     "mean_score": sum(float(probabilities[i]) for i in indices) / len(indices) if indices else None,
+                     "observed": sum(hard[i] for i in indices) / len(indices) if indices else None})
+    return rows
+
+
+def expected_calibration_error(table: Sequence[dict]) -> float:
+    """Count-weighted mean |observed - mean_score| over the bins of `calibration_table`."""
+    total = sum(row["count"] for row in table)
+    return sum(row["count"] * abs(row["observed"] - row["mean_score"]) for row in table if row["count"]) / max(total, 1)

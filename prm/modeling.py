@@ -70,6 +70,11 @@ class RewardSettings:
     plus_token, minus_token: the tokens of the "plus_minus" head; their ids are resolved with
         the tokenizer when the model is built and stored in plus_token_id / minus_token_id.
     format: "native" for models of this toolkit; published formats name themselves here.
+    likelihood_features: add to the step logit a learned weighting of the backbone's own
+        next-token log-probabilities of the step's tokens (their min and mean, see
+        `step_likelihood_features`): a step the model would not have written scores lower. The
+        backbone keeps its LM head; separator_token_id (the separator's last token) is resolved
+        with the tokenizer when the model is built.
     """
 
     separator: str = "\n"
@@ -82,6 +87,8 @@ class RewardSettings:
     format: str = "native"
     plus_token_id: int | None = None
     minus_token_id: int | None = None
+    likelihood_features: bool = False
+    separator_token_id: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -105,6 +112,11 @@ class RewardSettings:
     @property
     def needs_lm_head(self) -> bool:
         return self.has_step_head and self.head == "plus_minus"
+
+    @property
+    def keeps_lm_head(self) -> bool:
+        """The backbone is loaded with its LM head: the plus_minus head or likelihood features read it."""
+        return self.needs_lm_head or (self.has_step_head and self.likelihood_features)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -167,6 +179,47 @@ def _find_file(name: str, filename: str) -> str | None:
     return cached_file(name, filename, _raise_exceptions_for_missing_entries=False)
 
 
+def step_likelihood_features(token_logits: torch.Tensor, input_ids: torch.Tensor, separator_id: int, *,
+                             padding_mask: torch.Tensor | None = None,
+                             position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """How likely the model itself finds each step: token_logits [B, T, V] (next-token logits),
+    input_ids [B, T] -> features [B, T, 2]: at every token, the min and the mean log-probability of
+    the tokens of its step after the step's first one, each predicted by the token before it.
+
+    A step runs from the token after a separator token through the next separator token, so the
+    value at a step's end (where step scores are read) covers exactly that step; a step's first
+    token is left out because its predecessor belongs to the previous step, which keeps the
+    features the same whether the step is scored with the whole prefix or on a KV cache of it.
+    Steps break also where position ids do not count up by one (shared-prompt rows) and after
+    padding (padding_mask [B, T], 1 = real). A step without such tokens gets 0 and 0.
+    """
+    log_probs = torch.log_softmax(token_logits[:, :-1].float(), dim=-1)
+    next_log_probs = log_probs.gather(-1, input_ids[:, 1:, None]).squeeze(-1)  # [B, T-1]: token t+1
+    continues = input_ids[:, :-1] != separator_id  # token t+1 is in token t's step
+    if position_ids is not None:
+        continues &= position_ids[:, 1:] == position_ids[:, :-1] + 1
+    if padding_mask is not None:
+        continues &= padding_mask[:, :-1].bool()
+    batch, length = input_ids.shape
+    starts = torch.ones((batch, length), dtype=torch.bool, device=input_ids.device)
+    starts[:, 1:] = ~continues
+    segment = starts.long().cumsum(dim=1) - 1  # [B, T]: step index within the row
+    flat = (segment + torch.arange(batch, device=input_ids.device)[:, None] * length).reshape(-1)
+    member = torch.zeros((batch, length), dtype=torch.bool, device=input_ids.device)
+    member[:, 1:] = continues
+    values = torch.zeros((batch, length), dtype=next_log_probs.dtype, device=input_ids.device)
+    values[:, 1:] = next_log_probs
+    member, values = member.reshape(-1), values.reshape(-1)
+    size = batch * length
+    minimum = torch.full((size,), float("inf"), dtype=values.dtype, device=values.device)
+    minimum = minimum.scatter_reduce(0, flat, torch.where(member, values, float("inf")), reduce="amin")
+    total = torch.zeros(size, dtype=values.dtype, device=values.device).index_add(0, flat, values * member)
+    count = torch.zeros(size, dtype=values.dtype, device=values.device).index_add(0, flat, member.to(values.dtype))
+    minimum = torch.where(count > 0, minimum, 0.0)
+    mean = total / count.clamp(min=1)
+    return torch.stack([minimum[flat], mean[flat]], dim=-1).view(batch, length, 2)
+
+
 class RewardModel(nn.Module):
     """A backbone plus a step head and/or an outcome head; see the module docstring."""
 
@@ -192,6 +245,15 @@ class RewardModel(nn.Module):
                 raise ValueError("the plus_minus head needs a backbone with an LM head (AutoModelForCausalLM)")
             if settings.plus_token_id is None or settings.minus_token_id is None:
                 raise ValueError("plus_token_id / minus_token_id are unset: build with from_backbone(..., tokenizer=...)")
+        self.likelihood_head = None
+        if settings.keeps_lm_head and settings.likelihood_features:
+            if not self.can_model_language:
+                raise ValueError("likelihood features need a backbone with an LM head or tied embeddings")
+            if settings.separator_token_id is None:
+                raise ValueError("separator_token_id is unset: build with from_backbone(..., tokenizer=...)")
+            # Zero at the start: the model begins as a plain PRM and learns how much to trust them.
+            self.likelihood_head = nn.Linear(2, 1, bias=False, dtype=dtype)
+            nn.init.zeros_(self.likelihood_head.weight)
 
     # ----------------------------------------------------------------------------- building
     @classmethod
@@ -212,21 +274,27 @@ class RewardModel(nn.Module):
             from generation.hub import resolve_model
 
             name = resolve_model(str(name_or_path_or_model))
-            auto = AutoModelForCausalLM if settings.needs_lm_head else AutoModel
+            auto = AutoModelForCausalLM if settings.keeps_lm_head else AutoModel
             backbone = auto.from_pretrained(name, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs)
-            if tokenizer is None and settings.needs_lm_head:
+            if tokenizer is None and (settings.needs_lm_head or settings.likelihood_features):
                 from transformers import AutoTokenizer
 
                 tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
         else:
             backbone = name_or_path_or_model
-            if not settings.needs_lm_head and backbone.get_output_embeddings() is not None:
+            if not settings.keeps_lm_head and backbone.get_output_embeddings() is not None:
                 backbone = backbone.base_model
         if settings.needs_lm_head and (settings.plus_token_id is None or settings.minus_token_id is None):
             if tokenizer is None:
                 raise ValueError("the plus_minus head needs a tokenizer to find the '+' / '-' token ids")
             settings.plus_token_id = _single_token_id(tokenizer, settings.plus_token)
             settings.minus_token_id = _single_token_id(tokenizer, settings.minus_token)
+        if settings.keeps_lm_head and settings.likelihood_features and settings.separator_token_id is None:
+            if tokenizer is None:
+                raise ValueError("likelihood features need a tokenizer to find the separator's token id")
+            from prm.encoding import separator_ids
+
+            settings.separator_token_id = separator_ids(tokenizer, settings.separator)[-1]
         text_config = backbone.config.get_text_config()
         if tokenizer is not None and getattr(text_config, "pad_token_id", None) is None:
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -266,7 +334,7 @@ class RewardModel(nn.Module):
         from safetensors.torch import load_file
         from transformers import AutoModel, AutoModelForCausalLM
 
-        auto = AutoModelForCausalLM if settings.needs_lm_head else AutoModel
+        auto = AutoModelForCausalLM if settings.keeps_lm_head else AutoModel
         backbone = auto.from_pretrained(name, **options)
         state = load_file(heads_file)
         model = cls(backbone, settings, outcome_bias="outcome_head.bias" in state)
@@ -389,6 +457,8 @@ class RewardModel(nn.Module):
 
         base = self._hf_model()
         settings_dict = self.settings.to_dict()
+        if self.likelihood_head is not None:
+            return None  # no transformers class computes the likelihood features
         if self.settings.needs_lm_head:
             setattr(base.config, SETTINGS_KEY, settings_dict)
             return base
@@ -456,7 +526,7 @@ class RewardModel(nn.Module):
         """input_ids [B, T] -> RewardOutput (step_logits [B, T], outcome_logits [B, T] | None;
         lm_logits [M, V] at the M True positions of lm_mask [B, T] bool, when given)."""
         model = self._hf_model()
-        decoder = model.base_model if self.settings.needs_lm_head else model
+        decoder = model.base_model if self.settings.keeps_lm_head else model
         hidden_out = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                              past_key_values=past_key_values, use_cache=use_cache)
         hidden = hidden_out.last_hidden_state  # [B, T, H]
@@ -473,9 +543,21 @@ class RewardModel(nn.Module):
             step_logits = pair[..., 0] - pair[..., 1]
         else:
             step_logits = outcome_logits
+        lm_logits = None
+        if self.likelihood_head is not None:
+            token_logits = self._lm_logits(hidden)  # [B, T, V]
+            # A 2-D mask may also cover cached positions before input_ids: keep the new ones.
+            padding = (attention_mask[:, -input_ids.shape[1]:]
+                       if attention_mask is not None and attention_mask.dim() == 2 else None)
+            features = step_likelihood_features(token_logits, input_ids, self.settings.separator_token_id,
+                                                padding_mask=padding, position_ids=position_ids)
+            step_logits = step_logits + self.likelihood_head(features.to(hidden.dtype)).squeeze(-1)
+            lm_logits = token_logits[lm_mask] if lm_mask is not None else None
+        elif lm_mask is not None:
+            lm_logits = self._lm_logits(hidden[lm_mask])
         return RewardOutput(step_logits=step_logits, outcome_logits=outcome_logits,
                             past_key_values=getattr(hidden_out, "past_key_values", None) if use_cache else None,
-                            lm_logits=self._lm_logits(hidden[lm_mask]) if lm_mask is not None else None)
+                            lm_logits=lm_logits)
 
     def _lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden [M, H] -> next-token logits [M, V]: the backbone's LM head, or its input embeddings

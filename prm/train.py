@@ -76,6 +76,7 @@ class TrainConfig:
     aggregation: str = field(default="min", metadata={"help": "Default step-score aggregation stored with the model: min|prod|last|mean"})
     first_wrong_only: bool = field(default=False, metadata={"help": "Ignore steps after the first wrong one (Let's Verify)"})
     outcome_weight: float = field(default=1.0, metadata={"help": "Weight of the outcome loss in --objective joint"})
+    likelihood_features: bool = field(default=False, metadata={"help": "Add the backbone's own log-probabilities of each step's tokens (min, mean) to the step logit, with learned weights (see docs/training.md)"})
     lm_coef: float = field(default=0.0, metadata={"help": "Weight of an auxiliary next-token loss on the tokens of steps labelled correct (prm, joint; see docs/training.md)"})
     centering_coef: float = field(default=0.0, metadata={"help": "Pairwise reward-centring coefficient: coef * (r_w + r_l)^2"})
     max_length: int = field(default=512, metadata={"help": "Truncate sequences; steps ending beyond it lose their label"})
@@ -120,6 +121,8 @@ class TrainConfig:
         if self.lm_coef > 0 and self.objective not in ("prm", "joint"):
             raise ValueError(f"--lm_coef trains on steps labelled correct: it needs --objective prm or joint, "
                              f"not {self.objective!r}")
+        if self.likelihood_features and self.objective not in ("prm", "joint"):
+            raise ValueError("--likelihood_features feed the step head: they need --objective prm or joint")
         if self.save_adapter and self.lora_r <= 0:
             raise ValueError("--save_adapter needs --lora_r > 0")
         require_tensorboard(self.tensorboard)
@@ -217,7 +220,8 @@ def build_model(config: TrainConfig, train_records: list[dict], tokenizer_dir: s
     from transformers import AutoTokenizer
 
     settings = RewardSettings(separator=config.separator, head=config.head, num_labels=config.num_labels,
-                              objective=config.objective, aggregation=config.aggregation)
+                              objective=config.objective, aggregation=config.aggregation,
+                              likelihood_features=config.likelihood_features)
     if config.model.startswith("tiny:"):
         from generation.tiny import build_tiny_causal_lm, train_tokenizer
 
@@ -238,7 +242,7 @@ def build_model(config: TrainConfig, train_records: list[dict], tokenizer_dir: s
             tokenizer.pad_token = tokenizer.eos_token
         if config.add_separator_token:
             tokenizer.add_tokens([config.separator], special_tokens=True)
-        auto = AutoModelForCausalLM if settings.needs_lm_head else AutoModel
+        auto = AutoModelForCausalLM if settings.keeps_lm_head else AutoModel
         backbone = auto.from_pretrained(name, trust_remote_code=config.trust_remote_code)
     if len(tokenizer) > backbone.get_input_embeddings().num_embeddings:
         backbone.resize_token_embeddings(len(tokenizer))

@@ -35,9 +35,16 @@ def _scorer(tokenizer, settings, seed=0, batch_size=16):
     return RewardScorer(model.eval(), tokenizer, batch_size=batch_size)
 
 
-@pytest.fixture(scope="module")
-def scorer(tokenizer):
-    return _scorer(tokenizer, RewardSettings(head="classification", num_labels=2))
+@pytest.fixture(scope="module", params=["plain", "likelihood"])
+def scorer(tokenizer, request):
+    """A classification PRM, and one whose step logits add the model's own step likelihoods
+    (weights set non-zero so that they matter): every path must read them the same way."""
+    likelihood = request.param == "likelihood"
+    scorer = _scorer(tokenizer, RewardSettings(head="classification", num_labels=2, likelihood_features=likelihood))
+    if likelihood:
+        with torch.no_grad():
+            scorer.model.likelihood_head.weight.copy_(torch.tensor([[0.7, 0.4]]))
+    return scorer
 
 
 def _reference(scorer, prompt, steps):
