@@ -128,6 +128,20 @@ class WeightedScorer:
                     row[j] += weight * value
         return mixed
 
+    def score_steps_batch(self, prompts: list[str], steps_lists: list[list[str]]) -> list[list[float]]:
+        """Mixed scores of many (prompt, steps) pairs; each component scores them in one batch
+        where it can (a PRM's `score_steps_batch`)."""
+        mixed = [[0.0] * len(steps) for steps in steps_lists]
+        for scorer, weight in self.components:
+            if hasattr(scorer, "score_steps_batch"):
+                results = scorer.score_steps_batch(prompts, steps_lists)
+            else:
+                results = [scorer.score_steps(prompt, steps) for prompt, steps in zip(prompts, steps_lists)]
+            for row, scores in zip(mixed, results):
+                for j, value in enumerate(scores):
+                    row[j] += weight * value
+        return mixed
+
     def score(self, prompt: str, completion: str) -> float:
         total = 0.0
         for scorer, weight in self.components:

@@ -119,3 +119,20 @@ def test_first_ratio_is_exactly_one_for_a_model_with_dropout(workdir):
                      max_updates=1, ppo_epochs=1, n_minibatches=1, temperature=0.5)
     record = _metrics(train_ppo(config, outcome_scorer=AsciiShare()))[0]
     assert record["approx_kl"] == 0.0 and record["clip_fraction"] == 0.0
+
+
+def test_checker_step_rewards_alone_and_mixed_with_a_prm(workdir):
+    from prm.ppo.train import step_reward_scorer
+
+    steps = ["3 + 4 = 7", "7 - 2 = 6", "The answer is 6"]
+    alone = step_reward_scorer(_config(workdir, "c", checker_coef=1.0), None)
+    assert alone.score_steps("q", steps) == [1.0, 0.0, 0.5]
+    mixed = step_reward_scorer(_config(workdir, "c", checker_coef=0.5), ConstantPRM())
+    prm_scores = ConstantPRM().score_steps("q", steps)
+    assert mixed.score_steps("q", steps) == pytest.approx([0.5 * p + 0.5 * c for p, c in zip(prm_scores, [1.0, 0.0, 0.5])])
+    assert step_reward_scorer(_config(workdir, "c"), ConstantPRM()).score_steps("q", steps) == prm_scores
+    with pytest.raises(ValueError, match="checker_coef"):
+        step_reward_scorer(_config(workdir, "c", checker_coef=0.5), None)
+    # Rule-based dense rewards need no PRM.
+    out = train_ppo(_config(workdir, "checker", mode="dense", checker_coef=1.0, max_updates=1, save_every=0))
+    assert _metrics(out)[0]["update"] == 1

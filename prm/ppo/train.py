@@ -75,6 +75,7 @@ class PPOConfig:
     # rewards
     step_score_form: str = field(default="centred", metadata={"help": "PRM step reward: raw (p), centred (p - 0.5), diff (p_k - p_{k-1}) or min (worst step only)"})
     step_coef: float = field(default=1.0, metadata={"help": "weight of the PRM step rewards"})
+    checker_coef: float = field(default=0.0, metadata={"help": "weight c of the sympy step checker in the step score, (1 - c) * PRM + c * checker (a step: 1 true, 0 false, 0.5 uncheckable); 1 = rule-based dense rewards, no --prm needed"})
     verifier_coef: float = field(default=1.0, metadata={"help": "outcome reward for a correct final answer (verifier), 0 = off"})
     orm_coef: float = field(default=0.0, metadata={"help": "weight of the ORM score at the last token"})
     reward_whiten: bool = field(default=False, metadata={"help": "divide the placed step/outcome rewards by their std across the batch (no mean shift, signs kept)"})
@@ -275,6 +276,23 @@ def build_models(config: PPOConfig):
     return PolicyWithValue(policy, critic), reference, tokenizer
 
 
+def step_reward_scorer(config: PPOConfig, prm_scorer):
+    """The step scorer of the step rewards: the PRM, the sympy checker (`checker_coef` 1), or the
+    mix (1 - c) * PRM + c * checker."""
+    from search.scorers import VerifierScorer, WeightedScorer
+
+    coef = config.checker_coef
+    if not 0.0 <= coef <= 1.0:
+        raise ValueError(f"checker_coef must be in [0, 1], got {coef}")
+    if coef == 0.0:
+        return prm_scorer
+    if coef == 1.0:
+        return VerifierScorer()
+    if prm_scorer is None:
+        raise ValueError(f"--checker_coef {coef} mixes the checker with a PRM: pass --prm PATH (or --checker_coef 1)")
+    return WeightedScorer([(prm_scorer, 1.0 - coef), (VerifierScorer(), coef)])
+
+
 def _check(config: PPOConfig, step_scorer) -> None:
     if config.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {config.mode!r}")
@@ -346,10 +364,12 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
 
     from prm.sft import heldout_accuracy
 
-    if step_scorer is None and config.prm and config.mode != "outcome":
+    if step_scorer is None and config.prm and config.mode != "outcome" and config.checker_coef < 1:
         import prm as prm_package
 
         step_scorer = prm_package.load(config.prm)
+    if config.mode != "outcome":
+        step_scorer = step_reward_scorer(config, step_scorer)
     if outcome_scorer is None and config.orm and config.orm_coef:
         import prm as prm_package
 
