@@ -200,8 +200,10 @@ def train_reward_model(config: DemoConfig, run: Path, policy_dir: Path, policy, 
 
 def prm_quality(scorer, heldout: list[Problem], train: list[Problem], config: DemoConfig) -> dict:
     """Step AUC and ProcessBench F1 of the PRM on held-out correct + corrupted solutions (exact
-    labels from the generator), next to a baseline that knows only each step's position."""
-    from prm.metrics import processbench_f1, step_auc
+    labels from the generator), next to a baseline that knows only each step's position; the
+    PRM's AUC per error kind (its first wrong steps against every correct step) and per step
+    position, and its calibration."""
+    from prm.metrics import calibration_table, expected_calibration_error, processbench_f1, step_auc
     from tasks.math.synthetic import step_labelled_records
 
     records = step_labelled_records(heldout, corrupt_fraction=0.5, seed=config.seed + 1)
@@ -215,12 +217,30 @@ def prm_quality(scorer, heldout: list[Problem], train: list[Problem], config: De
     baseline = [[prior.get(i, 0.5) for i in range(len(r["labels"]))] for r in records]
     labels = [[float(x) for x in r["labels"]] for r in records]
     flat_labels = [x for row in labels for x in row]
+    flat_scores = [x for row in prm_scores for x in row]
 
     def summary(scores):
         flat = [x for row in scores for x in row]
         return {"step_auc": step_auc(flat, flat_labels), **processbench_f1(scores, labels)}
 
-    return {"records": len(records), "prm": summary(prm_scores), "position_baseline": summary(baseline)}
+    correct_steps = [x for row, r in zip(prm_scores, records) for x, ok in zip(row, r["labels"]) if ok]
+    by_kind = {}
+    for kind in sorted({r["kind"] for r in records if r["kind"]}):
+        wrong = [row[r["first_wrong"]] for row, r in zip(prm_scores, records) if r["kind"] == kind]
+        by_kind[kind] = {"solutions": len(wrong),
+                         "step_auc": step_auc(wrong + correct_steps, [0.0] * len(wrong) + [1.0] * len(correct_steps))}
+    positions: dict[int, tuple[list[float], list[float]]] = {}
+    for row, r in zip(prm_scores, records):
+        for index, (score, label) in enumerate(zip(row, r["labels"])):
+            positions.setdefault(index, ([], []))[0].append(score)
+            positions[index][1].append(float(label))
+    by_step = {str(index + 1): {"steps": len(values), "correct_share": float(np.mean(ys)),
+                                "mean_score": float(np.mean(values)), "step_auc": step_auc(values, ys)}
+               for index, (values, ys) in sorted(positions.items())}
+    calibration = calibration_table(flat_scores, flat_labels, bins=10)
+    return {"records": len(records), "prm": summary(prm_scores), "position_baseline": summary(baseline),
+            "by_kind": by_kind, "by_position": by_step, "calibration": calibration,
+            "expected_calibration_error": expected_calibration_error(calibration)}
 
 
 def build_pools(scorer, problems: list[Problem], texts: list[list[str]], tokens: list[list[int]]):

@@ -55,7 +55,8 @@ def test_weighted_scorer_is_linear_combination_per_step():
     mixed.score_best_of_n("q", [["3 + 4 = 7"], ["7 * 2 = 15"]])
     assert prm.calls["score_steps"] == 0 and prm.calls["score_best_of_n"] == 2
     pairs = [["3 + 4 = 7", "7 * 2 = 15"], ["So Tom is happy"]]
-    assert mixed.score_steps_batch(["q", "q"], pairs) == pytest.approx([mixed.score_steps("q", s) for s in pairs])
+    for batched, steps in zip(mixed.score_steps_batch(["q", "q"], pairs), pairs):
+        assert batched == pytest.approx(mixed.score_steps("q", steps))
 
 
 def test_weighted_scorer_outcome_mix_and_clear_errors():
