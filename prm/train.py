@@ -55,6 +55,7 @@ from prm.recipe import (
     write_run_file,
 )
 from tasks.math.loaders import iter_jsonl, load_step_dataset
+from tasks.math.synthetic import synthetic_preset
 from tasks.math.types import RecordError, validate_outcome_example, validate_pairwise_example, validate_step_example
 
 
@@ -154,8 +155,9 @@ def load_records(source: str, objective: str, *, synthetic_problems: int = 2000,
     """
     from tasks.math.types import outcome_from_steps
 
-    if source.startswith("synthetic:"):
-        return _synthetic_records(source.split(":", 1)[1] or "tiny", objective, synthetic_problems, seed)
+    preset = synthetic_preset(source)
+    if preset is not None:
+        return _synthetic_records(preset, objective, synthetic_problems, seed)
     records = []
     for row, path, line in _raw_rows(source):
         if objective == "pairwise":

@@ -1,0 +1,227 @@
+"""One reader and validator per record kind, with the same rules in every command.
+
+| kind | fields | validator | reader |
+|---|---|---|---|
+| step-labelled | `{"prompt", "completions": [step, ...], "labels"}` | `types.validate_step_example` | |
+| outcome | `{"prompt", "completion", "label"}` | `types.validate_outcome_example` | |
+| pairwise | `{"prompt", "chosen", "rejected", "margin"?}` | `types.validate_pairwise_example` | |
+| problem | see `problem_from_record` | `problem_from_record` | `read_problems` |
+| candidates | `{"prompt", "completions": [solution, ...], "reference"?, "id"?}` | `candidates_from_record` | `read_candidates` |
+
+Every error is a `RecordError` whose one-line message names the file, the line and the field;
+no reader drops or reorders a record. Lines are read by `loaders.iter_jsonl` (bad JSON and
+non-UTF-8 bytes are errors naming file and line).
+
+Problems come from `synthetic[:PRESET]` (`synthetic.synthetic_preset`) or a file, so `prm
+search`, `prm eval-search`, `prm sft` and `prm ppo` read the same problem files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks.math.loaders import boxed_answer, iter_jsonl
+from tasks.math.prompts import answer_step
+from tasks.math.steps import split_gsm8k, split_steps
+from tasks.math.types import Problem, RecordError, validate_step_example
+
+QUESTION_KEYS = ("question", "prompt", "problem")
+ANSWER_KEYS = ("reference", "answer")
+
+
+# --------------------------------------------------------------------------- problems
+
+
+def problem_from_record(record: Any, *, path: str, line: int, require_answer: bool = True,
+                        require_steps: bool = False) -> Problem:
+    """A `Problem` from one record of a problems file.
+
+    The question is the first of "question", "prompt", "problem" present (a non-empty string;
+    two of them with different texts is an error). The reference answer is "reference", else
+    "answer": a string or a number (read as text; a bool is an error). A GSM8K answer (solution
+    lines, then "#### X") gives the answer X and the lines as steps (plus "The answer is X");
+    when both "reference" and "answer" are given they must agree.
+
+    Reference steps, where the record has them (used by `prm sft`):
+    - "steps": a non-empty list of non-empty strings;
+    - TRL stepwise `{"prompt", "completions", "labels"}`: the completions, checked by
+      `validate_step_example`; `meta["labels"]` keeps the labels (SFT trains only on records
+      whose every label is true);
+    - prompt-completion `{"prompt", "completion"}` (the rejection-sampling export): the
+      completion split with `split_steps`;
+    - MATH `{"problem", "solution", "answer"?}`: the solution split with `split_steps`, the
+      answer the last `\\boxed{}` when there is no "answer".
+
+    require_answer: a record without an answer is an error (else `answer` is None);
+    require_steps: a record without reference steps is an error (else `steps` is None).
+    """
+    where = {"path": path, "line": line}
+    if not isinstance(record, dict):
+        raise RecordError(f"record must be a JSON object, got {type(record).__name__}", **where)
+    present = [key for key in QUESTION_KEYS if key in record]
+    if not present:
+        raise RecordError("missing (a problem needs 'question', 'prompt' or 'problem')", field="question", **where)
+    key = present[0]
+    question = record[key]
+    if not isinstance(question, str) or not question.strip():
+        raise RecordError(f"must be a non-empty string, got {question!r:.60}", field=key, **where)
+    for other in present[1:]:
+        if record[other] != question:
+            raise RecordError(f"differs from {key!r}; give the question once", field=other, **where)
+
+    meta: dict[str, Any] = {}
+    steps: list[str] | None = None
+    answer = _answer_text(record, "reference", where)
+    gsm8k_answer = record.get("answer")
+    if isinstance(gsm8k_answer, str) and split_gsm8k(gsm8k_answer)[1] is not None:
+        lines, final = split_gsm8k(gsm8k_answer)
+        if not final:
+            raise RecordError("empty answer after '####'", field="answer", **where)
+        if answer is not None and answer.strip() != final.strip():
+            raise RecordError(f"'#### {final}' disagrees with 'reference' {answer!r}; keep one", field="answer",
+                              **where)
+        answer, steps = final, (lines + [answer_step(final)] if lines else None)
+    elif answer is None:
+        answer = _answer_text(record, "answer", where)
+    elif "answer" in record and _answer_text(record, "answer", where) not in (None, answer):
+        raise RecordError(f"disagrees with 'reference' {answer!r}; keep one", field="answer", **where)
+
+    if "steps" in record:
+        given = record["steps"]
+        if not isinstance(given, list) or not given or not all(isinstance(s, str) and s.strip() for s in given):
+            raise RecordError("must be a non-empty list of non-empty strings", field="steps", **where)
+        steps = list(given)
+    elif "completions" in record:
+        example = validate_step_example(record, **where)
+        steps, meta["labels"] = example["completions"], example["labels"]
+    elif "completion" in record:
+        completion = record["completion"]
+        if not isinstance(completion, str) or not split_steps(completion):
+            raise RecordError("must be a non-empty string", field="completion", **where)
+        steps = split_steps(completion)
+    elif "solution" in record and key == "problem":
+        solution = record["solution"]
+        if not isinstance(solution, str) or not split_steps(solution):
+            raise RecordError("must be a non-empty string", field="solution", **where)
+        steps = split_steps(solution)
+        if answer is None:
+            answer = boxed_answer(solution)
+    if require_answer and answer is None:
+        raise RecordError("missing (a problem needs 'reference' or 'answer', a string or a number)",
+                          field="answer", **where)
+    if require_steps and steps is None:
+        raise RecordError("missing: reference steps are needed ('steps', 'completions', 'completion', or a "
+                          "GSM8K '####' answer)", field="steps", **where)
+    record_id = record.get("id")
+    return Problem(id=str(record_id) if record_id is not None else f"{Path(path).name}:{line}",
+                   question=question, answer=answer, steps=None if steps is None else tuple(steps),
+                   source=Path(path).name, meta=meta)
+
+
+def _answer_text(record: dict, key: str, where: dict) -> str | None:
+    """record[key] as text (None when absent or null); a bool, an empty string or anything
+    but a string or a number is an error."""
+    value = record.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise RecordError(f"must be a string or a number, got {value!r:.60}", field=key, **where)
+    if isinstance(value, str) and not value.strip():
+        raise RecordError("is empty", field=key, **where)
+    return str(value)
+
+
+def read_problems(source: str | os.PathLike, *, limit: int = 0, n_synthetic: int = 16, seed: int = 0,
+                  preset: str = "tiny", require_answer: bool = True, require_steps: bool = False) -> list[Problem]:
+    """Problems from `synthetic[:PRESET]` (`n_synthetic` generated with `seed`; bare
+    "synthetic" uses `preset`) or from a JSONL / JSON file of records `problem_from_record`
+    reads. `limit` keeps the first problems (0: all). A missing file, a malformed line or a
+    file with no problem raises (file, line, field)."""
+    from tasks.math.synthetic import generate_problems, synthetic_preset
+
+    name = synthetic_preset(os.fspath(source), default=preset)
+    if name is not None:
+        problems = generate_problems(n_synthetic, preset=name, seed=seed)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such problems file (or use synthetic:<preset>)")
+        problems = [problem_from_record(record, path=str(path), line=number, require_answer=require_answer,
+                                        require_steps=require_steps)
+                    for number, record in iter_jsonl(path)]
+        if not problems:
+            raise RecordError("no problems", path=str(path))
+    return problems[:limit] if limit else problems
+
+
+def without_overlap(heldout: list[Problem], train: list[Problem], *, what: str = "held-out") -> list[Problem]:
+    """`heldout` without the problems whose question is also a training question; how many
+    were left out is printed, never silent."""
+    seen = {problem.question for problem in train}
+    kept = [problem for problem in heldout if problem.question not in seen]
+    if len(kept) < len(heldout):
+        print(f"warning: {len(heldout) - len(kept)} of {len(heldout)} {what} problems are also training problems; "
+              f"left out of evaluation ({len(kept)} kept)")
+    return kept
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+@dataclass
+class CandidateRecord:
+    """One line of a candidates file: a prompt and N whole solutions (or, for `prm label
+    --format steps`, the steps of one solution)."""
+
+    prompt: str
+    completions: list[str]
+    reference: str | None
+    line: int
+    id: str | None = None
+
+
+def candidates_from_record(record: Any, *, path: str, line: int) -> CandidateRecord:
+    """Check `{"prompt", "completions": [solution, ...], "reference"?, "id"?}`.
+
+    `prompt` is a non-empty string; `completions` a non-empty list of non-empty strings; an
+    empty (or blank) completion is an error naming file, line and field "completions", in
+    every command (`prm rerank`, `prm score`, `prm label`): it has no step to score or label,
+    and dropping it would shift the indices of the others. `reference` is a string or a
+    number (read as text). Other fields are the caller's.
+    """
+    where = {"path": path, "line": line}
+    if not isinstance(record, dict):
+        raise RecordError(f"record must be a JSON object, got {type(record).__name__}", **where)
+    prompt = record.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        problem = "missing" if "prompt" not in record else f"must be a non-empty string, got {prompt!r:.60}"
+        raise RecordError(problem, field="prompt", **where)
+    if "completions" not in record:
+        raise RecordError("missing", field="completions", **where)
+    completions = record["completions"]
+    if not isinstance(completions, list) or not completions:
+        raise RecordError("must be a non-empty list of solution texts", field="completions", **where)
+    for index, completion in enumerate(completions):
+        if not isinstance(completion, str):
+            raise RecordError(f"completion {index} must be a string, got {type(completion).__name__}",
+                              field="completions", **where)
+        if not completion.strip():
+            raise RecordError(f"completion {index} is empty", field="completions", **where)
+    record_id = record.get("id")
+    return CandidateRecord(prompt, list(completions), _answer_text(record, "reference", where), line,
+                           None if record_id is None else str(record_id))
+
+
+def read_candidates(path: str | os.PathLike) -> list[CandidateRecord]:
+    """Every line of a candidates file (`candidates_from_record`); a missing file or one with
+    no record raises."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such candidates file")
+    records = [candidates_from_record(record, path=str(path), line=number) for number, record in iter_jsonl(path)]
+    if not records:
+        raise RecordError("no records", path=str(path))
+    return records
