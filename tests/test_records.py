@@ -228,3 +228,24 @@ def test_split_steps_at_a_models_separator():
     assert split_steps("x + 1 = 2 ки y = 3 ки", separator="ки") == ["x + 1 = 2", "y = 3"]
     assert split_steps("3 + 4 = 7\n\nThe answer is 7", separator="\n") == split_steps("3 + 4 = 7\n\nThe answer is 7",
                                                                                        "lines")
+
+
+# --------------------------------------------------------------------------- reward-model records
+
+
+def test_reward_records_of_each_kind_from_one_reader(tmp_path):
+    from tasks.math.records import read_reward_records
+
+    step = {"prompt": "q", "completions": ["3 + 4 = 7", "The answer is 7"], "labels": [True, 0]}
+    path = write_jsonl(tmp_path / "steps.jsonl", [step, {"prompt": "q", "completion": "x", "label": 0.5}])
+    with pytest.raises(RecordError, match=r"steps.jsonl, line 2, field 'completions'"):
+        read_reward_records(path, "step")
+    outcome = read_reward_records(path, "outcome")
+    assert outcome == [{"prompt": "q", "completion": "3 + 4 = 7\nThe answer is 7", "label": False},
+                       {"prompt": "q", "completion": "x", "label": 0.5}]
+    with pytest.raises(RecordError, match=r"line 1, field 'chosen'"):
+        read_reward_records(path, "pairwise")
+    pairs = read_reward_records("synthetic:tiny", "pairwise", n_synthetic=2)
+    assert len(pairs) == 2 and all(p["chosen"] != p["rejected"] for p in pairs)
+    with pytest.raises(RecordError, match="no records"):
+        read_reward_records(write_jsonl(tmp_path / "empty.jsonl", []), "step")

@@ -53,5 +53,6 @@ from tasks.math.records import (
     problem_from_record,
     read_candidates,
     read_problems,
+    read_reward_records,
     without_overlap,
 )

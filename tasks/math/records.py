@@ -2,9 +2,9 @@
 
 | kind | fields | validator | reader |
 |---|---|---|---|
-| step-labelled | `{"prompt", "completions": [step, ...], "labels"}` | `types.validate_step_example` | |
-| outcome | `{"prompt", "completion", "label"}` | `types.validate_outcome_example` | |
-| pairwise | `{"prompt", "chosen", "rejected", "margin"?}` | `types.validate_pairwise_example` | |
+| step-labelled | `{"prompt", "completions": [step, ...], "labels"}` | `types.validate_step_example` | `read_reward_records(source, "step")` |
+| outcome | `{"prompt", "completion", "label"}` | `types.validate_outcome_example` | `read_reward_records(source, "outcome")` |
+| pairwise | `{"prompt", "chosen", "rejected", "margin"?}` | `types.validate_pairwise_example` | `read_reward_records(source, "pairwise")` |
 | problem | see `problem_from_record` | `problem_from_record` | `read_problems` |
 | candidates | `{"prompt", "completions": [solution, ...], "reference"?, "id"?}` | `candidates_from_record` | `read_candidates` |
 
@@ -23,12 +23,69 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.math.loaders import boxed_answer, iter_jsonl
+from tasks.math.loaders import boxed_answer, iter_jsonl, load_step_dataset
 from tasks.math.prompts import answer_step
-from tasks.math.steps import split_gsm8k, split_steps
-from tasks.math.types import Problem, RecordError, validate_step_example
+from tasks.math.steps import join_steps, split_gsm8k, split_steps
+from tasks.math.types import (
+    Problem,
+    RecordError,
+    outcome_from_steps,
+    validate_outcome_example,
+    validate_pairwise_example,
+    validate_step_example,
+)
 
+REWARD_KINDS = ("step", "outcome", "pairwise")
 QUESTION_KEYS = ("question", "prompt", "problem")
+
+
+# --------------------------------------------------------------------------- reward-model records
+
+
+def read_reward_records(source: str | os.PathLike, kind: str, *, n_synthetic: int = 2000, seed: int = 0) -> list[dict]:
+    """Validated training records of `kind` from a JSONL / JSON file, a hub id (through
+    `loaders.load_step_dataset`) or `synthetic[:PRESET]` (`n_synthetic` problems, half of
+    their solutions corrupted; pairwise: each correct solution against a corrupted one).
+
+    step: step-labelled records; outcome: outcome records, or step-labelled records as their
+    outcome view (`outcome_from_steps`); pairwise: `{prompt, chosen, rejected, margin?}`.
+    A bad record raises `RecordError` with file, line and field; a source with no record too.
+    """
+    from tasks.math.synthetic import generate_problems, step_labelled_records, synthetic_preset
+
+    if kind not in REWARD_KINDS:
+        raise ValueError(f"kind must be one of {REWARD_KINDS}, got {kind!r}")
+    source = os.fspath(source)
+    preset = synthetic_preset(source)
+    if preset is not None:
+        problems = generate_problems(n_synthetic, preset, seed=seed)
+        if kind == "pairwise":
+            correct = step_labelled_records(problems, corrupt_fraction=0.0, seed=seed)
+            wrong = step_labelled_records(problems, corrupt_fraction=1.0, seed=seed)
+            return [{"prompt": c["prompt"], "chosen": join_steps(c["completions"]),
+                     "rejected": join_steps(w["completions"])} for c, w in zip(correct, wrong)]
+        records = step_labelled_records(problems, corrupt_fraction=0.5, seed=seed)
+        return [outcome_from_steps(r) for r in records] if kind == "outcome" else records
+    if Path(source).exists():
+        rows = ((row, source, line) for line, row in iter_jsonl(source))
+    else:
+        rows = ((dict(row), source, index) for index, row in enumerate(load_step_dataset(source), 1))
+    records = []
+    for row, path, line in rows:
+        if kind == "pairwise":
+            records.append(validate_pairwise_example(row, path=path, line=line))
+        elif kind == "outcome" and isinstance(row, dict) and "completion" in row:
+            records.append(validate_outcome_example(row, path=path, line=line))
+        elif kind == "outcome":
+            records.append(outcome_from_steps(validate_step_example(row, path=path, line=line)))
+        else:
+            records.append(validate_step_example(row, path=path, line=line))
+    if not records:
+        raise RecordError("no records", path=source)
+    return records
+
+
+# --------------------------------------------------------------------------- problems
 ANSWER_KEYS = ("reference", "answer")
 
 
