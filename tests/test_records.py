@@ -65,6 +65,12 @@ def test_bad_problem_lines_name_file_line_and_field(tmp_path, row, field, messag
     assert info.value.line == 2 and info.value.field == field and "p.jsonl" in str(info.value)
 
 
+def test_a_candidates_file_reads_as_problems_without_steps(tmp_path):
+    path = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "What is 3 + 4?", "completions": ["7", "8"], "reference": 7}])
+    (problem,) = read_problems(path)
+    assert (problem.question, problem.answer, problem.steps) == ("What is 3 + 4?", "7", None)
+
+
 def test_search_problem_file_errors_name_file_line_and_field(tmp_path):  # moved from test_beam (prm search)
     path = tmp_path / "problems.jsonl"
     path.write_text('{"prompt": "What is 1 + 1?", "reference": "2"}\n{"question": ""}\n')

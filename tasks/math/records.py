@@ -106,7 +106,7 @@ def problem_from_record(record: Any, *, path: str, line: int, require_answer: bo
     - "steps": a non-empty list of non-empty strings;
     - TRL stepwise `{"prompt", "completions", "labels"}`: the completions, checked by
       `validate_step_example`; `meta["labels"]` keeps the labels (SFT trains only on records
-      whose every label is true);
+      whose every label is true); a candidates record (completions, no labels) has no steps;
     - prompt-completion `{"prompt", "completion"}` (the rejection-sampling export): the
       completion split with `split_steps`;
     - MATH `{"problem", "solution", "answer"?}`: the solution split with `split_steps`, the
@@ -151,7 +151,7 @@ def problem_from_record(record: Any, *, path: str, line: int, require_answer: bo
         if not isinstance(given, list) or not given or not all(isinstance(s, str) and s.strip() for s in given):
             raise RecordError("must be a non-empty list of non-empty strings", field="steps", **where)
         steps = list(given)
-    elif "completions" in record:
+    elif "completions" in record and "labels" in record:
         example = validate_step_example(record, **where)
         steps, meta["labels"] = example["completions"], example["labels"]
     elif "completion" in record:
@@ -170,8 +170,8 @@ def problem_from_record(record: Any, *, path: str, line: int, require_answer: bo
         raise RecordError("missing (a problem needs 'reference' or 'answer', a string or a number)",
                           field="answer", **where)
     if require_steps and steps is None:
-        raise RecordError("missing: reference steps are needed ('steps', 'completions', 'completion', or a "
-                          "GSM8K '####' answer)", field="steps", **where)
+        raise RecordError("missing: reference steps are needed ('steps', 'completions' with 'labels', "
+                          "'completion', or a GSM8K '####' answer)", field="steps", **where)
     record_id = record.get("id")
     return Problem(id=str(record_id) if record_id is not None else f"{Path(path).name}:{line}",
                    question=question, answer=answer, steps=None if steps is None else tuple(steps),
