@@ -34,6 +34,7 @@ SPELLINGS = [
     {"prompt": "What is 3 + 4?", "completions": ["3 + 4 = 7", "The answer is 7"], "labels": [True, True],
      "reference": "7"},  # TRL stepwise, as `prm label` writes it
     {"prompt": "What is 3 + 4?", "completion": "3 + 4 = 7\nThe answer is 7", "reference": "7"},
+    {"problem": "What is 3 + 4?", "solution": "We add.\n\n$3 + 4 = \\boxed{7}$"},  # MATH
 ]
 
 
@@ -43,6 +44,8 @@ def test_every_problem_spelling_reads_the_same_question_and_answer(tmp_path):
     assert [(p.question, p.answer) for p in problems] == [("What is 3 + 4?", "7")] * len(SPELLINGS)
     assert problems[3].steps == ("3 + 4 = <<3+4=7>>7", "The answer is 7")
     assert problems[4].steps == ("3 + 4 = 7", "The answer is 7") and problems[4].meta["labels"] == [True, True]
+    assert problems[5].steps == ("3 + 4 = 7", "The answer is 7")
+    assert problems[6].steps == ("We add.", "$3 + 4 = \\boxed{7}$")
     assert problems[0].id == "p.jsonl:1"
 
 

@@ -86,10 +86,6 @@ def read_reward_records(source: str | os.PathLike, kind: str, *, n_synthetic: in
 
 
 # --------------------------------------------------------------------------- problems
-ANSWER_KEYS = ("reference", "answer")
-
-
-# --------------------------------------------------------------------------- problems
 
 
 def problem_from_record(record: Any, *, path: str, line: int, require_answer: bool = True,
@@ -129,43 +125,10 @@ def problem_from_record(record: Any, *, path: str, line: int, require_answer: bo
         if record[other] != question:
             raise RecordError(f"differs from {key!r}; give the question once", field=other, **where)
 
-    meta: dict[str, Any] = {}
-    steps: list[str] | None = None
-    answer = _answer_text(record, "reference", where)
-    gsm8k_answer = record.get("answer")
-    if isinstance(gsm8k_answer, str) and split_gsm8k(gsm8k_answer)[1] is not None:
-        lines, final = split_gsm8k(gsm8k_answer)
-        if not final:
-            raise RecordError("empty answer after '####'", field="answer", **where)
-        if answer is not None and answer.strip() != final.strip():
-            raise RecordError(f"'#### {final}' disagrees with 'reference' {answer!r}; keep one", field="answer",
-                              **where)
-        answer, steps = final, (lines + [answer_step(final)] if lines else None)
-    elif answer is None:
-        answer = _answer_text(record, "answer", where)
-    elif "answer" in record and _answer_text(record, "answer", where) not in (None, answer):
-        raise RecordError(f"disagrees with 'reference' {answer!r}; keep one", field="answer", **where)
-
-    if "steps" in record:
-        given = record["steps"]
-        if not isinstance(given, list) or not given or not all(isinstance(s, str) and s.strip() for s in given):
-            raise RecordError("must be a non-empty list of non-empty strings", field="steps", **where)
-        steps = list(given)
-    elif "completions" in record and "labels" in record:
-        example = validate_step_example(record, **where)
-        steps, meta["labels"] = example["completions"], example["labels"]
-    elif "completion" in record:
-        completion = record["completion"]
-        if not isinstance(completion, str) or not split_steps(completion):
-            raise RecordError("must be a non-empty string", field="completion", **where)
-        steps = split_steps(completion)
-    elif "solution" in record and key == "problem":
-        solution = record["solution"]
-        if not isinstance(solution, str) or not split_steps(solution):
-            raise RecordError("must be a non-empty string", field="solution", **where)
-        steps = split_steps(solution)
-        if answer is None:
-            answer = boxed_answer(solution)
+    answer, steps = _reference_answer(record, where)
+    steps, meta = _reference_steps(record, key, where, steps)
+    if answer is None and key == "problem" and isinstance(record.get("solution"), str):  # MATH
+        answer = boxed_answer(record["solution"])
     if require_answer and answer is None:
         raise RecordError("missing (a problem needs 'reference' or 'answer', a string or a number)",
                           field="answer", **where)
@@ -176,6 +139,45 @@ def problem_from_record(record: Any, *, path: str, line: int, require_answer: bo
     return Problem(id=str(record_id) if record_id is not None else f"{Path(path).name}:{line}",
                    question=question, answer=answer, steps=None if steps is None else tuple(steps),
                    source=Path(path).name, meta=meta)
+
+
+def _reference_answer(record: dict, where: dict) -> tuple[str | None, list[str] | None]:
+    """(answer, steps of a GSM8K answer or None): "reference", else "answer"; a GSM8K
+    "... #### X" answer gives X and its lines; both fields given must agree."""
+    reference = _answer_text(record, "reference", where)
+    answer = record.get("answer")
+    if isinstance(answer, str) and split_gsm8k(answer)[1] is not None:
+        lines, final = split_gsm8k(answer)
+        if not final:
+            raise RecordError("empty answer after '####'", field="answer", **where)
+        if reference is not None and reference.strip() != final.strip():
+            raise RecordError(f"'#### {final}' disagrees with 'reference' {reference!r}; keep one", field="answer",
+                              **where)
+        return final, (lines + [answer_step(final)] if lines else None)
+    answer = _answer_text(record, "answer", where)
+    if reference is not None and answer not in (None, reference):
+        raise RecordError(f"disagrees with 'reference' {reference!r}; keep one", field="answer", **where)
+    return reference if reference is not None else answer, None
+
+
+def _reference_steps(record: dict, key: str, where: dict, steps: list[str] | None
+                     ) -> tuple[list[str] | None, dict[str, Any]]:
+    """(reference steps or `steps` when the record has none of its own, meta)."""
+    if "steps" in record:
+        given = record["steps"]
+        if not isinstance(given, list) or not given or not all(isinstance(s, str) and s.strip() for s in given):
+            raise RecordError("must be a non-empty list of non-empty strings", field="steps", **where)
+        return list(given), {}
+    if "completions" in record and "labels" in record:
+        example = validate_step_example(record, **where)
+        return example["completions"], {"labels": example["labels"]}
+    for text_key in ("completion",) + (("solution",) if key == "problem" else ()):
+        if text_key in record:
+            text = record[text_key]
+            if not isinstance(text, str) or not split_steps(text):
+                raise RecordError("must be a non-empty string", field=text_key, **where)
+            return split_steps(text), {}
+    return steps, {}
 
 
 def _answer_text(record: dict, key: str, where: dict) -> str | None:
