@@ -50,7 +50,7 @@ def policy_sample_records(policy_dir: Path, n_problems: int, samples: int, seed:
     records = []
     for problem, group in zip(problems, completions):
         for text in group:
-            steps = [s for s in split_steps(text, style="lines") if s.strip()]
+            steps = split_steps(text, style="lines")
             if not steps:
                 continue
             first_wrong = verify_solution(problem, steps).first_wrong

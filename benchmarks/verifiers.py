@@ -172,6 +172,8 @@ def bench_answers(pairs: list[dict], repeats: int, with_math_verify: bool) -> di
 
 def gsm8k_steps(path: Path) -> list[str]:
     """Every reasoning line of every reference solution (the '#### answer' line excluded)."""
+    from tasks.math.steps import split_gsm8k
+
     lines = []
     with open(path, encoding="utf-8") as handle:
         for number, row in enumerate(handle, 1):
@@ -181,7 +183,7 @@ def gsm8k_steps(path: Path) -> list[str]:
                 answer = json.loads(row)["answer"]
             except (json.JSONDecodeError, KeyError) as error:
                 raise SystemExit(f"{path}, line {number}: field 'answer' unreadable ({error})")
-            lines += [line for line in answer.split("\n") if line.strip() and not line.startswith("####")]
+            lines += split_gsm8k(answer)[0]
     return lines
 
 

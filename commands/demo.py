@@ -39,6 +39,7 @@ import numpy as np
 
 import prm
 from tasks.math.prompts import policy_prompt
+from tasks.math.steps import split_steps
 from tasks.math.types import Problem
 
 ASSETS = Path(prm.__file__).parent / "assets" / "demo"
@@ -133,7 +134,7 @@ def sample_solutions(policy, problems: list[Problem], n: int) -> tuple[list[list
 
 
 def solution_steps(text: str) -> list[str]:
-    return [line for line in text.split("\n") if line.strip()]
+    return split_steps(text, "lines")
 
 
 def finished_model(path: Path, resume: bool) -> bool:

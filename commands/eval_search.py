@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from commands.options import int_list
-from search.evaluate import TREE_SEARCHES, evaluate_best_of_n, evaluate_tree_search, read_problems, tokens_markdown
+from search.evaluate import TREE_SEARCHES, evaluate_best_of_n, evaluate_tree_search, tokens_markdown
 from search.rerank import CurvePoint, curve_markdown, default_methods, parse_methods
 from search.scorers import load_scorers
+from tasks.math.records import read_problems
 
 
 @dataclass
@@ -22,9 +23,9 @@ class EvalSearchConfig:
     policy: str = field(metadata={"help": "Policy model: path, hub id or alias (e.g. smollm2-135m-instruct)"})
     prm: str | None = field(default=None, metadata={"help": "PRM path or hub id (scorer 'prm'; drives beam/DVTS)"})
     orm: str | None = field(default=None, metadata={"help": "ORM path or hub id (scorer 'orm')"})
-    problems: str = field(default="synthetic", metadata={"help": "'synthetic' or a JSONL of {question, answer}"})
+    problems: str = field(default="synthetic", metadata={"help": "synthetic[:PRESET] or a problems JSONL ({question|prompt|problem, answer|reference}, GSM8K, TRL stepwise)"})
     n_problems: int = field(default=32, metadata={"help": "How many problems (first n of the file, or generated)"})
-    preset: str = field(default="tiny", metadata={"help": "Synthetic task preset"})
+    preset: str = field(default="tiny", metadata={"help": "Synthetic task preset (for a bare 'synthetic')"})
     problem_seed: int = field(default=1234, metadata={"help": "Seed of the synthetic problems"})
     methods: str = field(
         default="auto",
@@ -47,13 +48,10 @@ class EvalSearchConfig:
 
 
 def load_problems(config: EvalSearchConfig) -> tuple[list[str], list[str]]:
-    if config.problems == "synthetic":
-        from tasks.math.synthetic import generate_problems
-
-        problems = generate_problems(config.n_problems, preset=config.preset, seed=config.problem_seed)
-        return [p.question for p in problems], [p.answer for p in problems]
-    questions, answers = read_problems(config.problems)
-    return questions[: config.n_problems], answers[: config.n_problems]
+    """(questions, reference answers): the first `n_problems` of the file, or generated."""
+    problems = read_problems(config.problems, limit=config.n_problems, n_synthetic=config.n_problems,
+                             seed=config.problem_seed, preset=config.preset)
+    return [p.question for p in problems], [p.answer for p in problems]
 
 
 def sample_pools(policy: Any, questions: Sequence[str], m: int, *, progress: bool = True

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.math.loaders import iter_jsonl
+from tasks.math.records import candidates_from_record
+from tasks.math.steps import split_steps
 from tasks.math.types import RecordError, validate_step_example
 from verifiers.labelling import MODES, LabelStats, label_many
 
@@ -63,56 +65,28 @@ class _Solution:
     id: str | None
 
 
-def _text_field(record: dict, key: str, where: dict) -> str:
-    if key not in record:
-        raise RecordError("missing", field=key, **where)
-    value = record[key]
-    if not isinstance(value, str) or not value.strip():
-        raise RecordError(f"must be a non-empty string, got {value!r:.60}", field=key, **where)
-    return value
-
-
-def _reference(record: dict, where: dict) -> str | None:
-    reference = record.get("reference")
-    if reference is None:
-        return None
-    if isinstance(reference, bool) or not isinstance(reference, (str, int, float)):
-        raise RecordError(f"must be a string or a number, got {reference!r:.60}", field="reference", **where)
-    return str(reference)
-
-
 def _solutions_of(record: dict, fmt: str, step_style: str, where: dict) -> list[_Solution]:
-    """The solutions one input line holds (one for a step record, several for candidates)."""
-    prompt = _text_field(record, "prompt", where)
-    completions = record.get("completions")
-    if not isinstance(completions, list) or not completions:
-        raise RecordError("missing" if completions is None else "must be a non-empty list", field="completions", **where)
-    for index, item in enumerate(completions):
-        if not isinstance(item, str) or not item.strip():
-            raise RecordError(f"item {index} must be a non-empty string", field="completions", **where)
-    reference = _reference(record, where)
-    record_id = record.get("id")
-    record_id = None if record_id is None else str(record_id)
-    is_steps = fmt == "steps" or (fmt == "auto" and "labels" in record)
-
-    if is_steps:
+    """The solutions one input line holds (one for a step record, several for candidates);
+    the line is checked by `tasks.math.records.candidates_from_record` (the rules of `prm
+    rerank` and `prm score`), and its labels, when present, by `validate_step_example`."""
+    candidates = candidates_from_record(record, **where)
+    reference = candidates.reference
+    if fmt == "steps" or (fmt == "auto" and "labels" in record):
         labels = None
         if record.get("labels") is not None:
             labels = validate_step_example(record, **where)["labels"]
         if reference is None and labels is None:
             raise RecordError("missing: needed to label the steps no check decides", field="reference", **where)
-        return [_Solution(where["line"], prompt, list(completions), reference, labels, record_id)]
-
-    from tasks.math.steps import split_steps
+        return [_Solution(where["line"], candidates.prompt, candidates.completions, reference, labels, candidates.id)]
 
     if reference is None:
         raise RecordError("missing: candidates need a reference answer to be labelled", field="reference", **where)
     solutions = []
-    for index, text in enumerate(completions):
-        steps = [step for step in split_steps(text, style=step_style) if step.strip()]
+    for index, text in enumerate(candidates.completions):
+        steps = split_steps(text, style=step_style)
         if not steps:
             raise RecordError(f"completion {index} has no steps", field="completions", **where)
-        solutions.append(_Solution(where["line"], prompt, steps, reference, None, record_id))
+        solutions.append(_Solution(where["line"], candidates.prompt, steps, reference, None, candidates.id))
     return solutions
 
 

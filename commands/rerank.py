@@ -17,9 +17,9 @@ from search.rerank import (
     default_methods,
     parse_methods,
     powers_of_two,
-    read_candidates,
 )
 from search.scorers import VerifierScorer, load_scorers
+from tasks.math.records import read_candidates
 from tasks.math.types import RecordError
 
 

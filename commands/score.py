@@ -6,7 +6,9 @@ Two record kinds are read (a file may mix them):
   are the steps of one solution -> ``"step_scores": [p, ...]`` and ``"score"``.
 - candidates ``{"prompt", "completions": [solution, ...]}`` (no labels): each completion is a
   whole solution, split into steps -> ``"step_scores": [[p, ...], ...]`` and ``"scores"``;
-  the prompt is encoded once and shared by its candidates.
+  the prompt is encoded once and shared by its candidates. Checked by
+  `tasks.math.records.candidates_from_record`, as `prm rerank` and `prm label` check them (an
+  empty candidate is an error naming file, line and field).
 
 Every other field of a record is copied to the output unchanged.
 """
@@ -18,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.math.loaders import iter_jsonl
+from tasks.math.records import candidates_from_record
+from tasks.math.steps import split_steps
 from tasks.math.types import RecordError, validate_step_example
 
 
@@ -46,22 +50,9 @@ def _read_records(path: Path) -> list[tuple[int, dict]]:
         if "labels" in record:
             record = {**record, **validate_step_example(record, path=str(path), line=line_number)}
         else:
-            _check_candidates(record, path=str(path), line=line_number)
+            candidates_from_record(record, path=str(path), line=line_number)
         records.append((line_number, record))
     return records
-
-
-def _check_candidates(record: dict, *, path: str, line: int) -> None:
-    prompt = record.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise RecordError("must be a non-empty string", path=path, line=line, field="prompt")
-    completions = record.get("completions")
-    if not isinstance(completions, list) or not completions:
-        raise RecordError("must be a non-empty list", path=path, line=line, field="completions")
-    for index, completion in enumerate(completions):
-        if not isinstance(completion, str) or not completion.strip():
-            raise RecordError(f"completion {index} must be a non-empty string", path=path, line=line,
-                              field="completions")
 
 
 def score_file(config: ScoreConfig) -> Path:
@@ -76,14 +67,10 @@ def score_file(config: ScoreConfig) -> Path:
     scorer = load(config.model, device=config.device or None, dtype=config.dtype or None, format=config.format,
                   trust_remote_code=config.trust_remote_code, batch_size=config.batch_size,
                   aggregation=config.aggregation or None)
-    if config.step_style:
-        from tasks.math.steps import split_steps
-
-        def split(text: str) -> list[str]:
+    def split(text: str) -> list[str]:
+        if config.step_style:
             return split_steps(text, style=config.step_style)
-    else:
-        def split(text: str) -> list[str]:
-            return [step for step in text.split(scorer.encoder.separator) if step.strip()]
+        return split_steps(text, separator=scorer.encoder.separator)
 
     results: dict[int, dict] = {}
     labelled = [(line, record) for line, record in records if "labels" in record]

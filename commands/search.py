@@ -3,8 +3,9 @@
     prm search --problems problems.jsonl --policy Qwen/Qwen2.5-Math-1.5B-Instruct \\
         --prm runs/prm --method beam --width 16 --beam_width 4 --output results.jsonl
 
-Problems are JSONL lines `{"prompt" or "question": str, "reference"?: str, "id"?: str}` or
-`synthetic:PRESET` (generated with the preset's reference answers). Each output line holds
+Problems are a problems file read by `tasks.math.records.read_problems` (`{"question" |
+"prompt" | "problem", "reference" | "answer"?, "id"?}`, GSM8K, TRL stepwise; here the answer is
+optional) or `synthetic:PRESET` (generated with the preset's reference answers). Each output line holds
 the problem, the best candidate (steps, step scores, score, answer), all candidates and the
 cost counters; with references, the accuracy of the best candidates is printed and written
 to `<output>.metrics.json`.
@@ -17,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from search.beam import AGGREGATIONS, METHODS, BeamConfig, SearchCounters
-from tasks.math.types import RecordError
+from tasks.math.records import read_problems
 
 
 @dataclass
@@ -27,7 +28,7 @@ class SearchConfig:
     policy: str = field(metadata={"help": "Policy causal LM: a local directory, hub id or alias."})
     prm: str = field(metadata={"help": "Reward model directory or hub id (prm.load), or 'verifier' for the sympy step checker."})
     problems: str = field(default="synthetic:tiny",
-                          metadata={"help": "JSONL of {prompt|question, reference?} or synthetic:PRESET."})
+                          metadata={"help": "Problems JSONL ({question|prompt|problem, reference|answer?}, GSM8K, TRL stepwise) or synthetic:PRESET."})
     n_problems: int = field(default=0, metadata={"help": "Use only the first N problems (0: all; synthetic: 16)."})
     method: str = field(default="beam", metadata={"help": "beam | dvts | best_of_n"})
     width: int = field(default=8, metadata={"help": "Steps (or, for best_of_n, solutions) sampled per round: N."})
@@ -51,38 +52,6 @@ class SearchConfig:
             raise ValueError(f"--aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
 
 
-@dataclass
-class SearchProblem:
-    id: str
-    question: str
-    reference: str | None
-
-
-def read_problems(source: str, limit: int = 0) -> list[SearchProblem]:
-    """Problems from `synthetic:PRESET` or a JSONL file (errors name file, line and field)."""
-    if source.startswith("synthetic:"):
-        from tasks.math.synthetic import generate_problems
-
-        problems = generate_problems(limit or 16, preset=source.split(":", 1)[1], seed=0)
-        return [SearchProblem(p.id, p.question, p.answer) for p in problems]
-    from tasks.math.loaders import read_jsonl
-
-    problems = []
-    for line, record in enumerate(read_jsonl(source), start=1):
-        key = "prompt" if "prompt" in record else "question"
-        question = record.get(key)
-        if not isinstance(question, str) or not question.strip():
-            raise RecordError("missing or empty (a problem needs 'prompt' or 'question')", path=source, line=line,
-                              field=key)
-        reference = record.get("reference", record.get("answer"))
-        if reference is not None and not isinstance(reference, (str, int, float)):
-            raise RecordError(f"must be a string or number, got {type(reference).__name__}", path=source, line=line,
-                              field="reference")
-        problems.append(SearchProblem(str(record.get("id", line)), question,
-                                      None if reference is None else str(reference)))
-    return problems[:limit] if limit else problems
-
-
 def load_scorer(name: str, device: str | None):
     """The PRM at `name` (prm.load), or the sympy verifier scorer for 'verifier'."""
     if name == "verifier":
@@ -101,7 +70,8 @@ def run_search(config: SearchConfig) -> dict:
     from generation.policy import HFPolicy
     from verifiers import answers_equivalent, extract_answer
 
-    problems = read_problems(config.problems, config.n_problems)
+    problems = read_problems(config.problems, limit=config.n_problems, n_synthetic=config.n_problems or 16,
+                             require_answer=False)
     device = config.device or None
     policy = HFPolicy.from_pretrained(
         config.policy, device=device, temperature=config.temperature, top_p=config.top_p,
@@ -123,13 +93,13 @@ def run_search(config: SearchConfig) -> dict:
             totals.add(result.counters)
             answer = extract_answer(result.best.text) if result.candidates else None
             record = {
-                "id": problem.id, "prompt": problem.question, "reference": problem.reference,
+                "id": problem.id, "prompt": problem.question, "reference": problem.answer,
                 "answer": answer, "best": asdict(result.best) if result.candidates else None,
                 "candidates": [asdict(candidate) for candidate in result.candidates],
                 "counters": asdict(result.counters),
             }
-            if problem.reference is not None:
-                record["correct"] = answer is not None and answers_equivalent(problem.reference, answer)
+            if problem.answer is not None:
+                record["correct"] = answer is not None and answers_equivalent(problem.answer, answer)
                 correct += record["correct"]
                 judged += 1
             handle.write(json.dumps(record) + "\n")

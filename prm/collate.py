@@ -40,11 +40,7 @@ from dataclasses import dataclass, field
 import torch
 
 from prm.encoding import encode_steps
-
-
-def split_completion(completion: str, separator: str) -> list[str]:
-    """A completion text as steps: split on the separator, empty pieces left out."""
-    return [piece for piece in completion.split(separator) if piece.strip()]
+from tasks.math.steps import split_steps
 
 
 def _label_value(label) -> float:
@@ -72,7 +68,7 @@ def encode_outcome_record(tokenizer, prompt: str, completion: str, label, settin
                           max_length: int | None = None) -> dict:
     """An outcome record -> feature; the completion is split into steps on the separator so the
     ORM is read where a PRM reads the last step."""
-    steps = split_completion(completion, settings.separator)
+    steps = split_steps(completion, separator=settings.separator)
     if not steps:
         raise ValueError("completion has no non-empty step")
     encoded = encode_steps(tokenizer, prompt, steps, settings, max_length)

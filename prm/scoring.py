@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import torch
 
 from prm.encoding import EncodedSteps, encode_steps
+from tasks.math.steps import split_steps
 
 AGGREGATIONS = ("min", "prod", "last", "mean")
 
@@ -217,7 +218,7 @@ class RewardScorer:
         """A solution score: the outcome head at the last step if the model has one, else the
         step scores aggregated with the model's default aggregation. The completion is split
         into steps at the encoder's separator."""
-        steps = [step for step in completion.split(self.encoder.separator) if step.strip()]
+        steps = split_steps(completion, separator=self.encoder.separator)
         if not steps:
             raise ValueError("the completion has no non-empty step")
         (step_scores,), (outcome,) = self.score_solutions(prompt, [steps])

@@ -28,19 +28,17 @@ import numpy as np
 import torch
 
 from generation.loading import build_policy, load_policy
-from tasks.math.loaders import iter_jsonl
 from tasks.math.prompts import format_solution, policy_prompt
-from tasks.math.steps import split_steps
-from tasks.math.types import Problem, RecordError, validate_step_example
-
-SYNTHETIC_PREFIX = "synthetic:"
+from tasks.math.records import read_problems, without_overlap
+from tasks.math.synthetic import synthetic_preset
+from tasks.math.types import Problem, RecordError
 
 
 @dataclass
 class SFTConfig:
     """Options of `prm sft` (also the Python API: `train_sft(SFTConfig(...))`)."""
 
-    data: str = field(default="synthetic:tiny", metadata={"help": "synthetic:<preset>, or a JSONL of problems (question, answer, steps) or step-labelled records (only all-correct ones are used)"})
+    data: str = field(default="synthetic:tiny", metadata={"help": "synthetic:<preset>, or a JSONL of problems with reference steps (question, answer, steps; GSM8K; MATH), step-labelled records (only all-correct ones are used) or prompt-completion records"})
     model: str = field(default="tiny:small", metadata={"help": "path or hub id of a causal LM, or tiny:<size> for a fresh generation.tiny model with a tokenizer trained on the data"})
     output_dir: str = field(default="runs/sft", metadata={"help": "where the fine-tuned policy (HF dir) and checkpoints go"})
     n_train: int = field(default=4000, metadata={"help": "number of synthetic training problems (synthetic data only)"})
@@ -66,62 +64,23 @@ class SFTConfig:
 
 
 def load_sft_problems(data: str, n_train: int, seed: int) -> list[Problem]:
-    """Problems with reference steps from `synthetic:<preset>` or a JSONL file.
-
-    JSONL lines are problems `{"question", "answer", "steps"}`, step-labelled records
-    `{"prompt", "completions", "labels"}` (a reference solution only if every label is true;
-    others are counted and reported, not trained on), or prompt-completion records
+    """Problems with reference steps from `synthetic:<preset>` or a problems file, read by
+    `tasks.math.records.read_problems` with steps required: `{"question", "answer", "steps"}`,
+    GSM8K `{"question", "answer": "... #### X"}`, MATH `{"problem", "solution"}`, step-labelled
+    records `{"prompt", "completions", "labels"}` (a reference solution only if every label is
+    true; others are counted and reported, not trained on), or prompt-completion records
     `{"prompt", "completion", ...}` such as the rejection-sampling export
     (`search.export.write_sft_jsonl`), whose completion is split into steps.
     Raises `RecordError` naming file, line and field for a malformed line.
     """
-    if data.startswith(SYNTHETIC_PREFIX):
-        from tasks.math.synthetic import generate_problems
-
-        return generate_problems(n_train, preset=data[len(SYNTHETIC_PREFIX):], seed=seed)
-    path = Path(data)
-    if not path.exists():
-        raise FileNotFoundError(f"{data}: no such file (use synthetic:<preset> for generated problems)")
-    problems, skipped_incorrect = [], 0
-    for line_number, record in iter_jsonl(path):
-        if "completions" in record:
-            example = validate_step_example(record, path=str(path), line=line_number)
-            if not all(label is True or label == 1.0 for label in example["labels"]):
-                skipped_incorrect += 1
-                continue
-            problems.append(Problem(id=f"{path.name}:{line_number}", question=example["prompt"],
-                                    answer=str(record.get("reference", "")), steps=tuple(example["completions"])))
-        elif "completion" in record:
-            problems.append(_problem_from_completion(record, str(path), line_number))
-        else:
-            problems.append(problem_from_record(record, str(path), line_number))
-    if skipped_incorrect:
-        print(f"{path}: {skipped_incorrect} records with an incorrect step are not reference solutions; not used")
-    if not problems:
-        raise RecordError("no usable reference solutions", path=str(path))
-    return problems
-
-
-def _problem_from_completion(record: dict, path: str, line: int) -> Problem:
-    for key in ("prompt", "completion"):
-        if not isinstance(record.get(key), str) or not record[key].strip():
-            raise RecordError("missing or not a non-empty string", path=path, line=line, field=key)
-    return Problem(id=f"{Path(path).name}:{line}", question=record["prompt"],
-                   answer=str(record.get("reference", "")), steps=tuple(split_steps(record["completion"])))
-
-
-def problem_from_record(record, path: str, line: int) -> Problem:
-    """A `Problem` from a JSONL record {"question", "answer", "steps", "id"?}; `RecordError` if malformed."""
-    if not isinstance(record, dict):
-        raise RecordError(f"record must be a JSON object, got {type(record).__name__}", path=path, line=line)
-    for key in ("question", "answer"):
-        if not isinstance(record.get(key), str) or not record[key].strip():
-            raise RecordError("missing or not a non-empty string", path=path, line=line, field=key)
-    steps = record.get("steps")
-    if not isinstance(steps, list) or not steps or not all(isinstance(s, str) and s.strip() for s in steps):
-        raise RecordError("must be a non-empty list of non-empty strings", path=path, line=line, field="steps")
-    return Problem(id=str(record.get("id", f"{Path(path).name}:{line}")), question=record["question"],
-                   answer=record["answer"], steps=tuple(steps))
+    problems = read_problems(data, n_synthetic=n_train, seed=seed, require_answer=False, require_steps=True)
+    correct = [p for p in problems if all(label is True or label == 1.0 for label in p.meta.get("labels", [True]))]
+    if len(correct) < len(problems):
+        print(f"{data}: {len(problems) - len(correct)} records with an incorrect step are not reference solutions; "
+              "not used")
+    if not correct:
+        raise RecordError("no usable reference solutions", path=str(data))
+    return correct
 
 
 def sft_example(tokenizer, problem: Problem, max_length: int) -> tuple[list[int], list[int]]:
@@ -281,14 +240,15 @@ def train_sft(config: SFTConfig) -> Path:
 
 
 def _heldout_problems(config: SFTConfig, train_problems: list[Problem]) -> list[Problem]:
-    """Fresh synthetic problems (another seed stream) minus any question seen in training."""
-    if config.n_eval <= 0 or not config.data.startswith(SYNTHETIC_PREFIX):
+    """Fresh synthetic problems (another seed stream) minus any question seen in training
+    (how many is printed)."""
+    preset = synthetic_preset(config.data)
+    if config.n_eval <= 0 or preset is None:
         return []
     from tasks.math.synthetic import generate_problems
 
-    seen = {p.question for p in train_problems}
-    fresh = generate_problems(config.n_eval, preset=config.data[len(SYNTHETIC_PREFIX):], seed=config.seed + 1_000_003)
-    return [p for p in fresh if p.question not in seen]
+    fresh = generate_problems(config.n_eval, preset=preset, seed=config.seed + 1_000_003)
+    return without_overlap(fresh, train_problems)
 
 
 def _log_accuracy(model, tokenizer, heldout: list[Problem], config: SFTConfig, step: int, elapsed: float,

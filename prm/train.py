@@ -54,8 +54,7 @@ from prm.recipe import (
     run_fingerprint,
     write_run_file,
 )
-from tasks.math.loaders import iter_jsonl, load_step_dataset
-from tasks.math.types import RecordError, validate_outcome_example, validate_pairwise_example, validate_step_example
+from tasks.math.records import read_reward_records
 
 
 @dataclass
@@ -129,55 +128,12 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------------------ data
-def _synthetic_records(preset: str, objective: str, n: int, seed: int) -> list[dict]:
-    from tasks.math.synthetic import generate_problems, step_labelled_records
-    from tasks.math.types import outcome_from_steps
-
-    problems = generate_problems(n, preset, seed=seed)
-    if objective == "pairwise":
-        correct = step_labelled_records(problems, corrupt_fraction=0.0, seed=seed)
-        wrong = step_labelled_records(problems, corrupt_fraction=1.0, seed=seed)
-        return [{"prompt": c["prompt"], "chosen": "\n".join(c["completions"]), "rejected": "\n".join(w["completions"])}
-                for c, w in zip(correct, wrong)]
-    records = step_labelled_records(problems, corrupt_fraction=0.5, seed=seed)
-    return [outcome_from_steps(r) for r in records] if objective == "orm" else records
-
-
-def _raw_rows(source: str):
-    """(row, path, line) for a JSONL file or a hub data set."""
-    path = Path(source)
-    if path.exists():
-        for line_number, row in iter_jsonl(path):
-            yield row, str(path), line_number
-        return
-    for index, row in enumerate(load_step_dataset(source)):
-        yield dict(row), source, index + 1
-
-
 def load_records(source: str, objective: str, *, synthetic_problems: int = 2000, seed: int = 0) -> list[dict]:
-    """Validated records for `objective` from a JSONL path, a hub id or synthetic:<preset>.
-
-    prm/joint need step-labelled records; orm takes outcome records or step records (their
-    outcome view); pairwise takes {prompt, chosen, rejected, margin?}. A bad record raises
-    `RecordError` with file, line and field.
-    """
-    from tasks.math.types import outcome_from_steps
-
-    if source.startswith("synthetic:"):
-        return _synthetic_records(source.split(":", 1)[1] or "tiny", objective, synthetic_problems, seed)
-    records = []
-    for row, path, line in _raw_rows(source):
-        if objective == "pairwise":
-            records.append(validate_pairwise_example(row, path=path, line=line))
-        elif objective == "orm" and isinstance(row, dict) and "completion" in row:
-            records.append(validate_outcome_example(row, path=path, line=line))
-        elif objective == "orm":
-            records.append(outcome_from_steps(validate_step_example(row, path=path, line=line)))
-        else:
-            records.append(validate_step_example(row, path=path, line=line))
-    if not records:
-        raise RecordError("no records", path=source)
-    return records
+    """Validated records for `objective` (prm / joint: step-labelled, orm: outcome, pairwise)
+    through `tasks.math.records.read_reward_records`; a bad record raises `RecordError` with
+    file, line and field."""
+    kind = {"orm": "outcome", "pairwise": "pairwise"}.get(objective, "step")
+    return read_reward_records(source, kind, n_synthetic=synthetic_problems, seed=seed)
 
 
 def _split(records: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:

@@ -32,6 +32,7 @@ from itertools import accumulate
 
 from prm.scoring import AGGREGATIONS, aggregate
 from tasks.math.prompts import ANSWER_PREFIX, STEP_SEPARATOR, policy_prompt
+from tasks.math.steps import split_steps
 
 
 @dataclass
@@ -313,7 +314,7 @@ def best_of_n_search(question: str, policy, scorer, config: BeamConfig) -> Searc
         policy.reseed(config.seed)
     session = _ScoringSession(scorer, question, config.aggregation, counters)
     (texts,) = policy.complete([policy_prompt(question)], config.width)
-    solutions = [[step for step in text.split(STEP_SEPARATOR) if step.strip()] for text in texts]
+    solutions = [split_steps(text, separator=STEP_SEPARATOR) for text in texts]
     scorable = [steps for steps in solutions if steps]
     if scorable and callable(getattr(scorer, "score_best_of_n", None)):
         scored = iter(scorer.score_best_of_n(question, scorable))

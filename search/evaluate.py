@@ -2,7 +2,7 @@
 
 The recipe, top to bottom:
 
-1. problems: the synthetic task or a JSONL of `{"question" | "prompt", "answer" | "reference"}`;
+1. problems: the synthetic task or a problems file (`tasks.math.records.read_problems`);
 2. best-of-N pool: the policy samples M = max(N) whole solutions per problem once (seeded);
    the PRM / ORM / verifier score them once (`search.rerank.build_pool`);
 3. every best-of-N method's accuracy at each N, averaged over random subsets of the pool,
@@ -19,7 +19,6 @@ curve points, `search.plots.plot_accuracy_vs_n(points, path)` draws them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,8 +32,6 @@ from search.rerank import (
     default_methods,
 )
 from search.scorers import VerifierScorer
-from tasks.math.loaders import iter_jsonl
-from tasks.math.types import RecordError
 
 TREE_SEARCHES = ("beam", "dvts")
 
@@ -141,26 +138,3 @@ def tokens_markdown(points: Sequence[CurvePoint]) -> str:
         if p.tokens_mean is not None:
             lines.append(f"| {p.method} | {p.n} | {p.tokens_mean:.0f} | {p.accuracy_mean:.3f} ± {p.accuracy_std:.3f} |")
     return "\n".join(lines) + "\n"
-
-
-def read_problems(path: str | Path) -> tuple[list[str], list[str]]:
-    """Questions and reference answers from a JSONL of `{"question"|"prompt", "answer"|"reference"}`."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"problems file not found: {path}")
-    questions, answers = [], []
-    for line_number, record in iter_jsonl(path):
-        where = {"path": str(path), "line": line_number}
-        # Either spelling is accepted; an error names the first when neither is there.
-        question_key = "prompt" if "prompt" in record and "question" not in record else "question"
-        answer_key = "reference" if "reference" in record and "answer" not in record else "answer"
-        question, answer = record.get(question_key), record.get(answer_key)
-        if not isinstance(question, str) or not question.strip():
-            raise RecordError("missing or not a non-empty string", field=question_key, **where)
-        if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
-            raise RecordError("missing, or not a string or a number", field=answer_key, **where)
-        questions.append(question)
-        answers.append(str(answer))
-    if not questions:
-        raise RecordError("no problems", path=str(path))
-    return questions, answers

@@ -39,16 +39,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 from itertools import combinations
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import verifiers
 from search.scorers import AGGREGATIONS, VerifierScorer, aggregate, score_solutions
-from tasks.math.loaders import iter_jsonl
 from tasks.math.steps import join_steps, split_steps
-from tasks.math.types import RecordError
 
 VERIFIER_SUFFIX = "+verifier"
 WEIGHTED_PREFIX = "weighted-"
@@ -590,55 +587,3 @@ def curve_markdown(points: Sequence[CurvePoint], *, label: str = "N") -> str:
     lines.append("")
     lines.append(f"Accuracy, mean ± sample std over {seeds} seed(s).")
     return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------------------
-# `prm rerank`
-
-
-@dataclass
-class CandidateRecord:
-    """One line of a candidates JSONL: `{"prompt", "completions": [...], "reference"?}`."""
-
-    prompt: str
-    completions: list[str]
-    reference: str | None
-    line: int
-
-
-def read_candidates(path: str | Path) -> list[CandidateRecord]:
-    """Parse a candidates JSONL; a malformed line raises `RecordError` naming file, line, field.
-
-    `reference` may be a string or a number; `completions` must be a non-empty list of
-    strings (an empty string is kept: it has no answer and scores 0).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"candidates file not found: {path}")
-    records = []
-    for line_number, record in iter_jsonl(path):
-        where = {"path": str(path), "line": line_number}
-        prompt = record.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            problem = "missing" if "prompt" not in record else "must be a non-empty string"
-            raise RecordError(problem, field="prompt", **where)
-        completions = record.get("completions")
-        if "completions" not in record:
-            raise RecordError("missing", field="completions", **where)
-        if not isinstance(completions, list) or not completions:
-            raise RecordError("must be a non-empty list of solution texts", field="completions", **where)
-        for index, completion in enumerate(completions):
-            if not isinstance(completion, str):
-                raise RecordError(
-                    f"completion {index} must be a string, got {type(completion).__name__}",
-                    field="completions", **where,
-                )
-        reference = record.get("reference")
-        if reference is not None:
-            if isinstance(reference, bool) or not isinstance(reference, (str, int, float)):
-                raise RecordError(f"must be a string or a number, got {reference!r}", field="reference", **where)
-            reference = str(reference)
-        records.append(CandidateRecord(prompt, list(completions), reference, line_number))
-    if not records:
-        raise RecordError("no records", path=str(path))
-    return records

@@ -102,3 +102,17 @@ def test_special_token_separator(bpe_with_special):
     assert [encoded.input_ids[end] for end in encoded.step_ends] == [special_id, special_id]
     assert encoded.input_ids.count(special_id) == 3  # after the prompt and after each step
     assert encoded.input_ids[encoded.prompt_length - 1] == special_id
+
+
+def test_an_outcome_completion_splits_into_the_steps_split_steps_gives(bpe):
+    """Training (collate) splits a completion at the separator with tasks.math.split_steps, as
+    scoring and search do, so padded steps encode as the stripped steps they are scored as."""
+    from prm.collate import encode_outcome_record
+    from tasks.math.steps import split_steps
+
+    settings = RewardSettings(separator="\n")
+    completion = "3 + 4 = 7\n  The answer is 7 \n\n"
+    feature = encode_outcome_record(bpe, "Question: 3 + 4?", completion, True, settings)
+    steps = split_steps(completion, separator="\n")
+    assert steps == ["3 + 4 = 7", "The answer is 7"]
+    assert feature["input_ids"] == encode_steps(bpe, "Question: 3 + 4?", steps, settings).input_ids

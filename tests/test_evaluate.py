@@ -3,10 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from search.evaluate import evaluate_best_of_n, read_problems, tokens_markdown
+from search.evaluate import evaluate_best_of_n, tokens_markdown
 from search.plots import plot_accuracy_vs_n, plot_accuracy_vs_tokens
 from search.rerank import curve_markdown
-from tasks.math import RecordError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -66,16 +65,6 @@ def test_tokens_plot_skipped_without_token_counts(tmp_path):
     assert plot_accuracy_vs_tokens(points, tmp_path / "t.png") is None and not (tmp_path / "t.png").exists()
     with pytest.raises(ValueError, match="exceeds"):
         evaluate_best_of_n(prompts, samples, references, None, ns=[4], seeds=[0], progress=False)
-
-
-def test_problem_file_errors_name_file_line_and_field(tmp_path):
-    path = tmp_path / "problems.jsonl"
-    path.write_text(json.dumps({"question": "1 + 1?", "answer": 2}) + "\n" + json.dumps({"question": "2 + 2?"}) + "\n")
-    with pytest.raises(RecordError) as info:
-        read_problems(path)
-    assert info.value.line == 2 and info.value.field == "answer" and "problems.jsonl" in str(info.value)
-    path.write_text(json.dumps({"prompt": "1 + 1?", "reference": 2}) + "\n")
-    assert read_problems(path) == (["1 + 1?"], ["2"])
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,9 @@ from search.rerank import (
     numeric_key,
     oracle_pass,
     parse_methods,
-    read_candidates,
     subsets,
     weighted_majority,
 )
-from tasks.math import RecordError
 
 
 class LookupScorer:
@@ -172,28 +170,6 @@ def test_seeded_subsampling_is_reproducible():
 def write_jsonl(path, rows):
     path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows))
     return path
-
-
-@pytest.mark.parametrize(
-    "bad_line, field, message",
-    [
-        ("{not json", None, "invalid JSON"),
-        ({"completions": ["a"]}, "prompt", "missing"),
-        ({"prompt": "q", "completions": "a"}, "completions", "list"),
-        ({"prompt": "q", "completions": ["a", 3]}, "completions", "completion 1"),
-        ({"prompt": "q", "completions": ["a"], "reference": True}, "reference", "string or a number"),
-    ],
-)
-def test_bad_candidates_name_file_line_and_field(tmp_path, bad_line, field, message):
-    path = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "q", "completions": ["a"]}, bad_line])
-    with pytest.raises(RecordError, match=message) as info:
-        read_candidates(path)
-    assert info.value.line == 2 and info.value.field == field and "c.jsonl" in str(info.value)
-
-
-def test_numeric_reference_is_read_as_text(tmp_path):
-    path = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "q", "completions": ["The answer is 7"], "reference": 7}])
-    assert read_candidates(path)[0].reference == "7"
 
 
 FIXTURE = [

@@ -54,6 +54,8 @@ from prm.ppo.rewards import (
 from prm.sft import batch_indices
 from generation.policy import HFPolicy, eos_token_ids
 from tasks.math.prompts import STEP_SEPARATOR, policy_prompt
+from tasks.math.records import read_problems, without_overlap
+from tasks.math.synthetic import synthetic_preset
 from tasks.math.types import Problem
 
 MODES = ("dense", "outcome", "group")
@@ -67,8 +69,8 @@ class PPOConfig:
     prm: str | None = field(default=None, metadata={"help": "PRM for step rewards (path or hub id, loaded with prm.load); needed in dense mode"})
     orm: str | None = field(default=None, metadata={"help": "optional outcome reward model (prm.load(...).score) added at the last token"})
     mode: str = field(default="dense", metadata={"help": "dense (PRM steps + outcome, GAE), outcome (outcome only, GAE) or group (N samples per prompt, --group_advantage, no critic)"})
-    data: str = field(default="synthetic:tiny", metadata={"help": "training problems: synthetic:<preset> or a problems JSONL (question, answer, steps)"})
-    eval_data: str | None = field(default=None, metadata={"help": "held-out problems JSONL (default: fresh synthetic problems of the same preset)"})
+    data: str = field(default="synthetic:tiny", metadata={"help": "training problems: synthetic:<preset> or a problems JSONL ({question|prompt|problem, answer|reference}, GSM8K, TRL stepwise with a reference)"})
+    eval_data: str | None = field(default=None, metadata={"help": "held-out problems JSONL, same fields (default: fresh synthetic problems of the same preset); questions also in training are left out, and counted"})
     n_train: int = field(default=2000, metadata={"help": "number of synthetic training problems"})
     n_eval: int = field(default=200, metadata={"help": "number of held-out problems for accuracy (0 = no evaluation)"})
     eval_every: int = field(default=10, metadata={"help": "held-out accuracy (greedy) every this many updates"})
@@ -77,7 +79,7 @@ class PPOConfig:
     step_coef: float = field(default=1.0, metadata={"help": "weight of the PRM step rewards"})
     checker_coef: float = field(default=0.0, metadata={"help": "weight c of the sympy step checker in the step score, (1 - c) * PRM + c * checker (a step: 1 true, 0 false, 0.5 uncheckable); 1 = rule-based dense rewards, no --prm needed"})
     verifier_coef: float = field(default=1.0, metadata={"help": "outcome reward for a correct final answer (verifier), 0 = off"})
-    orm_coef: float = field(default=0.0, metadata={"help": "weight of the ORM score at the last token"})
+    orm_coef: float | None = field(default=None, metadata={"help": "weight of the ORM score at the last token (default: 1.0 with --orm, else 0; 0 with --orm is an error)"})
     reward_whiten: bool = field(default=False, metadata={"help": "divide the placed step/outcome rewards by their std across the batch (no mean shift, signs kept)"})
     reward_clip: float = field(default=0.0, metadata={"help": "clip each placed reward to [-c, c] (0 = off)"})
     kl_coef: float = field(default=0.05, metadata={"help": "initial KL penalty coefficient beta"})
@@ -120,42 +122,32 @@ class PPOConfig:
         # KL is a loss term by default.
         if self.kl_estimator is None:
             self.kl_estimator = "k3" if self.mode == "group" else "k1"
+        # --orm alone weighs the ORM like the verifier's outcome reward; an explicit 0 would
+        # load a model that never counts, so it is refused rather than ignored.
+        if self.orm_coef is None:
+            self.orm_coef = 1.0 if self.orm else 0.0
+        elif self.orm and self.orm_coef == 0:
+            raise ValueError("--orm is given with --orm_coef 0, so the ORM would never count; drop --orm or "
+                             "give --orm_coef > 0")
 
 
 # --------------------------------------------------------------------------- data
 
 
 def load_problems(config: PPOConfig) -> tuple[list[Problem], list[Problem]]:
-    """(training problems, held-out problems); held-out questions never appear in training."""
-    from prm.sft import SYNTHETIC_PREFIX, load_sft_problems
-
-    train = load_sft_problems(config.data, config.n_train, config.seed) if config.data.startswith(SYNTHETIC_PREFIX) \
-        else _load_answer_problems(config.data)
+    """(training problems, held-out problems), read by `tasks.math.records.read_problems` (the
+    problem files `prm search` reads; steps are not needed). Held-out questions never appear
+    in training: overlapping ones are left out, and how many is printed."""
+    train = read_problems(config.data, n_synthetic=config.n_train, seed=config.seed)
     if config.n_eval <= 0:
         return train, []
     if config.eval_data:
-        heldout = _load_answer_problems(config.eval_data)[: config.n_eval]
-    elif config.data.startswith(SYNTHETIC_PREFIX):
-        from tasks.math.synthetic import generate_problems
-
-        heldout = generate_problems(config.n_eval, preset=config.data[len(SYNTHETIC_PREFIX):], seed=config.seed + 2_000_003)
+        heldout = read_problems(config.eval_data, limit=config.n_eval)
+    elif synthetic_preset(config.data) is not None:
+        heldout = read_problems(config.data, n_synthetic=config.n_eval, seed=config.seed + 2_000_003)
     else:
         return train, []
-    seen = {p.question for p in train}
-    return train, [p for p in heldout if p.question not in seen]
-
-
-def _load_answer_problems(path: str) -> list[Problem]:
-    """Problems JSONL; PPO needs only question and answer, so steps are optional here."""
-    from prm.sft import problem_from_record
-    from tasks.math.loaders import iter_jsonl
-
-    problems = []
-    for line_number, record in iter_jsonl(path):
-        if not record.get("steps"):
-            record = {**record, "steps": ["(none)"]}
-        problems.append(problem_from_record(record, path, line_number))
-    return problems
+    return train, without_overlap(heldout, train)
 
 
 # --------------------------------------------------------------------------- rollout and scoring

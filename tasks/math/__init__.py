@@ -1,4 +1,4 @@
-"""Math problems: types, step splitting, loaders, the synthetic task, GSM8K corruptions, prompt templates."""
+"""Math problems: types, one reader per record kind, step splitting, loaders, the synthetic task, GSM8K corruptions, prompt templates."""
 
 from tasks.math.prompts import ANSWER_PREFIX, STEP_SEPARATOR, answer_step, format_solution, policy_prompt
 from tasks.math.protocols import OutcomeScorer, Policy, StepScorer
@@ -16,11 +16,13 @@ from tasks.math.types import (
 from tasks.math.synthetic import (
     ERROR_KINDS,
     PRESETS,
+    SYNTHETIC_PREFIX,
     CorruptedSolution,
     SyntheticConfig,
     corrupt,
     generate_problems,
     step_labelled_records,
+    synthetic_preset,
 )
 from tasks.math.gsm8k_corruptions import (
     GSM8K_ERROR_KINDS,
@@ -44,4 +46,13 @@ from tasks.math.loaders import (  # datasets is imported only when a loader runs
     load_step_dataset,
     load_trl_stepwise,
     read_jsonl,
+)
+from tasks.math.records import (
+    CandidateRecord,
+    candidates_from_record,
+    problem_from_record,
+    read_candidates,
+    read_problems,
+    read_reward_records,
+    without_overlap,
 )

@@ -103,11 +103,15 @@ def _parse_file(path: str) -> Iterator[tuple[int, Any, RecordError | None]]:
     """(line number, parsed value, None) or (line number, None, the parse error) for each
     record of a local JSONL/JSON file."""
     if path.endswith(".json"):
-        with open(path, encoding="utf-8") as handle:
-            try:
-                data = json.load(handle)
-            except json.JSONDecodeError as error:
-                raise RecordError(f"invalid JSON: {error.msg}", path=path, line=error.lineno) from None
+        with open(path, "rb") as handle:
+            raw = handle.read()
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise RecordError(f"not UTF-8 text (byte {raw[error.start]:#04x})", path=path,
+                              line=raw[: error.start].count(b"\n") + 1) from None
+        except json.JSONDecodeError as error:
+            raise RecordError(f"invalid JSON: {error.msg}", path=path, line=error.lineno) from None
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             data = data["data"]
         if not isinstance(data, list):
@@ -115,8 +119,14 @@ def _parse_file(path: str) -> Iterator[tuple[int, Any, RecordError | None]]:
         for number, row in enumerate(data, 1):
             yield number, row, None
         return
-    with open(path, encoding="utf-8") as handle:
-        for number, text in enumerate(handle, 1):
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                yield number, None, RecordError(f"not UTF-8 text (byte {raw[error.start]:#04x})", path=path,
+                                                line=number)
+                continue
             if not text.strip():
                 continue
             try:

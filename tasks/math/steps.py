@@ -34,14 +34,18 @@ _BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
 _STEP_PREFIX = re.compile(r"(?<!\S)step[ \t]*(\d+)[ \t]*[:.]", re.IGNORECASE)
 
 
-def split_steps(text: str | Sequence[str], style: str = "auto") -> list[str]:
+def split_steps(text: str | Sequence[str], style: str = "auto", *, separator: str | None = None) -> list[str]:
     """The steps of a solution, each stripped, empty ones left out.
 
     text: a solution as one string, or a list/tuple of steps.
     style: one of `STEP_STYLES` or "auto".
+    separator: split at exactly this string instead (a reward model's step separator, the
+        inverse of `join_steps(steps, separator)`); the style is then not used.
     """
     if not isinstance(text, str):
         return [step.strip() for step in text if step.strip()]
+    if separator is not None:
+        return _nonempty(text.split(separator))
     if style == "auto":
         style = detect_style(text)
     if style == "lines":

@@ -169,6 +169,19 @@ class _Infeasible(Exception):
 # --------------------------------------------------------------------------- generation
 
 
+SYNTHETIC_PREFIX = "synthetic"
+
+
+def synthetic_preset(spec: str, default: str = "tiny") -> str | None:
+    """The preset a data spec names: "synthetic:PRESET" gives PRESET, "synthetic" (or
+    "synthetic:") gives `default`; anything else (a path, a hub id) gives None. An unknown
+    preset raises ValueError naming the presets. The one parser of `synthetic:` specs."""
+    if spec != SYNTHETIC_PREFIX and not spec.startswith(SYNTHETIC_PREFIX + ":"):
+        return None
+    name = spec[len(SYNTHETIC_PREFIX) + 1:] or default
+    return resolve_preset(name)[0]
+
+
 def resolve_preset(preset: str | SyntheticConfig) -> tuple[str, SyntheticConfig]:
     """(name, config) for a preset name or a config (named "custom")."""
     if isinstance(preset, SyntheticConfig):

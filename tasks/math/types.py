@@ -52,13 +52,14 @@ class Problem:
     """A math problem with its reference solution.
 
     `steps` are the reference reasoning steps (None when the source has none);
-    `answer` is the reference final answer as text ("18", "\\frac{1}{2}", "x = 3").
+    `answer` is the reference final answer as text ("18", "\\frac{1}{2}", "x = 3"); None only
+    where the reader was told answers are optional (`prm search` problems).
     `meta` carries source-specific extras (difficulty, family, ...).
     """
 
     id: str
     question: str
-    answer: str
+    answer: str | None
     steps: tuple[str, ...] | None = None
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)

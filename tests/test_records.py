@@ -1,0 +1,260 @@
+"""One reader per record kind (tasks.math.records), the same rules in every command."""
+
+import json
+
+import pytest
+
+from tasks.math.loaders import iter_jsonl
+from tasks.math.steps import split_steps
+from tasks.math.types import Problem, RecordError
+
+
+def read_problems(*args, **kwargs):
+    from tasks.math.records import read_problems
+
+    return read_problems(*args, **kwargs)
+
+
+def read_candidates(path):
+    from tasks.math.records import read_candidates
+
+    return read_candidates(path)
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join((row if isinstance(row, str) else json.dumps(row)) + "\n" for row in rows))
+    return path
+
+
+SPELLINGS = [
+    {"question": "What is 3 + 4?", "answer": "7"},
+    {"prompt": "What is 3 + 4?", "reference": 7},
+    {"problem": "What is 3 + 4?", "answer": 7},
+    {"question": "What is 3 + 4?", "answer": "3 + 4 = <<3+4=7>>7\n#### 7"},  # GSM8K
+    {"prompt": "What is 3 + 4?", "completions": ["3 + 4 = 7", "The answer is 7"], "labels": [True, True],
+     "reference": "7"},  # TRL stepwise, as `prm label` writes it
+    {"prompt": "What is 3 + 4?", "completion": "3 + 4 = 7\nThe answer is 7", "reference": "7"},
+    {"problem": "What is 3 + 4?", "solution": "We add.\n\n$3 + 4 = \\boxed{7}$"},  # MATH
+]
+
+
+def test_every_problem_spelling_reads_the_same_question_and_answer(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", SPELLINGS)
+    problems = read_problems(path)
+    assert [(p.question, p.answer) for p in problems] == [("What is 3 + 4?", "7")] * len(SPELLINGS)
+    assert problems[3].steps == ("3 + 4 = <<3+4=7>>7", "The answer is 7")
+    assert problems[4].steps == ("3 + 4 = 7", "The answer is 7") and problems[4].meta["labels"] == [True, True]
+    assert problems[5].steps == ("3 + 4 = 7", "The answer is 7")
+    assert problems[6].steps == ("We add.", "$3 + 4 = \\boxed{7}$")
+    assert problems[0].id == "p.jsonl:1"
+
+
+@pytest.mark.parametrize("row, field, message", [
+    ({"question": ""}, "question", "non-empty string"),
+    ({"answer": "7"}, "question", "missing"),
+    ({"question": "q"}, "answer", "missing"),
+    ({"question": "q", "answer": True}, "answer", "string or a number"),
+    ({"question": "q", "answer": ""}, "answer", "empty"),
+    ({"question": "q", "prompt": "other q", "answer": "1"}, "prompt", "differs"),
+    ({"question": "q", "answer": "1", "reference": "2"}, "answer", "disagrees"),
+    ({"question": "q", "answer": "x\n#### 1", "reference": "2"}, "answer", "disagrees"),
+    ({"question": "q", "answer": "1", "steps": []}, "steps", "non-empty list"),
+    ({"prompt": "q", "completions": ["a", "b"], "labels": [True], "reference": "1"}, "labels", "labels"),
+])
+def test_bad_problem_lines_name_file_line_and_field(tmp_path, row, field, message):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"question": "ok?", "answer": "1"}, row])
+    with pytest.raises(RecordError, match=message) as info:
+        read_problems(path)
+    assert info.value.line == 2 and info.value.field == field and "p.jsonl" in str(info.value)
+
+
+def test_a_candidates_file_reads_as_problems_without_steps(tmp_path):
+    path = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "What is 3 + 4?", "completions": ["7", "8"], "reference": 7}])
+    (problem,) = read_problems(path)
+    assert (problem.question, problem.answer, problem.steps) == ("What is 3 + 4?", "7", None)
+
+
+def test_search_problem_file_errors_name_file_line_and_field(tmp_path):  # moved from test_beam (prm search)
+    path = tmp_path / "problems.jsonl"
+    path.write_text('{"prompt": "What is 1 + 1?", "reference": "2"}\n{"question": ""}\n')
+    with pytest.raises(RecordError, match=r"problems.jsonl, line 2, field 'question'"):
+        read_problems(str(path), require_answer=False)
+    path.write_text('{"question": "What is 1 + 1?"}\n{"prompt": "2 + 2?", "reference": 4}\n')
+    problems = read_problems(str(path), require_answer=False)
+    assert [(p.question, p.answer) for p in problems] == [("What is 1 + 1?", None), ("2 + 2?", "4")]
+
+
+def test_eval_search_problem_file_errors_name_file_line_and_field(tmp_path):  # moved from test_evaluate
+    path = tmp_path / "problems.jsonl"
+    path.write_text(json.dumps({"question": "1 + 1?", "answer": 2}) + "\n" + json.dumps({"question": "2 + 2?"}) + "\n")
+    with pytest.raises(RecordError) as info:
+        read_problems(path)
+    assert info.value.line == 2 and info.value.field == "answer" and "problems.jsonl" in str(info.value)
+    path.write_text(json.dumps({"prompt": "1 + 1?", "reference": 2}) + "\n")
+    assert [(p.question, p.answer) for p in read_problems(path)] == [("1 + 1?", "2")]
+
+
+def test_answers_are_optional_only_where_asked(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"question": "What is 1 + 1?"}, {"prompt": "2 + 2?", "reference": 4}])
+    problems = read_problems(path, require_answer=False)
+    assert [(p.question, p.answer) for p in problems] == [("What is 1 + 1?", None), ("2 + 2?", "4")]
+    with pytest.raises(RecordError, match=r"p.jsonl, line 1, field 'steps'"):
+        read_problems(path, require_steps=True, require_answer=False)
+    with pytest.raises(RecordError, match="no problems"):
+        read_problems(write_jsonl(tmp_path / "empty.jsonl", []))
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        read_problems(tmp_path / "nope.jsonl")
+
+
+def test_one_parser_of_synthetic_specs():
+    from tasks.math.synthetic import synthetic_preset
+
+    assert synthetic_preset("synthetic:tiny") == "tiny"
+    assert synthetic_preset("synthetic") == synthetic_preset("synthetic:") == "tiny"
+    assert synthetic_preset("synthetic", default="easy") == "easy"
+    assert synthetic_preset("data/synthetic.jsonl") is None and synthetic_preset("openai/gsm8k") is None
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        synthetic_preset("synthetic:nope")
+    problems = read_problems("synthetic:tiny", n_synthetic=3, seed=5)
+    assert len(problems) == 3 and all(p.steps for p in problems)
+
+
+def test_non_utf8_bytes_name_file_and_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"question": "q", "answer": "1"}\n{"question": "caf\xe9", "answer": "1"}\n')
+    with pytest.raises(RecordError, match=r"bad.jsonl, line 2: not UTF-8") as info:
+        list(iter_jsonl(path))
+    assert info.value.line == 2
+    whole = tmp_path / "bad.json"
+    whole.write_bytes(b'[\n{"question": "q"},\n{"question": "\xff"}\n]')
+    with pytest.raises(RecordError, match=r"bad.json, line 3: not UTF-8"):
+        list(iter_jsonl(whole))
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+def test_an_empty_candidate_is_the_same_error_in_rerank_score_and_label(tmp_path):
+    from commands.label import LabelConfig, label_file
+    from commands.score import ScoreConfig, score_file
+
+    path = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "q", "completions": ["The answer is 1"], "reference": "1"},
+                                              {"prompt": "q", "completions": ["The answer is 1", " "],
+                                               "reference": "1"}])
+    errors = []
+    for run in (lambda: read_candidates(path),
+                lambda: score_file(ScoreConfig(model=str(tmp_path / "no-model"), input=str(path))),
+                lambda: label_file(LabelConfig(input=str(path), output=str(tmp_path / "l.jsonl")))):
+        with pytest.raises(RecordError) as info:
+            run()
+        errors.append(str(info.value))
+    assert errors == [f"{path}, line 2, field 'completions': completion 1 is empty"] * 3
+
+
+@pytest.mark.parametrize(
+    "bad_line, field, message",
+    [
+        ("{not json", None, "invalid JSON"),
+        ({"completions": ["a"]}, "prompt", "missing"),
+        ({"prompt": "q", "completions": "a"}, "completions", "list"),
+        ({"prompt": "q", "completions": ["a", 3]}, "completions", "completion 1"),
+        ({"prompt": "q", "completions": ["a"], "reference": True}, "reference", "string or a number"),
+    ],
+)
+def test_bad_candidates_name_file_line_and_field(tmp_path, bad_line, field, message):
+    path = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "q", "completions": ["a"]}, bad_line])
+    with pytest.raises(RecordError, match=message) as info:
+        read_candidates(path)
+    assert info.value.line == 2 and info.value.field == field and "c.jsonl" in str(info.value)
+
+
+def test_numeric_reference_is_read_as_text(tmp_path):
+    path = write_jsonl(tmp_path / "c.jsonl", [{"prompt": "q", "completions": ["The answer is 7"], "reference": 7}])
+    assert read_candidates(path)[0].reference == "7"
+
+
+def test_candidates_keep_id_and_numeric_reference():
+    from tasks.math.records import candidates_from_record
+
+    record = candidates_from_record({"prompt": "q", "completions": ["a"], "reference": 7, "id": 3}, path="f", line=1)
+    assert (record.reference, record.id, record.line) == ("7", "3", 1)
+
+
+# --------------------------------------------------------------------------- commands read the same problems
+
+
+def test_ppo_reads_the_problem_files_search_reads(tmp_path):
+    from prm.ppo.train import PPOConfig, load_problems
+
+    train = write_jsonl(tmp_path / "train.jsonl", [{"prompt": "What is 3 + 4?", "reference": 7},
+                                                   {"question": "What is 2 + 2?", "answer": "2 + 2 = 4\n#### 4"}])
+    train_problems, heldout = load_problems(PPOConfig(data=str(train), eval_data=str(train), n_eval=5))
+    assert [(p.question, p.answer) for p in train_problems] == [("What is 3 + 4?", "7"), ("What is 2 + 2?", "4")]
+    assert heldout == []
+
+
+def test_ppo_says_how_many_held_out_problems_overlap_training(tmp_path, capsys):
+    from prm.ppo.train import PPOConfig, load_problems
+
+    train = write_jsonl(tmp_path / "train.jsonl", [{"question": "a?", "answer": "1"}, {"question": "b?", "answer": "2"}])
+    held = write_jsonl(tmp_path / "held.jsonl", [{"question": "b?", "answer": "2"}, {"question": "c?", "answer": "3"}])
+    _, heldout = load_problems(PPOConfig(data=str(train), eval_data=str(held), n_eval=5))
+    assert [p.question for p in heldout] == ["c?"]
+    assert "1 of 2 held-out problems are also training problems" in capsys.readouterr().out
+    from tasks.math.records import without_overlap
+
+    quiet = without_overlap([Problem("x", "c?", "3")], [Problem("y", "a?", "1")])
+    assert len(quiet) == 1 and capsys.readouterr().out == ""
+
+
+def test_ppo_orm_without_a_coefficient_is_not_a_silent_no_op():
+    from prm.ppo.train import PPOConfig
+
+    assert PPOConfig(orm="runs/orm").orm_coef == 1.0
+    assert PPOConfig().orm_coef == 0.0
+    assert PPOConfig(orm="runs/orm", orm_coef=0.5).orm_coef == 0.5
+    with pytest.raises(ValueError, match="--orm_coef 0"):
+        PPOConfig(orm="runs/orm", orm_coef=0.0)
+
+
+def test_sft_and_search_and_eval_search_read_the_same_files(tmp_path):
+    from commands.eval_search import EvalSearchConfig, load_problems
+    from prm.sft import load_sft_problems
+
+    path = write_jsonl(tmp_path / "gsm8k.jsonl", [{"question": "What is 2 + 2?", "answer": "2 + 2 = 4\n#### 4"}])
+    (problem,) = load_sft_problems(str(path), n_train=0, seed=0)
+    assert problem.steps == ("2 + 2 = 4", "The answer is 4") and problem.answer == "4"
+    assert load_problems(EvalSearchConfig(policy="p", problems=str(path))) == (["What is 2 + 2?"], ["4"])
+    questions, answers = load_problems(EvalSearchConfig(policy="p", problems="synthetic:tiny", n_problems=2))
+    assert len(questions) == len(answers) == 2
+
+
+# --------------------------------------------------------------------------- step splitting
+
+
+def test_split_steps_at_a_models_separator():
+    assert split_steps("a\n\n b \n\n\n\n", separator="\n\n") == ["a", "b"]
+    assert split_steps("x + 1 = 2 ки y = 3 ки", separator="ки") == ["x + 1 = 2", "y = 3"]
+    assert split_steps("3 + 4 = 7\n\nThe answer is 7", separator="\n") == split_steps("3 + 4 = 7\n\nThe answer is 7",
+                                                                                       "lines")
+
+
+# --------------------------------------------------------------------------- reward-model records
+
+
+def test_reward_records_of_each_kind_from_one_reader(tmp_path):
+    from tasks.math.records import read_reward_records
+
+    step = {"prompt": "q", "completions": ["3 + 4 = 7", "The answer is 7"], "labels": [True, 0]}
+    path = write_jsonl(tmp_path / "steps.jsonl", [step, {"prompt": "q", "completion": "x", "label": 0.5}])
+    with pytest.raises(RecordError, match=r"steps.jsonl, line 2, field 'completions'"):
+        read_reward_records(path, "step")
+    outcome = read_reward_records(path, "outcome")
+    assert outcome == [{"prompt": "q", "completion": "3 + 4 = 7\nThe answer is 7", "label": False},
+                       {"prompt": "q", "completion": "x", "label": 0.5}]
+    with pytest.raises(RecordError, match=r"line 1, field 'chosen'"):
+        read_reward_records(path, "pairwise")
+    pairs = read_reward_records("synthetic:tiny", "pairwise", n_synthetic=2)
+    assert len(pairs) == 2 and all(p["chosen"] != p["rejected"] for p in pairs)
+    with pytest.raises(RecordError, match="no records"):
+        read_reward_records(write_jsonl(tmp_path / "empty.jsonl", []), "step")
