@@ -76,7 +76,8 @@ COMMANDS: dict[str, tuple[Callable[[], tuple[type, Callable]], str]] = {
 def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = [
-        "usage: prm <command> [options] [--debug]   (prm <command> --help for its options)",
+        "usage: prm <command> [options] [--config FILE] [--log_level LEVEL] [--debug]   (prm <command> --help for its options)",
+        "       prm --version",
         "",
         "Process reward models and step-level verification for math reasoning.",
         "",
@@ -105,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(_usage())
         return 0
+    if argv[0] in {"--version", "-V"}:
+        from prm import __version__
+
+        print(f"prm-toolkit {__version__}")
+        return 0
     debug = "--debug" in argv
     argv = [arg for arg in argv if arg != "--debug"]
     name, rest = argv[0], argv[1:]
@@ -113,6 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Spinning OpenMP threads slow CPU training many-fold on shared machines.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from commands.common import LOG_LEVELS, CommonOptions, apply_config_file, config_file_argument, configure_logging
+
+    log_level = next((rest[i + 1] for i, arg in enumerate(rest[:-1]) if arg == "--log_level"), "warning")
+    if log_level not in LOG_LEVELS:
+        print(f"prm {name}: error: --log_level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}", file=sys.stderr)
+        return 2
+    configure_logging(log_level)  # before the command's imports: quiet by default
     load, _ = COMMANDS[name]
     try:
         config_class, function = load()
@@ -124,10 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         raise
     from transformers import HfArgumentParser
 
-    parser = HfArgumentParser(config_class, prog=f"prm {name}")
+    parser = HfArgumentParser((config_class, CommonOptions), prog=f"prm {name}")
     _clarify_help(parser)
     try:
-        (config,) = parser.parse_args_into_dataclasses(args=rest)
+        config_file = config_file_argument(rest)
+        if config_file:
+            apply_config_file(parser, config_file, config_class)
+        config, _common = parser.parse_args_into_dataclasses(args=rest)
         function(config)
     except KeyboardInterrupt:
         print(f"prm {name}: interrupted", file=sys.stderr)
