@@ -101,6 +101,24 @@ def _clarify_help(parser) -> None:
             action.help = f"{action.help} (default: %(default)r)"
 
 
+def parse_command(name: str, args: list[str], config_class: type | None = None):
+    """The config dataclass of `prm <name> <args>`: `--config FILE` (YAML or JSON) first, then the
+    flags on the command line over it. `--log_level` and `--config` are parsed and left out."""
+    from transformers import HfArgumentParser
+
+    from commands.common import CommonOptions, apply_config_file, config_file_argument
+
+    if config_class is None:
+        config_class = COMMANDS[name][0]()[0]
+    parser = HfArgumentParser((config_class, CommonOptions), prog=f"prm {name}")
+    _clarify_help(parser)
+    config_file = config_file_argument(args)
+    if config_file:
+        apply_config_file(parser, config_file, config_class)
+    config, _common = parser.parse_args_into_dataclasses(args=args)
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help", "help"}:
@@ -119,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Spinning OpenMP threads slow CPU training many-fold on shared machines.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from commands.common import LOG_LEVELS, CommonOptions, apply_config_file, config_file_argument, configure_logging
+    from commands.common import LOG_LEVELS, configure_logging, save_resolved_config
 
     log_level = next((rest[i + 1] for i, arg in enumerate(rest[:-1]) if arg == "--log_level"), "warning")
     if log_level not in LOG_LEVELS:
@@ -135,16 +153,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"prm {name}: not available in this installation ({error})", file=sys.stderr)
             return 2
         raise
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser((config_class, CommonOptions), prog=f"prm {name}")
-    _clarify_help(parser)
     try:
-        config_file = config_file_argument(rest)
-        if config_file:
-            apply_config_file(parser, config_file, config_class)
-        config, _common = parser.parse_args_into_dataclasses(args=rest)
+        config = parse_command(name, rest, config_class)
         function(config)
+        save_resolved_config(name, config)
     except KeyboardInterrupt:
         print(f"prm {name}: interrupted", file=sys.stderr)
         return 130

@@ -100,3 +100,23 @@ def config_file_argument(argv: list[str]) -> str | None:
         if arg.startswith("--config="):
             return arg.split("=", 1)[1]
     return None
+
+
+def config_file_name(command: str) -> str:
+    """Where a run of `prm <command>` keeps its resolved config in its output folder."""
+    return f"{command.replace('-', '_')}_config.json"
+
+
+def save_resolved_config(command: str, config: Any) -> Path | None:
+    """Write the resolved config (every option, defaults included) into the output folder of a
+    command that has one, unless the recipe wrote it itself (train, sft and ppo do, at the start of
+    the run); `prm <command> --config <that file>` repeats the run."""
+    from dataclasses import asdict, is_dataclass
+
+    output_dir = getattr(config, "output_dir", None)
+    if not output_dir or not is_dataclass(config) or not Path(output_dir).is_dir():
+        return None
+    path = Path(output_dir) / config_file_name(command)
+    if not path.exists():
+        path.write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+    return path
