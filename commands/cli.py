@@ -155,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         raise
     try:
         config = parse_command(name, rest, config_class)
-        function(config)
+        from commands.hub_data import with_local_records
+
+        function(with_local_records(name, config))  # hub dataset ids -> their local JSONL copies
         save_resolved_config(name, config)
     except KeyboardInterrupt:
         print(f"prm {name}: interrupted", file=sys.stderr)
