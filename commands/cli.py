@@ -76,7 +76,8 @@ COMMANDS: dict[str, tuple[Callable[[], tuple[type, Callable]], str]] = {
 def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = [
-        "usage: prm <command> [options] [--debug]   (prm <command> --help for its options)",
+        "usage: prm <command> [options] [--config FILE] [--log_level LEVEL] [--debug]   (prm <command> --help for its options)",
+        "       prm --version",
         "",
         "Process reward models and step-level verification for math reasoning.",
         "",
@@ -100,10 +101,33 @@ def _clarify_help(parser) -> None:
             action.help = f"{action.help} (default: %(default)r)"
 
 
+def parse_command(name: str, args: list[str], config_class: type | None = None):
+    """The config dataclass of `prm <name> <args>`: `--config FILE` (YAML or JSON) first, then the
+    flags on the command line over it. `--log_level` and `--config` are parsed and left out."""
+    from transformers import HfArgumentParser
+
+    from commands.common import CommonOptions, apply_config_file, config_file_argument
+
+    if config_class is None:
+        config_class = COMMANDS[name][0]()[0]
+    parser = HfArgumentParser((config_class, CommonOptions), prog=f"prm {name}")
+    _clarify_help(parser)
+    config_file = config_file_argument(args)
+    if config_file:
+        apply_config_file(parser, config_file, config_class)
+    config, _common = parser.parse_args_into_dataclasses(args=args)
+    return config
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in {"-h", "--help", "help"}:
         print(_usage())
+        return 0
+    if argv[0] in {"--version", "-V"}:
+        from prm import __version__
+
+        print(f"prm-toolkit {__version__}")
         return 0
     debug = "--debug" in argv
     argv = [arg for arg in argv if arg != "--debug"]
@@ -113,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Spinning OpenMP threads slow CPU training many-fold on shared machines.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from commands.common import LOG_LEVELS, configure_logging, save_resolved_config
+
+    log_level = next((rest[i + 1] for i, arg in enumerate(rest[:-1]) if arg == "--log_level"), "warning")
+    if log_level not in LOG_LEVELS:
+        print(f"prm {name}: error: --log_level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}", file=sys.stderr)
+        return 2
+    configure_logging(log_level)  # before the command's imports: quiet by default
     load, _ = COMMANDS[name]
     try:
         config_class, function = load()
@@ -122,13 +153,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"prm {name}: not available in this installation ({error})", file=sys.stderr)
             return 2
         raise
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(config_class, prog=f"prm {name}")
-    _clarify_help(parser)
     try:
-        (config,) = parser.parse_args_into_dataclasses(args=rest)
-        function(config)
+        config = parse_command(name, rest, config_class)
+        from commands.hub_data import with_local_records
+
+        function(with_local_records(name, config))  # hub dataset ids -> their local JSONL copies
+        save_resolved_config(name, config)
     except KeyboardInterrupt:
         print(f"prm {name}: interrupted", file=sys.stderr)
         return 130

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from generation.compat import cache_kwargs
 from tasks.math.prompts import STEP_SEPARATOR, chat_messages
 
 # The layer-wise cache of one sequence: ((keys, values), ...) with keys/values shaped
@@ -348,7 +349,7 @@ class HFPolicy:
 
     def _forward(self, input_ids, attention_mask, position_ids, cache) -> torch.Tensor:
         output = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                            past_key_values=cache, use_cache=True, logits_to_keep=1)
+                            use_cache=True, logits_to_keep=1, **cache_kwargs(self.model, cache))
         return output.logits[:, -1, :].float()
 
     def _pick(self, logits: torch.Tensor, temperature: float) -> torch.Tensor:

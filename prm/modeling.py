@@ -49,6 +49,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from generation.compat import cache_kwargs, output_cache
+
 HEADS_FILE = "reward_heads.safetensors"  # the old layout: every head tensor, beside a bare backbone
 OUTCOME_HEAD_FILE = "outcome_head.safetensors"  # a joint model's outcome head, beside its step-head model
 ADAPTER_DIR = "adapter"  # the peft adapter, when asked for, inside the saved directory
@@ -528,7 +530,7 @@ class RewardModel(nn.Module):
         model = self._hf_model()
         decoder = model.base_model if self.settings.keeps_lm_head else model
         hidden_out = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                             past_key_values=past_key_values, use_cache=use_cache)
+                             use_cache=use_cache, **cache_kwargs(decoder, past_key_values))
         hidden = hidden_out.last_hidden_state  # [B, T, H]
         outcome_logits = self.outcome_head(hidden).squeeze(-1) if self.outcome_head is not None else None
         if self.step_head is not None:
@@ -556,7 +558,7 @@ class RewardModel(nn.Module):
         elif lm_mask is not None:
             lm_logits = self._lm_logits(hidden[lm_mask])
         return RewardOutput(step_logits=step_logits, outcome_logits=outcome_logits,
-                            past_key_values=getattr(hidden_out, "past_key_values", None) if use_cache else None,
+                            past_key_values=output_cache(hidden_out) if use_cache else None,
                             lm_logits=lm_logits)
 
     def _lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -29,34 +29,30 @@ def dumps(value: Any, **kwargs) -> str:
 def require_tensorboard(enabled: bool) -> None:
     """Fail before any folder is made when tensorboard logging is asked for but not installed."""
     if enabled:
-        import importlib.util
+        from prm.outputs import check_report_to
 
-        if importlib.util.find_spec("tensorboard") is None:
-            raise ValueError("--tensorboard needs the tensorboard package: pip install 'prm-toolkit[tensorboard]'")
+        check_report_to("tensorboard")
 
 
 class MetricsLogger:
-    """metrics.jsonl always (one JSON object per line, flushed as written), tensorboard when asked."""
+    """metrics.jsonl always (one JSON object per line, flushed as written), and the trackers asked
+    for (`--report_to`, through accelerate's tracker classes; see prm.outputs.Trackers)."""
 
-    def __init__(self, output_dir: Path, tensorboard: bool = False):
+    def __init__(self, output_dir: Path, tensorboard: bool = False, *, trackers: list[str] | None = None,
+                 command: str = "train", config: dict | None = None):
+        from prm.outputs import Trackers
+
         self.path = Path(output_dir) / "metrics.jsonl"
-        self.writer = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(Path(output_dir) / "tensorboard"))
+        names = list(dict.fromkeys([*(trackers or []), *(["tensorboard"] if tensorboard else [])]))
+        self.trackers = Trackers(names, output_dir, command=command, config=config)
 
     def log(self, step: int, values: dict[str, Any]) -> None:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(dumps({"step": step, **values}) + "\n")
-        if self.writer is not None:
-            for key, value in values.items():
-                if isinstance(value, (int, float)) and math.isfinite(value):
-                    self.writer.add_scalar(key, value, step)
+        self.trackers.log(values, step)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        self.trackers.close()
 
 
 # ------------------------------------------------------------------------------ output folders and resume

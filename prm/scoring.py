@@ -349,7 +349,7 @@ class RewardScorer:
             cache = DynamicCache()
         with torch.no_grad():
             output = self.model(input_ids.to(device), attention_mask=attention_mask.to(device),
-                                past_key_values=cache, use_cache=use_cache, position_ids=position_ids.to(device))
+                                past_key_values=cache, use_cache=use_cache, position_ids=position_ids.to(device))  # RewardModel's own argument
         probabilities = torch.sigmoid(output.step_logits.float()).cpu()  # [B, T]
         outcome_logits = getattr(output, "outcome_logits", None)
         outcomes = None if outcome_logits is None else torch.sigmoid(outcome_logits.float()).cpu()  # [B, T]

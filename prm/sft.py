@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from generation.loading import build_policy, load_policy
+from prm.outputs import OutputOptions, Trackers, finish_run, trackers_of
 from tasks.math.prompts import format_solution, policy_prompt
 from tasks.math.records import read_problems, without_overlap
 from tasks.math.synthetic import synthetic_preset
@@ -35,7 +36,7 @@ from tasks.math.types import Problem, RecordError
 
 
 @dataclass
-class SFTConfig:
+class SFTConfig(OutputOptions):
     """Options of `prm sft` (also the Python API: `train_sft(SFTConfig(...))`)."""
 
     data: str = field(default="synthetic:tiny", metadata={"help": "synthetic:<preset>, or a JSONL of problems with reference steps (question, answer, steps; GSM8K; MATH), step-labelled records (only all-correct ones are used) or prompt-completion records"})
@@ -53,7 +54,7 @@ class SFTConfig:
     seed: int = field(default=0, metadata={"help": "seed for data order, model init and sampling"})
     save_every: int = field(default=500, metadata={"help": "checkpoint every this many steps (0 = only at the end)"})
     resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoint if it exists"})
-    log_every: int = field(default=50, metadata={"help": "append the mean loss to output_dir/log.jsonl every this many steps"})
+    log_every: int = field(default=50, metadata={"help": "append the mean loss to output_dir/metrics.jsonl (and the --report_to trackers) every this many steps"})
     eval_every: int = field(default=0, metadata={"help": "also log held-out accuracy every this many steps (0 = only at the end)"})
     eval_temperatures: str = field(default="0,0.7", metadata={"help": "comma-separated sampling temperatures for the final held-out accuracy"})
     max_new_tokens: int = field(default=96, metadata={"help": "generation length for the held-out accuracy"})
@@ -160,7 +161,7 @@ def train_sft(config: SFTConfig) -> Path:
     """Fine-tune a policy on reference solutions; returns the output directory.
 
     The output directory holds the final model and tokenizer (`from_pretrained`-ready),
-    `log.jsonl` (loss every `log_every` steps, held-out accuracy at the end) and
+    `metrics.jsonl` (loss every `log_every` steps, held-out accuracy at the end) and
     `checkpoint/` (model, optimizer, step) for `--resume`.
     """
     from accelerate import Accelerator
@@ -196,7 +197,9 @@ def train_sft(config: SFTConfig) -> Path:
     model.train()
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    log_path = output_dir / "log.jsonl"
+    log_path = output_dir / "metrics.jsonl"
+    trackers = Trackers(trackers_of(config) if accelerator.is_main_process else [], output_dir, command="sft",
+                        config=asdict(config))
     running_loss, running_count = 0.0, 0
     progress = tqdm(range(start_step, config.max_steps), desc="sft", initial=start_step, total=config.max_steps,
                     disable=not accelerator.is_main_process)
@@ -219,11 +222,12 @@ def train_sft(config: SFTConfig) -> Path:
             if accelerator.is_main_process:
                 with log_path.open("a") as handle:
                     handle.write(json.dumps({"step": step + 1, "loss": mean_loss, "elapsed_s": progress.format_dict["elapsed"]}) + "\n")
+                trackers.log({"loss": mean_loss, "lr": _learning_rate(step, config)}, step + 1)
             running_loss, running_count = 0.0, 0
         if heldout and config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < config.max_steps \
                 and accelerator.is_main_process:
-            _log_accuracy(accelerator.unwrap_model(model), tokenizer, heldout, config, step + 1,
-                          progress.format_dict["elapsed"], log_path)
+            trackers.log(_log_accuracy(accelerator.unwrap_model(model), tokenizer, heldout, config, step + 1,
+                                       progress.format_dict["elapsed"], log_path), step + 1)
         if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < config.max_steps:
             _save_checkpoint(accelerator, model, tokenizer, optimizer, step + 1, checkpoint_dir)
 
@@ -234,8 +238,14 @@ def train_sft(config: SFTConfig) -> Path:
         (output_dir / "sft_config.json").write_text(json.dumps(asdict(config), indent=2))
     _save_checkpoint(accelerator, model, tokenizer, optimizer, config.max_steps, checkpoint_dir)
 
+    final_metrics = None
     if heldout and accelerator.is_main_process:
-        _log_accuracy(unwrapped, tokenizer, heldout, config, config.max_steps, progress.format_dict["elapsed"], log_path)
+        final_metrics = _log_accuracy(unwrapped, tokenizer, heldout, config, config.max_steps,
+                                      progress.format_dict["elapsed"], log_path)
+        trackers.log(final_metrics, config.max_steps)
+    if accelerator.is_main_process:
+        _write_card(config, output_dir, problems, heldout, final_metrics)
+    trackers.close()
     return output_dir
 
 
@@ -252,7 +262,7 @@ def _heldout_problems(config: SFTConfig, train_problems: list[Problem]) -> list[
 
 
 def _log_accuracy(model, tokenizer, heldout: list[Problem], config: SFTConfig, step: int, elapsed: float,
-                  log_path: Path) -> None:
+                  log_path: Path) -> dict:
     result = {"step": step, "elapsed_s": elapsed, "n_eval": len(heldout)}
     for temperature in (float(t) for t in config.eval_temperatures.split(",") if t.strip()):
         result[f"accuracy_T{temperature:g}"] = heldout_accuracy(
@@ -260,6 +270,7 @@ def _log_accuracy(model, tokenizer, heldout: list[Problem], config: SFTConfig, s
     print(json.dumps(result))
     with log_path.open("a") as handle:
         handle.write(json.dumps(result) + "\n")
+    return result
 
 
 def _save_checkpoint(accelerator, model, tokenizer, optimizer, step: int, checkpoint_dir: Path) -> None:
@@ -278,3 +289,21 @@ def _save_checkpoint(accelerator, model, tokenizer, optimizer, step: int, checkp
 
         shutil.rmtree(checkpoint_dir)
     partial.rename(checkpoint_dir)
+
+
+def _write_card(config: SFTConfig, output_dir: Path, problems: list[Problem], heldout: list[Problem],
+                metrics: dict | None) -> None:
+    """README.md model card (and the hub upload with --push_to_hub)."""
+    metrics = {k: v for k, v in (metrics or {}).items() if k.startswith("accuracy")} or None
+    usage = f"""from transformers import AutoModelForCausalLM, AutoTokenizer
+model = AutoModelForCausalLM.from_pretrained("{output_dir}")
+tokenizer = AutoTokenizer.from_pretrained("{output_dir}")
+# prompts as tasks.math.prompts.policy_prompt writes them; one step a line, ending with the answer line"""
+    finish_run(output_dir, config, command="sft", kind="math policy", base_model=config.model,
+               data={"source": config.data, "training records": f"{len(problems)} reference solutions",
+                     "reference steps": sum(len(p.steps) for p in problems),
+                     "held-out records": len(heldout),
+                     "label sources": {"reference solutions (all steps correct)": None}},
+               objective="SFT: causal-LM loss on the reference solution and EOS (the prompt is masked)",
+               steps=f"{config.max_steps} optimizer steps, batch {config.batch_size}, lr {config.lr}, seed {config.seed}",
+               metrics=metrics, usage=usage, config_file="sft_config.json")

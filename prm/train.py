@@ -45,12 +45,12 @@ from prm.collate import (
 from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss, token_lm_loss
 from prm.metrics import pairwise_accuracy, processbench_f1, step_accuracy, step_auc
 from prm.modeling import ADAPTER_DIR, RewardModel, RewardSettings
+from prm.outputs import OutputOptions, finish_run, label_source_counts, trackers_of
 from prm.recipe import (
     MetricsLogger,
     check_output_dir,
     check_resume,
     dumps,
-    require_tensorboard,
     run_fingerprint,
     write_run_file,
 )
@@ -58,7 +58,7 @@ from tasks.math.records import read_reward_records
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(OutputOptions):
     """Options of `prm train` (each field is a command-line flag)."""
 
     data: str = field(default="synthetic:tiny", metadata={"help": "JSONL path, hub id, or synthetic:<preset> (tasks.math.synthetic)"})
@@ -103,12 +103,13 @@ class TrainConfig:
     resume: str | None = field(default=None, metadata={"help": "Checkpoint directory, or 'latest' (newest under output_dir/checkpoints); it must come from a run with the same settings and data"})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Start afresh in a non-empty --output_dir (its checkpoints and logs are removed)"})
     seed: int = field(default=0, metadata={"help": "Seed of data split, sampler, initialisation and dropout"})
-    tensorboard: bool = field(default=False, metadata={"help": "Also log to output_dir/tensorboard (needs tensorboard)"})
+    tensorboard: bool = field(default=False, metadata={"help": "The same as --report_to tensorboard (logs to output_dir/tensorboard; kept as an alias)"})
     progress: bool = field(default=True, metadata={"help": "Show a tqdm progress bar"})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the hub"})
     cpu: bool = field(default=False, metadata={"help": "Run on CPU; with several processes (torchrun) this selects gloo"})
 
     def __post_init__(self) -> None:
+        super().__post_init__()  # --report_to: a missing tracker package fails here
         if self.objective not in ("prm", "orm", "joint", "pairwise"):
             raise ValueError(f"--objective must be prm, orm, joint or pairwise, got {self.objective!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
@@ -124,7 +125,7 @@ class TrainConfig:
             raise ValueError("--likelihood_features feed the step head: they need --objective prm or joint")
         if self.save_adapter and self.lora_r <= 0:
             raise ValueError("--save_adapter needs --lora_r > 0")
-        require_tensorboard(self.tensorboard)
+        trackers_of(self)  # --tensorboard, the alias of --report_to tensorboard
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -362,9 +363,10 @@ class BatchStream:
 
 # What a fresh run writes into --output_dir (removed by --overwrite_output_dir), and the options
 # that do not change the trained model (a checkpoint may be resumed with other values of these).
-RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "eval_results.json", "train_config.json", "tensorboard")
+RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "eval_results.json", "train_config.json", "tensorboard", "README.md")
 NOT_IN_FINGERPRINT = ("output_dir", "resume", "overwrite_output_dir", "progress", "save_every", "log_every",
-                      "eval_every", "eval_batch_size", "tensorboard", "save_adapter")
+                      "eval_every", "eval_batch_size", "tensorboard", "save_adapter",
+                      "report_to", "push_to_hub", "hub_model_id", "hub_private_repo")
 
 
 def _latest_checkpoint(output_dir: Path) -> Path:
@@ -461,7 +463,8 @@ def train(config: TrainConfig) -> Path:
         if resume_dir is None:
             (output_dir / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
         (output_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
-    logger = MetricsLogger(output_dir, config.tensorboard) if accelerator.is_main_process else None
+    logger = (MetricsLogger(output_dir, trackers=trackers_of(config), command="train", config=asdict(config))
+              if accelerator.is_main_process else None)
     progress = tqdm(total=config.max_steps, initial=step, disable=not (config.progress and accelerator.is_main_process),
                     desc=f"train {config.objective}")
     window_tokens, window_start, window_losses = 0, time.perf_counter(), []
@@ -545,6 +548,7 @@ def train(config: TrainConfig) -> Path:
         final.merge_lora()
         final.save_pretrained(output_dir)
         tokenizer.save_pretrained(output_dir)
+        _write_card(config, output_dir, train_records, eval_records, final.settings)
         logger.close()
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -558,3 +562,40 @@ def _save_checkpoint(accelerator, directory: Path, tokenizer, state: dict, finge
         (directory / "trainer_state.json").write_text(json.dumps(state) + "\n")
         write_run_file(directory, fingerprint)
     accelerator.wait_for_everyone()
+
+
+def _write_card(config: TrainConfig, output_dir: Path, train_records: list[dict], eval_records: list[dict],
+                settings: RewardSettings) -> None:
+    """README.md model card (and the hub upload with --push_to_hub)."""
+    results = output_dir / "eval_results.json"
+    metrics = json.loads(results.read_text()) if results.is_file() else None
+    if metrics:
+        metrics.pop("step", None)
+    steps = sum(len(r.get("labels", ())) for r in train_records)
+    if config.objective in ("orm", "pairwise"):
+        auto = "AutoModelForSequenceClassification"
+    else:
+        auto = "AutoModelForCausalLM" if settings.head == "plus_minus" else "AutoModelForTokenClassification"
+    where = config.hub_model_id if config.push_to_hub and config.hub_model_id else output_dir
+    usage = f"""import prm
+scorer = prm.load("{where}")
+scorer.score_steps("What is 2 + 3?", ["2 + 3 = 5", "The answer is 5"])  # one probability per step
+
+# or the plain transformers class (see docs/training.md, "Checkpoint layouts"):
+from transformers import {auto}
+model = {auto}.from_pretrained("{where}")"""
+    objective = {"prm": "PRM: per-step BCE at each step's separator", "orm": "ORM: outcome BCE",
+                 "joint": f"joint PRM + ORM (outcome weight {config.outcome_weight})",
+                 "pairwise": "pairwise Bradley-Terry reward model"}[config.objective]
+    finish_run(output_dir, config, command="train", kind="process reward model" if config.objective in ("prm", "joint")
+               else "outcome reward model", base_model=config.model,
+               data={"source": config.data, "eval_source": config.eval_data,
+                     "training records": len(train_records), "held-out records": len(eval_records),
+                     "labelled steps (training)": steps if steps else "n/a (outcome or pairwise records)",
+                     "label sources": label_source_counts(config.data),
+                     "step separator": repr(settings.separator), "aggregation": settings.aggregation},
+               objective=f"{objective}; head {settings.head}, {settings.num_labels} label(s)",
+               steps=f"{config.max_steps} optimizer steps, batch {config.batch_size} x {config.grad_accum} accumulation, "
+                     f"lr {config.lr} ({config.lr_scheduler}), seed {config.seed}"
+                     + (f", LoRA r={config.lora_r} (merged)" if config.lora_r else ""),
+               metrics=metrics, usage=usage, config_file="train_config.json")

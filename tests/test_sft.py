@@ -21,7 +21,7 @@ def _write_problems(path, n=24):
 
 
 def _losses(out):
-    return [json.loads(line)["loss"] for line in (out / "log.jsonl").read_text().splitlines() if "loss" in line]
+    return [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines() if "loss" in line]
 
 
 def test_loss_falls_and_the_result_is_an_hf_dir(tmp_path):

@@ -51,6 +51,7 @@ from prm.ppo.rewards import (
     step_texts,
     token_rewards,
 )
+from prm.outputs import OutputOptions, Trackers, finish_run, trackers_of
 from prm.sft import batch_indices
 from generation.policy import HFPolicy, eos_token_ids
 from tasks.math.prompts import STEP_SEPARATOR, policy_prompt
@@ -62,7 +63,7 @@ MODES = ("dense", "outcome", "group")
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(OutputOptions):
     """Options of `prm ppo` (also the Python API: `train_ppo(PPOConfig(...))`)."""
 
     policy: str = field(default="runs/sft", metadata={"help": "path or hub id of the starting policy (e.g. the output of prm sft)"})
@@ -118,6 +119,7 @@ class PPOConfig:
     trust_remote_code: bool = field(default=False, metadata={"help": "allow custom model code from the hub"})
 
     def __post_init__(self):
+        super().__post_init__()  # --report_to: a missing tracker package fails here
         # Group advantages have no per-token return to carry a reward-side KL, so there the
         # KL is a loss term by default.
         if self.kl_estimator is None:
@@ -400,6 +402,8 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
         lines = metrics_path.read_text().splitlines() if metrics_path.exists() else []
         metrics_path.write_text("".join(line + "\n" for line in lines if json.loads(line)["update"] <= start_update))
 
+    trackers = Trackers(trackers_of(config) if accelerator.is_main_process else [], output_dir, command="ppo",
+                        config=asdict(config))
     progress = tqdm(range(start_update, config.max_updates), desc=f"ppo[{config.mode}]", initial=start_update,
                     total=config.max_updates, disable=not accelerator.is_main_process)
     for update in progress:
@@ -457,12 +461,15 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
         if accelerator.is_main_process:
             with metrics_path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
+            trackers.log(record, update + 1)
         progress.set_postfix(reward=f"{record['reward']:.3f}", acc=f"{record['train_accuracy']:.2f}", kl=f"{mean_kl:.3f}")
         if (config.save_every and (update + 1) % config.save_every == 0) or update + 1 == config.max_updates:
             _save_checkpoint(accelerator, unwrapped, optimizer, kl_controller, update + 1, checkpoint_dir)
 
     if accelerator.is_main_process:
         _save_policy(unwrapped.policy, tokenizer, output_dir / "policy")
+        _write_card(config, output_dir, train_problems, heldout)
+    trackers.close()
     return output_dir
 
 
@@ -554,3 +561,31 @@ def _save_policy(policy, tokenizer, path: Path) -> None:
         policy = copy.deepcopy(policy).merge_and_unload()
     policy.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
+
+
+def _write_card(config: PPOConfig, output_dir: Path, train_problems: list[Problem], heldout: list[Problem]) -> None:
+    """README.md model card in output_dir and output_dir/policy (the folder --push_to_hub uploads)."""
+    lines = (output_dir / "metrics.jsonl").read_text().splitlines()
+    last = json.loads(lines[-1]) if lines else {}
+    evaluated = [json.loads(line) for line in lines if "heldout_accuracy" in line]
+    metrics = {"train_accuracy (last update)": last.get("train_accuracy"), "reward (last update)": last.get("reward"),
+               "kl (last update)": last.get("kl")}
+    if evaluated:
+        metrics["heldout_accuracy"] = evaluated[-1]["heldout_accuracy"]
+    rewards = {"dense": f"PRM step scores ({config.step_score_form}, x{config.step_coef}) + verifier outcome "
+                        f"(x{config.verifier_coef}) - KL, GAE", "outcome": "verifier outcome only - KL, GAE",
+               "group": f"group baseline ({config.group_advantage}), no critic"}[config.mode]
+    policy_dir = output_dir / "policy"
+    usage = f"""from transformers import AutoModelForCausalLM, AutoTokenizer
+model = AutoModelForCausalLM.from_pretrained("{policy_dir}")
+tokenizer = AutoTokenizer.from_pretrained("{policy_dir}")"""
+    finish_run(policy_dir, config, command="ppo", output_dir=output_dir, kind="math policy", base_model=config.policy,
+               data={"source": config.data, "eval_source": config.eval_data,
+                     "training records": f"{len(train_problems)} problems", "held-out records": len(heldout),
+                     "label sources": {f"PRM {config.prm}": None} if config.prm and config.mode != "outcome"
+                     else {"verifier (final answer)": None},
+                     "steps": "rewards per solution step, at its separator"},
+               objective=f"PPO, {config.mode} rewards: {rewards}; reward model {config.prm or 'none'}",
+               steps=f"{config.max_updates} updates x {config.batch_size} prompts x {config.samples_per_prompt} samples, "
+                     f"{config.ppo_epochs} epochs, lr {config.lr}, seed {config.seed}",
+               metrics={k: v for k, v in metrics.items() if v is not None}, usage=usage, config_file="ppo_config.json")
