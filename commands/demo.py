@@ -76,6 +76,9 @@ class DemoConfig:
     prm_samples: int = field(default=8, metadata={"help": "--retrain: samples per PRM training problem"})
     prm_synthetic: int = field(default=1500, metadata={"help": "--retrain: reference + corrupted solutions added to the PRM data"})
     prm_steps: int = field(default=1000, metadata={"help": "--retrain: reward-model training steps"})
+    prm_lm_coef: float = field(default=1.0, metadata={"help": "--retrain: weight of the reward model's next-token loss on correct steps (prm train --lm_coef)"})
+    prm_likelihood_features: bool = field(default=True, metadata={"help": "--retrain: step logits read the model's own step likelihoods (prm train --likelihood_features)"})
+    prm_first_wrong_only: bool = field(default=True, metadata={"help": "--retrain: train on steps up to each solution's first wrong one (prm train --first_wrong_only)"})
     export_assets: bool = field(default=False, metadata={"help": "--retrain: copy the new checkpoints into the package (prm/assets/demo)"})
     resume: bool = field(default=False, metadata={"help": "--retrain: reuse the policy and reward model already in output_dir/models"})
 
@@ -193,7 +196,9 @@ def train_reward_model(config: DemoConfig, run: Path, policy_dir: Path, policy, 
             handle.write(json.dumps(record) + "\n")
     path = train_reward(TrainConfig(data=str(data), model=str(policy_dir), output_dir=str(run / "models" / "reward"),
                                     objective="joint", max_steps=config.prm_steps, batch_size=32,
-                                    eval_every=0, seed=config.seed, cpu=cpu, lr=1e-3))
+                                    eval_every=0, seed=config.seed, cpu=cpu, lr=1e-3, lm_coef=config.prm_lm_coef,
+                                    likelihood_features=config.prm_likelihood_features,
+                                    first_wrong_only=config.prm_first_wrong_only))
     info = {"policy_samples": len(records), "synthetic": len(synthetic), "stats": stats.as_dict()}
     (run / "reward_data.json").write_text(json.dumps(info, indent=2))
     return Path(path), info
@@ -220,9 +225,17 @@ def prm_quality(scorer, heldout: list[Problem], train: list[Problem], config: De
     flat_labels = [x for row in labels for x in row]
     flat_scores = [x for row in prm_scores for x in row]
 
+    # The exact labels: every step before the first error is right and that one is wrong; a later
+    # step may be true arithmetic on a wrong value, wrong only by the convention that an error spoils
+    # what follows (Let's Verify labels up to the first error only). Both AUCs are reported.
+    upto = [r["first_wrong"] + 1 if r["first_wrong"] >= 0 else len(r["labels"]) for r in records]
+    exact_labels = [x for row, n in zip(labels, upto) for x in row[:n]]
+
     def summary(scores):
         flat = [x for row in scores for x in row]
-        return {"step_auc": step_auc(flat, flat_labels), **processbench_f1(scores, labels)}
+        exact = [x for row, n in zip(scores, upto) for x in row[:n]]
+        return {"step_auc": step_auc(exact, exact_labels), "step_auc_all_steps": step_auc(flat, flat_labels),
+                **processbench_f1(scores, labels)}
 
     correct_steps = [x for row, r in zip(prm_scores, records) for x, ok in zip(row, r["labels"]) if ok]
     by_kind = {}
@@ -263,8 +276,10 @@ def build_pools(scorer, problems: list[Problem], texts: list[list[str]], tokens:
     return pools
 
 
-def verifier_agreement(policy, problems: list[Problem], texts: list[list[str]], config: DemoConfig) -> dict:
-    """Label some held-out samples in consensus mode: sympy and rollouts judge the same steps."""
+def verifier_agreement(policy, problems: list[Problem], texts: list[list[str]], config: DemoConfig
+                       ) -> tuple[dict, list[dict]]:
+    """Label some held-out samples in consensus mode: sympy and rollouts judge the same steps.
+    Returns the label statistics and the labelled records."""
     from verifiers.labelling import LabelStats, label_many
 
     items, references = [], []
@@ -274,10 +289,27 @@ def verifier_agreement(policy, problems: list[Problem], texts: list[list[str]], 
             if steps:
                 items.append((problem, steps))
                 references.append(problem.answer)
-    stats = LabelStats()
-    for result in label_many(items, policy, n_rollouts=config.n_rollouts, mode="consensus", references=references):
+    stats, records = LabelStats(), []
+    for (problem, steps), result in zip(items, label_many(items, policy, n_rollouts=config.n_rollouts,
+                                                          mode="consensus", references=references)):
         stats.add(result)
-    return stats.as_dict()
+        record = result.to_record(problem.question, steps)
+        if record is not None:
+            records.append(record)
+    return stats.as_dict(), records
+
+
+def prm_on_samples(scorer, records: list[dict]) -> dict:
+    """The PRM's step AUC on held-out policy samples against the verifiers' labels."""
+    from prm.metrics import step_auc
+
+    if not records:
+        return {"records": 0, "steps": 0, "step_auc": None}
+    scores = scorer.score_steps_batch([r["prompt"] for r in records], [r["completions"] for r in records])
+    flat = [x for row in scores for x in row]
+    labels = [float(x) for r in records for x in r["labels"]]
+    auc = step_auc(flat, labels)
+    return {"records": len(records), "steps": len(labels), "step_auc": None if auc != auc else auc}
 
 
 def run_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path, train_file: Path,
@@ -374,7 +406,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             handle.write(json.dumps({"prompt": problem.question, "completions": solutions,
                                      "reference": problem.answer}) + "\n")
     t = lap("sampling", t)
-    agreement = verifier_agreement(policy, eval_problems, texts, config)
+    agreement, labelled_samples = verifier_agreement(policy, eval_problems, texts, config)
+    on_samples = prm_on_samples(scorer, labelled_samples)
     t = lap("verifier agreement", t)
 
     pools = build_pools(scorer, eval_problems, texts, tokens)
@@ -413,6 +446,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "reward_training": reward_info,
         "prm_quality": quality,
         "verifier_agreement": agreement,
+        "prm_on_policy_samples": on_samples,
         "best_of_n": [asdict(p) for p in bon],
         "tree_search": [asdict(p) for p in tree],
         "best_of_n_tree_problems": [asdict(p) for p in bon_same_problems],

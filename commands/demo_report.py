@@ -44,6 +44,71 @@ def _updates_to_reach(summary: dict, mode: str, target: float, after_start: bool
     return None
 
 
+def _majority_at_tokens(points: list[dict], tokens: float) -> dict | None:
+    """The best-of-N majority point that spends at least `tokens` (the smallest such N), else the largest."""
+    majority = sorted((p for p in points if p["method"] == "majority"), key=lambda p: p["n"])
+    return next((p for p in majority if (p.get("tokens_mean") or 0) >= tokens), majority[-1] if majority else None)
+
+
+def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
+    """(target, goal, measured, met) rows for the four targets of issue #14; met is None where
+    this run did not measure it."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    quality = results["prm_quality"]["prm"]
+    rows.append(("1. PRM quality (generated solutions; AUC over the steps up to the first error)",
+                 "step AUC ≥ 0.95, F1 ≥ 0.80",
+                 f"AUC {quality['step_auc']:.3f} (all steps {quality.get('step_auc_all_steps', float('nan')):.3f}), "
+                 f"F1 {quality['f1']:.3f}",
+                 quality["step_auc"] >= 0.95 and quality["f1"] >= 0.80))
+    samples = results.get("prm_on_policy_samples") or {}
+    if samples.get("step_auc") is not None:
+        rows.append(("1. PRM quality (policy samples, checker labels)", "step AUC ≥ 0.90",
+                     f"AUC {samples['step_auc']:.3f} on {samples['steps']} steps", samples["step_auc"] >= 0.90))
+    bon = _points(results, "best_of_n")
+    acc = {key: point["accuracy_mean"] for key, point in bon.items()}
+    if ("prm-min", 16) in acc:
+        prm, orm, majority, single = acc[("prm-min", 16)], acc[("orm", 16)], acc[("majority", 16)], acc[("prm-min", 1)]
+        rows.append(("2. Best-of-16: PRM-min vs majority", "PRM-min ≥ majority + 0.05",
+                     f"{prm:.3f} vs {majority:.3f}", prm >= majority + 0.05))
+        rows.append(("2. Best-of-16: PRM > ORM > pass@1", "PRM-min > ORM > pass@1",
+                     f"{prm:.3f} / {orm:.3f} / {single:.3f}", prm > orm > single))
+        curve = [acc[("prm-min", n)] for n in sorted(n for m, n in acc if m == "prm-min")]
+        rows.append(("2. PRM-min never below its N = 1 value", f"≥ {single:.3f} up to N = {max(n for _, n in acc)}",
+                     f"lowest {min(curve):.3f}", min(curve) >= single - 1e-9))
+        if ("prm-min+verifier", 16) in acc and ("majority+verifier", 16) in acc:
+            mixed, filtered = acc[("prm-min+verifier", 16)], acc[("majority+verifier", 16)]
+            rows.append(("2. PRM adds what the checker cannot see (N = 16)", "PRM + checker ≥ majority + checker + 0.03",
+                         f"{mixed:.3f} vs {filtered:.3f}", mixed >= filtered + 0.03))
+    tree_bon = results.get("best_of_n_tree_problems") or []
+    for point in results.get("tree_search") or []:
+        reference = _majority_at_tokens(tree_bon, point.get("tokens_mean") or 0)
+        if reference is None:
+            continue
+        rows.append((f"3. {point['method']} width {point['n']} vs best-of-N majority at equal tokens",
+                     f"≥ majority@{reference['n']} ({reference['accuracy_mean']:.3f}, {reference['tokens_mean']:.0f} tokens)",
+                     f"{point['accuracy_mean']:.3f} ({point['tokens_mean']:.0f} tokens)",
+                     point["accuracy_mean"] >= reference["accuracy_mean"]))
+    ppo = _ppo_summary(results["ppo"])
+    if {"dense", "outcome"} <= set(ppo):
+        start, final = results["ppo_start_accuracy"], ppo["outcome"]["final_mean"]
+        total = ppo["outcome"]["updates"][-1]
+        reach = _updates_to_reach(ppo, "dense", final, after_start=True)
+        rows.append(("4. Dense PPO reaches outcome-only's final accuracy", f"in ≤ {2 * total / 3:.0f} of {total} updates",
+                     f"after {reach} updates" if reach is not None else "never", reach is not None and reach <= 2 * total / 3))
+        rows.append(("4. Both PPO modes end above the SFT start", f"≥ {start:.3f} + 0.05",
+                     f"dense {ppo['dense']['final_mean']:.3f}, outcome {final:.3f}",
+                     min(ppo["dense"]["final_mean"], final) >= start + 0.05))
+    return rows
+
+
+def targets_table(results: dict) -> list[str]:
+    """The targets as a markdown table, goal beside measured value."""
+    out = ["| target | goal | measured | met |", "|---|---|---|---|"]
+    for name, goal, measured, met in targets(results):
+        out.append(f"| {name} | {goal} | {measured} | {'–' if met is None else ('yes' if met else 'no')} |")
+    return out
+
+
 def headline(results: dict) -> list[tuple[str, str]]:
     """(claim, measured) pairs: the papers' orderings, checked against this run."""
     bon = _points(results, "best_of_n")
@@ -98,6 +163,8 @@ def summary_table(results: dict) -> str:
                  f"(baseline {quality['position_baseline']['f1']:.3f})")
     for claim, verdict in headline(results):
         lines.append(f"{claim}: {verdict}")
+    met = [row[3] for row in targets(results) if row[3] is not None]
+    lines.append(f"targets met: {sum(met)} of {len(met)} (report.md lists each)")
     lines.append(f"total {results['timings_s']['total']:.0f} s on {results['device']}")
     return "\n".join(lines)
 
@@ -114,6 +181,9 @@ def write_report(results: dict, path: Path) -> Path:
         f"seed {config['seed']}. Models: {'trained in this run' if results['retrained'] else 'shipped checkpoints'}. "
         f"Wall time {results['timings_s']['total']:.0f} s."
     )
+    out += ["", "## Targets", "", "Issue #14's targets, measured in this run (held-out problems: seeds the training "
+            "never sees, see the config above).", ""]
+    out += targets_table(results)
     out += ["", "## Headline", ""]
     out += [f"- {claim} — {verdict}" for claim, verdict in headline(results)]
 
@@ -143,12 +213,30 @@ def write_report(results: dict, path: Path) -> Path:
             f"{quality['records']} held-out solutions (half corrupted by the generator: exact first-wrong-step "
             "labels). ProcessBench F1 is the harmonic mean of accuracy on erroneous solutions (first wrong step "
             "found exactly) and on correct ones (no step flagged). The baseline scores a step by how often "
-            "steps at its position are correct in training data.", "",
-            "| scorer | step AUC | ProcessBench F1 | accuracy (erroneous) | accuracy (correct) |", "|---|---|---|---|---|"]
+            "steps at its position are correct in training data. Step AUC \"to first error\" counts the steps "
+            "whose labels are exact (each step before a solution's first error, and that error); \"all steps\" "
+            "also counts the later steps of a corrupted solution as wrong.", "",
+            "| scorer | step AUC (to first error) | step AUC (all steps) | ProcessBench F1 | accuracy (erroneous) | "
+            "accuracy (correct) |", "|---|---|---|---|---|---|"]
     for name, key in (("PRM", "prm"), ("step-position baseline", "position_baseline")):
         q = quality[key]
-        out.append(f"| {name} | {q['step_auc']:.3f} | {q['f1']:.3f} | {q['error_accuracy']:.3f} | "
+        out.append(f"| {name} | {q['step_auc']:.3f} | {q.get('step_auc_all_steps', float('nan')):.3f} | "
+                   f"{q['f1']:.3f} | {q['error_accuracy']:.3f} | "
                    f"{q['correct_accuracy']:.3f} |")
+    if quality.get("by_kind"):
+        out += ["", "Per error kind: the AUC of the first wrong steps of that kind against every correct step.", "",
+                "| error kind | solutions | step AUC |", "|---|---|---|"]
+        out += [f"| {kind} | {row['solutions']} | {row['step_auc']:.3f} |" for kind, row in quality["by_kind"].items()]
+        out += ["", "Per step position (1 = first step):", "",
+                "| step | steps | share correct | mean PRM score | step AUC |", "|---|---|---|---|---|"]
+        out += [f"| {index} | {row['steps']} | {row['correct_share']:.3f} | {row['mean_score']:.3f} | "
+                f"{'–' if row['step_auc'] != row['step_auc'] else format(row['step_auc'], '.3f')} |"
+                for index, row in quality["by_position"].items()]
+        out += ["", f"Calibration (expected calibration error {quality['expected_calibration_error']:.3f}):", "",
+                "| PRM probability | steps | mean score | share correct |", "|---|---|---|---|"]
+        out += [f"| {row['low']:.1f}–{row['high']:.1f} | {row['count']} | "
+                f"{'–' if row['mean_score'] is None else format(row['mean_score'], '.3f')} | "
+                f"{'–' if row['observed'] is None else format(row['observed'], '.3f')} |" for row in quality["calibration"]]
 
     out += ["", "## Verifier statistics", ""]
     reward = results.get("reward_training") or {}
