@@ -31,7 +31,7 @@ import json
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,24 +58,26 @@ class DemoConfig:
     preset: str = field(default="tiny", metadata={"help": "synthetic task preset (tasks.math.synthetic.PRESETS)"})
     policy_model: str = field(default="tiny:small", metadata={"help": "--retrain: starting policy, tiny:<size> or a path / hub id"})
     seed: int = field(default=0, metadata={"help": "seed of problems, sampling and training"})
-    n_eval_problems: int = field(default=32, metadata={"help": "held-out problems for best-of-N"})
+    n_eval_problems: int = field(default=64, metadata={"help": "held-out problems for best-of-N"})
     n_samples: int = field(default=64, metadata={"help": "samples per held-out problem (the largest N)"})
     temperature: float = field(default=0.8, metadata={"help": "policy sampling temperature"})
     n_seeds: int = field(default=3, metadata={"help": "subsampling seeds for best-of-N (mean and spread)"})
-    tree_problems: int = field(default=16, metadata={"help": "held-out problems for beam search / DVTS"})
+    tree_problems: int = field(default=32, metadata={"help": "held-out problems for beam search / DVTS"})
     tree_widths: str = field(default="4,16", metadata={"help": "beam search / DVTS widths (comma-separated)"})
     label_problems: int = field(default=12, metadata={"help": "held-out problems whose samples are labelled by both sympy and rollouts"})
     n_rollouts: int = field(default=4, metadata={"help": "Monte Carlo rollouts per step"})
     ppo_updates: int = field(default=16, metadata={"help": "PPO updates per run"})
-    ppo_seeds: int = field(default=2, metadata={"help": "PPO runs per mode"})
+    ppo_seeds: int = field(default=3, metadata={"help": "PPO runs per mode"})
+    ppo_modes: str = field(default="dense,outcome,checker,prm+checker", metadata={"help": "PPO step-reward sources, comma-separated: dense (PRM steps), outcome (none), checker (sympy verdicts), prm+checker (half each)"})
+    tree_scorers: str = field(default="prm,checker,prm+checker", metadata={"help": "beam-search step scorers, comma-separated: prm, checker (sympy verdicts), prm+checker (half each); DVTS uses the PRM"})
     ppo_eval_problems: int = field(default=64, metadata={"help": "held-out problems for PPO accuracy (greedy)"})
     ppo_eval_every: int = field(default=4, metadata={"help": "PPO held-out accuracy every this many updates"})
     sft_steps: int = field(default=600, metadata={"help": "--retrain: SFT steps of the policy"})
     sft_problems: int = field(default=4000, metadata={"help": "--retrain: SFT training problems"})
     prm_problems: int = field(default=300, metadata={"help": "--retrain: training problems the policy samples for PRM data"})
     prm_samples: int = field(default=8, metadata={"help": "--retrain: samples per PRM training problem"})
-    prm_synthetic: int = field(default=1500, metadata={"help": "--retrain: reference + corrupted solutions added to the PRM data"})
-    prm_steps: int = field(default=1000, metadata={"help": "--retrain: reward-model training steps"})
+    prm_synthetic: int = field(default=4000, metadata={"help": "--retrain: reference + corrupted solutions added to the PRM data"})
+    prm_steps: int = field(default=1500, metadata={"help": "--retrain: reward-model training steps"})
     prm_lm_coef: float = field(default=1.0, metadata={"help": "--retrain: weight of the reward model's next-token loss on correct steps (prm train --lm_coef)"})
     prm_likelihood_features: bool = field(default=True, metadata={"help": "--retrain: step logits read the model's own step likelihoods (prm train --likelihood_features)"})
     prm_first_wrong_only: bool = field(default=True, metadata={"help": "--retrain: train on steps up to each solution's first wrong one (prm train --first_wrong_only)"})
@@ -312,18 +314,24 @@ def prm_on_samples(scorer, records: list[dict]) -> dict:
     return {"records": len(records), "steps": len(labels), "step_auc": None if auc != auc else auc}
 
 
+# PPO step-reward sources of the demo: (PPOConfig mode, checker_coef).
+PPO_MODES = {"dense": ("dense", 0.0), "outcome": ("outcome", 0.0), "checker": ("dense", 1.0),
+             "prm+checker": ("dense", 0.5)}
+
+
 def run_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path, train_file: Path,
             heldout_file: Path, baseline_accuracy: float) -> dict:
-    """PPO from the SFT policy, dense vs outcome-only; held-out accuracy curves per seed."""
+    """PPO from the SFT policy for every mode of `ppo_modes`; held-out accuracy curves per seed."""
     from prm.ppo.train import PPOConfig, train_ppo
 
     curves: dict[str, list[dict]] = {}
-    for mode in ("dense", "outcome"):
+    for mode in _names(config.ppo_modes, PPO_MODES, "--ppo_modes"):
+        ppo_mode, checker_coef = PPO_MODES[mode]
         curves[mode] = []
         for seed in range(config.ppo_seeds):
-            out = run / "ppo" / f"{mode}-seed{seed}"
-            train_ppo(PPOConfig(policy=str(policy_dir), prm=str(reward_dir), mode=mode, data=str(train_file),
-                                eval_data=str(heldout_file), n_eval=config.ppo_eval_problems,
+            out = run / "ppo" / f"{mode.replace('+', '-')}-seed{seed}"
+            train_ppo(PPOConfig(policy=str(policy_dir), prm=str(reward_dir), mode=ppo_mode, checker_coef=checker_coef,
+                                data=str(train_file), eval_data=str(heldout_file), n_eval=config.ppo_eval_problems,
                                 eval_every=config.ppo_eval_every, max_updates=config.ppo_updates,
                                 batch_size=16, max_new_tokens=64, save_every=0, seed=seed, output_dir=str(out),
                                 # Gentle: at lr 1e-4 and T = 1 both modes fell well below the SFT policy.
@@ -335,6 +343,23 @@ def run_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path, t
             ]
             curves[mode].append({"seed": seed, "updates": [u for u, _ in points], "accuracy": [a for _, a in points]})
     return curves
+
+
+def _names(value: str, known, option: str) -> list[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"{option}: unknown {unknown}; choose from {list(known)}")
+    return names
+
+
+def tree_scorers(names: str, prm_scorer) -> dict[str, Any]:
+    """The beam-search step scorers named in `names` (see DemoConfig.tree_scorers)."""
+    from search.scorers import VerifierScorer, WeightedScorer
+
+    known = {"prm": lambda: prm_scorer, "checker": VerifierScorer,
+             "prm+checker": lambda: WeightedScorer([(prm_scorer, 0.5), (VerifierScorer(), 0.5)])}
+    return {name: known[name]() for name in _names(names, known, "--tree_scorers")}
 
 
 # ------------------------------------------------------------------------------ the run
@@ -417,9 +442,13 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
 
     widths = [int(w) for w in config.tree_widths.split(",") if w.strip()]
     tree_problems = eval_problems[: config.tree_problems]
-    tree = evaluate_tree_search([p.question for p in tree_problems], [p.answer for p in tree_problems], policy, scorer,
-                                widths, seeds=list(range(min(2, config.n_seeds))), beam_width=4, max_steps=6,
-                                temperature=config.temperature, aggregation="min")
+    tree = []
+    for name, step_scorer in tree_scorers(config.tree_scorers, scorer).items():
+        points = evaluate_tree_search([p.question for p in tree_problems], [p.answer for p in tree_problems], policy,
+                                      step_scorer, widths, seeds=list(range(min(2, config.n_seeds))),
+                                      kinds=("beam", "dvts") if name == "prm" else ("beam",), beam_width=4,
+                                      max_steps=6, temperature=config.temperature, aggregation="min")
+        tree += [p if name == "prm" else replace(p, method=f"{p.method} ({name})") for p in points]
     tree_pools = pools[: config.tree_problems]
     bon_same_problems = accuracy_curve(tree_pools, ["majority", "weighted-prm-min", "prm-min"],
                                        [n for n in ns if n <= max(widths) * 2] or ns[:1],
@@ -486,7 +515,7 @@ def plot_ppo(curves: dict[str, list[dict]], path: Path) -> Path:
         axes.fill_between(updates, values.min(0), values.max(0), alpha=0.2)
     axes.set_xlabel("PPO updates")
     axes.set_ylabel("held-out accuracy (greedy)")
-    axes.set_title("PPO: dense per-step rewards vs outcome only")
+    axes.set_title("PPO: step-reward sources (dense = PRM) vs outcome only")
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()

@@ -22,7 +22,8 @@ def test_every_stage_writes_its_artifacts(demo):
                  "ppo_accuracy.png"):
         assert (output / name).stat().st_size > 0, name
     report = (output / "report.md").read_text()
-    for heading in ("## Best-of-N", "## Beam search and DVTS", "## PRM quality", "## Verifier statistics", "## PPO"):
+    for heading in ("## Targets", "## Best-of-N", "## Beam search and DVTS", "## PRM quality", "## Verifier statistics",
+                    "## PPO"):
         assert heading in report
     assert set(results["timings_s"]) >= {"problems", "policy (SFT)", "labels + reward model", "best-of-N", "PPO"}
 
@@ -48,10 +49,30 @@ def test_prm_quality_and_ppo_curves_are_complete(demo):
     _, results = demo
     for scorer in ("prm", "position_baseline"):
         assert 0.0 <= results["prm_quality"][scorer]["step_auc"] <= 1.0
+    quality = results["prm_quality"]
+    assert set(quality["by_kind"]) <= {"arithmetic_slip", "wrong_operation", "wrong_number", "dropped_step",
+                                       "wrong_algebra_move"}
+    assert sum(row["count"] for row in quality["calibration"]) == sum(row["steps"] for row in quality["by_position"].values())
     config = results["config"]
-    for mode in ("dense", "outcome"):
+    assert set(results["ppo"]) == {"dense", "outcome", "checker", "prm+checker"}
+    assert {p["method"] for p in results["tree_search"]} == {"beam", "dvts", "beam (checker)", "beam (prm+checker)"}
+    for mode in results["ppo"]:
         runs = results["ppo"][mode]
         assert len(runs) == config["ppo_seeds"]
         for run in runs:
             assert run["updates"][0] == 0 and run["updates"][-1] == config["ppo_updates"]
             assert all(0.0 <= a <= 1.0 for a in run["accuracy"])
+
+
+def test_the_report_leads_with_the_targets_goal_beside_measured(demo):
+    from commands.demo_report import targets
+
+    output, results = demo
+    rows = targets(results)
+    names = [name for name, *_ in rows]
+    assert any(name.startswith("1. PRM quality") for name in names)
+    assert any(name.startswith("4. Dense PPO") for name in names)
+    report = (output / "report.md").read_text()
+    assert report.index("## Targets") < report.index("## Headline") < report.index("## Best-of-N")
+    for name, goal, measured, met in rows:
+        assert f"| {name} | {goal} | {measured} |" in report
