@@ -36,13 +36,12 @@ Equivalence policy (what counts as "the same answer"):
 from __future__ import annotations
 
 import math
-import random
 import re
 import unicodedata
 from fractions import Fraction
 
 from verifiers.limits import DEFAULT_LIMITS, Deadline, LimitError, Limits, ParseError
-from verifiers.parser import NotExact, Node, evaluate_complex, evaluate_exact, free_symbols, parse_tree
+from verifiers.parser import NotExact, Node, evaluate_complex, evaluate_exact, free_symbols, functions_equal, parse_tree
 
 MAX_ANSWER_CHARS = 2_000
 _SCAN_TAIL = 20_000
@@ -571,7 +570,7 @@ def _values_equal(a: Value, b: Value, a_decimals: int, b_decimals: int, limits: 
         return _cut_equal(b, a)
     a_tree, b_tree = isinstance(a, tuple), isinstance(b, tuple)
     if a_tree or b_tree:
-        return _functions_equal(a if a_tree else ("num", a), b if b_tree else ("num", b), limits, deadline)
+        return bool(functions_equal(a if a_tree else ("num", a), b if b_tree else ("num", b), limits, deadline))
     if isinstance(a, Fraction) and isinstance(b, Fraction):
         if a == b:
             return True
@@ -596,25 +595,6 @@ def _values_equal(a: Value, b: Value, a_decimals: int, b_decimals: int, limits: 
                     abs(float(real) - float(shown)) < ulp and abs(float(real)) > abs(float(shown))):
                 return True
     return False
-
-
-def _functions_equal(a: Node, b: Node, limits: Limits, deadline: Deadline) -> bool:
-    names = sorted(free_symbols(a) | free_symbols(b))
-    rng = random.Random(7)
-    agreed = 0
-    for _ in range(5):
-        env = {n: complex(rng.uniform(0.3, 2.0), rng.uniform(-1.0, 1.0)) for n in names}
-        try:
-            va = evaluate_complex(a, env, limits, deadline)
-            vb = evaluate_complex(b, env, limits, deadline)
-        except (NotExact, ArithmeticError, ValueError, KeyError, TypeError):
-            continue
-        if va != va or vb != vb:
-            continue
-        if abs(va - vb) > 1e-8 * max(1.0, abs(va), abs(vb)):
-            return False
-        agreed += 1
-    return agreed >= 3
 
 
 def _in_major_units(readings: list) -> list:

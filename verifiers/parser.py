@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import cmath
 import math
+import random
 import re
 from fractions import Fraction
 from typing import Any
@@ -811,6 +812,32 @@ def evaluate_complex(node: Node, env: dict[str, complex] | None = None, limits: 
     pole, LimitError on limits.
     """
     return complex(_approx(node, env or {}, limits, deadline or Deadline(limits.time_budget)))
+
+
+def functions_equal(a: Node, b: Node, limits: Limits = DEFAULT_LIMITS, deadline: Deadline | None = None,
+                    points: int = 5) -> bool | None:
+    """Are two trees equal as functions of their variables? Compared at `points` seeded random
+    complex points (the same points every call): False at the first point where they differ, True
+    when at least 3 points (or all, if fewer) agree, None when too few points could be evaluated
+    (poles, overflow, a variable with no value). The one expression comparer of answer
+    equivalence and step transitions."""
+    deadline = deadline or Deadline(limits.time_budget)
+    names = sorted(free_symbols(a) | free_symbols(b))
+    rng = random.Random(7)
+    agreed = 0
+    for _ in range(points):
+        env = {name: complex(rng.uniform(0.3, 2.0), rng.uniform(-1.0, 1.0)) for name in names}
+        try:
+            va = evaluate_complex(a, env, limits, deadline)
+            vb = evaluate_complex(b, env, limits, deadline)
+        except (NotExact, ArithmeticError, ValueError, KeyError, TypeError):
+            continue
+        if va != va or vb != vb:  # NaN
+            continue
+        if abs(va - vb) > 1e-8 * max(1.0, abs(va), abs(vb)):
+            return False
+        agreed += 1
+    return True if agreed >= min(3, points) else None
 
 
 def _approx(node: Node, env: dict, limits: Limits, deadline: Deadline) -> complex:

@@ -39,7 +39,6 @@ both with the final-answer check into per-step verdicts.
 from __future__ import annotations
 
 import cmath
-import random
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -52,6 +51,7 @@ from verifiers.parser import (
     PLAIN_NUMBER,
     STOP_WORDS,
     Node,
+    functions_equal,
     NotExact,
     Token,
     evaluate_arithmetic,
@@ -1315,24 +1315,6 @@ def _product_poly(equations, limits: Limits, deadline: Deadline):
     return product
 
 
-def _expressions_equal(a: Node, b: Node, limits: Limits, deadline: Deadline) -> bool | None:
-    """Equal as functions: compared at a few seeded random complex points."""
-    names = sorted(free_symbols(a) | free_symbols(b))
-    rng = random.Random(1234)
-    agreed = 0
-    for _ in range(4):
-        env = {n: complex(rng.uniform(0.5, 2.0), rng.uniform(-1.0, 1.0)) for n in names}
-        try:
-            va = evaluate_complex(a, env, limits, deadline)
-            vb = evaluate_complex(b, env, limits, deadline)
-        except (ArithmeticError, ValueError, NotExact):
-            continue
-        if abs(va - vb) > 1e-8 * max(1.0, abs(va), abs(vb)):
-            return False
-        agreed += 1
-    return True if agreed >= 2 else None
-
-
 def check_transition(prev: str, step: str, limits: Limits = DEFAULT_LIMITS) -> bool | None:
     """Does `step` follow from `prev` algebraically?
 
@@ -1358,11 +1340,11 @@ def check_transition(prev: str, step: str, limits: Limits = DEFAULT_LIMITS) -> b
             return _same_solutions(a[1][-1:], b[1], limits, deadline)
         if b[0] == "cont":
             target = a[1][-1][1] if a[0] == "eq" else a[1]
-            return _expressions_equal(target, b[1], limits, deadline)
+            return functions_equal(target, b[1], limits, deadline)
         if a[0] in ("expr", "cont") and b[0] == "expr":
             if not (free_symbols(a[1]) or free_symbols(b[1])):
                 return None
-            return _expressions_equal(a[1], b[1], limits, deadline)
+            return functions_equal(a[1], b[1], limits, deadline)
         return None
     except Exception:  # a verdict must never crash the caller
         return None
