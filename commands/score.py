@@ -49,8 +49,11 @@ def _read_records(path: Path) -> list[tuple[int, dict]]:
     for line_number, record in iter_jsonl(path):
         if "labels" in record:
             record = {**record, **validate_step_example(record, path=str(path), line=line_number)}
-        else:
-            candidates_from_record(record, path=str(path), line=line_number)
+        else:  # a candidates record, or a GSM8K row read as one
+            candidate = candidates_from_record(record, path=str(path), line=line_number)
+            record = {**record, "prompt": candidate.prompt, "completions": candidate.completions}
+            if candidate.reference is not None:
+                record["reference"] = candidate.reference
         records.append((line_number, record))
     return records
 

@@ -258,3 +258,39 @@ def test_reward_records_of_each_kind_from_one_reader(tmp_path):
     assert len(pairs) == 2 and all(p["chosen"] != p["rejected"] for p in pairs)
     with pytest.raises(RecordError, match="no records"):
         read_reward_records(write_jsonl(tmp_path / "empty.jsonl", []), "step")
+
+
+def test_a_gsm8k_row_is_a_candidate_with_its_final_answer_as_a_step(tmp_path):
+    from tasks.math.records import read_candidates
+
+    row = {"question": "Natalia sold 48 clips in April and half as many in May. How many?",
+           "answer": "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nIn all 48+24 = <<48+24=72>>72.\n#### 72"}
+    path = tmp_path / "gsm8k.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    (candidate,) = read_candidates(path)
+    assert candidate.prompt == row["question"] and candidate.reference == "72"
+    assert candidate.completions == ["Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nIn all 48+24 = <<48+24=72>>72.\n"
+                                     "The answer is 72"]
+
+
+def test_prm_score_and_rerank_read_gsm8k_rows(tmp_path):
+    import subprocess
+    import sys as system
+    from pathlib import Path as P
+
+    root = P(__file__).resolve().parents[1]
+    rows = [json.loads(line) for line in (root / "tests" / "fixtures" / "gsm8k_train_sample.jsonl").read_text().splitlines()[:3]]
+    path = tmp_path / "gsm8k.jsonl"
+    path.write_text("".join(json.dumps({"question": r["question"], "answer": r["answer"]}) + "\n" for r in rows))
+    env = {**__import__("os").environ, "PYTHONPATH": str(root), "OMP_WAIT_POLICY": "PASSIVE"}
+    model = str(root / "prm" / "assets" / "demo" / "reward")
+    score = subprocess.run([system.executable, "-m", "commands.cli", "score", "--model", model, "--input", str(path),
+                            "--output", str(tmp_path / "scores.jsonl")], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert score.returncode == 0, score.stderr
+    scored = [json.loads(line) for line in (tmp_path / "scores.jsonl").read_text().splitlines()]
+    assert len(scored) == 3 and all(len(r["step_scores"][0]) >= 2 for r in scored)
+    rerank = subprocess.run([system.executable, "-m", "commands.cli", "rerank", "--input", str(path),
+                             "--output_dir", str(tmp_path / "rerank"), "--methods", "majority"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert rerank.returncode == 0, rerank.stderr

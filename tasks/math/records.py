@@ -250,10 +250,18 @@ def candidates_from_record(record: Any, *, path: str, line: int) -> CandidateRec
     every command (`prm rerank`, `prm score`, `prm label`): it has no step to score or label,
     and dropping it would shift the indices of the others. `reference` is a string or a
     number (read as text). Other fields are the caller's.
+
+    A GSM8K row `{"question", "answer": "...\\n#### 72"}` is one candidate: its solution lines
+    (calculator annotations kept) and "The answer is 72", with 72 as the reference.
     """
     where = {"path": path, "line": line}
     if not isinstance(record, dict):
         raise RecordError(f"record must be a JSON object, got {type(record).__name__}", **where)
+    if "completions" not in record and isinstance(record.get("question"), str) and isinstance(record.get("answer"), str):
+        lines, answer = split_gsm8k(record["answer"])
+        if answer is not None:
+            record = {**record, "prompt": record["question"], "completions": [join_steps(lines + [answer_step(answer)])],
+                      "reference": answer}
     prompt = record.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         problem = "missing" if "prompt" not in record else f"must be a non-empty string, got {prompt!r:.60}"
