@@ -278,10 +278,8 @@ def build_pools(scorer, problems: list[Problem], texts: list[list[str]], tokens:
     return pools
 
 
-def verifier_agreement(policy, problems: list[Problem], texts: list[list[str]], config: DemoConfig
-                       ) -> tuple[dict, list[dict]]:
-    """Label some held-out samples in consensus mode: sympy and rollouts judge the same steps.
-    Returns the label statistics and the labelled records."""
+def verifier_agreement(policy, problems: list[Problem], texts: list[list[str]], config: DemoConfig) -> dict:
+    """Label some held-out samples in consensus mode: sympy and rollouts judge the same steps."""
     from verifiers.labelling import LabelStats, label_many
 
     items, references = [], []
@@ -291,27 +289,38 @@ def verifier_agreement(policy, problems: list[Problem], texts: list[list[str]], 
             if steps:
                 items.append((problem, steps))
                 references.append(problem.answer)
-    stats, records = LabelStats(), []
-    for (problem, steps), result in zip(items, label_many(items, policy, n_rollouts=config.n_rollouts,
-                                                          mode="consensus", references=references)):
+    stats = LabelStats()
+    for result in label_many(items, policy, n_rollouts=config.n_rollouts, mode="consensus", references=references):
         stats.add(result)
-        record = result.to_record(problem.question, steps)
-        if record is not None:
-            records.append(record)
-    return stats.as_dict(), records
+    return stats.as_dict()
 
 
-def prm_on_samples(scorer, records: list[dict]) -> dict:
-    """The PRM's step AUC on held-out policy samples against the verifiers' labels."""
+def prm_on_samples(scorer, texts: list[list[str]], per_problem: int = 8) -> dict:
+    """The PRM's step AUC on held-out policy samples labelled by the sympy checker: every step
+    with a verdict (true or false equation), up to and including a solution's first false one;
+    steps the checker cannot judge are left out."""
     from prm.metrics import step_auc
+    from search.scorers import VerifierScorer
 
-    if not records:
-        return {"records": 0, "steps": 0, "step_auc": None}
-    scores = scorer.score_steps_batch([r["prompt"] for r in records], [r["completions"] for r in records])
-    flat = [x for row in scores for x in row]
-    labels = [float(x) for r in records for x in r["labels"]]
-    auc = step_auc(flat, labels)
-    return {"records": len(records), "steps": len(labels), "step_auc": None if auc != auc else auc}
+    checker = VerifierScorer()
+    prompts, solutions, verdicts = [], [], []
+    for problem_texts, prompt in texts:
+        for text in problem_texts[:per_problem]:
+            steps = solution_steps(text)
+            judged = checker.verdicts(steps)
+            if False in judged:
+                cut = judged.index(False) + 1
+                steps, judged = steps[:cut], judged[:cut]
+            if steps and any(v is not None for v in judged):
+                prompts.append(prompt)
+                solutions.append(steps)
+                verdicts.append(judged)
+    scores = scorer.score_steps_batch(prompts, solutions) if prompts else []
+    flat = [x for row, judged in zip(scores, verdicts) for x, v in zip(row, judged) if v is not None]
+    labels = [float(v) for judged in verdicts for v in judged if v is not None]
+    auc = step_auc(flat, labels) if labels else float("nan")
+    return {"solutions": len(prompts), "steps": len(labels), "false_steps": int(len(labels) - sum(labels)),
+            "step_auc": None if auc != auc else auc}
 
 
 # PPO step-reward sources of the demo: (PPOConfig mode, checker_coef).
@@ -431,8 +440,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
             handle.write(json.dumps({"prompt": problem.question, "completions": solutions,
                                      "reference": problem.answer}) + "\n")
     t = lap("sampling", t)
-    agreement, labelled_samples = verifier_agreement(policy, eval_problems, texts, config)
-    on_samples = prm_on_samples(scorer, labelled_samples)
+    agreement = verifier_agreement(policy, eval_problems, texts, config)
+    on_samples = prm_on_samples(scorer, [(t, p.question) for t, p in zip(texts, eval_problems)])
     t = lap("verifier agreement", t)
 
     pools = build_pools(scorer, eval_problems, texts, tokens)

@@ -63,7 +63,7 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
     samples = results.get("prm_on_policy_samples") or {}
     if samples.get("step_auc") is not None:
         rows.append(("1. PRM quality (policy samples, checker labels)", "step AUC ≥ 0.90",
-                     f"AUC {samples['step_auc']:.3f} on {samples['steps']} steps", samples["step_auc"] >= 0.90))
+                     f"AUC {samples['step_auc']:.3f} on {samples['steps']} steps ({samples['false_steps']} false)", samples["step_auc"] >= 0.90))
     bon = _points(results, "best_of_n")
     acc = {key: point["accuracy_mean"] for key, point in bon.items()}
     if ("prm-min", 16) in acc:
