@@ -54,6 +54,7 @@ class DemoConfig:
     output_dir: str = field(default="runs/demo", metadata={"help": "where the report, plots, results.json and models go"})
     retrain: bool = field(default=False, metadata={"help": "rebuild the policy and reward model from scratch instead of loading the shipped ones"})
     smoke: bool = field(default=False, metadata={"help": "smallest sizes that still run every stage (the end-to-end test)"})
+    quick: bool = field(default=False, metadata={"help": "a shorter tour: 32 best-of-N and 16 tree-search problems, PRM-guided search only, PPO dense vs outcome over 2 seeds (below the sizes at which the targets are judged)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     preset: str = field(default="tiny", metadata={"help": "synthetic task preset (tasks.math.synthetic.PRESETS)"})
     policy_model: str = field(default="tiny:small", metadata={"help": "--retrain: starting policy, tiny:<size> or a path / hub id"})
@@ -85,6 +86,9 @@ class DemoConfig:
     resume: bool = field(default=False, metadata={"help": "--retrain: reuse the policy and reward model already in output_dir/models"})
 
     def __post_init__(self) -> None:
+        if self.quick:
+            self.n_eval_problems, self.tree_problems, self.ppo_seeds = 32, 16, 2
+            self.ppo_modes, self.tree_scorers = "dense,outcome", "prm"
         if self.smoke:
             # Every stage runs, on a handful of items: what the end-to-end test needs.
             self.n_eval_problems, self.n_samples, self.n_seeds = 4, 4, 2

@@ -76,3 +76,10 @@ def test_the_report_leads_with_the_targets_goal_beside_measured(demo):
     assert report.index("## Targets") < report.index("## Headline") < report.index("## Best-of-N")
     for name, goal, measured, met in rows:
         assert f"| {name} | {goal} | {measured} |" in report
+
+
+def test_quick_tour_is_smaller_than_the_judged_sizes():
+    full, quick = DemoConfig(), DemoConfig(quick=True)
+    assert (full.n_eval_problems, full.tree_problems, full.ppo_seeds) == (64, 32, 3)
+    assert quick.n_eval_problems < full.n_eval_problems and quick.tree_problems < full.tree_problems
+    assert quick.ppo_modes == "dense,outcome" and quick.tree_scorers == "prm"
