@@ -129,8 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         (config,) = parser.parse_args_into_dataclasses(args=rest)
         function(config)
-    except KeyboardInterrupt:
-        print(f"prm {name}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as error:
+        # prm.recipe.Interrupted carries where the checkpoint went and the resume command.
+        print(f"prm {name}: interrupted" + (f": {error}" if str(error) else ""), file=sys.stderr)
         return 130
     except (ValueError, OSError) as error:
         # Bad input (RecordError is a ValueError naming file, line and field), bad options, missing
