@@ -115,3 +115,25 @@ def test_sigint_saves_a_checkpoint_and_prints_the_resume_command(tmp_path):
     assert f"checkpoint saved to {checkpoints[0]}" in stderr
     assert "resume with: prm train" in stderr and f"--output_dir {out}" in stderr
     assert stderr.rstrip().endswith("--resume latest"), stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_prm(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prm") / "model"
+    result = prm("train", "--data", "synthetic:tiny", "--synthetic_problems", "20", "--model", "tiny:tiny",
+                 "--max_steps", "1", "--eval_every", "0", "--no_progress", "--output_dir", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_prm_score_skips_a_2mb_line_with_a_counted_warning_and_keeps_the_rest(tmp_path, tiny_prm):
+    huge = json.dumps({"prompt": "What is 3 + 4? " * 140_000, "completions": ["3 + 4 = 7"], "labels": [True]})
+    source = write_lines(tmp_path / "in.jsonl", [STEP, huge, STEP])
+    started = time.monotonic()
+    result = prm("score", "--model", str(tiny_prm), "--input", str(source), "--output", str(tmp_path / "out.jsonl"))
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 45
+    assert "in.jsonl, line 2: skipped" in result.stderr and "1 of 3 records skipped" in result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [row["step_scores"] is None for row in rows] == [False, True, False]
+    assert len(rows[0]["step_scores"]) == 2
