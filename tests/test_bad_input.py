@@ -137,3 +137,25 @@ def test_prm_score_skips_a_2mb_line_with_a_counted_warning_and_keeps_the_rest(tm
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [row["step_scores"] is None for row in rows] == [False, True, False]
     assert len(rows[0]["step_scores"]) == 2
+
+
+def test_prm_search_skips_a_2mb_problem_and_searches_the_rest(tmp_path):
+    from generation.tiny import save_tiny_causal_lm
+
+    policy = save_tiny_causal_lm(tmp_path / "policy", ["Question: What is 3 + 4?\nSolution:\n3 + 4 = 7\nThe answer is 7\n"] * 4,
+                                 size="tiny", seed=0)
+    problems = write_lines(tmp_path / "problems.jsonl", [
+        json.dumps({"prompt": "What is 3 + 4?", "reference": "7"}),
+        json.dumps({"prompt": "What is 3 + 4? " * 140_000, "reference": "7"}),
+        json.dumps({"prompt": "What is 2 + 2?", "reference": "4"}),
+    ])
+    output = tmp_path / "results.jsonl"
+    started = time.monotonic()
+    result = prm("search", "--policy", str(policy), "--prm", "verifier", "--problems", str(problems), "--width", "2",
+                 "--beam_width", "1", "--max_steps", "2", "--max_step_tokens", "8", "--device", "cpu",
+                 "--output", str(output), timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 60
+    assert "problem 2: skipped" in result.stderr and "1 of 3 problems skipped" in result.stderr
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert ["skipped" in row for row in rows] == [False, True, False]
