@@ -159,3 +159,17 @@ def test_prm_search_skips_a_2mb_problem_and_searches_the_rest(tmp_path):
     assert "problem 2: skipped" in result.stderr and "1 of 3 problems skipped" in result.stderr
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert ["skipped" in row for row in rows] == [False, True, False]
+
+
+def test_prm_rerank_skips_a_2mb_problem_with_a_counted_warning(tmp_path, tiny_prm):
+    small = json.dumps({"prompt": "What is 3 + 4?", "completions": ["3 + 4 = 7\nThe answer is 7", "The answer is 8"],
+                        "reference": "7"})
+    huge = json.dumps({"prompt": "What is 3 + 4? " * 140_000, "completions": ["The answer is 7"], "reference": "7"})
+    source = write_lines(tmp_path / "in.jsonl", [small, huge, small])
+    result = prm("rerank", "--input", str(source), "--prm", str(tiny_prm), "--device", "cpu",
+                 "--output_dir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "in.jsonl, line 2: skipped" in result.stderr and "1 of 3 problems skipped" in result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "out" / "choices.jsonl").read_text().splitlines()]
+    assert sorted(row["line"] for row in rows) == [1, 2, 3]
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["skipped"] == 1
