@@ -159,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
 
         function(with_local_records(name, config))  # hub dataset ids -> their local JSONL copies
         save_resolved_config(name, config)
-    except KeyboardInterrupt:
-        print(f"prm {name}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as error:
+        # prm.recipe.Interrupted carries where the checkpoint went and the resume command.
+        print(f"prm {name}: interrupted" + (f": {error}" if str(error) else ""), file=sys.stderr)
         return 130
     except (ValueError, OSError) as error:
         # Bad input (RecordError is a ValueError naming file, line and field), bad options, missing

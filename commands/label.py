@@ -25,6 +25,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prm.recipe import check_output_file, check_resume, resume_choice, run_fingerprint, write_run_file
 from tasks.math.loaders import iter_jsonl
 from tasks.math.records import candidates_from_record
 from tasks.math.steps import split_steps
@@ -32,6 +33,8 @@ from tasks.math.types import RecordError, validate_step_example
 from verifiers.labelling import MODES, LabelStats, label_many
 
 FORMATS = ("auto", "steps", "candidates")
+# Options that do not change the labels (a run may be resumed with other values of these).
+NOT_IN_FINGERPRINT = ("output", "resume", "overwrite_output", "device", "trust_remote_code")
 
 
 @dataclass
@@ -52,7 +55,8 @@ class LabelConfig:
     step_style: str = field(default="auto", metadata={"help": "How candidate solutions split into steps (split_steps styles)"})
     device: str | None = field(default=None, metadata={"help": "Device of the policy (default: cuda if available)"})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the hub"})
-    resume: bool = field(default=False, metadata={"help": "Keep the lines already in --output and label only the rest"})
+    resume: str | None = field(default=None, metadata={"help": "'latest': keep the lines already in --output and label only the rest; refused when --output was made from another input or settings"})
+    overwrite_output: bool = field(default=False, metadata={"help": "Replace an existing --output (without it, or --resume latest, an existing output is refused)"})
 
 
 @dataclass
@@ -125,8 +129,15 @@ def label_file(config: LabelConfig) -> dict:
         raise ValueError("--mode consensus compares symbolic checks with rollouts: give --policy")
     solutions = read_solutions(config.input, config.format, config.step_style)
     output = Path(config.output)
+    resume = resume_choice(config.resume)
+    if resume not in (None, "latest"):
+        raise ValueError(f"prm label --resume takes 'latest' (continue --output), got {config.resume!r}")
+    check_output_file(output, overwrite=config.overwrite_output, resuming=bool(resume))
+    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("input",))
+    run_file = output.name + ".run.json"
     output.parent.mkdir(parents=True, exist_ok=True)
-    if config.resume and output.exists():
+    if resume and output.exists():
+        check_resume(output.parent, fingerprint, run_file=run_file)
         done = _lines_done(output)
         solutions = [s for s in solutions if s.line > done]
         # Batches end at line boundaries, so lines up to `done` are complete.
@@ -135,6 +146,7 @@ def label_file(config: LabelConfig) -> dict:
     else:
         file_mode = "w"
 
+    write_run_file(output.parent, fingerprint, run_file=run_file)
     policy = None
     if config.policy:
         from generation.policy import HFPolicy

@@ -4,6 +4,7 @@ curve over N. The methods live in `search.rerank`; this is the command around th
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from search.rerank import (
 )
 from search.scorers import VerifierScorer, load_scorers
 from tasks.math.records import read_candidates
+from tasks.math.limits import TooLong
 from tasks.math.types import RecordError
 
 
@@ -73,13 +75,24 @@ def rerank_file(config: RerankConfig) -> dict[str, Any]:
         raise RecordError(f"oracle needs a reference on every line; missing on lines {lines}",
                           path=config.input, field="reference")
 
-    pools = []
+    pools, skipped = [], []
     for record in tqdm(records, desc="rerank", unit="problem"):
         try:
             pools.append(build_pool(record.prompt, record.completions, scorers=scorers, methods=methods,
                                     reference=record.reference, verifier=verifier, step_style=config.step_style))
+        except TooLong as error:
+            # Too long for a reward model: skipped with a warning naming the line; the rest is kept.
+            print(f"prm rerank: warning: {config.input}, line {record.line}: skipped, {error}", file=sys.stderr)
+            skipped.append((record, str(error)))
         except ValueError as error:
             raise RecordError(str(error), path=config.input, line=record.line) from error
+    if skipped:
+        print(f"prm rerank: warning: {len(skipped)} of {len(records)} problems skipped as too long for the "
+              "reward models (in choices.jsonl with 'skipped')", file=sys.stderr)
+    skipped_lines = {record.line for record, _ in skipped}
+    records = [record for record in records if record.line not in skipped_lines]
+    if not records:
+        raise ValueError(f"{config.input}: every problem is too long for the reward models")
 
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -96,10 +109,13 @@ def rerank_file(config: RerankConfig) -> dict[str, Any]:
                 choices[method.name] = entry
             row = {"line": record.line, "prompt": record.prompt, "reference": record.reference, "choices": choices}
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for record, reason in skipped:
+            handle.write(json.dumps({"line": record.line, "reference": record.reference, "skipped": reason}) + "\n")
 
     metrics: dict[str, Any] = {
         "input": config.input,
         "problems": len(records),
+        "skipped": len(skipped),
         "candidates_min": min(len(p) for p in pools),
         "candidates_max": max(len(p) for p in pools),
         "methods": [m.name for m in methods],

@@ -16,9 +16,11 @@ Every other field of a record is copied to the output unchanged.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.math.limits import TooLong
 from tasks.math.loaders import iter_jsonl
 from tasks.math.records import candidates_from_record
 from tasks.math.steps import split_steps
@@ -75,34 +77,63 @@ def score_file(config: ScoreConfig) -> Path:
             return split_steps(text, style=config.step_style)
         return split_steps(text, separator=scorer.encoder.separator)
 
-    results: dict[int, dict] = {}
-    labelled = [(line, record) for line, record in records if "labels" in record]
-    with tqdm(total=len(records), desc="prm score", unit="record") as bar:
-        # Step-labelled solutions are batched across records, in chunks so progress moves.
-        chunk = max(config.batch_size * 8, 1)
-        for start in range(0, len(labelled), chunk):
-            part = labelled[start: start + chunk]
-            scores = scorer.score_steps_batch([r["prompt"] for _, r in part], [r["completions"] for _, r in part])
-            for (line, record), step_scores in zip(part, scores):
-                results[line] = {**record, "step_scores": step_scores, "score": scorer.aggregate(step_scores)}
-            bar.update(len(part))
-        for line, record in records:
-            if "labels" in record:
-                continue
-            solutions = []
-            for index, completion in enumerate(record["completions"]):
-                steps = split(completion)
-                if not steps:
-                    raise RecordError(f"completion {index} has no steps", path=str(source), line=line,
-                                      field="completions")
-                solutions.append(steps)
-            step_scores = scorer.score_best_of_n(record["prompt"], solutions)
-            results[line] = {**record, "step_scores": step_scores,
-                             "scores": [scorer.aggregate(scores) for scores in step_scores]}
-            bar.update(1)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("w", encoding="utf-8") as handle:
-        for line, _ in records:
-            handle.write(json.dumps(results[line]) + "\n")
+    skipped = 0
+
+    def skip(line: int, record: dict, error: TooLong) -> dict:
+        nonlocal skipped
+        skipped += 1
+        print(f"prm score: warning: {source}, line {line}: skipped, {error}", file=sys.stderr)
+        return {**record, "step_scores": None, ("score" if "labels" in record else "scores"): None,
+                "skipped": str(error)}
+
+    # Records go out in input order, a chunk at a time, flushed as written; the step-labelled
+    # solutions of a chunk are batched together. A record too long for the model is written
+    # with null scores and a warning naming its line; the other records are kept.
+    chunk = max(config.batch_size * 8, 1)
+    with target.open("w", encoding="utf-8") as handle, tqdm(total=len(records), desc="prm score", unit="record") as bar:
+        for start in range(0, len(records), chunk):
+            part = records[start: start + chunk]
+            results: dict[int, dict] = {}
+            labelled = []
+            for line, record in part:
+                if "labels" not in record:
+                    continue
+                try:
+                    tokens = scorer.length(record["prompt"], record["completions"])
+                except TooLong as error:
+                    results[line] = skip(line, record, error)
+                    continue
+                if scorer.max_positions and tokens > scorer.max_positions:
+                    results[line] = skip(line, record, TooLong(tokens, scorer.max_positions))
+                else:
+                    labelled.append((line, record))
+            scores = scorer.score_steps_batch([r["prompt"] for _, r in labelled], [r["completions"] for _, r in labelled])
+            for (line, record), step_scores in zip(labelled, scores):
+                results[line] = {**record, "step_scores": step_scores, "score": scorer.aggregate(step_scores)}
+            for line, record in part:
+                if "labels" in record:
+                    continue
+                solutions = []
+                for index, completion in enumerate(record["completions"]):
+                    steps = split(completion)
+                    if not steps:
+                        raise RecordError(f"completion {index} has no steps", path=str(source), line=line,
+                                          field="completions")
+                    solutions.append(steps)
+                try:
+                    step_scores = scorer.score_best_of_n(record["prompt"], solutions)
+                except TooLong as error:
+                    results[line] = skip(line, record, error)
+                    continue
+                results[line] = {**record, "step_scores": step_scores,
+                                 "scores": [scorer.aggregate(scores) for scores in step_scores]}
+            for line, _ in part:
+                handle.write(json.dumps(results[line]) + "\n")
+            handle.flush()
+            bar.update(len(part))
+    if skipped:
+        print(f"prm score: warning: {skipped} of {len(records)} records skipped as too long for the model "
+              f"({scorer.max_positions} positions); their scores are null", file=sys.stderr)
     print(f"scored {len(records)} records ({scorer.forward_tokens} tokens through the model) -> {target}")
     return target

@@ -14,11 +14,13 @@ to `<output>.metrics.json`.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from search.beam import AGGREGATIONS, METHODS, BeamConfig, SearchCounters
 from tasks.math.records import read_problems
+from tasks.math.limits import TooLong
 
 
 @dataclass
@@ -81,7 +83,7 @@ def run_search(config: SearchConfig) -> dict:
     scorer = load_scorer(config.prm, device)
     search = METHODS[config.method]
     totals = SearchCounters()
-    correct = judged = 0
+    correct = judged = skipped = 0
     output = Path(config.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("w", encoding="utf-8") as handle:
@@ -89,7 +91,16 @@ def run_search(config: SearchConfig) -> dict:
             beam_config = BeamConfig(width=config.width, beam_width=config.beam_width, max_steps=config.max_steps,
                                      temperature=config.temperature, aggregation=config.aggregation,
                                      lookahead=config.lookahead, seed=config.seed + index)
-            result = search(problem.question, policy, scorer, beam_config)
+            try:
+                result = search(problem.question, policy, scorer, beam_config)
+            except TooLong as error:
+                skipped += 1
+                print(f"prm search: warning: {config.problems}, problem {problem.id}: skipped, {error}",
+                      file=sys.stderr)
+                handle.write(json.dumps({"id": problem.id, "prompt": problem.question[:200], "reference": problem.answer,
+                                         "skipped": str(error)}) + "\n")
+                handle.flush()
+                continue
             totals.add(result.counters)
             answer = extract_answer(result.best.text) if result.candidates else None
             record = {
@@ -103,7 +114,11 @@ def run_search(config: SearchConfig) -> dict:
                 correct += record["correct"]
                 judged += 1
             handle.write(json.dumps(record) + "\n")
-    metrics = {"method": config.method, "problems": len(problems), "counters": asdict(totals)}
+            handle.flush()
+    metrics = {"method": config.method, "problems": len(problems), "skipped": skipped, "counters": asdict(totals)}
+    if skipped:
+        print(f"prm search: warning: {skipped} of {len(problems)} problems skipped as too long for the models",
+              file=sys.stderr)
     if judged:
         metrics["accuracy"] = correct / judged
         print(f"accuracy {correct}/{judged} = {correct / judged:.3f}")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from generation.compat import cache_kwargs
+from tasks.math.limits import TooLong, max_positions
 from tasks.math.prompts import STEP_SEPARATOR, chat_messages
 
 # The layer-wise cache of one sequence: ((keys, values), ...) with keys/values shaped
@@ -146,6 +147,10 @@ class HFPolicy:
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else min(self.eos_ids)
         self.separator_ids = tokenizer.encode(separator, add_special_tokens=False)
+        # Never read past the model's positions: a prompt that fills them raises TooLong in
+        # `start`, a sample is cut where its sequence reaches them, and a state with no room left
+        # gets one empty, finished continuation (it cannot be extended).
+        self.max_positions = max_positions(model)
         self.forward_tokens = 0
         self.generated_tokens = 0
         self.padding_tokens = 0
@@ -203,6 +208,8 @@ class HFPolicy:
             ids = self.tokenizer.encode(rendered, add_special_tokens=rendered == prefix)
             if not ids:
                 raise ValueError("empty prefix: the policy needs at least one token to condition on")
+            if self.max_positions and len(ids) >= self.max_positions:
+                raise TooLong(len(ids), self.max_positions - 1, "prompt")
             states.append(PolicyState(token_ids=list(ids), text=prefix))
         return states
 
@@ -279,6 +286,12 @@ class HFPolicy:
         generated: list[list[int]] = [[] for _ in range(rows)]
         active = torch.ones(rows, dtype=torch.bool, device=self.device)
         ended_by_eos = [False] * rows
+        # Tokens each row may still sample before it reaches the model's positions.
+        room = ([max_tokens] * rows if not self.max_positions
+                else (self.max_positions - batch.positions).clamp(min=0).tolist())
+        for row in range(rows):
+            if room[row] <= 0:
+                active[row], ended_by_eos[row] = False, True
         for step in range(max_tokens):
             next_ids = self._pick(batch.logits, temperature)
             for row in active.nonzero().flatten().tolist():
@@ -290,6 +303,8 @@ class HFPolicy:
                     active[row] = False
                 elif until_step_end and self._ends_step(generated[row]):
                     active[row] = False
+                elif len(generated[row]) >= room[row]:
+                    active[row] = False  # cut as at max_tokens; a state with no room left ends at its next expand
             if not bool(active.any()) or step == max_tokens - 1:
                 break
             self._feed(batch, torch.where(active, next_ids, self.pad_id), active)

@@ -103,18 +103,126 @@ def run_fingerprint(config: Any, *, ignore: tuple[str, ...], data_fields: tuple[
     return json_safe(fields)
 
 
-def write_run_file(checkpoint_dir: Path, fingerprint: dict[str, Any]) -> None:
-    (Path(checkpoint_dir) / RUN_FILE).write_text(dumps(fingerprint, indent=2, sort_keys=True) + "\n")
+def write_run_file(checkpoint_dir: Path, fingerprint: dict[str, Any], run_file: str = RUN_FILE) -> None:
+    (Path(checkpoint_dir) / run_file).write_text(dumps(fingerprint, indent=2, sort_keys=True) + "\n")
 
 
-def check_resume(checkpoint_dir: Path, fingerprint: dict[str, Any]) -> None:
-    """Refuse a checkpoint made by a different run, naming what differs."""
-    path = Path(checkpoint_dir) / RUN_FILE
+def check_resume(checkpoint_dir: Path, fingerprint: dict[str, Any], run_file: str = RUN_FILE) -> None:
+    """Refuse a checkpoint made by a different run, naming what differs. `run_file`: the name of
+    the record inside `checkpoint_dir` (a command whose output is a file keeps it beside the file)."""
+    path = Path(checkpoint_dir) / run_file
     if not path.is_file():
-        raise ValueError(f"{checkpoint_dir} records no {RUN_FILE}, so it cannot be checked against this run; "
+        raise ValueError(f"{checkpoint_dir} records no {run_file}, so it cannot be checked against this run; "
                          "start a fresh run (--overwrite_output_dir)")
     stored = json.loads(path.read_text())
     differences = [f"{key}: checkpoint {stored.get(key)!r}, now {fingerprint.get(key)!r}"
                    for key in sorted(set(stored) | set(fingerprint)) if stored.get(key) != fingerprint.get(key)]
     if differences:
         raise ValueError(f"{checkpoint_dir} was made by a different run ({'; '.join(differences)})")
+
+
+def resume_choice(value: Any) -> str | None:
+    """One meaning of `--resume` in every command: None (a fresh run), "latest" (continue the run
+    recorded in the output folder or file) or a checkpoint directory. `True` (the Python API's
+    old boolean form) means "latest"."""
+    if value is None or value is False or value == "":
+        return None
+    if value is True or str(value).lower() in ("true", "1", "yes"):
+        return "latest"
+    return str(value)
+
+
+def check_output_file(path: Path, *, overwrite: bool, resuming: bool, flag: str = "--overwrite_output") -> None:
+    """`check_output_dir` for a command whose output is one file: refuse to replace a non-empty
+    file unless told to overwrite it (or to resume it)."""
+    path = Path(path)
+    if resuming or overwrite or not path.is_file() or path.stat().st_size == 0:
+        return
+    raise ValueError(f"output file {path} exists; pass {flag} to replace it"
+                     + (", or --resume latest to continue it" if flag == "--overwrite_output" else ""))
+
+
+def resume_command(command: str, config: Any) -> str:
+    """The command line that continues `config`'s run: every option that differs from its
+    default, then `--resume latest` (how an interrupted run tells a person to go on)."""
+    import shlex
+    from dataclasses import MISSING, fields
+
+    parts = ["prm", command]
+    for item in fields(config):
+        if item.name in ("resume", "overwrite_output_dir", "overwrite_output"):
+            continue
+        value = getattr(config, item.name)
+        default = item.default if item.default is not MISSING else (
+            item.default_factory() if item.default_factory is not MISSING else MISSING)
+        if value == default and default is not MISSING:
+            continue
+        if isinstance(value, bool):
+            parts.append(f"--{item.name}" if value else f"--no_{item.name}")
+        elif value is not None:
+            parts += [f"--{item.name}", shlex.quote(str(value))]
+    return " ".join(parts + ["--resume", "latest"])
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT / SIGTERM after saving a checkpoint; the message says how to resume."""
+
+
+class StopSignals:
+    """While active, SIGINT and SIGTERM only ask the loop to stop (`requested`), so it can save a
+    checkpoint at the end of the current step; a second signal stops at once. Does nothing
+    outside the main thread (signal handlers can only be set there)."""
+
+    def __init__(self):
+        self.requested: str | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> "StopSignals":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number, frame) -> None:
+        import signal
+
+        if self.requested is not None:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(number).name
+        import sys
+
+        print(f"\n{self.requested}: stopping after this step to save a checkpoint (again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+
+class SaveClock:
+    """When a periodic checkpoint is due: every `every` steps (0 = off) or every `minutes` of
+    wall time (0 = off), whichever comes first."""
+
+    def __init__(self, every: int, minutes: float):
+        import time
+
+        self.every, self.seconds = every, minutes * 60
+        self.last = time.monotonic()
+
+    def due(self, step: int) -> bool:
+        import time
+
+        if self.every and step % self.every == 0:
+            return True
+        return bool(self.seconds) and time.monotonic() - self.last >= self.seconds
+
+    def saved(self) -> None:
+        import time
+
+        self.last = time.monotonic()

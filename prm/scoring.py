@@ -31,6 +31,7 @@ import torch
 
 from prm.encoding import EncodedSteps, encode_steps
 from tasks.math.steps import split_steps
+from tasks.math.limits import TooLong, max_positions
 
 AGGREGATIONS = ("min", "prod", "last", "mean")
 
@@ -174,6 +175,7 @@ class RewardScorer:
         self.forward_tokens = 0
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.pad_id = pad if pad is not None else 0
+        self.max_positions = max_positions(model)  # an input longer than this raises TooLong
 
     @property
     def device(self) -> torch.device:
@@ -231,6 +233,8 @@ class RewardScorer:
     def start(self, prompt: str) -> PrefixState:
         """The prompt run once, its cache kept: the root of incremental scoring."""
         ids = list(self.encoder.encode(prompt, []).input_ids)
+        if self.max_positions and len(ids) > self.max_positions:
+            raise TooLong(len(ids), self.max_positions, "prompt")
         if not ids:
             return self._blank(prompt)
         row = _Row(self._blank(prompt), ids, 0, [])
@@ -254,6 +258,10 @@ class RewardScorer:
                     batch_size: int | None = None) -> tuple[list[list[float]], list[PrefixState]]:
         """Like `extend` with several new steps per state (lookahead); one score per new step."""
         return self._advance(states, steps_lists, keep_cache=True, batch_size=batch_size)
+
+    def length(self, prompt: str, steps: Sequence[str]) -> int:
+        """Tokens the model reads for `prompt` and `steps` (compare with `max_positions`)."""
+        return len(self._encode(prompt, steps).input_ids)
 
     # ------------------------------------------------------------------ internals
     def _blank(self, prompt: str) -> PrefixState:
@@ -288,6 +296,8 @@ class RewardScorer:
                 continue
             steps = state.steps + tuple(new_steps)
             encoded = self._encode(state.prompt, steps)
+            if self.max_positions and len(encoded.input_ids) > self.max_positions:
+                raise TooLong(len(encoded.input_ids), self.max_positions)
             new_positions = encoded.step_ends[len(state.steps):]
             reuse = 0
             if state.cache is not None:

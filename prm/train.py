@@ -47,11 +47,15 @@ from prm.metrics import pairwise_accuracy, processbench_f1, step_accuracy, step_
 from prm.modeling import ADAPTER_DIR, RewardModel, RewardSettings
 from prm.outputs import OutputOptions, finish_run, label_source_counts, trackers_of
 from prm.recipe import (
+    Interrupted,
     MetricsLogger,
+    SaveClock,
+    StopSignals,
     check_output_dir,
     check_resume,
     dumps,
     run_fingerprint,
+    resume_command,
     write_run_file,
 )
 from tasks.math.records import read_reward_records
@@ -98,7 +102,8 @@ class TrainConfig(OutputOptions):
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations in backward to save memory"})
     eval_every: int = field(default=100, metadata={"help": "Evaluate every N steps (0 = only at the end)"})
     eval_batch_size: int = field(default=32, metadata={"help": "Sequences per evaluation batch"})
-    save_every: int = field(default=0, metadata={"help": "Checkpoint every N steps (0 = off)"})
+    save_every: int = field(default=0, metadata={"help": "Checkpoint every N steps (0 = only by --save_minutes)"})
+    save_minutes: float = field(default=10.0, metadata={"help": "Also checkpoint when this many minutes passed since the last one (0 = off); SIGINT / SIGTERM always save one"})
     log_every: int = field(default=10, metadata={"help": "Write train metrics every N steps"})
     resume: str | None = field(default=None, metadata={"help": "Checkpoint directory, or 'latest' (newest under output_dir/checkpoints); it must come from a run with the same settings and data"})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Start afresh in a non-empty --output_dir (its checkpoints and logs are removed)"})
@@ -364,7 +369,7 @@ class BatchStream:
 # What a fresh run writes into --output_dir (removed by --overwrite_output_dir), and the options
 # that do not change the trained model (a checkpoint may be resumed with other values of these).
 RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "eval_results.json", "train_config.json", "tensorboard", "README.md")
-NOT_IN_FINGERPRINT = ("output_dir", "resume", "overwrite_output_dir", "progress", "save_every", "log_every",
+NOT_IN_FINGERPRINT = ("output_dir", "resume", "overwrite_output_dir", "progress", "save_every", "save_minutes", "log_every",
                       "eval_every", "eval_batch_size", "tensorboard", "save_adapter",
                       "report_to", "push_to_hub", "hub_model_id", "hub_private_repo")
 
@@ -471,66 +476,79 @@ def train(config: TrainConfig) -> Path:
     # tokens: of the training sequences; computed: in the batch rows (shared prefixes once); slots: rows x width.
     run_tokens, run_computed, run_slots, run_start, paused = 0, 0, 0, time.perf_counter(), 0.0  # paused: eval + checkpoints
     model.train()
-    while step < config.max_steps:
-        # One optimizer step = grad_accum micro-batches; every loss term is divided by its item
-        # count over all of them and all processes (DDP averages gradients, hence the factor).
-        micro_batches = [{k: v.to(accelerator.device) for k, v in stream.next().items()} for _ in range(config.grad_accum)]
-        totals = {name: torch.zeros((), device=accelerator.device) for name in _loss_names(config)}
-        for batch in micro_batches:
-            for name, count in _labelled_items(batch, config).items():
-                totals[name] += count
-        totals = {name: accelerator.reduce(count, reduction="sum").clamp(min=1) for name, count in totals.items()}
-        weights = {"step": 1.0, "outcome": config.outcome_weight if config.objective == "joint" else 1.0,
-                   "lm": config.lm_coef}
-        step_loss = {name: 0.0 for name in totals}
-        for index, batch in enumerate(micro_batches):
-            sync = nullcontext() if index == len(micro_batches) - 1 else accelerator.no_sync(model)
-            with sync:
-                output = model(batch["input_ids"], **model_inputs(batch, use_mask, mask_dtype, lm=config.lm_coef > 0))
-                sums = loss_sums(output, batch, config)
-                loss = sum(weights[name] * value / totals[name] for name, value in sums.items())
-                accelerator.backward(loss * accelerator.num_processes)
-            for name, value in sums.items():
-                step_loss[name] += value.detach()
-        if config.max_grad_norm > 0:
-            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
+    clock = SaveClock(config.save_every, config.save_minutes)
+    stop = StopSignals().__enter__()
+    try:
+        while step < config.max_steps:
+            # One optimizer step = grad_accum micro-batches; every loss term is divided by its item
+            # count over all of them and all processes (DDP averages gradients, hence the factor).
+            micro_batches = [{k: v.to(accelerator.device) for k, v in stream.next().items()} for _ in range(config.grad_accum)]
+            totals = {name: torch.zeros((), device=accelerator.device) for name in _loss_names(config)}
+            for batch in micro_batches:
+                for name, count in _labelled_items(batch, config).items():
+                    totals[name] += count
+            totals = {name: accelerator.reduce(count, reduction="sum").clamp(min=1) for name, count in totals.items()}
+            weights = {"step": 1.0, "outcome": config.outcome_weight if config.objective == "joint" else 1.0,
+                       "lm": config.lm_coef}
+            step_loss = {name: 0.0 for name in totals}
+            for index, batch in enumerate(micro_batches):
+                sync = nullcontext() if index == len(micro_batches) - 1 else accelerator.no_sync(model)
+                with sync:
+                    output = model(batch["input_ids"], **model_inputs(batch, use_mask, mask_dtype, lm=config.lm_coef > 0))
+                    sums = loss_sums(output, batch, config)
+                    loss = sum(weights[name] * value / totals[name] for name, value in sums.items())
+                    accelerator.backward(loss * accelerator.num_processes)
+                for name, value in sums.items():
+                    step_loss[name] += value.detach()
+            if config.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
 
-        tokens = torch.tensor([[int(b["num_tokens"]), int(b["num_computed"]), b["input_ids"].numel()] for b in micro_batches],
-                              device=accelerator.device).sum(0)
-        real_tokens, computed_tokens, slots = accelerator.reduce(tokens, reduction="sum").tolist()
-        window_tokens += real_tokens
-        run_tokens, run_computed, run_slots = run_tokens + real_tokens, run_computed + computed_tokens, run_slots + slots
-        losses = {name: float(accelerator.reduce(value, reduction="sum")) / float(totals[name])
-                  for name, value in step_loss.items()}
-        window_losses.append(sum(losses.values()))
-        progress.update(1)
-        progress.set_postfix(loss=f"{window_losses[-1]:.4f}")
-        if logger is not None and (step % config.log_every == 0 or step == config.max_steps):
-            elapsed = time.perf_counter() - window_start
-            logger.log(step, {"loss": sum(window_losses) / len(window_losses),
-                              **{f"loss_{name}": value for name, value in losses.items()},
-                              "lr": scheduler.get_last_lr()[0], "epoch": stream.epoch,
-                              "tokens_per_s": window_tokens / max(elapsed, 1e-9)})
-        if config.log_every and step % config.log_every == 0:
-            window_tokens, window_start, window_losses = 0, time.perf_counter(), []
-        pause_start = time.perf_counter()
-        if (config.eval_every and step % config.eval_every == 0) or step == config.max_steps:
-            if accelerator.is_main_process and eval_features:
-                metrics = evaluate(accelerator.unwrap_model(model), eval_features, config.objective,
-                                   tokenizer.pad_token_id, config.eval_batch_size, accelerator.device)
-                logger.log(step, {f"eval/{key}": value for key, value in metrics.items()})
-                progress.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-                if step == config.max_steps:
-                    (output_dir / "eval_results.json").write_text(dumps({"step": step, **metrics}, indent=2) + "\n")
-            accelerator.wait_for_everyone()
-        if config.save_every and step % config.save_every == 0 and step < config.max_steps:
-            _save_checkpoint(accelerator, output_dir / "checkpoints" / f"step-{step}", tokenizer,
-                             {"step": step, "epoch": stream.epoch, "next_batch": stream.next_batch}, fingerprint)
-        paused += time.perf_counter() - pause_start
+            tokens = torch.tensor([[int(b["num_tokens"]), int(b["num_computed"]), b["input_ids"].numel()] for b in micro_batches],
+                                  device=accelerator.device).sum(0)
+            real_tokens, computed_tokens, slots = accelerator.reduce(tokens, reduction="sum").tolist()
+            window_tokens += real_tokens
+            run_tokens, run_computed, run_slots = run_tokens + real_tokens, run_computed + computed_tokens, run_slots + slots
+            losses = {name: float(accelerator.reduce(value, reduction="sum")) / float(totals[name])
+                      for name, value in step_loss.items()}
+            window_losses.append(sum(losses.values()))
+            progress.update(1)
+            progress.set_postfix(loss=f"{window_losses[-1]:.4f}")
+            if logger is not None and (step % config.log_every == 0 or step == config.max_steps):
+                elapsed = time.perf_counter() - window_start
+                logger.log(step, {"loss": sum(window_losses) / len(window_losses),
+                                  **{f"loss_{name}": value for name, value in losses.items()},
+                                  "lr": scheduler.get_last_lr()[0], "epoch": stream.epoch,
+                                  "tokens_per_s": window_tokens / max(elapsed, 1e-9)})
+            if config.log_every and step % config.log_every == 0:
+                window_tokens, window_start, window_losses = 0, time.perf_counter(), []
+            pause_start = time.perf_counter()
+            if (config.eval_every and step % config.eval_every == 0) or step == config.max_steps:
+                if accelerator.is_main_process and eval_features:
+                    metrics = evaluate(accelerator.unwrap_model(model), eval_features, config.objective,
+                                       tokenizer.pad_token_id, config.eval_batch_size, accelerator.device)
+                    logger.log(step, {f"eval/{key}": value for key, value in metrics.items()})
+                    progress.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                    if step == config.max_steps:
+                        (output_dir / "eval_results.json").write_text(dumps({"step": step, **metrics}, indent=2) + "\n")
+                accelerator.wait_for_everyone()
+            stopping = _stop_requested(accelerator, stop)
+            if step < config.max_steps and (stopping or clock.due(step)):
+                saved_to = output_dir / "checkpoints" / f"step-{step}"
+                _save_checkpoint(accelerator, saved_to, tokenizer,
+                                 {"step": step, "epoch": stream.epoch, "next_batch": stream.next_batch}, fingerprint)
+                clock.saved()
+                if stopping:
+                    progress.close()
+                    raise Interrupted(f"{stop.requested or 'stopped'} at step {step} of {config.max_steps}; "
+                                      f"checkpoint saved to {saved_to}; resume with: "
+                                      f"{resume_command('train', config)}")
+            paused += time.perf_counter() - pause_start
+    finally:
+        stop.__exit__()
     progress.close()
     if logger is not None:
         seconds = time.perf_counter() - run_start - paused
@@ -553,6 +571,14 @@ def train(config: TrainConfig) -> Path:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return output_dir
+
+
+def _stop_requested(accelerator, stop: StopSignals) -> bool:
+    """Whether any process was asked to stop (all processes then save and stop together)."""
+    flag = torch.tensor([1.0 if stop.requested else 0.0], device=accelerator.device)
+    if accelerator.num_processes > 1:
+        flag = accelerator.reduce(flag, reduction="sum")
+    return bool(flag.item() > 0)
 
 
 def _save_checkpoint(accelerator, directory: Path, tokenizer, state: dict, fingerprint: dict) -> None:

@@ -257,18 +257,26 @@ def test_old_layout_still_loads(tmp_path, tokenizer, settings):
 
 def _old_layout_reference(path, problems):
     """Step and outcome probabilities of an old-layout joint checkpoint, computed by hand from its
-    files: the bare backbone through transformers, the heads as plain matrix products."""
+    files: the backbone through transformers, the heads as plain matrix products (and, for a model
+    with likelihood features, their weights times `step_likelihood_features` of its LM logits)."""
+    from prm.modeling import step_likelihood_features
+
     config = _config(path)
     settings = RewardSettings.from_dict(config["prm"])
     tokenizer = AutoTokenizer.from_pretrained(path)
-    backbone = AutoModel.from_pretrained(path).eval()
+    backbone = (AutoModelForCausalLM if settings.likelihood_features else AutoModel).from_pretrained(path).eval()
     heads = load_file(str(Path(path) / HEADS_FILE))
     results = []
     for prompt, steps in problems:
         encoded = encode_steps(tokenizer, prompt, steps, settings)
+        input_ids = torch.tensor([encoded.input_ids])
         with torch.no_grad():
-            hidden = backbone(input_ids=torch.tensor([encoded.input_ids])).last_hidden_state[0]
+            out = backbone(input_ids=input_ids, output_hidden_states=True)
+            hidden = out.hidden_states[-1][0]
         step = hidden @ heads["step_head.weight"].T + heads["step_head.bias"]
+        if settings.likelihood_features:
+            features = step_likelihood_features(out.logits, input_ids, settings.separator_token_id)[0]
+            step = step + features @ heads["likelihood_head.weight"].T
         outcome = hidden @ heads["outcome_head.weight"].T + heads["outcome_head.bias"]
         results.append((torch.sigmoid(step[encoded.step_ends, 0]).tolist(),
                         torch.sigmoid(outcome[encoded.step_ends[-1], 0]).item()))
@@ -276,7 +284,7 @@ def _old_layout_reference(path, problems):
 
 
 def test_demo_checkpoint_scores_are_unchanged(tmp_path):
-    assert (DEMO / HEADS_FILE).exists(), "the shipped demo checkpoint is in the old layout"
+    assert (DEMO / HEADS_FILE).exists(), "the shipped demo checkpoint is a backbone plus reward_heads.safetensors"
     old = Path(shutil.copytree(DEMO, tmp_path / "old"))  # a saved copy of the old-format files
     reference = _old_layout_reference(old, DEMO_PROBLEMS)
     for path in (DEMO, old):
@@ -287,9 +295,16 @@ def test_demo_checkpoint_scores_are_unchanged(tmp_path):
             assert scorer.score(prompt, "\n".join(steps)) == pytest.approx(outcome, abs=1e-6)
     _check_spread([p for step_probs, _ in reference for p in step_probs])
 
-    # Re-saved in the standard layout it scores the same, in prm.load and in transformers.
+    # Re-saved it scores the same: in the standard layout, in prm.load and in transformers; with
+    # likelihood features (no transformers class computes them) as its causal LM plus the heads.
     new = RewardModel.from_pretrained(old).save_pretrained(tmp_path / "new")
     AutoTokenizer.from_pretrained(old).save_pretrained(new)
+    if RewardSettings.from_dict(_config(old)["prm"]).likelihood_features:
+        assert _config(new)["architectures"] == ["Qwen2ForCausalLM"] and (new / HEADS_FILE).exists()
+        resaved = prm.load(str(new), device="cpu")
+        for (prompt, steps), (step_probs, _) in zip(DEMO_PROBLEMS, reference):
+            assert resaved.score_steps(prompt, steps) == pytest.approx(step_probs, abs=1e-6)
+        return
     assert _config(new)["architectures"] == ["Qwen2ForTokenClassification"]
     scorer = prm.load(str(new), device="cpu")
     plain = AutoModelForTokenClassification.from_pretrained(new).eval()

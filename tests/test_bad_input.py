@@ -1,0 +1,174 @@
+"""Bad input through the real command line (`python -m commands.cli ...` in a subprocess, with a
+timeout): one line of error (no traceback) or a counted warning, a non-zero exit where it failed,
+no hang, and an interrupted run that saves a checkpoint and prints how to resume it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE",
+       "TOKENIZERS_PARALLELISM": "false"}
+
+
+def prm(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "commands.cli", *args], cwd=ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+STEP = json.dumps({"prompt": "What is 3 + 4?", "completions": ["3 + 4 = 7", "The answer is 7"],
+                   "labels": [True, True], "reference": "7"})
+
+
+@pytest.mark.parametrize("name, line, fragment", [
+    ("malformed", '{"prompt": "q", "completions": [', "line 2"),
+    ("label count", json.dumps({"prompt": "q", "completions": ["a", "b"], "labels": [True], "reference": "1"}), "line 2"),
+    ("string labels", json.dumps({"prompt": "q", "completions": ["a"], "labels": ["yes"], "reference": "1"}), "line 2"),
+    ("empty solution", json.dumps({"prompt": "q", "completions": [""], "labels": [True], "reference": "1"}), "line 2"),
+])
+def test_prm_label_names_the_bad_line(tmp_path, name, line, fragment):
+    source = write_lines(tmp_path / "in.jsonl", [STEP, line])
+    assert_one_line_error(prm("label", "--input", str(source), "--output", str(tmp_path / "out.jsonl")), fragment)
+
+
+def test_prm_label_non_utf8_names_file_and_line(tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(STEP.encode() + b"\n" + b'{"prompt": "\xff\xfe"}\n')
+    assert_one_line_error(prm("label", "--input", str(source), "--output", str(tmp_path / "out.jsonl")),
+                          "in.jsonl", "line 2")
+
+
+def test_prm_label_missing_path(tmp_path):
+    assert_one_line_error(prm("label", "--input", str(tmp_path / "nope.jsonl")), "nope.jsonl")
+
+
+def test_prm_score_hub_id_offline_fails_fast(tmp_path):
+    source = write_lines(tmp_path / "in.jsonl", [STEP])
+    started = time.monotonic()
+    result = prm("score", "--model", "no-such-org/no-such-prm", "--input", str(source))
+    assert_one_line_error(result)
+    assert time.monotonic() - started < 30
+
+
+def test_prm_label_refuses_a_used_output_and_a_resume_of_another_input(tmp_path):
+    source = write_lines(tmp_path / "a.jsonl", [STEP, STEP])
+    other = write_lines(tmp_path / "b.jsonl", [STEP])
+    output = tmp_path / "out.jsonl"
+    assert prm("label", "--input", str(source), "--output", str(output)).returncode == 0
+    kept = output.read_text()
+    assert_one_line_error(prm("label", "--input", str(source), "--output", str(output)), "--overwrite_output")
+    assert_one_line_error(prm("label", "--input", str(other), "--output", str(output), "--resume", "latest"),
+                          "different run", "input")
+    assert output.read_text() == kept  # nothing appended from the other file
+    again = prm("label", "--input", str(source), "--output", str(output), "--resume", "latest")
+    assert again.returncode == 0, again.stderr
+    assert output.read_text() == kept
+    assert prm("label", "--input", str(other), "--output", str(output), "--overwrite_output").returncode == 0
+    assert len(output.read_text().splitlines()) == 1
+
+
+def test_sigint_saves_a_checkpoint_and_prints_the_resume_command(tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "commands.cli", "train", "--data", "synthetic:tiny", "--synthetic_problems", "40",
+         "--model", "tiny:tiny", "--max_steps", "100000", "--batch_size", "4", "--eval_every", "0",
+         "--log_every", "1", "--no_progress", "--output_dir", str(out)],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text().strip()):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "training never started"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
+    checkpoints = list((out / "checkpoints").glob("step-*"))
+    assert len(checkpoints) == 1 and (checkpoints[0] / "run.json").is_file(), stderr
+    assert f"checkpoint saved to {checkpoints[0]}" in stderr
+    assert "resume with: prm train" in stderr and f"--output_dir {out}" in stderr
+    assert stderr.rstrip().endswith("--resume latest"), stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_prm(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prm") / "model"
+    result = prm("train", "--data", "synthetic:tiny", "--synthetic_problems", "20", "--model", "tiny:tiny",
+                 "--max_steps", "1", "--eval_every", "0", "--no_progress", "--output_dir", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_prm_score_skips_a_2mb_line_with_a_counted_warning_and_keeps_the_rest(tmp_path, tiny_prm):
+    huge = json.dumps({"prompt": "What is 3 + 4? " * 140_000, "completions": ["3 + 4 = 7"], "labels": [True]})
+    source = write_lines(tmp_path / "in.jsonl", [STEP, huge, STEP])
+    started = time.monotonic()
+    result = prm("score", "--model", str(tiny_prm), "--input", str(source), "--output", str(tmp_path / "out.jsonl"))
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 45
+    assert "in.jsonl, line 2: skipped" in result.stderr and "1 of 3 records skipped" in result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [row["step_scores"] is None for row in rows] == [False, True, False]
+    assert len(rows[0]["step_scores"]) == 2
+
+
+def test_prm_search_skips_a_2mb_problem_and_searches_the_rest(tmp_path):
+    from generation.tiny import save_tiny_causal_lm
+
+    policy = save_tiny_causal_lm(tmp_path / "policy", ["Question: What is 3 + 4?\nSolution:\n3 + 4 = 7\nThe answer is 7\n"] * 4,
+                                 size="tiny", seed=0)
+    problems = write_lines(tmp_path / "problems.jsonl", [
+        json.dumps({"prompt": "What is 3 + 4?", "reference": "7"}),
+        json.dumps({"prompt": "What is 3 + 4? " * 140_000, "reference": "7"}),
+        json.dumps({"prompt": "What is 2 + 2?", "reference": "4"}),
+    ])
+    output = tmp_path / "results.jsonl"
+    started = time.monotonic()
+    result = prm("search", "--policy", str(policy), "--prm", "verifier", "--problems", str(problems), "--width", "2",
+                 "--beam_width", "1", "--max_steps", "2", "--max_step_tokens", "8", "--device", "cpu",
+                 "--output", str(output), timeout=90)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 60
+    assert "problem problems.jsonl:2: skipped" in result.stderr and "1 of 3 problems skipped" in result.stderr
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert ["skipped" in row for row in rows] == [False, True, False]
+
+
+def test_prm_rerank_skips_a_2mb_problem_with_a_counted_warning(tmp_path, tiny_prm):
+    small = json.dumps({"prompt": "What is 3 + 4?", "completions": ["3 + 4 = 7\nThe answer is 7", "The answer is 8"],
+                        "reference": "7"})
+    huge = json.dumps({"prompt": "What is 3 + 4? " * 140_000, "completions": ["The answer is 7"], "reference": "7"})
+    source = write_lines(tmp_path / "in.jsonl", [small, huge, small])
+    result = prm("rerank", "--input", str(source), "--prm", str(tiny_prm), "--device", "cpu",
+                 "--output_dir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "in.jsonl, line 2: skipped" in result.stderr and "1 of 3 problems skipped" in result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "out" / "choices.jsonl").read_text().splitlines()]
+    assert sorted(row["line"] for row in rows) == [1, 2, 3]
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["skipped"] == 1
