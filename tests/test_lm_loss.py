@@ -9,21 +9,11 @@ import pytest
 import torch
 
 from prm.collate import collate_features
-from prm.modeling import RewardModel, RewardSettings
-from generation.tiny import build_tiny_causal_lm, train_tokenizer
 from prm.train import TrainConfig, encode_records, loss_sums, model_inputs, train
 
 sys.path.insert(0, str(Path(__file__).parent))
+from test_shared_prompts import joint_model as prm_model  # noqa: E402,F401  (the fixture)
 from test_train import toy_records, write_jsonl  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def prm_model():
-    records = toy_records(40, 3, solutions_per_prompt=4)
-    tokenizer = train_tokenizer([r["prompt"] for r in records] + [s for r in records for s in r["completions"]],
-                                vocab_size=300)
-    torch.manual_seed(0)
-    return tokenizer, RewardModel.from_backbone(build_tiny_causal_lm(tokenizer), RewardSettings(objective="joint"))
 
 
 def test_targets_are_the_next_tokens_inside_correct_steps_only(prm_model):
