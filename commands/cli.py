@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 def _demo():
@@ -157,8 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         config = parse_command(name, rest, config_class)
         from commands.hub_data import with_local_records
 
-        function(with_local_records(name, config))  # hub dataset ids -> their local JSONL copies
+        result = function(with_local_records(name, config))  # hub dataset ids -> their local JSONL copies
         save_resolved_config(name, config)
+        written = result if isinstance(result, (str, Path)) else (getattr(config, "output_dir", None)
+                                                                   or getattr(config, "output", None))
+        if written:
+            print(f"prm {name}: wrote {written}")
     except KeyboardInterrupt as error:
         # prm.recipe.Interrupted carries where the checkpoint went and the resume command.
         print(f"prm {name}: interrupted" + (f": {error}" if str(error) else ""), file=sys.stderr)

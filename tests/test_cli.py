@@ -31,3 +31,17 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_a_bad_option_value_is_one_line(capsys):
     assert main(["train", "--objective", "nonsense"]) == 1
     assert "--objective must be" in capsys.readouterr().err
+
+
+def test_a_command_ends_by_saying_what_it_wrote_and_where(tmp_path, capsys):
+    import json as json_module
+    from pathlib import Path as P
+
+    from commands.cli import main
+
+    source = tmp_path / "candidates.jsonl"
+    source.write_text(json_module.dumps({"prompt": "What is 3 + 4?", "completions": ["3 + 4 = 7\nThe answer is 7"]}) + "\n")
+    model = P(__file__).resolve().parents[1] / "prm" / "assets" / "demo" / "reward"
+    target = tmp_path / "scores.jsonl"
+    assert main(["score", "--model", str(model), "--input", str(source), "--output", str(target)]) == 0
+    assert f"prm score: wrote {target}" in capsys.readouterr().out
