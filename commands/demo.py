@@ -299,8 +299,9 @@ def verifier_agreement(policy, problems: list[Problem], texts: list[list[str]], 
     return stats.as_dict()
 
 
-def prm_on_samples(scorer, texts: list[list[str]], per_problem: int = 8) -> dict:
-    """The PRM's step AUC on held-out policy samples labelled by the sympy checker: every step
+def prm_on_samples(scorer, samples: list[tuple[list[str], str]], per_problem: int = 8) -> dict:
+    """The PRM's step AUC on held-out policy samples, given as (sample texts, question) per
+    problem, labelled by the sympy checker: every step
     with a verdict (true or false equation), up to and including a solution's first false one;
     steps the checker cannot judge are left out."""
     from prm.metrics import step_auc
@@ -308,7 +309,7 @@ def prm_on_samples(scorer, texts: list[list[str]], per_problem: int = 8) -> dict
 
     checker = VerifierScorer()
     prompts, solutions, verdicts = [], [], []
-    for problem_texts, prompt in texts:
+    for problem_texts, prompt in samples:
         for text in problem_texts[:per_problem]:
             steps = solution_steps(text)
             judged = checker.verdicts(steps)

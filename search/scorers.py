@@ -119,25 +119,25 @@ class WeightedScorer:
 
     def score_best_of_n(self, prompt: str, solutions: list[list[str]]) -> list[list[float]]:
         """`[N][steps_i]` mixed scores; each component scores all N solutions in one call."""
-        mixed = [[0.0] * len(steps) for steps in solutions]
-        for scorer, weight in self.components:
-            if not hasattr(scorer, "score_steps"):
-                raise TypeError(f"{type(scorer).__name__} has no score_steps; it cannot be mixed per step")
-            for row, scores in zip(mixed, score_solutions(scorer, prompt, solutions)):
-                for j, value in enumerate(scores):
-                    row[j] += weight * value
-        return mixed
+        return self._mix(solutions, lambda scorer: score_solutions(scorer, prompt, solutions))
 
     def score_steps_batch(self, prompts: list[str], steps_lists: list[list[str]]) -> list[list[float]]:
         """Mixed scores of many (prompt, steps) pairs; each component scores them in one batch
         where it can (a PRM's `score_steps_batch`)."""
+        def batch(scorer):
+            if hasattr(scorer, "score_steps_batch"):
+                return scorer.score_steps_batch(prompts, steps_lists)
+            return [scorer.score_steps(prompt, steps) for prompt, steps in zip(prompts, steps_lists)]
+
+        return self._mix(steps_lists, batch)
+
+    def _mix(self, steps_lists: list[list[str]], score_all) -> list[list[float]]:
+        """sum_i w_i * score_all(scorer_i), per step; score_all(scorer) -> [N][steps_i]."""
         mixed = [[0.0] * len(steps) for steps in steps_lists]
         for scorer, weight in self.components:
-            if hasattr(scorer, "score_steps_batch"):
-                results = scorer.score_steps_batch(prompts, steps_lists)
-            else:
-                results = [scorer.score_steps(prompt, steps) for prompt, steps in zip(prompts, steps_lists)]
-            for row, scores in zip(mixed, results):
+            if not hasattr(scorer, "score_steps"):
+                raise TypeError(f"{type(scorer).__name__} has no score_steps; it cannot be mixed per step")
+            for row, scores in zip(mixed, score_all(scorer)):
                 for j, value in enumerate(scores):
                     row[j] += weight * value
         return mixed
