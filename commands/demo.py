@@ -301,9 +301,8 @@ def verifier_agreement(policy, problems: list[Problem], texts: list[list[str]], 
 
 def prm_on_samples(scorer, samples: list[tuple[list[str], str]], per_problem: int = 8) -> dict:
     """The PRM's step AUC on held-out policy samples, given as (sample texts, question) per
-    problem, labelled by the sympy checker: every step
-    with a verdict (true or false equation), up to and including a solution's first false one;
-    steps the checker cannot judge are left out."""
+    problem, labelled by the sympy checker: every step with a verdict (true or false equation),
+    up to and including a solution's first false one; steps the checker cannot judge are left out."""
     from prm.metrics import step_auc
     from search.scorers import VerifierScorer
 
