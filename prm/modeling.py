@@ -55,6 +55,8 @@ HEADS_FILE = "reward_heads.safetensors"  # the old layout: every head tensor, be
 OUTCOME_HEAD_FILE = "outcome_head.safetensors"  # a joint model's outcome head, beside its step-head model
 ADAPTER_DIR = "adapter"  # the peft adapter, when asked for, inside the saved directory
 SETTINGS_KEY = "prm"
+# Reward models shipped inside the package, by alias (README, "A PRM on real text").
+SHIPPED_MODELS = {"smollm2-gsm8k-prm": Path(__file__).parent / "assets" / "smollm2-gsm8k-prm"}
 OBJECTIVES = ("prm", "orm", "joint", "pairwise")
 HEAD_TYPES = ("classification", "plus_minus")
 
@@ -179,6 +181,35 @@ def _find_file(name: str, filename: str) -> str | None:
     from transformers.utils import cached_file
 
     return cached_file(name, filename, _raise_exceptions_for_missing_entries=False)
+
+
+def resolve_reward_model(name_or_path: str) -> str:
+    """A shipped reward model's alias -> its folder; anything else through `resolve_model`."""
+    from generation.hub import resolve_model
+
+    shipped = SHIPPED_MODELS.get(name_or_path.lower())
+    return str(shipped) if shipped is not None else resolve_model(name_or_path)
+
+
+def _has_weights(name: str) -> bool:
+    return any(_find_file(name, file) is not None
+               for file in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"))
+
+
+def _adapted_base(name: str, adapter_config: str, auto, options: dict):
+    """The base model named in an adapter-only checkpoint's adapter config, with the adapter
+    merged in (scoring then runs at the speed of a plain model)."""
+    import json
+
+    from peft import PeftModel
+
+    from generation.hub import resolve_model
+
+    base = json.loads(Path(adapter_config).read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{adapter_config}: an adapter-only reward model must name its base_model_name_or_path")
+    backbone = auto.from_pretrained(resolve_model(base), **options)
+    return PeftModel.from_pretrained(backbone, name, subfolder=ADAPTER_DIR).merge_and_unload()
 
 
 def step_likelihood_features(token_logits: torch.Tensor, input_ids: torch.Tensor, separator_id: int, *,
@@ -312,9 +343,7 @@ class RewardModel(nn.Module):
         docstring) or the old layout (bare backbone + ``reward_heads.safetensors``)."""
         from transformers import AutoConfig
 
-        from generation.hub import resolve_model
-
-        name = resolve_model(str(path))
+        name = resolve_reward_model(str(path))
         config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
         stored = getattr(config, SETTINGS_KEY, None)
         if not isinstance(stored, dict):
@@ -337,7 +366,11 @@ class RewardModel(nn.Module):
         from transformers import AutoModel, AutoModelForCausalLM
 
         auto = AutoModelForCausalLM if settings.keeps_lm_head else AutoModel
-        backbone = auto.from_pretrained(name, **options)
+        adapter_config = _find_file(name, f"{ADAPTER_DIR}/adapter_config.json")
+        if adapter_config is not None and _find_file(name, "config.json") and not _has_weights(name):
+            backbone = _adapted_base(name, adapter_config, auto, options)
+        else:
+            backbone = auto.from_pretrained(name, **options)
         state = load_file(heads_file)
         model = cls(backbone, settings, outcome_bias="outcome_head.bias" in state)
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -420,13 +453,23 @@ class RewardModel(nn.Module):
         self.backbone.save_pretrained(path, safe_serialization=True)
         return path
 
-    def save_pretrained(self, path, *, save_adapter: bool = False) -> Path:
+    def save_pretrained(self, path, *, save_adapter: bool = False, adapter_only: bool = False,
+                        base_model: str | None = None) -> Path:
         """Write a standard transformers checkpoint, settings in config.json (see the module docstring).
 
         A model with an active LoRA adapter is saved merged (from a merged copy; call
         `merge_lora()` first to avoid the copy on large models); with ``save_adapter=True`` the
         adapter itself is also written to ``path/adapter``.
+
+        ``adapter_only=True`` (LoRA only) writes no backbone weights: config.json with the
+        settings, every head tensor in ``reward_heads.safetensors`` and the adapter in
+        ``path/adapter``, whose config names ``base_model`` (the name a user will load it with,
+        e.g. a hub id or alias, not a local cache path). `from_pretrained` loads that base and
+        applies the adapter. A "plus_minus" head trains the LM head in full, so it cannot be
+        saved this way.
         """
+        if adapter_only:
+            return self._save_adapter_only(Path(path), base_model)
         if save_adapter:
             self.save_lora_adapter(Path(path) / ADAPTER_DIR)
         if self.has_lora:
@@ -448,6 +491,33 @@ class RewardModel(nn.Module):
             heads = {f"outcome_head.{key}": tensor.detach().contiguous().cpu()
                      for key, tensor in self.outcome_head.state_dict().items()}
             save_file(heads, str(path / OUTCOME_HEAD_FILE), metadata={"format": "pt"})
+        return path
+
+    def _save_adapter_only(self, path: Path, base_model: str | None) -> Path:
+        import json
+
+        from safetensors.torch import save_file
+
+        if not self.has_lora:
+            raise ValueError("adapter_only saving needs a LoRA adapter (add_lora; not merged yet)")
+        if self.settings.needs_lm_head:
+            raise ValueError("a plus_minus head trains the LM head in full: save it merged, not adapter_only")
+        if not base_model:
+            raise ValueError("adapter_only saving needs base_model: the name the backbone is loaded by")
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in [*path.glob("model*.safetensors"), path / "model.safetensors.index.json", path / OUTCOME_HEAD_FILE]:
+            stale.unlink(missing_ok=True)
+        config = copy.deepcopy(self._hf_model().config)
+        setattr(config, SETTINGS_KEY, self.settings.to_dict())
+        config.save_pretrained(path)
+        heads = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()
+                 if not name.startswith("backbone.")}
+        save_file(heads, str(path / HEADS_FILE), metadata={"format": "pt"})
+        adapter = self.save_lora_adapter(path / ADAPTER_DIR)
+        adapter_config = adapter / "adapter_config.json"
+        values = json.loads(adapter_config.read_text())
+        values["base_model_name_or_path"] = base_model
+        adapter_config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
         return path
 
     def _standard_model(self):

@@ -446,10 +446,10 @@ def load(path_or_hub_id: str, *, device=None, dtype=None, format: str = "auto", 
     `prm.published.PUBLISHED_FORMATS`. dtype: a torch dtype or its name ("bfloat16").
     format_options: published-format overrides (e.g. step_tag="ки"); see `prm.published`.
     """
-    from generation.hub import resolve_model
+    from prm.modeling import resolve_reward_model
     from prm.published import detect_format, load_published
 
-    name = resolve_model(str(path_or_hub_id))
+    name = resolve_reward_model(str(path_or_hub_id))
     chosen = detect_format(str(path_or_hub_id), read_config_dict(name)) if format == "auto" else format
     torch_dtype = _parse_dtype(dtype)
     target = _pick_device(device)

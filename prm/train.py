@@ -96,6 +96,7 @@ class TrainConfig(OutputOptions):
     solutions_per_prompt: int = field(default=4, metadata={"help": "Put up to this many solutions of one prompt in a batch and in one row, where their prompt and common step prefixes are computed once (1 = independent sequences; causal decoders only; see docs/training.md)"})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank (0 = full fine-tuning)"})
     save_adapter: bool = field(default=False, metadata={"help": "With --lora_r > 0, also write the LoRA adapter to <output_dir>/adapter (the merged model is always saved)"})
+    adapter_only: bool = field(default=False, metadata={"help": "With --lora_r > 0, save the final model as the adapter and heads only, without backbone weights; loading fetches the base named by --model"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     lora_target_modules: str = field(default="all-linear", metadata={"help": "Comma-separated module names, or all-linear"})
     mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16"})
@@ -128,8 +129,12 @@ class TrainConfig(OutputOptions):
                              f"not {self.objective!r}")
         if self.likelihood_features and self.objective not in ("prm", "joint"):
             raise ValueError("--likelihood_features feed the step head: they need --objective prm or joint")
-        if self.save_adapter and self.lora_r <= 0:
-            raise ValueError("--save_adapter needs --lora_r > 0")
+        if (self.save_adapter or self.adapter_only) and self.lora_r <= 0:
+            raise ValueError("--save_adapter and --adapter_only need --lora_r > 0")
+        if self.adapter_only and self.model.startswith("tiny:"):
+            raise ValueError("--adapter_only needs a base model that can be loaded again (a path or hub id), not tiny:<size>")
+        if self.adapter_only and self.head == "plus_minus":
+            raise ValueError("--adapter_only: the plus_minus head trains the LM head in full; save it merged")
         trackers_of(self)  # --tensorboard, the alias of --report_to tensorboard
 
 
@@ -370,7 +375,7 @@ class BatchStream:
 # that do not change the trained model (a checkpoint may be resumed with other values of these).
 RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "eval_results.json", "train_config.json", "tensorboard", "README.md")
 NOT_IN_FINGERPRINT = ("output_dir", "resume", "overwrite_output_dir", "progress", "save_every", "save_minutes", "log_every",
-                      "eval_every", "eval_batch_size", "tensorboard", "save_adapter",
+                      "eval_every", "eval_batch_size", "tensorboard", "save_adapter", "adapter_only",
                       "report_to", "push_to_hub", "hub_model_id", "hub_private_repo")
 
 
@@ -557,14 +562,18 @@ def train(config: TrainConfig) -> Path:
                           "padding_fraction": 1 - run_computed / max(run_slots, 1),
                           "prompt_sharing_saving": 1 - run_computed / max(run_tokens, 1)})
 
-    # Final model: LoRA merged in place, ordinary HF directory with the tokenizer beside it.
+    # Final model: LoRA merged in place, ordinary HF directory with the tokenizer beside it
+    # (or, with --adapter_only, the adapter and heads for the base named by --model).
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         final = accelerator.unwrap_model(model)
-        if config.save_adapter:
-            final.save_lora_adapter(output_dir / ADAPTER_DIR)
-        final.merge_lora()
-        final.save_pretrained(output_dir)
+        if config.adapter_only:
+            final.save_pretrained(output_dir, adapter_only=True, base_model=config.model)
+        else:
+            if config.save_adapter:
+                final.save_lora_adapter(output_dir / ADAPTER_DIR)
+            final.merge_lora()
+            final.save_pretrained(output_dir)
         tokenizer.save_pretrained(output_dir)
         _write_card(config, output_dir, train_records, eval_records, final.settings)
         logger.close()

@@ -388,3 +388,49 @@ def test_outcome_head_with_a_bias_falls_back_to_the_old_layout(tmp_path, tokeniz
         with torch.no_grad():
             expected = torch.sigmoid(model(input_ids).outcome_logits[0, ends[-1]]).item()
         assert scorer.score(PROMPT, "\n".join(steps)) == pytest.approx(expected, abs=ATOL)
+
+
+@pytest.mark.parametrize("settings", [RewardSettings(num_labels=2),
+                                      RewardSettings(objective="joint", likelihood_features=True)],
+                         ids=["classification", "joint+likelihood"])
+def test_adapter_only_checkpoint_loads_onto_its_named_base(tmp_path, tokenizer, settings):
+    """An adapter-only save holds the LoRA adapter, the heads and the config, not the backbone;
+    `prm.load` rebuilds the backbone from the base named in the adapter config and scores exactly
+    like the live model."""
+    base = build_tiny_causal_lm(tokenizer, seed=9)
+    base.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+    model = RewardModel.from_backbone(AutoModelForCausalLM.from_pretrained(tmp_path / "base"), settings,
+                                      tokenizer=tokenizer)
+    model.add_lora(r=4, alpha=8)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name or "head" in name:
+                parameter.normal_(std=0.5)
+    model.eval()
+    path = model.save_pretrained(tmp_path / "rm", adapter_only=True, base_model=str(tmp_path / "base"))
+    tokenizer.save_pretrained(path)
+    assert model.has_lora
+    assert not list(path.glob("model*.safetensors"))  # no backbone weights
+    adapter_config = json.loads((path / "adapter" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == str(tmp_path / "base")
+    assert _config(path)["prm"]["objective"] == settings.objective
+
+    scorer = prm.load(str(path), device="cpu")
+    expected = [_in_memory_steps(model, tokenizer, steps) for steps in SOLUTIONS]
+    _check_spread([value for row in expected for value in row])
+    assert [scorer.score_steps(PROMPT, steps) for steps in SOLUTIONS] == [pytest.approx(row, abs=ATOL) for row in expected]
+
+
+def test_adapter_only_needs_lora_and_a_base_name(tmp_path, tokenizer):
+    model = RewardModel.from_backbone(build_tiny_causal_lm(tokenizer, seed=9), RewardSettings(), tokenizer=tokenizer)
+    with pytest.raises(ValueError, match="LoRA"):
+        model.save_pretrained(tmp_path / "a", adapter_only=True, base_model="x")
+    model.add_lora(r=4, alpha=8)
+    with pytest.raises(ValueError, match="base_model"):
+        model.save_pretrained(tmp_path / "b", adapter_only=True)
+    plus_minus = RewardModel.from_backbone(build_tiny_causal_lm(tokenizer, seed=9), RewardSettings(head="plus_minus"),
+                                           tokenizer=tokenizer)
+    plus_minus.add_lora(r=4, alpha=8)
+    with pytest.raises(ValueError, match="LM head"):
+        plus_minus.save_pretrained(tmp_path / "c", adapter_only=True, base_model="x")

@@ -146,8 +146,31 @@ def test_right_padded_causal_batches_need_no_attention_mask():
 def test_save_adapter_writes_the_lora_adapter_beside_the_merged_model(tmp_path, toy_data):
     out = train(_config(tmp_path / "lora", toy_data, max_steps=2, lora_r=4, save_adapter=True))
     assert (out / "model.safetensors").exists() and (out / "adapter" / "adapter_config.json").exists()
-    with pytest.raises(ValueError, match="--save_adapter needs --lora_r"):
+    with pytest.raises(ValueError, match="--save_adapter and --adapter_only need --lora_r"):
         TrainConfig(save_adapter=True)
+
+
+def test_adapter_only_saves_no_backbone_and_reloads_with_the_same_scores(tmp_path, toy_data):
+    from generation.tiny import build_tiny_causal_lm, train_tokenizer
+
+    import prm
+
+    texts = [json.dumps(record) for record in toy_records(40, 0)]
+    tokenizer = train_tokenizer(texts, vocab_size=300)
+    base = tmp_path / "base"
+    build_tiny_causal_lm(tokenizer, seed=0).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    out = train(_config(tmp_path / "adapter", toy_data, model=str(base), max_steps=3, lora_r=4, adapter_only=True,
+                        likelihood_features=True, lr=1e-2))
+    assert not list(out.glob("model*.safetensors"))
+    assert (out / "adapter" / "adapter_model.safetensors").exists() and (out / "reward_heads.safetensors").exists()
+    merged = train(_config(tmp_path / "merged", toy_data, model=str(base), max_steps=3, lora_r=4,
+                           likelihood_features=True, lr=1e-2))
+    steps = ["3 + 4 = 7", "7 - 2 = 6", "The answer is 6"]
+    assert prm.load(str(out)).score_steps("Question: 3 + 4 - 2?", steps) == pytest.approx(
+        prm.load(str(merged)).score_steps("Question: 3 + 4 - 2?", steps), abs=1e-5)
+    with pytest.raises(ValueError, match="tiny:<size>"):
+        TrainConfig(lora_r=4, adapter_only=True)
 
 
 def test_a_used_output_folder_is_refused_unless_overwritten(tmp_path, toy_data):
