@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -226,3 +227,54 @@ class SaveClock:
         import time
 
         self.last = time.monotonic()
+
+
+class ThroughputMeter:
+    """Tokens per second and mean loss of a training loop, per logging window and for the run.
+
+    `add(tokens, computed, slots, loss)` once per optimizer step: tokens of the training
+    sequences, tokens computed in the batch rows (shared prefixes once), and row slots (rows x
+    width). Time inside `paused()` (evaluation, checkpoints) is not training time.
+    """
+
+    def __init__(self):
+        import time
+
+        self._clock = time.perf_counter
+        self.run_tokens = self.run_computed = self.run_slots = 0
+        self.run_start, self.paused_seconds = self._clock(), 0.0
+        self.last_loss = float("nan")
+        self.new_window()
+
+    def new_window(self) -> None:
+        self.window_tokens, self.window_start, self.window_losses = 0, self._clock(), []
+
+    def add(self, tokens: int, computed: int, slots: int, *, loss: float) -> None:
+        self.window_tokens += tokens
+        self.run_tokens, self.run_computed, self.run_slots = (self.run_tokens + tokens, self.run_computed + computed,
+                                                               self.run_slots + slots)
+        self.last_loss = loss
+        self.window_losses.append(loss)
+
+    def window(self) -> dict[str, float]:
+        """The mean loss and tokens/s since the window began."""
+        elapsed = self._clock() - self.window_start
+        return {"loss": sum(self.window_losses) / max(1, len(self.window_losses)),
+                "tokens_per_s": self.window_tokens / max(elapsed, 1e-9)}
+
+    @contextmanager
+    def paused(self):
+        start = self._clock()
+        try:
+            yield
+        finally:
+            self.paused_seconds += self._clock() - start
+
+    def summary(self) -> dict[str, float]:
+        """Training time, tokens and tokens/s of the whole run, the share of row slots that were
+        padding, and the share of tokens that prompt sharing did not compute."""
+        seconds = self._clock() - self.run_start - self.paused_seconds
+        return {"train_seconds": seconds, "train_tokens": self.run_tokens,
+                "train_tokens_per_s": self.run_tokens / max(seconds, 1e-9),
+                "padding_fraction": 1 - self.run_computed / max(self.run_slots, 1),
+                "prompt_sharing_saving": 1 - self.run_computed / max(self.run_tokens, 1)}

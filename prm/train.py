@@ -21,12 +21,12 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -51,6 +51,7 @@ from prm.recipe import (
     MetricsLogger,
     SaveClock,
     StopSignals,
+    ThroughputMeter,
     check_output_dir,
     check_resume,
     dumps,
@@ -387,26 +388,21 @@ def _latest_checkpoint(output_dir: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ recipe
-def train(config: TrainConfig) -> Path:
-    """Train a reward model as `config` says; returns the directory of the saved model."""
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from torch.utils.data import DataLoader
-    from tqdm.auto import tqdm
-    from transformers import get_scheduler
+@dataclass
+class TrainingData:
+    """What a run trains and evaluates on, encoded for its model."""
 
-    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=config.cpu)
-    set_seed(config.seed)
-    output_dir = Path(config.output_dir)
-    check_output_dir(output_dir, overwrite=config.overwrite_output_dir, resuming=bool(config.resume),
-                     written=RUN_OUTPUTS)
-    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("data", "eval_data"))
-    resume_dir = None
-    if config.resume:
-        resume_dir = _latest_checkpoint(output_dir) if config.resume == "latest" else Path(config.resume)
-        check_resume(resume_dir, fingerprint)
+    tokenizer: Any
+    model: RewardModel
+    train_records: list[dict]
+    eval_records: list[dict]
+    train_features: list[dict]
+    eval_features: list[dict]
 
-    # Data: records -> held-out split -> tokenizer and model -> features.
+
+def prepare_data(config: TrainConfig, resume_dir: Path | None) -> TrainingData:
+    """Records -> held-out split -> tokenizer and model -> features (labels after a first wrong
+    step dropped with --first_wrong_only)."""
     records = load_records(config.data, config.objective, synthetic_problems=config.synthetic_problems, seed=config.seed)
     if config.eval_data:
         train_records = records
@@ -422,51 +418,128 @@ def train(config: TrainConfig) -> Path:
     train_features, dropped = encode_records(tokenizer, train_records, model.settings, config.max_length)
     if dropped:
         warnings.warn(f"{dropped} step labels of the training data lie beyond --max_length {config.max_length} "
-                      "and are left out (raise --max_length to keep them)", stacklevel=2)
+                      "and are left out (raise --max_length to keep them)", stacklevel=3)
     if config.first_wrong_only and config.objective in ("prm", "joint"):
         train_features = [drop_labels_after_first_wrong(feature) for feature in train_features]
     eval_features, _ = encode_records(tokenizer, eval_records, model.settings, config.max_length)
+    return TrainingData(tokenizer, model, train_records, eval_records, train_features, eval_features)
 
+
+@dataclass
+class Batching:
+    """How batches reach the model: the loader, its sampler, and how rows are masked."""
+
+    loader: Any
+    sampler: LengthGroupedBatchSampler
+    use_mask: bool  # a bidirectional backbone gets its padding mask
+    mask_dtype: torch.dtype
+
+
+def make_batching(config: TrainConfig, data: TrainingData, accelerator) -> Batching:
+    from torch.utils.data import DataLoader
+
+    model = data.model
     # Solutions of one prompt share rows only in a causal decoder, where the tree mask gives
     # every token exactly the context it has in its own sequence, and only with attention
     # kernels that take an arbitrary additive mask (flash-attention 2 would ignore it).
     use_mask = not is_causal_decoder(model)
-    mask_dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
     attention = getattr(model.config, "_attn_implementation", None)
     solutions_per_prompt = config.solutions_per_prompt
     if solutions_per_prompt > 1 and (use_mask or attention not in ("sdpa", "eager")):
         solutions_per_prompt = 1
         reason = "this backbone attends both ways" if use_mask else f"attention {attention!r} takes no tree mask"
         warnings.warn(f"--solutions_per_prompt needs a causal decoder with sdpa or eager attention; {reason}, "
-                      "so every sequence is encoded on its own", stacklevel=2)
-    sampler = LengthGroupedBatchSampler([feature_length(f) for f in train_features], config.batch_size,
+                      "so every sequence is encoded on its own", stacklevel=3)
+    sampler = LengthGroupedBatchSampler([feature_length(f) for f in data.train_features], config.batch_size,
                                         num_processes=accelerator.num_processes,
                                         process_index=accelerator.process_index, seed=config.seed,
                                         group_by_length=config.group_by_length,
-                                        prompts=[prompt_key(f) for f in train_features],
+                                        prompts=[prompt_key(f) for f in data.train_features],
                                         solutions_per_prompt=solutions_per_prompt)
     collate = collate_pairs if config.objective == "pairwise" else collate_features
-    loader = DataLoader(train_features, batch_sampler=sampler,
-                        collate_fn=partial(collate, pad_token_id=tokenizer.pad_token_id,
+    loader = DataLoader(data.train_features, batch_sampler=sampler,
+                        collate_fn=partial(collate, pad_token_id=data.tokenizer.pad_token_id,
                                            solutions_per_row=solutions_per_prompt))
+    mask_dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+    return Batching(loader, sampler, use_mask, mask_dtype)
 
-    # The scheduler is stepped by hand once per optimizer step (not through accelerate, which
-    # would step it once per process), so the schedule is the same for any process count.
-    # The fused kernel updates all parameters in one call: ~15 % faster steps for small models.
+
+def make_optimizer(config: TrainConfig, model: RewardModel, device: torch.device):
+    """AdamW and its schedule. The scheduler is stepped by hand once per optimizer step (not
+    through accelerate, which would step it once per process), so the schedule is the same for
+    any process count. The fused kernel updates all parameters in one call: ~15 % faster steps
+    for small models."""
+    from transformers import get_scheduler
+
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
-                                  weight_decay=config.weight_decay,
-                                  fused=accelerator.device.type in ("cpu", "cuda"))
+                                  weight_decay=config.weight_decay, fused=device.type in ("cpu", "cuda"))
     scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps,
                               num_training_steps=config.max_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
+    return optimizer, scheduler
 
+
+def accumulate_gradients(model, micro_batches: list[dict], config: TrainConfig, batching: Batching,
+                         accelerator) -> dict[str, float]:
+    """Forward and backward over the micro-batches of one optimizer step; returns the mean
+    loss of each term. Every term is divided by its item count over all micro-batches and all
+    processes (DDP averages gradients, hence the factor)."""
+    totals = {name: torch.zeros((), device=accelerator.device) for name in _loss_names(config)}
+    for batch in micro_batches:
+        for name, count in _labelled_items(batch, config).items():
+            totals[name] += count
+    totals = {name: accelerator.reduce(count, reduction="sum").clamp(min=1) for name, count in totals.items()}
+    weights = {"step": 1.0, "outcome": config.outcome_weight if config.objective == "joint" else 1.0,
+               "lm": config.lm_coef}
+    summed = {name: 0.0 for name in totals}
+    for index, batch in enumerate(micro_batches):
+        with nullcontext() if index == len(micro_batches) - 1 else accelerator.no_sync(model):
+            output = model(batch["input_ids"], **model_inputs(batch, batching.use_mask, batching.mask_dtype,
+                                                              lm=config.lm_coef > 0))
+            sums = loss_sums(output, batch, config)
+            loss = sum(weights[name] * value / totals[name] for name, value in sums.items())
+            accelerator.backward(loss * accelerator.num_processes)
+        for name, value in sums.items():
+            summed[name] += value.detach()
+    return {name: float(accelerator.reduce(value, reduction="sum")) / float(totals[name])
+            for name, value in summed.items()}
+
+
+def batch_tokens(micro_batches: list[dict], accelerator) -> tuple[int, int, int]:
+    """(tokens of the training sequences, tokens computed in the rows, row slots) over all
+    processes: shared prompts and step prefixes are computed once, rows are padded."""
+    counts = torch.tensor([[int(b["num_tokens"]), int(b["num_computed"]), b["input_ids"].numel()]
+                           for b in micro_batches], device=accelerator.device).sum(0)
+    return tuple(int(value) for value in accelerator.reduce(counts, reduction="sum").tolist())
+
+
+def train(config: TrainConfig) -> Path:
+    """Train a reward model as `config` says; returns the directory of the saved model."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=config.cpu)
+    set_seed(config.seed)
+    output_dir = Path(config.output_dir)
+    check_output_dir(output_dir, overwrite=config.overwrite_output_dir, resuming=bool(config.resume),
+                     written=RUN_OUTPUTS)
+    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("data", "eval_data"))
+    resume_dir = None
+    if config.resume:
+        resume_dir = _latest_checkpoint(output_dir) if config.resume == "latest" else Path(config.resume)
+        check_resume(resume_dir, fingerprint)
+
+    data = prepare_data(config, resume_dir)
+    batching = make_batching(config, data, accelerator)
+    optimizer, scheduler = make_optimizer(config, data.model, accelerator.device)
+    model, optimizer = accelerator.prepare(data.model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
     step, epoch, next_batch = 0, 0, 0
     if resume_dir is not None:
         accelerator.load_state(str(resume_dir))
         state = json.loads((resume_dir / "trainer_state.json").read_text())
         step, epoch, next_batch = state["step"], state["epoch"], state["next_batch"]
-    stream = BatchStream(loader, sampler, epoch, next_batch)
+    stream = BatchStream(batching.loader, batching.sampler, epoch, next_batch)
 
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -477,34 +550,14 @@ def train(config: TrainConfig) -> Path:
               if accelerator.is_main_process else None)
     progress = tqdm(total=config.max_steps, initial=step, disable=not (config.progress and accelerator.is_main_process),
                     desc=f"train {config.objective}")
-    window_tokens, window_start, window_losses = 0, time.perf_counter(), []
-    # tokens: of the training sequences; computed: in the batch rows (shared prefixes once); slots: rows x width.
-    run_tokens, run_computed, run_slots, run_start, paused = 0, 0, 0, time.perf_counter(), 0.0  # paused: eval + checkpoints
-    model.train()
+    meter = ThroughputMeter()
     clock = SaveClock(config.save_every, config.save_minutes)
-    stop = StopSignals().__enter__()
-    try:
+    model.train()
+    with StopSignals() as stop:
         while step < config.max_steps:
-            # One optimizer step = grad_accum micro-batches; every loss term is divided by its item
-            # count over all of them and all processes (DDP averages gradients, hence the factor).
-            micro_batches = [{k: v.to(accelerator.device) for k, v in stream.next().items()} for _ in range(config.grad_accum)]
-            totals = {name: torch.zeros((), device=accelerator.device) for name in _loss_names(config)}
-            for batch in micro_batches:
-                for name, count in _labelled_items(batch, config).items():
-                    totals[name] += count
-            totals = {name: accelerator.reduce(count, reduction="sum").clamp(min=1) for name, count in totals.items()}
-            weights = {"step": 1.0, "outcome": config.outcome_weight if config.objective == "joint" else 1.0,
-                       "lm": config.lm_coef}
-            step_loss = {name: 0.0 for name in totals}
-            for index, batch in enumerate(micro_batches):
-                sync = nullcontext() if index == len(micro_batches) - 1 else accelerator.no_sync(model)
-                with sync:
-                    output = model(batch["input_ids"], **model_inputs(batch, use_mask, mask_dtype, lm=config.lm_coef > 0))
-                    sums = loss_sums(output, batch, config)
-                    loss = sum(weights[name] * value / totals[name] for name, value in sums.items())
-                    accelerator.backward(loss * accelerator.num_processes)
-                for name, value in sums.items():
-                    step_loss[name] += value.detach()
+            micro_batches = [{k: v.to(accelerator.device) for k, v in stream.next().items()}
+                             for _ in range(config.grad_accum)]
+            losses = accumulate_gradients(model, micro_batches, config, batching, accelerator)
             if config.max_grad_norm > 0:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
@@ -512,74 +565,64 @@ def train(config: TrainConfig) -> Path:
             optimizer.zero_grad(set_to_none=True)
             step += 1
 
-            tokens = torch.tensor([[int(b["num_tokens"]), int(b["num_computed"]), b["input_ids"].numel()] for b in micro_batches],
-                                  device=accelerator.device).sum(0)
-            real_tokens, computed_tokens, slots = accelerator.reduce(tokens, reduction="sum").tolist()
-            window_tokens += real_tokens
-            run_tokens, run_computed, run_slots = run_tokens + real_tokens, run_computed + computed_tokens, run_slots + slots
-            losses = {name: float(accelerator.reduce(value, reduction="sum")) / float(totals[name])
-                      for name, value in step_loss.items()}
-            window_losses.append(sum(losses.values()))
+            meter.add(*batch_tokens(micro_batches, accelerator), loss=sum(losses.values()))
             progress.update(1)
-            progress.set_postfix(loss=f"{window_losses[-1]:.4f}")
+            progress.set_postfix(loss=f"{meter.last_loss:.4f}")
             if logger is not None and (step % config.log_every == 0 or step == config.max_steps):
-                elapsed = time.perf_counter() - window_start
-                logger.log(step, {"loss": sum(window_losses) / len(window_losses),
-                                  **{f"loss_{name}": value for name, value in losses.items()},
-                                  "lr": scheduler.get_last_lr()[0], "epoch": stream.epoch,
-                                  "tokens_per_s": window_tokens / max(elapsed, 1e-9)})
+                logger.log(step, {**meter.window(), **{f"loss_{name}": value for name, value in losses.items()},
+                                  "lr": scheduler.get_last_lr()[0], "epoch": stream.epoch})
             if config.log_every and step % config.log_every == 0:
-                window_tokens, window_start, window_losses = 0, time.perf_counter(), []
-            pause_start = time.perf_counter()
-            if (config.eval_every and step % config.eval_every == 0) or step == config.max_steps:
-                if accelerator.is_main_process and eval_features:
-                    metrics = evaluate(accelerator.unwrap_model(model), eval_features, config.objective,
-                                       tokenizer.pad_token_id, config.eval_batch_size, accelerator.device)
-                    logger.log(step, {f"eval/{key}": value for key, value in metrics.items()})
-                    progress.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-                    if step == config.max_steps:
-                        (output_dir / "eval_results.json").write_text(dumps({"step": step, **metrics}, indent=2) + "\n")
-                accelerator.wait_for_everyone()
-            stopping = _stop_requested(accelerator, stop)
-            if step < config.max_steps and (stopping or clock.due(step)):
-                saved_to = output_dir / "checkpoints" / f"step-{step}"
-                _save_checkpoint(accelerator, saved_to, tokenizer,
-                                 {"step": step, "epoch": stream.epoch, "next_batch": stream.next_batch}, fingerprint)
-                clock.saved()
-                if stopping:
-                    progress.close()
-                    raise Interrupted(f"{stop.requested or 'stopped'} at step {step} of {config.max_steps}; "
-                                      f"checkpoint saved to {saved_to}; resume with: "
-                                      f"{resume_command('train', config)}")
-            paused += time.perf_counter() - pause_start
-    finally:
-        stop.__exit__()
+                meter.new_window()
+            with meter.paused():  # evaluation and checkpoints do not count as training time
+                if (config.eval_every and step % config.eval_every == 0) or step == config.max_steps:
+                    _evaluate_and_log(config, accelerator, model, data, step, logger, progress, output_dir)
+                stopping = _stop_requested(accelerator, stop)
+                if step < config.max_steps and (stopping or clock.due(step)):
+                    saved_to = output_dir / "checkpoints" / f"step-{step}"
+                    _save_checkpoint(accelerator, saved_to, data.tokenizer,
+                                     {"step": step, "epoch": stream.epoch, "next_batch": stream.next_batch}, fingerprint)
+                    clock.saved()
+                    if stopping:
+                        progress.close()
+                        raise Interrupted(f"{stop.requested or 'stopped'} at step {step} of {config.max_steps}; "
+                                          f"checkpoint saved to {saved_to}; resume with: "
+                                          f"{resume_command('train', config)}")
     progress.close()
     if logger is not None:
-        seconds = time.perf_counter() - run_start - paused
-        logger.log(step, {"train_seconds": seconds, "train_tokens": run_tokens,
-                          "train_tokens_per_s": run_tokens / max(seconds, 1e-9),
-                          "padding_fraction": 1 - run_computed / max(run_slots, 1),
-                          "prompt_sharing_saving": 1 - run_computed / max(run_tokens, 1)})
-
-    # Final model: LoRA merged in place, ordinary HF directory with the tokenizer beside it
-    # (or, with --adapter_only, the adapter and heads for the base named by --model).
+        logger.log(step, meter.summary())
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        final = accelerator.unwrap_model(model)
-        if config.adapter_only:
-            final.save_pretrained(output_dir, adapter_only=True, base_model=config.model)
-        else:
-            if config.save_adapter:
-                final.save_lora_adapter(output_dir / ADAPTER_DIR)
-            final.merge_lora()
-            final.save_pretrained(output_dir)
-        tokenizer.save_pretrained(output_dir)
-        _write_card(config, output_dir, train_records, eval_records, final.settings)
+        _save_final(config, accelerator.unwrap_model(model), data, output_dir)
         logger.close()
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return output_dir
+
+
+def _evaluate_and_log(config: TrainConfig, accelerator, model, data: TrainingData, step: int, logger, progress,
+                      output_dir: Path) -> None:
+    if accelerator.is_main_process and data.eval_features:
+        metrics = evaluate(accelerator.unwrap_model(model), data.eval_features, config.objective,
+                           data.tokenizer.pad_token_id, config.eval_batch_size, accelerator.device)
+        logger.log(step, {f"eval/{key}": value for key, value in metrics.items()})
+        progress.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        if step == config.max_steps:
+            (output_dir / "eval_results.json").write_text(dumps({"step": step, **metrics}, indent=2) + "\n")
+    accelerator.wait_for_everyone()
+
+
+def _save_final(config: TrainConfig, final: RewardModel, data: TrainingData, output_dir: Path) -> None:
+    """The final model: LoRA merged in place, an ordinary HF directory with the tokenizer beside
+    it (or, with --adapter_only, the adapter and heads for the base named by --model)."""
+    if config.adapter_only:
+        final.save_pretrained(output_dir, adapter_only=True, base_model=config.model)
+    else:
+        if config.save_adapter:
+            final.save_lora_adapter(output_dir / ADAPTER_DIR)
+        final.merge_lora()
+        final.save_pretrained(output_dir)
+    data.tokenizer.save_pretrained(output_dir)
+    _write_card(config, output_dir, data.train_records, data.eval_records, final.settings)
 
 
 def _stop_requested(accelerator, stop: StopSignals) -> bool:
