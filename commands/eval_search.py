@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from commands.options import int_list
+from prm.recipe import check_output_dir
 from search.evaluate import TREE_SEARCHES, evaluate_best_of_n, evaluate_tree_search, tokens_markdown
 from search.rerank import CurvePoint, curve_markdown, default_methods, parse_methods
 from search.scorers import load_scorers
@@ -45,6 +46,10 @@ class EvalSearchConfig:
     device: str | None = field(default=None, metadata={"help": "Device (default: cuda if available)"})
     output_dir: str = field(default="runs/eval-search", metadata={"help": "Where results.json/.md and PNGs go"})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the hub"})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace the results in a used --output_dir (without it, a folder that holds any is refused)"})
+
+
+EVAL_SEARCH_OUTPUTS = ("results.json", "results.md", "accuracy_vs_n.png", "accuracy_vs_tokens.png")
 
 
 def load_problems(config: EvalSearchConfig) -> tuple[list[str], list[str]]:
@@ -74,6 +79,8 @@ def eval_search(config: EvalSearchConfig) -> dict[str, Any]:
     from search.plots import plot_accuracy_vs_n, plot_accuracy_vs_tokens
     from generation.policy import HFPolicy
 
+    check_output_dir(Path(config.output_dir), overwrite=config.overwrite_output_dir, resuming=False,
+                     written=EVAL_SEARCH_OUTPUTS, can_resume=False)
     ns = sorted(set(int_list(config.ns, "ns")))
     seeds = int_list(config.seeds, "seeds")
     scorers = load_scorers(config.prm, config.orm, device=config.device,

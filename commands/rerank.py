@@ -19,6 +19,7 @@ from search.rerank import (
     parse_methods,
     powers_of_two,
 )
+from prm.recipe import check_output_dir
 from search.scorers import VerifierScorer, load_scorers
 from tasks.math.records import read_candidates
 from tasks.math.limits import TooLong
@@ -45,6 +46,10 @@ class RerankConfig:
     n_subsets: int = field(default=16, metadata={"help": "Random subsets per problem, N and seed"})
     device: str | None = field(default=None, metadata={"help": "Device for the reward models (default: cuda if available)"})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the hub"})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace the results in a used --output_dir (without it, a folder that holds any is refused)"})
+
+
+RERANK_OUTPUTS = ("choices.jsonl", "metrics.json", "metrics.md")
 
 
 def rerank_file(config: RerankConfig) -> dict[str, Any]:
@@ -56,6 +61,8 @@ def rerank_file(config: RerankConfig) -> dict[str, Any]:
     """
     from tqdm.auto import tqdm
 
+    check_output_dir(Path(config.output_dir), overwrite=config.overwrite_output_dir, resuming=False,
+                     written=RERANK_OUTPUTS, can_resume=False)
     records = read_candidates(config.input)
     models = load_scorers(config.prm, config.orm, device=config.device, trust_remote_code=config.trust_remote_code)
     verifier = VerifierScorer(config.verifier_neutral)

@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prm.recipe import check_output_file, run_fingerprint, start_output_file
 from tasks.math.limits import TooLong
 from tasks.math.loaders import iter_jsonl
 from tasks.math.records import candidates_from_record
@@ -43,6 +44,12 @@ class ScoreConfig:
         "help": "Split candidate solutions with tasks.math.steps.split_steps in this style; empty: at the "
                 "model's step separator"})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the hub (off by default)"})
+    overwrite_output: bool = field(default=False, metadata={"help": "Replace an existing --output (without it, or --resume latest, an existing output is refused)"})
+    resume: str | None = field(default=None, metadata={"help": "'latest': continue an interrupted --output of the same run (same model, input and options)"})
+
+
+# Options that do not change what is written for a record.
+NOT_IN_FINGERPRINT = ("output", "overwrite_output", "resume", "batch_size", "device")
 
 
 def _read_records(path: Path) -> list[tuple[int, dict]]:
@@ -69,15 +76,22 @@ def score_file(config: ScoreConfig) -> Path:
     source = Path(config.input)
     target = Path(config.output) if config.output else source.with_suffix(".scored.jsonl")
     records = _read_records(source)
+    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("input",))
+    check_output_file(target, overwrite=config.overwrite_output, resuming=bool(config.resume))
     scorer = load(config.model, device=config.device or None, dtype=config.dtype or None, format=config.format,
                   trust_remote_code=config.trust_remote_code, batch_size=config.batch_size,
                   aggregation=config.aggregation or None)
+    # Checked before the model loads (a fast refusal), claimed after it loaded (a failed load
+    # leaves no empty output behind).
+    done = start_output_file(target, fingerprint, overwrite=config.overwrite_output, resume=config.resume)
+    if done:
+        print(f"prm score: resuming {target} after {done} of {len(records)} records")
+
     def split(text: str) -> list[str]:
         if config.step_style:
             return split_steps(text, style=config.step_style)
         return split_steps(text, separator=scorer.encoder.separator)
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     skipped = 0
 
     def skip(line: int, record: dict, error: TooLong) -> dict:
@@ -91,8 +105,9 @@ def score_file(config: ScoreConfig) -> Path:
     # solutions of a chunk are batched together. A record too long for the model is written
     # with null scores and a warning naming its line; the other records are kept.
     chunk = max(config.batch_size * 8, 1)
-    with target.open("w", encoding="utf-8") as handle, tqdm(total=len(records), desc="prm score", unit="record") as bar:
-        for start in range(0, len(records), chunk):
+    with target.open("a", encoding="utf-8") as handle, tqdm(total=len(records), initial=done, desc="prm score",
+                                                            unit="record") as bar:
+        for start in range(done, len(records), chunk):
             part = records[start: start + chunk]
             results: dict[int, dict] = {}
             labelled = []

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from search.beam import AGGREGATIONS, METHODS, BeamConfig, SearchCounters
+from prm.recipe import check_output_file, run_fingerprint, start_output_file
 from tasks.math.records import read_problems
 from tasks.math.limits import TooLong
 
@@ -46,12 +47,18 @@ class SearchConfig:
     seed: int = field(default=0, metadata={"help": "Seed of the policy's sampler (per problem: seed + index)."})
     device: str = field(default="", metadata={"help": "Torch device ('' = CUDA when available)."})
     output: str = field(default="search_results.jsonl", metadata={"help": "Where to write one JSON line per problem."})
+    overwrite_output: bool = field(default=False, metadata={"help": "Replace an existing --output (without it, or --resume latest, an existing output is refused)."})
+    resume: str | None = field(default=None, metadata={"help": "'latest': continue an interrupted --output of the same run (same models, problems and options)."})
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"--method must be one of {sorted(METHODS)}, got {self.method!r}")
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"--aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+
+
+# Options that do not change what is written for a problem.
+NOT_IN_FINGERPRINT = ("output", "overwrite_output", "resume", "batch_size", "device")
 
 
 def load_scorer(name: str, device: str | None):
@@ -74,6 +81,9 @@ def run_search(config: SearchConfig) -> dict:
 
     problems = read_problems(config.problems, limit=config.n_problems, n_synthetic=config.n_problems or 16,
                              require_answer=False)
+    output = Path(config.output)
+    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("problems",))
+    check_output_file(output, overwrite=config.overwrite_output, resuming=bool(config.resume))
     device = config.device or None
     policy = HFPolicy.from_pretrained(
         config.policy, device=device, temperature=config.temperature, top_p=config.top_p,
@@ -81,27 +91,27 @@ def run_search(config: SearchConfig) -> dict:
         batch_size=config.batch_size,
     )
     scorer = load_scorer(config.prm, device)
+    done = start_output_file(output, fingerprint, overwrite=config.overwrite_output, resume=config.resume)
+    if done:
+        print(f"prm search: resuming {output} after {done} of {len(problems)} problems")
     search = METHODS[config.method]
-    totals = SearchCounters()
-    correct = judged = skipped = 0
-    output = Path(config.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w", encoding="utf-8") as handle:
-        for index, problem in enumerate(tqdm(problems, desc=f"prm search ({config.method})")):
+    with output.open("a", encoding="utf-8") as handle:
+        for index, problem in enumerate(tqdm(problems, desc=f"prm search ({config.method})", initial=done,
+                                             total=len(problems))):
+            if index < done:
+                continue
             beam_config = BeamConfig(width=config.width, beam_width=config.beam_width, max_steps=config.max_steps,
                                      temperature=config.temperature, aggregation=config.aggregation,
                                      lookahead=config.lookahead, seed=config.seed + index)
             try:
                 result = search(problem.question, policy, scorer, beam_config)
             except TooLong as error:
-                skipped += 1
                 print(f"prm search: warning: {config.problems}, problem {problem.id}: skipped, {error}",
                       file=sys.stderr)
                 handle.write(json.dumps({"id": problem.id, "prompt": problem.question[:200], "reference": problem.answer,
                                          "skipped": str(error)}) + "\n")
                 handle.flush()
                 continue
-            totals.add(result.counters)
             answer = extract_answer(result.best.text) if result.candidates else None
             record = {
                 "id": problem.id, "prompt": problem.question, "reference": problem.answer,
@@ -111,10 +121,17 @@ def run_search(config: SearchConfig) -> dict:
             }
             if problem.answer is not None:
                 record["correct"] = answer is not None and answers_equivalent(problem.answer, answer)
-                correct += record["correct"]
-                judged += 1
             handle.write(json.dumps(record) + "\n")
             handle.flush()
+    # The metrics cover the whole output file, a resumed run's earlier lines included.
+    rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines() if line.strip()]
+    totals = SearchCounters()
+    for row in rows:
+        if "counters" in row:
+            totals.add(SearchCounters(**row["counters"]))
+    skipped = sum("skipped" in row for row in rows)
+    judged = sum("correct" in row for row in rows)
+    correct = sum(bool(row.get("correct")) for row in rows)
     metrics = {"method": config.method, "problems": len(problems), "skipped": skipped, "counters": asdict(totals)}
     if skipped:
         print(f"prm search: warning: {skipped} of {len(problems)} problems skipped as too long for the models",

@@ -60,18 +60,20 @@ class MetricsLogger:
 RUN_FILE = "run.json"  # inside each checkpoint: what the run was made from
 
 
-def check_output_dir(output_dir: Path, *, overwrite: bool, resuming: bool, written: tuple[str, ...]) -> None:
+def check_output_dir(output_dir: Path, *, overwrite: bool, resuming: bool, written: tuple[str, ...],
+                     can_resume: bool = True) -> None:
     """Refuse to start a fresh run in a folder that holds something, unless told to overwrite
     (the transformers convention). Overwriting removes `written` (this recipe's own outputs, e.g.
-    checkpoints/ and metrics.jsonl), so a stale checkpoint can never be resumed into the new run."""
+    checkpoints/ and metrics.jsonl), so a stale checkpoint can never be resumed into the new run.
+    can_resume: whether the command has a --resume to suggest."""
     import shutil
 
     output_dir = Path(output_dir)
     if resuming or not output_dir.is_dir() or not any(output_dir.iterdir()):
         return
     if not overwrite:
-        raise ValueError(f"output folder {output_dir} is not empty; pass --overwrite_output_dir to replace its run, "
-                         "or --resume latest to continue it")
+        raise ValueError(f"output folder {output_dir} is not empty; pass --overwrite_output_dir to replace its run"
+                         + (", or --resume latest to continue it" if can_resume else ""))
     for name in written:
         target = output_dir / name
         if target.is_dir():
@@ -141,6 +143,36 @@ def check_output_file(path: Path, *, overwrite: bool, resuming: bool, flag: str 
         return
     raise ValueError(f"output file {path} exists; pass {flag} to replace it"
                      + (", or --resume latest to continue it" if flag == "--overwrite_output" else ""))
+
+
+def start_output_file(path: Path, fingerprint: dict[str, Any], *, overwrite: bool, resume: Any) -> int:
+    """Get a one-line-per-record output file ready to be written; returns how many records it
+    already holds (0 for a fresh output).
+
+    An existing output is refused unless `overwrite` or `resume` ("latest"; `resume_choice`)
+    is given. Resuming checks the run record beside the file (``<name>.run.json``, what the
+    output was made from) and cuts off a last line that an interrupt left half-written. The
+    run record is (re)written either way.
+    """
+    path = Path(path)
+    resume = resume_choice(resume)
+    if resume not in (None, "latest"):
+        raise ValueError(f"--resume takes 'latest' (continue the output file), got {resume!r}")
+    check_output_file(path, overwrite=overwrite, resuming=bool(resume))
+    run_file = path.name + ".run.json"
+    done = 0
+    if resume and path.is_file():
+        check_resume(path.parent, fingerprint, run_file=run_file)
+        data = path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        if len(complete) != len(data):
+            path.write_bytes(complete)
+        done = sum(1 for line in complete.splitlines() if line.strip())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not done:
+        path.write_bytes(b"")
+    write_run_file(path.parent, fingerprint, run_file=run_file)
+    return done
 
 
 def resume_command(command: str, config: Any) -> str:

@@ -1,0 +1,101 @@
+"""Commands that write results never replace an earlier output silently: `prm score` and
+`prm search` (one output file) refuse an existing file unless --overwrite_output, and continue it
+with --resume latest only when it was made by the same run; `prm rerank` and `prm eval-search`
+(an output folder) refuse a used folder unless --overwrite_output_dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from commands.eval_search import EvalSearchConfig, eval_search
+from commands.rerank import RerankConfig, rerank_file
+from commands.score import ScoreConfig, score_file
+from commands.search import SearchConfig, run_search
+
+STEPS = [{"prompt": f"What is {a} + {b}?", "completions": [f"{a} + {b} = {a + b}", f"The answer is {a + b}"],
+          "labels": [True, True]} for a, b in [(1, 2), (3, 4), (5, 6), (2, 2), (7, 1)]]
+PROBLEMS = [{"prompt": f"What is {a} + {b}?", "reference": str(a + b)} for a, b in [(1, 2), (3, 4), (2, 5)]]
+CANDIDATES = [{"prompt": "What is 3 + 4?", "completions": ["3 + 4 = 7\nThe answer is 7", "The answer is 8"],
+               "reference": "7"}]
+
+
+def _write(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_prm(tmp_path_factory):
+    from prm.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("prm") / "model"
+    return str(train(TrainConfig(data="synthetic:tiny", synthetic_problems=20, model="tiny:tiny", max_steps=1,
+                                 eval_every=0, progress=False, output_dir=str(out))))
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory):
+    from generation.tiny import save_tiny_causal_lm
+
+    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("policy"),
+                                   ["Question: What is 3 + 4?\nSolution:\n3 + 4 = 7\nThe answer is 7\n"] * 4,
+                                   size="tiny", seed=0))
+
+
+def test_score_refuses_an_existing_output_and_resumes_only_its_own_run(tmp_path, tiny_prm):
+    source = _write(tmp_path / "in.jsonl", STEPS)
+    output = tmp_path / "out.jsonl"
+    score_file(ScoreConfig(model=tiny_prm, input=source, output=str(output)))
+    full = output.read_text()
+    with pytest.raises(ValueError, match="--overwrite_output"):
+        score_file(ScoreConfig(model=tiny_prm, input=source, output=str(output)))
+    # An interrupted run: two complete lines and half of the third.
+    lines = full.splitlines(keepends=True)
+    output.write_text("".join(lines[:2]) + lines[2][:10])
+    score_file(ScoreConfig(model=tiny_prm, input=source, output=str(output), resume="latest"))
+    assert output.read_text() == full
+    other = _write(tmp_path / "other.jsonl", STEPS[:3])
+    with pytest.raises(ValueError, match="different run"):
+        score_file(ScoreConfig(model=tiny_prm, input=other, output=str(output), resume="latest"))
+    score_file(ScoreConfig(model=tiny_prm, input=other, output=str(output), overwrite_output=True))
+    assert len(output.read_text().splitlines()) == 3
+
+
+def test_search_refuses_an_existing_output_and_resumes_to_the_same_results(tmp_path, tiny_policy):
+    problems = _write(tmp_path / "problems.jsonl", PROBLEMS)
+    output = tmp_path / "results.jsonl"
+    options = dict(policy=tiny_policy, prm="verifier", problems=problems, width=2, beam_width=1, max_steps=2,
+                   max_step_tokens=8, device="cpu", output=str(output))
+    metrics = run_search(SearchConfig(**options))
+    full = output.read_text()
+    with pytest.raises(ValueError, match="--overwrite_output"):
+        run_search(SearchConfig(**options))
+    output.write_text(full.splitlines(keepends=True)[0])
+    resumed = run_search(SearchConfig(**options, resume="latest"))
+    assert output.read_text() == full
+    assert resumed == metrics  # the metrics cover the whole output, not only the resumed part
+    with pytest.raises(ValueError, match="different run"):
+        run_search(SearchConfig(**{**options, "width": 4}, resume="latest"))
+
+
+def test_rerank_refuses_a_used_output_folder(tmp_path, tiny_prm):
+    source = _write(tmp_path / "in.jsonl", CANDIDATES)
+    out = tmp_path / "out"
+    rerank_file(RerankConfig(input=source, output_dir=str(out), prm=tiny_prm, device="cpu"))
+    with pytest.raises(ValueError, match="--overwrite_output_dir"):
+        rerank_file(RerankConfig(input=source, output_dir=str(out), prm=tiny_prm, device="cpu"))
+    rerank_file(RerankConfig(input=source, output_dir=str(out), prm=tiny_prm, device="cpu", overwrite_output_dir=True))
+    assert (out / "choices.jsonl").exists()
+
+
+def test_eval_search_refuses_a_used_output_folder_before_sampling(tmp_path, tiny_policy):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text("{}\n")
+    with pytest.raises(ValueError, match="--overwrite_output_dir"):
+        eval_search(EvalSearchConfig(policy=tiny_policy, methods="majority", n_problems=2, ns="1", seeds="0",
+                                     max_new_tokens=8, device="cpu", output_dir=str(out)))
+    assert (out / "results.json").read_text() == "{}\n"
