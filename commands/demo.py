@@ -55,7 +55,7 @@ class DemoConfig:
     retrain: bool = field(default=False, metadata={"help": "rebuild the policy and reward model from scratch instead of loading the shipped ones"})
     smoke: bool = field(default=False, metadata={"help": "smallest sizes that still run every stage (the end-to-end test)"})
     quick: bool = field(default=False, metadata={"help": "a shorter tour: 32 best-of-N and 16 tree-search problems, PRM-guided search only, PPO dense vs outcome over 2 seeds (below the sizes at which the targets are judged)"})
-    device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
+    device: str = field(default="", metadata={"help": "Torch device: cpu, cuda, cuda:1, ...; empty (or auto): cuda if available, else cpu"})
     preset: str = field(default="tiny", metadata={"help": "synthetic task preset (tasks.math.synthetic.PRESETS)"})
     policy_model: str = field(default="tiny:small", metadata={"help": "--retrain: starting policy, tiny:<size> or a path / hub id"})
     seed: int = field(default=0, metadata={"help": "seed of problems, sampling and training"})
@@ -393,7 +393,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     timings: dict[str, float] = {}
     run = Path(config.output_dir)
     run.mkdir(parents=True, exist_ok=True)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device == "auto" else config.device
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if config.device in ("", "auto") else config.device
     cpu = device == "cpu"
     random.seed(config.seed)
     torch.manual_seed(config.seed)

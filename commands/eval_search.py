@@ -43,7 +43,7 @@ class EvalSearchConfig:
     max_steps: int = field(default=10, metadata={"help": "Maximum steps in beam search / DVTS"})
     search_aggregation: str = field(default="last", metadata={"help": "How beam/DVTS rank paths: last|min|prod|mean"})
     batch_size: int = field(default=16, metadata={"help": "Rows per policy forward"})
-    device: str | None = field(default=None, metadata={"help": "Device (default: cuda if available)"})
+    device: str = field(default="", metadata={"help": "Torch device: cpu, cuda, cuda:1, ...; empty: cuda if available, else cpu"})
     output_dir: str = field(default="runs/eval-search", metadata={"help": "Where results.json/.md and PNGs go"})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the hub"})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace the results in a used --output_dir (without it, a folder that holds any is refused)"})
@@ -83,7 +83,7 @@ def eval_search(config: EvalSearchConfig) -> dict[str, Any]:
                      written=EVAL_SEARCH_OUTPUTS, can_resume=False)
     ns = sorted(set(int_list(config.ns, "ns")))
     seeds = int_list(config.seeds, "seeds")
-    scorers = load_scorers(config.prm, config.orm, device=config.device,
+    scorers = load_scorers(config.prm, config.orm, device=config.device or None,
                            trust_remote_code=config.trust_remote_code)
     if config.methods == "auto":
         names = [m.name for m in default_methods(list(scorers))] + (list(TREE_SEARCHES) if "prm" in scorers else [])
@@ -99,7 +99,7 @@ def eval_search(config: EvalSearchConfig) -> dict[str, Any]:
 
     questions, references = load_problems(config)
     policy = HFPolicy.from_pretrained(
-        config.policy, device=config.device, trust_remote_code=config.trust_remote_code,
+        config.policy, device=config.device or None, trust_remote_code=config.trust_remote_code,
         temperature=config.temperature, max_new_tokens=config.max_new_tokens,
         max_step_tokens=config.max_step_tokens, seed=seeds[0], batch_size=config.batch_size,
     )

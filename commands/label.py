@@ -53,7 +53,7 @@ class LabelConfig:
     seed: int = field(default=0, metadata={"help": "Seed of the rollout sampler"})
     batch_solutions: int = field(default=16, metadata={"help": "Solutions whose rollouts go to the policy in one call"})
     step_style: str = field(default="auto", metadata={"help": "How candidate solutions split into steps (split_steps styles)"})
-    device: str | None = field(default=None, metadata={"help": "Device of the policy (default: cuda if available)"})
+    device: str = field(default="", metadata={"help": "Torch device of the policy: cpu, cuda, cuda:1, ...; empty: cuda if available, else cpu"})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the hub"})
     resume: str | None = field(default=None, metadata={"help": "'latest': keep the lines already in --output and label only the rest; refused when --output was made from another input or settings"})
     overwrite_output: bool = field(default=False, metadata={"help": "Replace an existing --output (without it, or --resume latest, an existing output is refused)"})
@@ -152,7 +152,7 @@ def label_file(config: LabelConfig) -> dict:
         from generation.policy import HFPolicy
 
         policy = HFPolicy.from_pretrained(
-            config.policy, device=config.device, temperature=config.temperature,
+            config.policy, device=config.device or None, temperature=config.temperature,
             max_new_tokens=config.max_new_tokens, seed=config.seed, trust_remote_code=config.trust_remote_code,
         )
 

@@ -44,7 +44,7 @@ class RerankConfig:
     ns: str = field(default="auto", metadata={"help": "N values for the accuracy curve, e.g. 1,2,4,8; 'auto' = powers of two"})
     seeds: str = field(default="0,1,2", metadata={"help": "Seeds for the random subsets of the accuracy curve"})
     n_subsets: int = field(default=16, metadata={"help": "Random subsets per problem, N and seed"})
-    device: str | None = field(default=None, metadata={"help": "Device for the reward models (default: cuda if available)"})
+    device: str = field(default="", metadata={"help": "Torch device of the reward models: cpu, cuda, cuda:1, ...; empty: cuda if available, else cpu"})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the hub"})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace the results in a used --output_dir (without it, a folder that holds any is refused)"})
 
@@ -64,7 +64,7 @@ def rerank_file(config: RerankConfig) -> dict[str, Any]:
     check_output_dir(Path(config.output_dir), overwrite=config.overwrite_output_dir, resuming=False,
                      written=RERANK_OUTPUTS, can_resume=False)
     records = read_candidates(config.input)
-    models = load_scorers(config.prm, config.orm, device=config.device, trust_remote_code=config.trust_remote_code)
+    models = load_scorers(config.prm, config.orm, device=config.device or None, trust_remote_code=config.trust_remote_code)
     verifier = VerifierScorer(config.verifier_neutral)
     # The verifier is always available as a scorer ("verifier-mean", "weighted-verifier-min", ...),
     # but the automatic grid only uses it as a filter.

@@ -45,7 +45,7 @@ class SearchConfig:
     max_new_tokens: int = field(default=256, metadata={"help": "Most tokens per whole solution (best_of_n)."})
     batch_size: int = field(default=16, metadata={"help": "Most sequences per policy forward pass."})
     seed: int = field(default=0, metadata={"help": "Seed of the policy's sampler (per problem: seed + index)."})
-    device: str = field(default="", metadata={"help": "Torch device ('' = CUDA when available)."})
+    device: str = field(default="", metadata={"help": "Torch device: cpu, cuda, cuda:1, ...; empty: cuda if available, else cpu."})
     output: str = field(default="search_results.jsonl", metadata={"help": "Where to write one JSON line per problem."})
     overwrite_output: bool = field(default=False, metadata={"help": "Replace an existing --output (without it, or --resume latest, an existing output is refused)."})
     resume: str | None = field(default=None, metadata={"help": "'latest': continue an interrupted --output of the same run (same models, problems and options)."})
