@@ -327,9 +327,19 @@ def prm_on_samples(scorer, samples: list[tuple[list[str], str]], per_problem: in
             "step_auc": None if auc != auc else auc}
 
 
-# PPO step-reward sources of the demo: (PPOConfig mode, checker_coef).
-PPO_MODES = {"dense": ("dense", 0.0), "outcome": ("outcome", 0.0), "checker": ("dense", 1.0),
-             "prm+checker": ("dense", 0.5)}
+# PPO step-reward sources of the demo, as PPOConfig options. Every mode samples
+# PPO_SAMPLES_PER_PROMPT solutions per prompt and takes a critic-free group baseline: a value
+# head trained from scratch gave noise advantages over the few updates the demo can afford
+# (with GAE no mode moved from the SFT start). Outcome = GRPO on the verifier's outcome alone;
+# the dense modes = DeepSeekMath's process-supervision GRPO on the step scores plus the outcome.
+PPO_MODES = {
+    "dense": {"group_advantage": "grpo_process", "uses_prm": True, "checker_coef": 0.0},
+    "outcome": {"group_advantage": "grpo", "uses_prm": False, "checker_coef": 0.0},
+    "checker": {"group_advantage": "grpo_process", "uses_prm": False, "checker_coef": 1.0},
+    "prm+checker": {"group_advantage": "grpo_process", "uses_prm": True, "checker_coef": 0.5},
+}
+PPO_SAMPLES_PER_PROMPT = 4
+PPO_LR = 1e-5
 
 
 def run_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path, train_file: Path,
@@ -339,16 +349,18 @@ def run_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path, t
 
     curves: dict[str, list[dict]] = {}
     for mode in _names(config.ppo_modes, PPO_MODES, "--ppo_modes"):
-        ppo_mode, checker_coef = PPO_MODES[mode]
+        options = PPO_MODES[mode]
         curves[mode] = []
         for seed in range(config.ppo_seeds):
             out = run / "ppo" / f"{mode.replace('+', '-')}-seed{seed}"
-            train_ppo(PPOConfig(policy=str(policy_dir), prm=str(reward_dir), mode=ppo_mode, checker_coef=checker_coef,
+            train_ppo(PPOConfig(policy=str(policy_dir), prm=str(reward_dir) if options["uses_prm"] else None,
+                                mode="group", group_advantage=options["group_advantage"],
+                                checker_coef=options["checker_coef"], samples_per_prompt=PPO_SAMPLES_PER_PROMPT,
                                 data=str(train_file), eval_data=str(heldout_file), n_eval=config.ppo_eval_problems,
                                 eval_every=config.ppo_eval_every, max_updates=config.ppo_updates,
                                 batch_size=16, max_new_tokens=64, save_every=0, seed=seed, output_dir=str(out),
-                                # Gentle: at lr 1e-4 and T = 1 both modes fell well below the SFT policy.
-                                lr=1e-5, temperature=0.7, kl_coef=0.1))
+                                # Gentle: at lr 1e-4 and T = 1 every mode fell well below the SFT policy.
+                                lr=PPO_LR, temperature=0.7, kl_coef=0.1))
             points = [(0, baseline_accuracy)] + [
                 (row["update"], row["heldout_accuracy"])
                 for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
