@@ -224,9 +224,11 @@ class Interrupted(KeyboardInterrupt):
     """A run stopped by SIGINT / SIGTERM after saving a checkpoint; the message says how to resume."""
 
 
-def interrupted(stop: "StopSignals", step: int, total: int, saved_to: Path, command: str, config: Any) -> Interrupted:
-    """The `Interrupted` a recipe raises once it saved `saved_to` at `step` of `total`."""
-    return Interrupted(f"{stop.requested or 'stopped'} at step {step} of {total}; checkpoint saved to {saved_to}; "
+def interrupted(stop: "StopSignals", step: int, total: int, saved_to: Path, command: str, config: Any,
+                unit: str = "step") -> Interrupted:
+    """The `Interrupted` a recipe raises once it saved `saved_to` at `step` of `total` (`unit`: what
+    the recipe counts, e.g. PPO's updates)."""
+    return Interrupted(f"{stop.requested or 'stopped'} at {unit} {step} of {total}; checkpoint saved to {saved_to}; "
                        f"resume with: {resume_command(command, config)}")
 
 
