@@ -71,7 +71,7 @@ class SFTConfig(OutputOptions):
     lr: float = field(default=3e-3, metadata={"help": "peak learning rate (AdamW), linear warmup then cosine decay"})
     warmup_steps: int = field(default=50, metadata={"help": "linear warmup steps"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    max_length: int = field(default=256, metadata={"help": "longer texts are truncated (tokens)"})
+    max_length: int = field(default=256, metadata={"help": "longer texts are truncated (tokens); a record whose prompt fills it is skipped, with a warning"})
     vocab_size: int = field(default=512, metadata={"help": "tokenizer size for tiny:<size> models"})
     seed: int = field(default=0, metadata={"help": "seed for data order, model init and sampling"})
     save_every: int = field(default=500, metadata={"help": "checkpoint every this many steps (0 = only by --save_minutes)"})
@@ -137,24 +137,25 @@ def sft_example(tokenizer, problem: Problem, max_length: int) -> tuple[list[int]
     return input_ids, labels
 
 
-def fitting_examples(tokenizer, problems: list[Problem], max_length: int
-                     ) -> tuple[list[Problem], list[tuple[list[int], list[int]]]]:
+def examples_that_fit(tokenizer, problems: list[Problem], max_length: int, source: str
+                      ) -> tuple[list[Problem], list[tuple[list[int], list[int]]]]:
     """(problems, examples) without the problems whose prompt leaves no solution token within
-    `max_length` (they would train on nothing): each is named in a warning and counted. Those
-    cut partway through the solution are kept, and counted."""
+    `max_length` (they would train on nothing, and a batch of only such rows has no loss): each
+    is named in a warning and counted. Those cut partway through the solution are kept, and
+    counted. `source`: the data the problems came from, for the warnings."""
     kept, examples, cut = [], [], 0
     for problem in problems:
         input_ids, labels = sft_example(tokenizer, problem, max_length)
         if all(label == -100 for label in labels):
-            print(f"prm sft: warning: {problem.id}: skipped, its prompt leaves no solution token within "
-                  f"--max_length {max_length}", file=sys.stderr)
+            print(f"prm sft: warning: {source}, problem {problem.id}: skipped, its prompt leaves no solution token "
+                  f"within --max_length {max_length}", file=sys.stderr)
             continue
         cut += labels[-1] != tokenizer.eos_token_id
         kept.append(problem)
         examples.append((input_ids, labels))
     if len(kept) < len(problems):
-        print(f"prm sft: warning: {len(problems) - len(kept)} of {len(problems)} records skipped as longer than "
-              f"--max_length {max_length}", file=sys.stderr)
+        print(f"prm sft: warning: {len(problems) - len(kept)} of {len(problems)} records skipped: their prompt "
+              f"fills --max_length {max_length}", file=sys.stderr)
     if cut:
         print(f"prm sft: warning: {cut} of {len(kept)} solutions are cut at --max_length {max_length} and train "
               "without their end (raise --max_length to keep them)", file=sys.stderr)
@@ -250,7 +251,7 @@ def train_sft(config: SFTConfig) -> Path:
     else:
         model, tokenizer = build_policy(config.model, texts, vocab_size=config.vocab_size, seed=config.seed,
                                         trust_remote_code=config.trust_remote_code)
-    problems, examples = fitting_examples(tokenizer, problems, config.max_length)
+    problems, examples = examples_that_fit(tokenizer, problems, config.max_length, config.data)
 
     heldout = _heldout_problems(config, problems)
 
@@ -270,7 +271,8 @@ def train_sft(config: SFTConfig) -> Path:
     logger = None
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "sft_config.json").write_text(json.dumps(asdict(config), indent=2))
+        if resume_dir is None:  # the options of the run; a resume keeps them (up to NOT_IN_FINGERPRINT)
+            (output_dir / "sft_config.json").write_text(json.dumps(asdict(config), indent=2))
         keep_log_until(output_dir / "metrics.jsonl", start_step)  # the steps after the checkpoint are redone
         logger = MetricsLogger(output_dir, trackers=trackers_of(config), command="sft", config=asdict(config))
     progress = tqdm(range(start_step, config.max_steps), desc="sft", initial=start_step, total=config.max_steps,
