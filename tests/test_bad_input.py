@@ -270,6 +270,7 @@ def test_sigint_in_sft_and_ppo_saves_a_checkpoint_and_prints_the_resume_command(
              "--n_eval", "0", "--log_every", "1"] if command == "sft" else
             ["ppo", "--policy", str(tiny_policy), "--mode", "outcome", "--n_eval", "0", "--max_updates", "100000",
              "--batch_size", "2", "--max_new_tokens", "4", "--ppo_epochs", "1", "--n_minibatches", "1"])
+    args += ["--save_every", "0"]  # only the signal saves (within --save_minutes' 10), so exactly one checkpoint
     process = subprocess.Popen([sys.executable, "-m", "commands.cli", *args, "--data", str(data), "--output_dir", str(out)],
                                cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
