@@ -156,10 +156,11 @@ def train_policy(config: DemoConfig, run: Path) -> Path:
 
     if finished_model(run / "models" / "policy", config.resume):
         return run / "models" / "policy"
+    # An unfinished policy folder is the demo's own leftover (--resume reuses finished models only).
     return train_sft(SFTConfig(data=f"synthetic:{config.preset}", model=config.policy_model,
                                output_dir=str(run / "models" / "policy"), n_train=config.sft_problems,
                                n_eval=0, max_steps=config.sft_steps, seed=config.seed,
-                               save_every=0 if config.smoke else 500))
+                               save_every=0 if config.smoke else 500, overwrite_output_dir=True))
 
 
 def label_policy_samples(policy, problems: list[Problem], config: DemoConfig, mode: str):
@@ -359,6 +360,7 @@ def run_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path, t
                                 data=str(train_file), eval_data=str(heldout_file), n_eval=config.ppo_eval_problems,
                                 eval_every=config.ppo_eval_every, max_updates=config.ppo_updates,
                                 batch_size=16, max_new_tokens=64, save_every=0, seed=seed, output_dir=str(out),
+                                overwrite_output_dir=True,  # every demo run redoes its PPO runs
                                 # Gentle: at lr 1e-4 and T = 1 every mode fell well below the SFT policy.
                                 lr=PPO_LR, temperature=0.7, kl_coef=0.1))
             points = [(0, baseline_accuracy)] + [

@@ -1,10 +1,12 @@
-"""Plumbing shared by the recipes (SFT, reward-model training, PPO): JSON that stays valid and
-the metrics log. Small on purpose; each recipe's loop stays in its own module."""
+"""Plumbing shared by the recipes (SFT, reward-model training, PPO): JSON that stays valid, the
+metrics log, output folders, checkpoints and resume, and stopping on a signal. Small on purpose;
+each recipe's loop stays in its own module."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,7 @@ class MetricsLogger:
 
 # ------------------------------------------------------------------------------ output folders and resume
 RUN_FILE = "run.json"  # inside each checkpoint: what the run was made from
+CHECKPOINTS = "checkpoints"  # under --output_dir, one step-N folder per checkpoint
 
 
 def check_output_dir(output_dir: Path, *, overwrite: bool, resuming: bool, written: tuple[str, ...],
@@ -135,6 +138,58 @@ def resume_choice(value: Any) -> str | None:
     return str(value)
 
 
+def checkpoint_path(output_dir: Path, step: int) -> Path:
+    return Path(output_dir) / CHECKPOINTS / f"step-{step}"
+
+
+def latest_checkpoint(output_dir: Path) -> Path:
+    """The newest complete checkpoint under output_dir/checkpoints (a `.partial` save is not one)."""
+    steps = [int(path.name[len("step-"):]) for path in (Path(output_dir) / CHECKPOINTS).glob("step-*")
+             if path.is_dir() and path.name[len("step-"):].isdigit()]
+    if not steps:
+        raise FileNotFoundError(f"--resume latest: no checkpoint under {Path(output_dir) / CHECKPOINTS}")
+    return checkpoint_path(output_dir, max(steps))
+
+
+def checkpoint_to_resume(output_dir: Path, resume: Any) -> Path | None:
+    """The checkpoint `--resume` names (see `resume_choice`): None for a fresh run, the newest one
+    under output_dir/checkpoints for "latest", else the directory given."""
+    choice = resume_choice(resume)
+    if choice is None:
+        return None
+    if choice == "latest":
+        return latest_checkpoint(output_dir)
+    if not Path(choice).is_dir():
+        raise FileNotFoundError(f"--resume {choice}: no such checkpoint directory (or pass --resume latest)")
+    return Path(choice)
+
+
+@contextmanager
+def saved_atomically(directory: Path) -> Iterator[Path]:
+    """Yield `<directory>.partial` to write a checkpoint into; it becomes `directory` only once the
+    block finished, so an interrupted save never leaves a half-written checkpoint to resume."""
+    import shutil
+
+    directory = Path(directory)
+    partial = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    yield partial
+    if directory.exists():
+        shutil.rmtree(directory)
+    partial.rename(directory)
+
+
+def keep_log_until(path: Path, step: int, key: str = "step") -> None:
+    """Drop the lines of a metrics log written after `step`: a run resumed from `step` redoes those
+    steps and logs them again, so the log ends up as an uninterrupted run's."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    path.write_text("".join(line + "\n" for line in lines if json.loads(line)[key] <= step), encoding="utf-8")
+
+
 def check_output_file(path: Path, *, overwrite: bool, resuming: bool, flag: str = "--overwrite_output") -> None:
     """`check_output_dir` for a command whose output is one file: refuse to replace a non-empty
     file unless told to overwrite it (or to resume it)."""
@@ -199,6 +254,24 @@ def resume_command(command: str, config: Any) -> str:
 
 class Interrupted(KeyboardInterrupt):
     """A run stopped by SIGINT / SIGTERM after saving a checkpoint; the message says how to resume."""
+
+
+def interrupted(stop: "StopSignals", step: int, total: int, saved_to: Path, command: str, config: Any,
+                unit: str = "step") -> Interrupted:
+    """The `Interrupted` a recipe raises once it saved `saved_to` at `step` of `total` (`unit`: what
+    the recipe counts, e.g. PPO's updates)."""
+    return Interrupted(f"{stop.requested or 'stopped'} at {unit} {step} of {total}; checkpoint saved to {saved_to}; "
+                       f"resume with: {resume_command(command, config)}")
+
+
+def stop_requested(accelerator, stop: "StopSignals") -> bool:
+    """Whether any process was asked to stop (all processes then save and stop together)."""
+    import torch
+
+    flag = torch.tensor([1.0 if stop.requested else 0.0], device=accelerator.device)
+    if accelerator.num_processes > 1:
+        flag = accelerator.reduce(flag, reduction="sum")
+    return bool(flag.item() > 0)
 
 
 class StopSignals:

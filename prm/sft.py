@@ -14,6 +14,11 @@ training texts, which is how the demo gets a policy for the synthetic task; any 
 hub id fine-tunes that model instead. The result is an ordinary HF directory.
 
     prm sft --data synthetic:tiny --model tiny:small --output_dir runs/policy --max_steps 2000
+    prm sft --data synthetic:tiny --model tiny:small --output_dir runs/policy --max_steps 2000 --resume latest
+
+Checkpoints (`checkpoints/step-N/`: model, tokenizer, optimizer, RNG state and the loss window)
+are written every `--save_every` steps, every `--save_minutes` and on SIGINT / SIGTERM, and
+`--resume` continues to the same result as a run that was never stopped.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,7 +34,23 @@ import numpy as np
 import torch
 
 from generation.loading import build_policy, load_policy
-from prm.outputs import OutputOptions, Trackers, finish_run, trackers_of
+from prm.outputs import OutputOptions, finish_run, trackers_of
+from prm.recipe import (
+    MetricsLogger,
+    SaveClock,
+    StopSignals,
+    check_output_dir,
+    check_resume,
+    checkpoint_path,
+    checkpoint_to_resume,
+    interrupted,
+    keep_log_until,
+    resume_choice,
+    run_fingerprint,
+    saved_atomically,
+    stop_requested,
+    write_run_file,
+)
 from tasks.math.prompts import format_solution, policy_prompt
 from tasks.math.records import read_problems, without_overlap
 from tasks.math.synthetic import synthetic_preset
@@ -49,16 +71,33 @@ class SFTConfig(OutputOptions):
     lr: float = field(default=3e-3, metadata={"help": "peak learning rate (AdamW), linear warmup then cosine decay"})
     warmup_steps: int = field(default=50, metadata={"help": "linear warmup steps"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    max_length: int = field(default=256, metadata={"help": "longer texts are truncated (tokens)"})
+    max_length: int = field(default=256, metadata={"help": "longer texts are truncated (tokens); a record whose prompt fills it is skipped, with a warning"})
     vocab_size: int = field(default=512, metadata={"help": "tokenizer size for tiny:<size> models"})
     seed: int = field(default=0, metadata={"help": "seed for data order, model init and sampling"})
-    save_every: int = field(default=500, metadata={"help": "checkpoint every this many steps (0 = only at the end)"})
-    resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoint if it exists"})
+    save_every: int = field(default=500, metadata={"help": "checkpoint every this many steps (0 = only by --save_minutes)"})
+    save_minutes: float = field(default=10.0, metadata={"help": "also checkpoint when this many minutes passed since the last one (0 = off); SIGINT / SIGTERM always save one"})
+    resume: str | None = field(default=None, metadata={"help": "checkpoint directory, or 'latest' (newest under output_dir/checkpoints); it must come from a run with the same settings and data"})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "start afresh in a non-empty --output_dir (its checkpoints and logs are removed)"})
     log_every: int = field(default=50, metadata={"help": "append the mean loss to output_dir/metrics.jsonl (and the --report_to trackers) every this many steps"})
     eval_every: int = field(default=0, metadata={"help": "also log held-out accuracy every this many steps (0 = only at the end)"})
     eval_temperatures: str = field(default="0,0.7", metadata={"help": "comma-separated sampling temperatures for the final held-out accuracy"})
     max_new_tokens: int = field(default=96, metadata={"help": "generation length for the held-out accuracy"})
     trust_remote_code: bool = field(default=False, metadata={"help": "allow custom model code from the hub"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()  # --report_to: a missing tracker package fails here
+        if self.save_every < 0 or self.save_minutes < 0:
+            raise ValueError(f"--save_every and --save_minutes must be >= 0 (0 = off), got {self.save_every} "
+                             f"and {self.save_minutes}")
+
+
+# What a fresh run writes into --output_dir besides the model (removed by --overwrite_output_dir),
+# and the options that do not change the trained model (a checkpoint may be resumed with other
+# values of these: they only say where and how often to save, log and evaluate).
+RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "sft_config.json", "tensorboard", "README.md")
+NOT_IN_FINGERPRINT = ("output_dir", "resume", "overwrite_output_dir", "save_every", "save_minutes", "log_every",
+                      "n_eval", "eval_every", "eval_temperatures", "max_new_tokens", "trust_remote_code",
+                      "report_to", "push_to_hub", "hub_model_id", "hub_private_repo")
 
 
 # --------------------------------------------------------------------------- data
@@ -96,6 +135,33 @@ def sft_example(tokenizer, problem: Problem, max_length: int) -> tuple[list[int]
     input_ids = (prompt_ids + solution_ids)[:max_length]
     labels = ([-100] * len(prompt_ids) + solution_ids)[:max_length]
     return input_ids, labels
+
+
+def examples_that_fit(tokenizer, problems: list[Problem], max_length: int, source: str
+                      ) -> tuple[list[Problem], list[tuple[list[int], list[int]]]]:
+    """(problems, examples) without the problems whose prompt leaves no solution token within
+    `max_length` (they would train on nothing, and a batch of only such rows has no loss): each
+    is named in a warning and counted. Those cut partway through the solution are kept, and
+    counted. `source`: the data the problems came from, for the warnings."""
+    kept, examples, cut = [], [], 0
+    for problem in problems:
+        input_ids, labels = sft_example(tokenizer, problem, max_length)
+        if all(label == -100 for label in labels):
+            print(f"prm sft: warning: {source}, problem {problem.id}: skipped, its prompt leaves no solution token "
+                  f"within --max_length {max_length}", file=sys.stderr)
+            continue
+        cut += labels[-1] != tokenizer.eos_token_id
+        kept.append(problem)
+        examples.append((input_ids, labels))
+    if len(kept) < len(problems):
+        print(f"prm sft: warning: {len(problems) - len(kept)} of {len(problems)} records skipped: their prompt "
+              f"fills --max_length {max_length}", file=sys.stderr)
+    if cut:
+        print(f"prm sft: warning: {cut} of {len(kept)} solutions are cut at --max_length {max_length} and train "
+              "without their end (raise --max_length to keep them)", file=sys.stderr)
+    if not kept:
+        raise ValueError(f"no record fits --max_length {max_length}")
+    return kept, examples
 
 
 def pad_batch(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -162,90 +228,106 @@ def train_sft(config: SFTConfig) -> Path:
 
     The output directory holds the final model and tokenizer (`from_pretrained`-ready),
     `metrics.jsonl` (loss every `log_every` steps, held-out accuracy at the end) and
-    `checkpoint/` (model, optimizer, step) for `--resume`.
+    `checkpoints/step-N/` for `--resume`.
     """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
     output_dir = Path(config.output_dir)
-    checkpoint_dir = output_dir / "checkpoint"
+    check_output_dir(output_dir, overwrite=config.overwrite_output_dir, resuming=resume_choice(config.resume) is not None,
+                     written=RUN_OUTPUTS)
+    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("data",))
+    resume_dir = checkpoint_to_resume(output_dir, config.resume)
+    if resume_dir is not None:
+        check_resume(resume_dir, fingerprint)
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
 
     problems = load_sft_problems(config.data, config.n_train, config.seed)
     texts = [policy_prompt(p.question) + format_solution(list(p.steps)) for p in problems]
-    resuming = config.resume and (checkpoint_dir / "state.pt").exists()
-    if resuming:
-        model, tokenizer = load_policy(str(checkpoint_dir), trust_remote_code=config.trust_remote_code)
+    if resume_dir is not None:
+        model, tokenizer = load_policy(str(resume_dir), trust_remote_code=config.trust_remote_code)
     else:
         model, tokenizer = build_policy(config.model, texts, vocab_size=config.vocab_size, seed=config.seed,
                                         trust_remote_code=config.trust_remote_code)
-    examples = [sft_example(tokenizer, p, config.max_length) for p in problems]
+    problems, examples = examples_that_fit(tokenizer, problems, config.max_length, config.data)
 
     heldout = _heldout_problems(config, problems)
 
     accelerator = Accelerator()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    start_step = 0
-    if resuming:
-        state = torch.load(checkpoint_dir / "state.pt", weights_only=False)
+    start_step, running_loss, running_count = 0, 0.0, 0
+    if resume_dir is not None:
+        state = torch.load(resume_dir / "state.pt", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
-        start_step = state["step"]
+        start_step, running_loss, running_count = state["step"], state["running_loss"], state["running_count"]
         torch.random.set_rng_state(state["torch_rng"])
+        if torch.cuda.is_available() and len(state["cuda_rng"]):
+            torch.cuda.set_rng_state(state["cuda_rng"])
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    log_path = output_dir / "metrics.jsonl"
-    trackers = Trackers(trackers_of(config) if accelerator.is_main_process else [], output_dir, command="sft",
-                        config=asdict(config))
-    running_loss, running_count = 0.0, 0
+    logger = None
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if resume_dir is None:  # the options of the run; a resume keeps them (up to NOT_IN_FINGERPRINT)
+            (output_dir / "sft_config.json").write_text(json.dumps(asdict(config), indent=2))
+        keep_log_until(output_dir / "metrics.jsonl", start_step)  # the steps after the checkpoint are redone
+        logger = MetricsLogger(output_dir, trackers=trackers_of(config), command="sft", config=asdict(config))
     progress = tqdm(range(start_step, config.max_steps), desc="sft", initial=start_step, total=config.max_steps,
                     disable=not accelerator.is_main_process)
-    for step in progress:
-        indices = batch_indices(step, len(examples), config.batch_size, config.seed)
-        batch = {k: v.to(accelerator.device) for k, v in pad_batch([examples[i] for i in indices], tokenizer.pad_token_id).items()}
-        for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(step, config)
-        loss = model(**batch).loss
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    clock = SaveClock(config.save_every, config.save_minutes)
+    with StopSignals() as stop:
+        for step in progress:
+            indices = batch_indices(step, len(examples), config.batch_size, config.seed)
+            batch = {k: v.to(accelerator.device) for k, v in pad_batch([examples[i] for i in indices], tokenizer.pad_token_id).items()}
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(step, config)
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
 
-        running_loss += loss.item()
-        running_count += 1
-        if (step + 1) % config.log_every == 0 or step + 1 == config.max_steps:
-            mean_loss = running_loss / running_count
-            progress.set_postfix(loss=f"{mean_loss:.3f}")
-            if accelerator.is_main_process:
-                with log_path.open("a") as handle:
-                    handle.write(json.dumps({"step": step + 1, "loss": mean_loss, "elapsed_s": progress.format_dict["elapsed"]}) + "\n")
-                trackers.log({"loss": mean_loss, "lr": _learning_rate(step, config)}, step + 1)
-            running_loss, running_count = 0.0, 0
-        if heldout and config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < config.max_steps \
-                and accelerator.is_main_process:
-            trackers.log(_log_accuracy(accelerator.unwrap_model(model), tokenizer, heldout, config, step + 1,
-                                       progress.format_dict["elapsed"], log_path), step + 1)
-        if config.save_every and (step + 1) % config.save_every == 0 and step + 1 < config.max_steps:
-            _save_checkpoint(accelerator, model, tokenizer, optimizer, step + 1, checkpoint_dir)
+            done = step + 1
+            running_loss += loss.item()
+            running_count += 1
+            if done % config.log_every == 0 or done == config.max_steps:
+                mean_loss = running_loss / running_count
+                progress.set_postfix(loss=f"{mean_loss:.3f}")
+                if logger is not None:
+                    logger.log(done, {"loss": mean_loss, "lr": _learning_rate(step, config),
+                                      "elapsed_s": progress.format_dict["elapsed"]})
+                running_loss, running_count = 0.0, 0
+            if heldout and config.eval_every and done % config.eval_every == 0 and done < config.max_steps \
+                    and logger is not None:
+                _log_accuracy(accelerator.unwrap_model(model), tokenizer, heldout, config, done,
+                              progress.format_dict["elapsed"], logger)
+            stopping = stop_requested(accelerator, stop)
+            if done < config.max_steps and (stopping or clock.due(done)):
+                saved_to = checkpoint_path(output_dir, done)
+                _save_checkpoint(accelerator, model, tokenizer, optimizer,
+                                 {"step": done, "running_loss": running_loss, "running_count": running_count},
+                                 saved_to, fingerprint)
+                clock.saved()
+                if stopping:
+                    progress.close()
+                    raise interrupted(stop, done, config.max_steps, saved_to, "sft", config)
 
     unwrapped = accelerator.unwrap_model(model)
     if accelerator.is_main_process:
         unwrapped.save_pretrained(output_dir, safe_serialization=True)
         tokenizer.save_pretrained(output_dir)
-        (output_dir / "sft_config.json").write_text(json.dumps(asdict(config), indent=2))
-    _save_checkpoint(accelerator, model, tokenizer, optimizer, config.max_steps, checkpoint_dir)
 
     final_metrics = None
-    if heldout and accelerator.is_main_process:
+    if heldout and logger is not None:
         final_metrics = _log_accuracy(unwrapped, tokenizer, heldout, config, config.max_steps,
-                                      progress.format_dict["elapsed"], log_path)
-        trackers.log(final_metrics, config.max_steps)
-    if accelerator.is_main_process:
+                                      progress.format_dict["elapsed"], logger)
+    if logger is not None:
         _write_card(config, output_dir, problems, heldout, final_metrics)
-    trackers.close()
+        logger.close()
+    accelerator.wait_for_everyone()
     return output_dir
 
 
@@ -262,33 +344,30 @@ def _heldout_problems(config: SFTConfig, train_problems: list[Problem]) -> list[
 
 
 def _log_accuracy(model, tokenizer, heldout: list[Problem], config: SFTConfig, step: int, elapsed: float,
-                  log_path: Path) -> dict:
-    result = {"step": step, "elapsed_s": elapsed, "n_eval": len(heldout)}
+                  logger: MetricsLogger) -> dict:
+    result = {"elapsed_s": elapsed, "n_eval": len(heldout)}
     for temperature in (float(t) for t in config.eval_temperatures.split(",") if t.strip()):
         result[f"accuracy_T{temperature:g}"] = heldout_accuracy(
             model, tokenizer, heldout, temperature=temperature, max_new_tokens=config.max_new_tokens, seed=config.seed)
-    print(json.dumps(result))
-    with log_path.open("a") as handle:
-        handle.write(json.dumps(result) + "\n")
+    print(json.dumps({"step": step, **result}))
+    logger.log(step, result)
     return result
 
 
-def _save_checkpoint(accelerator, model, tokenizer, optimizer, step: int, checkpoint_dir: Path) -> None:
+def _save_checkpoint(accelerator, model, tokenizer, optimizer, state: dict, directory: Path,
+                     fingerprint: dict) -> None:
+    """Model, tokenizer, optimizer, RNG state and `state` (step, loss window) into `directory`,
+    with the run's fingerprint, written whole or not at all (`saved_atomically`)."""
     accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
-        return
-    partial = checkpoint_dir.with_name(checkpoint_dir.name + ".partial")
-    partial.mkdir(parents=True, exist_ok=True)
-    accelerator.unwrap_model(model).save_pretrained(partial, safe_serialization=True)
-    tokenizer.save_pretrained(partial)
-    torch.save({"optimizer": optimizer.state_dict(), "step": step, "torch_rng": torch.random.get_rng_state()},
-               partial / "state.pt")
-    # Swap in atomically so an interrupted save never leaves a half-written checkpoint.
-    if checkpoint_dir.exists():
-        import shutil
-
-        shutil.rmtree(checkpoint_dir)
-    partial.rename(checkpoint_dir)
+    if accelerator.is_main_process:
+        with saved_atomically(directory) as partial:
+            accelerator.unwrap_model(model).save_pretrained(partial, safe_serialization=True)
+            tokenizer.save_pretrained(partial)
+            cuda_rng = torch.cuda.get_rng_state() if torch.cuda.is_available() else torch.empty(0, dtype=torch.uint8)
+            torch.save({**state, "optimizer": optimizer.state_dict(), "torch_rng": torch.random.get_rng_state(),
+                        "cuda_rng": cuda_rng}, partial / "state.pt")
+            write_run_file(partial, fingerprint)
+    accelerator.wait_for_everyone()
 
 
 def _write_card(config: SFTConfig, output_dir: Path, problems: list[Problem], heldout: list[Problem],

@@ -47,16 +47,18 @@ from prm.metrics import pairwise_accuracy, processbench_f1, step_accuracy, step_
 from prm.modeling import ADAPTER_DIR, RewardModel, RewardSettings
 from prm.outputs import OutputOptions, finish_run, label_source_counts, trackers_of
 from prm.recipe import (
-    Interrupted,
     MetricsLogger,
     SaveClock,
     StopSignals,
     ThroughputMeter,
     check_output_dir,
     check_resume,
+    checkpoint_path,
+    checkpoint_to_resume,
     dumps,
+    interrupted,
     run_fingerprint,
-    resume_command,
+    stop_requested,
     write_run_file,
 )
 from tasks.math.records import read_reward_records
@@ -380,13 +382,6 @@ NOT_IN_FINGERPRINT = ("output_dir", "resume", "overwrite_output_dir", "progress"
                       "report_to", "push_to_hub", "hub_model_id", "hub_private_repo")
 
 
-def _latest_checkpoint(output_dir: Path) -> Path:
-    checkpoints = sorted((output_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-    if not checkpoints:
-        raise FileNotFoundError(f"--resume latest: no checkpoint under {output_dir / 'checkpoints'}")
-    return checkpoints[-1]
-
-
 # ------------------------------------------------------------------------------------------ recipe
 @dataclass
 class TrainingData:
@@ -526,7 +521,7 @@ def train(config: TrainConfig) -> Path:
     fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("data", "eval_data"))
     resume_dir = None
     if config.resume:
-        resume_dir = _latest_checkpoint(output_dir) if config.resume == "latest" else Path(config.resume)
+        resume_dir = checkpoint_to_resume(output_dir, config.resume)
         check_resume(resume_dir, fingerprint)
 
     data = prepare_data(config, resume_dir)
@@ -576,17 +571,15 @@ def train(config: TrainConfig) -> Path:
             with meter.paused():  # evaluation and checkpoints do not count as training time
                 if (config.eval_every and step % config.eval_every == 0) or step == config.max_steps:
                     _evaluate_and_log(config, accelerator, model, data, step, logger, progress, output_dir)
-                stopping = _stop_requested(accelerator, stop)
+                stopping = stop_requested(accelerator, stop)
                 if step < config.max_steps and (stopping or clock.due(step)):
-                    saved_to = output_dir / "checkpoints" / f"step-{step}"
+                    saved_to = checkpoint_path(output_dir, step)
                     _save_checkpoint(accelerator, saved_to, data.tokenizer,
                                      {"step": step, "epoch": stream.epoch, "next_batch": stream.next_batch}, fingerprint)
                     clock.saved()
                     if stopping:
                         progress.close()
-                        raise Interrupted(f"{stop.requested or 'stopped'} at step {step} of {config.max_steps}; "
-                                          f"checkpoint saved to {saved_to}; resume with: "
-                                          f"{resume_command('train', config)}")
+                        raise interrupted(stop, step, config.max_steps, saved_to, "train", config)
     progress.close()
     if logger is not None:
         logger.log(step, meter.summary())
@@ -625,20 +618,25 @@ def _save_final(config: TrainConfig, final: RewardModel, data: TrainingData, out
     _write_card(config, output_dir, data.train_records, data.eval_records, final.settings)
 
 
-def _stop_requested(accelerator, stop: StopSignals) -> bool:
-    """Whether any process was asked to stop (all processes then save and stop together)."""
-    flag = torch.tensor([1.0 if stop.requested else 0.0], device=accelerator.device)
-    if accelerator.num_processes > 1:
-        flag = accelerator.reduce(flag, reduction="sum")
-    return bool(flag.item() > 0)
-
-
 def _save_checkpoint(accelerator, directory: Path, tokenizer, state: dict, fingerprint: dict) -> None:
-    accelerator.save_state(str(directory))
+    """Every process writes its part into `<directory>.partial`, which the main process renames
+    to `directory` once all are done: an interrupted save is never taken for a checkpoint."""
+    import shutil
+
+    partial = directory.with_name(directory.name + ".partial")
     if accelerator.is_main_process:
-        tokenizer.save_pretrained(directory)
-        (directory / "trainer_state.json").write_text(json.dumps(state) + "\n")
-        write_run_file(directory, fingerprint)
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial))
+    if accelerator.is_main_process:
+        tokenizer.save_pretrained(partial)
+        (partial / "trainer_state.json").write_text(json.dumps(state) + "\n")
+        write_run_file(partial, fingerprint)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if directory.exists():
+            shutil.rmtree(directory)
+        partial.rename(directory)
     accelerator.wait_for_everyone()
 
 

@@ -172,3 +172,122 @@ def test_prm_rerank_skips_a_2mb_problem_with_a_counted_warning(tmp_path, tiny_pr
     rows = [json.loads(line) for line in (tmp_path / "out" / "choices.jsonl").read_text().splitlines()]
     assert sorted(row["line"] for row in rows) == [1, 2, 3]
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["skipped"] == 1
+
+
+# ------------------------------------------------------------------ sft, ppo, eval-search
+PROBLEM = json.dumps({"question": "What is 3 + 4?", "answer": "7", "steps": ["3 + 4 = 7", "The answer is 7"]})
+HUGE_PROBLEM = json.dumps({"question": "What is 3 + 4? " * 140_000, "answer": "7", "steps": ["3 + 4 = 7", "The answer is 7"]})
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory):
+    from generation.tiny import save_tiny_causal_lm
+
+    return save_tiny_causal_lm(tmp_path_factory.mktemp("policy") / "policy",
+                               ["Question: What is 3 + 4?\nSolution:\n3 + 4 = 7\nThe answer is 7\n"] * 4, size="tiny",
+                               seed=0)
+
+
+def run_on(command: str, data: Path, out: Path, policy: Path) -> subprocess.CompletedProcess:
+    """`prm <command>` on the problems file `data`, as small and short as the command allows."""
+    if command == "sft":
+        return prm("sft", "--data", str(data), "--model", "tiny:tiny", "--vocab_size", "300", "--max_steps", "2",
+                   "--batch_size", "2", "--n_eval", "0", "--output_dir", str(out))
+    if command == "ppo":
+        return prm("ppo", "--policy", str(policy), "--mode", "outcome", "--data", str(data), "--n_eval", "0",
+                   "--max_updates", "1", "--batch_size", "2", "--max_new_tokens", "4", "--ppo_epochs", "1",
+                   "--n_minibatches", "1", "--output_dir", str(out))
+    return prm("eval-search", "--policy", str(policy), "--problems", str(data), "--methods", "majority", "--ns", "1",
+               "--seeds", "0", "--n_subsets", "1", "--max_new_tokens", "4", "--device", "cpu",
+               "--output_dir", str(out))
+
+
+TRAINING_COMMANDS = ("sft", "ppo", "eval-search")
+
+
+@pytest.mark.parametrize("command", TRAINING_COMMANDS)
+def test_a_malformed_problems_line_is_named(tmp_path, tiny_policy, command):
+    data = write_lines(tmp_path / "problems.jsonl", [PROBLEM, '{"question": "What is', PROBLEM])
+    assert_one_line_error(run_on(command, data, tmp_path / "out", tiny_policy), "problems.jsonl", "line 2")
+
+
+@pytest.mark.parametrize("command", TRAINING_COMMANDS)
+def test_non_utf8_problems_name_file_and_line(tmp_path, tiny_policy, command):
+    data = tmp_path / "problems.jsonl"
+    data.write_bytes(PROBLEM.encode() + b"\n" + b'{"question": "\xff\xfe", "answer": "7"}\n')
+    assert_one_line_error(run_on(command, data, tmp_path / "out", tiny_policy), "problems.jsonl", "line 2")
+
+
+@pytest.mark.parametrize("command", TRAINING_COMMANDS)
+def test_a_missing_problems_file_is_named(tmp_path, tiny_policy, command):
+    assert_one_line_error(run_on(command, tmp_path / "nope.jsonl", tmp_path / "out", tiny_policy), "nope.jsonl")
+
+
+@pytest.mark.parametrize("command", ("sft", "ppo"))
+def test_an_output_dir_with_an_earlier_run_is_refused(tmp_path, tiny_policy, command):
+    data = write_lines(tmp_path / "problems.jsonl", [PROBLEM, PROBLEM])
+    out = tmp_path / "out"
+    (out / "checkpoints" / "step-5").mkdir(parents=True)
+    write_lines(out / "metrics.jsonl", ['{"step": 5, "loss": 1.0}'])
+    started = time.monotonic()
+    assert_one_line_error(run_on(command, data, out, tiny_policy), str(out), "--overwrite_output_dir", "--resume latest")
+    assert time.monotonic() - started < 30  # refused before any model is built
+    assert (out / "metrics.jsonl").read_text() == '{"step": 5, "loss": 1.0}\n'
+
+
+def test_sft_skips_a_record_longer_than_max_length_with_a_counted_warning(tmp_path):
+    data = write_lines(tmp_path / "problems.jsonl", [PROBLEM, HUGE_PROBLEM, PROBLEM])
+    result = run_on("sft", data, tmp_path / "out", Path())
+    assert result.returncode == 0, result.stderr
+    assert "problems.jsonl:2: skipped" in result.stderr and "1 of 3 records skipped" in result.stderr
+    assert json.loads((tmp_path / "out" / "metrics.jsonl").read_text().splitlines()[-1])["loss"] is not None
+
+
+def test_ppo_skips_a_2mb_problem_with_a_counted_warning(tmp_path, tiny_policy):
+    data = write_lines(tmp_path / "problems.jsonl", [PROBLEM, HUGE_PROBLEM, PROBLEM])
+    result = run_on("ppo", data, tmp_path / "out", tiny_policy)
+    assert result.returncode == 0, result.stderr
+    assert "problem problems.jsonl:2: skipped" in result.stderr
+    assert "1 of 3 training problems skipped as too long for the policy" in result.stderr
+    assert len((tmp_path / "out" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+@pytest.mark.xfail(strict=True, reason="commands/eval_search.py: a problem too long for the policy raises TooLong "
+                                       "out of sample_pools and stops the whole grid (prm search skips it instead)")
+def test_eval_search_skips_a_2mb_problem_with_a_counted_warning(tmp_path, tiny_policy):
+    data = write_lines(tmp_path / "problems.jsonl", [PROBLEM, HUGE_PROBLEM, PROBLEM])
+    result = run_on("eval-search", data, tmp_path / "out", tiny_policy)
+    assert result.returncode == 0, result.stderr
+    assert "problems.jsonl:2: skipped" in result.stderr
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["problems"] == 2
+
+
+@pytest.mark.parametrize("command", ("sft", "ppo"))
+def test_sigint_in_sft_and_ppo_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, tiny_policy, command):
+    data = write_lines(tmp_path / "problems.jsonl", [PROBLEM] * 4)
+    out = tmp_path / "run"
+    args = (["sft", "--model", "tiny:tiny", "--vocab_size", "300", "--max_steps", "100000", "--batch_size", "2",
+             "--n_eval", "0", "--log_every", "1"] if command == "sft" else
+            ["ppo", "--policy", str(tiny_policy), "--mode", "outcome", "--n_eval", "0", "--max_updates", "100000",
+             "--batch_size", "2", "--max_new_tokens", "4", "--ppo_epochs", "1", "--n_minibatches", "1"])
+    args += ["--save_every", "0"]  # only the signal saves (within --save_minutes' 10), so exactly one checkpoint
+    process = subprocess.Popen([sys.executable, "-m", "commands.cli", *args, "--data", str(data), "--output_dir", str(out)],
+                               cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not ((out / "metrics.jsonl").exists() and (out / "metrics.jsonl").read_text().strip()):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "training never started"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
+    checkpoints = list((out / "checkpoints").glob("step-*"))
+    assert len(checkpoints) == 1 and (checkpoints[0] / "run.json").is_file(), stderr
+    assert f"checkpoint saved to {checkpoints[0]}" in stderr
+    assert f"resume with: prm {command}" in stderr and f"--output_dir {out}" in stderr
+    assert stderr.rstrip().endswith("--resume latest"), stderr

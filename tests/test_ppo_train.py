@@ -76,20 +76,83 @@ def test_ppo_raises_a_toy_reward(workdir, mode, group_advantage, prompts, sample
     assert sum(rewards[-3:]) / 3 > sum(rewards[:2]) / 2 + 0.1, rewards
 
 
-def test_resume_gives_the_same_result_as_an_uninterrupted_run(workdir):
-    common = dict(mode="dense", step_score_form="diff", kl_coef=0.1, kl_target=1.0, kl_estimator="k3", max_updates=3)
+def _interrupt_at(monkeypatch, update):
+    """Send SIGINT to this process when the run rolls out `update` (0-based), as Ctrl-C would."""
+    import signal
+
+    import prm.ppo.train as ppo_train
+
+    roll_out = ppo_train.roll_out
+
+    def roll_out_then_signal(model, tokenizer, problems, config, seed):
+        if seed == config.seed * 1_000_003 + update:  # the update's seed (one process)
+            signal.raise_signal(signal.SIGINT)
+        return roll_out(model, tokenizer, problems, config, seed)
+
+    monkeypatch.setattr(ppo_train, "roll_out", roll_out_then_signal)
+    return lambda: monkeypatch.setattr(ppo_train, "roll_out", roll_out)
+
+
+def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_result(workdir, monkeypatch):
+    from prm.recipe import Interrupted
+
+    common = dict(mode="dense", step_score_form="diff", kl_coef=0.1, kl_target=1.0, kl_estimator="k3", max_updates=3,
+                  save_every=0, save_minutes=0)
     straight = train_ppo(_config(workdir, "straight", **common), step_scorer=ConstantPRM())
-    train_ppo(_config(workdir, "resumed", **{**common, "max_updates": 1}), step_scorer=ConstantPRM())
-    resumed = train_ppo(_config(workdir, "resumed", **common, resume=True), step_scorer=ConstantPRM())
-    a = load_file(str(straight / "checkpoint" / "model.safetensors"))
-    b = load_file(str(resumed / "checkpoint" / "model.safetensors"))
+    restore = _interrupt_at(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        train_ppo(_config(workdir, "resumed", **common), step_scorer=ConstantPRM())
+    restore()
+    assert stopped.type is Interrupted
+    checkpoint = workdir / "resumed" / "checkpoints" / "step-2"
+    assert f"checkpoint saved to {checkpoint}" in str(stopped.value)
+    assert "resume with: prm ppo" in str(stopped.value) and str(stopped.value).endswith("--resume latest")
+    assert len(_metrics(workdir / "resumed")) == 2
+
+    resumed = train_ppo(_config(workdir, "resumed", **common, resume="latest"), step_scorer=ConstantPRM())
+    a = load_file(str(straight / "checkpoints" / "step-3" / "model.safetensors"))
+    b = load_file(str(resumed / "checkpoints" / "step-3" / "model.safetensors"))
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name
     straight_metrics, resumed_metrics = _metrics(straight), _metrics(resumed)
-    assert len(resumed_metrics) == 3
+    assert [m["update"] for m in resumed_metrics] == [1, 2, 3]
     for x, y in zip(straight_metrics, resumed_metrics):
         assert x["reward"] == y["reward"] and x["kl_coef"] == y["kl_coef"]
+
+
+def test_resume_refuses_a_checkpoint_of_another_run_and_may_extend_a_finished_one(workdir):
+    common = dict(mode="outcome", verifier_coef=0.0, orm_coef=1.0, max_updates=1)
+    train_ppo(_config(workdir, "extend", **common), outcome_scorer=AsciiShare())
+    with pytest.raises(ValueError, match=r"step-1 was made by a different run \(lr: checkpoint 0.0001, now 0.001\)"):
+        train_ppo(_config(workdir, "extend", **common, lr=1e-3, resume="latest"), outcome_scorer=AsciiShare())
+    # The update count sets no schedule, so a finished run continues to more updates.
+    train_ppo(_config(workdir, "extend", **{**common, "max_updates": 2}, resume="latest"), outcome_scorer=AsciiShare())
+    assert [m["update"] for m in _metrics(workdir / "extend")] == [1, 2]
+
+
+def test_a_used_output_dir_is_refused_unless_overwritten(workdir):
+    config = dict(mode="outcome", verifier_coef=0.0, orm_coef=1.0, max_updates=1)
+    train_ppo(_config(workdir, "used", **config), outcome_scorer=AsciiShare())
+    with pytest.raises(ValueError, match="--overwrite_output_dir"):
+        train_ppo(_config(workdir, "used", **config), outcome_scorer=AsciiShare())
+    (workdir / "used" / "checkpoints" / "step-9").mkdir()  # a stale checkpoint must not survive
+    train_ppo(_config(workdir, "used", **config, overwrite_output_dir=True), outcome_scorer=AsciiShare())
+    assert sorted(p.name for p in (workdir / "used" / "checkpoints").iterdir()) == ["step-1"]
+    assert len(_metrics(workdir / "used")) == 1
+
+
+def test_a_problem_too_long_for_the_policy_is_skipped_with_a_counted_warning(workdir, capsys):
+    problems = workdir / "with-long.jsonl"
+    lines = (workdir / "problems.jsonl").read_text().splitlines()
+    long_question = json.dumps({"question": "Tom has 3 apples and buys 4 more. " * 200, "answer": "7"})
+    problems.write_text("\n".join(lines[:3] + [long_question] + lines[3:]) + "\n")
+    out = train_ppo(_config(workdir, "long", data=str(problems), mode="outcome", verifier_coef=0.0, orm_coef=1.0,
+                            max_updates=2, batch_size=len(lines) + 1), outcome_scorer=AsciiShare())
+    err = capsys.readouterr().err
+    assert "with-long.jsonl, problem with-long.jsonl:4: skipped, prompt of" in err
+    assert f"1 of {len(lines) + 1} training problems skipped as too long for the policy" in err
+    assert [m["update"] for m in _metrics(out)] == [1, 2]
 
 
 def test_lora_uses_the_base_model_as_reference(workdir):

@@ -1,4 +1,5 @@
-"""Recipe plumbing: metrics and results stay valid JSON; a missing tracker fails before any folder."""
+"""Recipe plumbing: metrics and results stay valid JSON; a missing tracker fails before any folder;
+`--resume latest` finds the newest complete checkpoint and a failed save keeps the previous one."""
 
 import json
 import math
@@ -42,3 +43,31 @@ def test_missing_tensorboard_fails_before_any_folder(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="tensorboard"):
         TrainConfig(output_dir=str(tmp_path / "never"), tensorboard=True)
     assert not (tmp_path / "never").exists()
+
+
+def test_resume_latest_takes_the_newest_complete_checkpoint(tmp_path):
+    from prm.recipe import checkpoint_to_resume
+
+    for name in ("step-2", "step-10", "step-12.partial"):  # a save cut short leaves a .partial folder
+        (tmp_path / "checkpoints" / name).mkdir(parents=True)
+    assert checkpoint_to_resume(tmp_path, "latest") == tmp_path / "checkpoints" / "step-10"
+    assert checkpoint_to_resume(tmp_path, True) == tmp_path / "checkpoints" / "step-10"  # the old boolean form
+    assert checkpoint_to_resume(tmp_path, None) is None
+    assert checkpoint_to_resume(tmp_path, str(tmp_path / "checkpoints" / "step-2")) == tmp_path / "checkpoints" / "step-2"
+    with pytest.raises(FileNotFoundError, match="step-3"):
+        checkpoint_to_resume(tmp_path, str(tmp_path / "checkpoints" / "step-3"))
+    with pytest.raises(FileNotFoundError, match="no checkpoint under"):
+        checkpoint_to_resume(tmp_path / "empty", "latest")
+
+
+def test_a_save_that_fails_halfway_leaves_the_previous_checkpoint(tmp_path):
+    from prm.recipe import saved_atomically
+
+    target = tmp_path / "step-4"
+    with saved_atomically(target) as partial:
+        (partial / "state.pt").write_text("complete")
+    with pytest.raises(OSError):
+        with saved_atomically(target) as partial:
+            (partial / "state.pt").write_text("half")
+            raise OSError("disk full")
+    assert (target / "state.pt").read_text() == "complete"

@@ -50,29 +50,85 @@ def test_prompt_tokens_carry_no_loss():
     assert ids[-1] == tokenizer.eos_token_id
 
 
-def test_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+def _interrupt_at(monkeypatch, step):
+    """Send SIGINT to this process when the run draws the batch of `step` (0-based), as Ctrl-C would."""
+    import signal
+
+    draw = prm.sft.batch_indices
+
+    def draw_then_signal(at, *args, **kwargs):
+        if at == step:
+            signal.raise_signal(signal.SIGINT)
+        return draw(at, *args, **kwargs)
+
+    monkeypatch.setattr(prm.sft, "batch_indices", draw_then_signal)
+    return draw
+
+
+def test_an_interrupted_run_resumed_ends_like_an_uninterrupted_one(tmp_path, monkeypatch):
+    from prm.recipe import Interrupted
+
     _write_problems(tmp_path / "train.jsonl")
     common = dict(data=str(tmp_path / "train.jsonl"), model="tiny:tiny", max_steps=8, batch_size=4, lr=1e-2,
-                  warmup_steps=2, log_every=2, save_every=4, n_eval=0)
+                  warmup_steps=2, log_every=3, save_every=0, save_minutes=0, n_eval=0)
     straight = train_sft(SFTConfig(output_dir=str(tmp_path / "a"), **common))
 
-    # Interrupt the second run right after its step-4 checkpoint, then resume it.
-    save = prm.sft._save_checkpoint
-
-    def save_then_crash(*args, **kwargs):
-        save(*args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(prm.sft, "_save_checkpoint", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
+    draw = _interrupt_at(monkeypatch, 4)
+    with pytest.raises(KeyboardInterrupt) as stopped:
         train_sft(SFTConfig(output_dir=str(tmp_path / "b"), **common))
-    monkeypatch.setattr(prm.sft, "_save_checkpoint", save)
-    resumed = train_sft(SFTConfig(output_dir=str(tmp_path / "b"), **common, resume=True))
+    monkeypatch.setattr(prm.sft, "batch_indices", draw)
+    assert stopped.type is Interrupted
+    checkpoint = tmp_path / "b" / "checkpoints" / "step-5"  # the step under way when the signal came is finished
+    assert [p.name for p in (tmp_path / "b" / "checkpoints").iterdir()] == ["step-5"]
+    assert f"checkpoint saved to {checkpoint}" in str(stopped.value)
+    assert "resume with: prm sft" in str(stopped.value) and str(stopped.value).endswith("--resume latest")
+    assert (checkpoint / "run.json").is_file()
+
+    resumed = train_sft(SFTConfig(output_dir=str(tmp_path / "b"), **common, resume="latest"))
     from safetensors.torch import load_file
 
     a, b = load_file(str(straight / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
     for name in a:
         assert torch.allclose(a[name], b[name], atol=1e-6), name
+    assert _losses(resumed) == pytest.approx(_losses(straight), abs=1e-6)  # no window logged twice or cut short
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, monkeypatch):
+    _write_problems(tmp_path / "train.jsonl")
+    common = dict(data=str(tmp_path / "train.jsonl"), model="tiny:tiny", max_steps=6, batch_size=4,
+                  save_every=2, n_eval=0, output_dir=str(tmp_path / "run"))
+    draw = _interrupt_at(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        train_sft(SFTConfig(**common, lr=1e-2))
+    monkeypatch.setattr(prm.sft, "batch_indices", draw)
+    with pytest.raises(ValueError, match=r"step-4 was made by a different run \(lr: checkpoint 0.01, now 0.02\)"):
+        train_sft(SFTConfig(**common, lr=2e-2, resume="latest"))
+    _write_problems(tmp_path / "train.jsonl", n=23)  # the same file name, other data
+    with pytest.raises(ValueError, match="data_sha256"):
+        train_sft(SFTConfig(**common, lr=1e-2, resume=str(tmp_path / "run" / "checkpoints" / "step-2")))
+
+
+def test_checkpoints_every_n_steps_and_every_few_minutes(tmp_path):
+    _write_problems(tmp_path / "train.jsonl")
+    common = dict(data=str(tmp_path / "train.jsonl"), model="tiny:tiny", max_steps=5, batch_size=4, n_eval=0)
+    by_steps = train_sft(SFTConfig(**common, save_every=2, save_minutes=0, output_dir=str(tmp_path / "steps")))
+    assert sorted(p.name for p in (by_steps / "checkpoints").iterdir()) == ["step-2", "step-4"]
+    by_time = train_sft(SFTConfig(**common, save_every=0, save_minutes=1e-9, output_dir=str(tmp_path / "time")))
+    assert sorted(p.name for p in (by_time / "checkpoints").iterdir()) == ["step-1", "step-2", "step-3", "step-4"]
+    assert not list(tmp_path.glob("*/checkpoints/*.partial"))
+
+
+def test_a_used_output_dir_is_refused_unless_overwritten(tmp_path):
+    _write_problems(tmp_path / "train.jsonl")
+    common = dict(data=str(tmp_path / "train.jsonl"), model="tiny:tiny", max_steps=4, batch_size=4, n_eval=0,
+                  log_every=1, save_every=2, output_dir=str(tmp_path / "run"))
+    out = train_sft(SFTConfig(**common))
+    with pytest.raises(ValueError, match="--overwrite_output_dir"):
+        train_sft(SFTConfig(**common))
+    train_sft(SFTConfig(**{**common, "max_steps": 3}, overwrite_output_dir=True))
+    assert [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-2"]  # the old run's step-2 is gone
+    assert json.loads((out / "checkpoints" / "step-2" / "run.json").read_text())["max_steps"] == 3
 
 
 def test_bad_records_name_file_line_and_field(tmp_path):

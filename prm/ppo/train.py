@@ -16,12 +16,17 @@ prompt, no critic: `--group_advantage` rloo / grpo on each sample's total reward
 DeepSeekMath's process-supervision grpo_process on its step rewards; the KL is a loss term).
 
     prm ppo --policy runs/sft --prm runs/prm --mode dense --max_updates 100 --output_dir runs/ppo
+
+Checkpoints (`checkpoints/step-N/` after update N: policy, critic, optimizer, KL coefficient)
+are written every `--save_every` updates, every `--save_minutes`, on SIGINT / SIGTERM and at
+the end; `--resume` continues to the same result as a run that was never stopped.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,8 +57,25 @@ from prm.ppo.rewards import (
     token_rewards,
 )
 from prm.outputs import OutputOptions, Trackers, finish_run, trackers_of
+from prm.recipe import (
+    SaveClock,
+    StopSignals,
+    check_output_dir,
+    check_resume,
+    checkpoint_path,
+    checkpoint_to_resume,
+    dumps,
+    interrupted,
+    keep_log_until,
+    resume_choice,
+    run_fingerprint,
+    saved_atomically,
+    stop_requested,
+    write_run_file,
+)
 from prm.sft import batch_indices
 from generation.policy import HFPolicy, eos_token_ids
+from tasks.math.limits import TooLong
 from tasks.math.prompts import STEP_SEPARATOR, policy_prompt
 from tasks.math.records import read_problems, without_overlap
 from tasks.math.synthetic import synthetic_preset
@@ -112,9 +134,11 @@ class PPOConfig(OutputOptions):
     temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature T (> 0); PPO's log-probs are log softmax(logits / T)"})
     # run
     max_updates: int = field(default=100, metadata={"help": "PPO updates (rollout + optimisation rounds)"})
-    output_dir: str = field(default="runs/ppo", metadata={"help": "metrics.jsonl, checkpoint/ and the final policy go here"})
-    save_every: int = field(default=10, metadata={"help": "checkpoint every this many updates (0 = only at the end)"})
-    resume: bool = field(default=False, metadata={"help": "continue from output_dir/checkpoint (same result as an uninterrupted run)"})
+    output_dir: str = field(default="runs/ppo", metadata={"help": "metrics.jsonl, checkpoints/ and the final policy go here"})
+    save_every: int = field(default=10, metadata={"help": "checkpoint every this many updates (0 = only by --save_minutes and at the end)"})
+    save_minutes: float = field(default=10.0, metadata={"help": "also checkpoint when this many minutes passed since the last one (0 = off); SIGINT / SIGTERM always save one"})
+    resume: str | None = field(default=None, metadata={"help": "checkpoint directory, or 'latest' (newest under output_dir/checkpoints); it must come from a run with the same settings and data (--max_updates may grow)"})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "start afresh in a non-empty --output_dir (its checkpoints, logs and policy are removed)"})
     seed: int = field(default=0, metadata={"help": "seed for data order, sampling and minibatches"})
     trust_remote_code: bool = field(default=False, metadata={"help": "allow custom model code from the hub"})
 
@@ -131,6 +155,18 @@ class PPOConfig(OutputOptions):
         elif self.orm and self.orm_coef == 0:
             raise ValueError("--orm is given with --orm_coef 0, so the ORM would never count; drop --orm or "
                              "give --orm_coef > 0")
+        if self.save_every < 0 or self.save_minutes < 0:
+            raise ValueError(f"--save_every and --save_minutes must be >= 0 (0 = off), got {self.save_every} "
+                             f"and {self.save_minutes}")
+
+
+# What a fresh run writes into --output_dir (removed by --overwrite_output_dir), and the options
+# that do not change the trained policy (a checkpoint may be resumed with other values of these).
+# --max_updates is among them: no schedule depends on it, so a finished run can be continued.
+RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "ppo_config.json", "policy", "tensorboard", "README.md")
+NOT_IN_FINGERPRINT = ("output_dir", "resume", "overwrite_output_dir", "save_every", "save_minutes", "max_updates",
+                      "eval_data", "n_eval", "eval_every", "trust_remote_code", "report_to", "push_to_hub",
+                      "hub_model_id", "hub_private_repo")
 
 
 # --------------------------------------------------------------------------- data
@@ -150,6 +186,24 @@ def load_problems(config: PPOConfig) -> tuple[list[Problem], list[Problem]]:
     else:
         return train, []
     return train, without_overlap(heldout, train)
+
+
+def problems_that_fit(problems: list[Problem], policy: HFPolicy, source: str, what: str) -> list[Problem]:
+    """`problems` without those whose prompt does not fit the policy's positions (`HFPolicy.start`
+    raises TooLong): each is named in a warning and counted, and the others are kept, so one long
+    problem never stops an update."""
+    kept = []
+    for problem in problems:
+        try:
+            policy.start([policy_prompt(problem.question)])
+        except TooLong as error:
+            print(f"prm ppo: warning: {source}, problem {problem.id}: skipped, {error}", file=sys.stderr)
+            continue
+        kept.append(problem)
+    if len(kept) < len(problems):
+        print(f"prm ppo: warning: {len(problems) - len(kept)} of {len(problems)} {what} problems skipped as too long "
+              "for the policy", file=sys.stderr)
+    return kept
 
 
 # --------------------------------------------------------------------------- rollout and scoring
@@ -346,7 +400,7 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
 
     `step_scorer` / `outcome_scorer` (Python API only) replace the models named by
     `config.prm` / `config.orm` with any `StepScorer` / `OutcomeScorer` (a verifier, a mix).
-    Writes `metrics.jsonl` (one line per update), `checkpoint/` and the final policy.
+    Writes `metrics.jsonl` (one line per update), `checkpoints/step-N/` and the final policy.
 
     Dropout is off throughout: the policy (and critic) stay in eval mode for rollouts, old
     log-probs and updates alike (the reference is always in eval mode), so the first ratio
@@ -357,6 +411,14 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
     from tqdm.auto import tqdm
 
     from prm.sft import heldout_accuracy
+
+    output_dir = Path(config.output_dir)
+    check_output_dir(output_dir, overwrite=config.overwrite_output_dir,
+                     resuming=resume_choice(config.resume) is not None, written=RUN_OUTPUTS)
+    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("data",))
+    resume_dir = checkpoint_to_resume(output_dir, config.resume)
+    if resume_dir is not None:
+        check_resume(resume_dir, fingerprint)
 
     if step_scorer is None and config.prm and config.mode != "outcome" and config.checker_coef < 1:
         import prm as prm_package
@@ -370,21 +432,26 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
         outcome_scorer = prm_package.load(config.orm)
     _check(config, step_scorer)
 
-    output_dir = Path(config.output_dir)
-    checkpoint_dir = output_dir / "checkpoint"
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
 
     train_problems, heldout = load_problems(config)
     model, reference, tokenizer = build_models(config)
+    # Each set is measured as it is rendered later: rollouts use the chat template when the
+    # tokenizer has one, `heldout_accuracy` the plain prompt.
+    train_problems = problems_that_fit(train_problems, HFPolicy(model.policy, tokenizer), config.data, "training")
+    if not train_problems:
+        raise ValueError(f"{config.data}: no training problem fits the policy's positions")
+    heldout = problems_that_fit(heldout, HFPolicy(model.policy, tokenizer, use_chat_template=False),
+                                config.eval_data or config.data, "held-out")
     is_separator = separator_token_mask(tokenizer, STEP_SEPARATOR)
     eos_ids = eos_token_ids(model.policy, tokenizer)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=0.0)
     kl_controller = KLController(config.kl_coef, config.kl_target, config.kl_horizon)
     start_update = 0
-    if config.resume and (checkpoint_dir / "model.safetensors").exists():
-        start_update = _load_checkpoint(checkpoint_dir, model, optimizer, kl_controller)
+    if resume_dir is not None:
+        start_update = _load_checkpoint(resume_dir, model, optimizer, kl_controller)
 
     accelerator = Accelerator()
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -398,73 +465,81 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
         metrics_path.write_text("")
         (output_dir / "ppo_config.json").write_text(json.dumps(asdict(config), indent=2))
     elif accelerator.is_main_process:
-        # Updates logged after the checkpoint we resume from are redone; drop their lines.
-        lines = metrics_path.read_text().splitlines() if metrics_path.exists() else []
-        metrics_path.write_text("".join(line + "\n" for line in lines if json.loads(line)["update"] <= start_update))
+        keep_log_until(metrics_path, start_update, key="update")  # the updates after the checkpoint are redone
 
     trackers = Trackers(trackers_of(config) if accelerator.is_main_process else [], output_dir, command="ppo",
                         config=asdict(config))
     progress = tqdm(range(start_update, config.max_updates), desc=f"ppo[{config.mode}]", initial=start_update,
                     total=config.max_updates, disable=not accelerator.is_main_process)
-    for update in progress:
-        started = time.perf_counter()
-        # Each process draws its own prompts and samples; all are functions of the update.
-        shard = update * accelerator.num_processes + accelerator.process_index
-        update_seed = config.seed * 1_000_003 + shard
+    clock = SaveClock(config.save_every, config.save_minutes)
+    with StopSignals() as stop:
+        for update in progress:
+            started = time.perf_counter()
+            # Each process draws its own prompts and samples; all are functions of the update.
+            shard = update * accelerator.num_processes + accelerator.process_index
+            update_seed = config.seed * 1_000_003 + shard
 
-        # 1. roll out
-        problem_indices = batch_indices(shard, len(train_problems), config.batch_size, config.seed)
-        problems = [train_problems[i] for i in problem_indices]
-        prompt_ids, response_ids, texts = roll_out(unwrapped.policy, tokenizer, problems, config, update_seed)
-        per_response_problems = [p for p in problems for _ in range(config.samples_per_prompt)]
+            # 1. roll out
+            problem_indices = batch_indices(shard, len(train_problems), config.batch_size, config.seed)
+            problems = [train_problems[i] for i in problem_indices]
+            prompt_ids, response_ids, texts = roll_out(unwrapped.policy, tokenizer, problems, config, update_seed)
+            per_response_problems = [p for p in problems for _ in range(config.samples_per_prompt)]
 
-        # 2. score
-        rollout = score_rollout(per_response_problems, prompt_ids, response_ids, texts, tokenizer, is_separator,
-                                eos_ids, config, step_scorer, outcome_scorer)
-        batch = ResponseBatch.from_ids(prompt_ids, response_ids, tokenizer.pad_token_id).to(accelerator.device)
-        mask = batch.response_mask
-        old_logprobs, old_values, ref_logprobs = rollout_logprobs(model, reference, batch, config.temperature)
+            # 2. score
+            rollout = score_rollout(per_response_problems, prompt_ids, response_ids, texts, tokenizer, is_separator,
+                                    eos_ids, config, step_scorer, outcome_scorer)
+            batch = ResponseBatch.from_ids(prompt_ids, response_ids, tokenizer.pad_token_id).to(accelerator.device)
+            mask = batch.response_mask
+            old_logprobs, old_values, ref_logprobs = rollout_logprobs(model, reference, batch, config.temperature)
 
-        # 3. rewards: scores on their tokens, and -beta * k1 on every token unless the KL is a loss term
-        scores, placed = score_tensor(rollout, mask.shape[1], config)
-        scores, placed = scores.to(accelerator.device), placed.to(accelerator.device)
-        rewards = token_rewards(scores, old_logprobs, ref_logprobs, mask, kl_controller.value, config.kl_estimator)
+            # 3. rewards: scores on their tokens, and -beta * k1 on every token unless the KL is a loss term
+            scores, placed = score_tensor(rollout, mask.shape[1], config)
+            scores, placed = scores.to(accelerator.device), placed.to(accelerator.device)
+            rewards = token_rewards(scores, old_logprobs, ref_logprobs, mask, kl_controller.value, config.kl_estimator)
 
-        # 4. advantages: GAE with the critic, or group baselines
-        advantages, returns = advantages_and_returns(rewards, placed, old_values, mask, config)
+            # 4. advantages: GAE with the critic, or group baselines
+            advantages, returns = advantages_and_returns(rewards, placed, old_values, mask, config)
 
-        # 5. clipped updates
-        stats = _optimise(model, optimizer, accelerator, batch, old_logprobs, old_values, ref_logprobs, advantages,
-                          returns, config, kl_controller.value, generator=torch.Generator().manual_seed(update_seed))
+            # 5. clipped updates
+            stats = _optimise(model, optimizer, accelerator, batch, old_logprobs, old_values, ref_logprobs, advantages,
+                              returns, config, kl_controller.value, generator=torch.Generator().manual_seed(update_seed))
 
-        # KL per response of the rollout policy, by the estimator in use (it drives the
-        # adaptive beta) and by both unbiased ones for comparison.
-        kl_per_response = {name: (kl_estimate(old_logprobs, ref_logprobs, name) * mask).sum(1).mean().item()
-                           for name in dict.fromkeys((config.kl_estimator, "k1", "k3"))}
-        mean_kl = kl_per_response[config.kl_estimator]
-        kl_controller.update(mean_kl, len(response_ids))
-        record = {
-            "update": update + 1,
-            "reward": scores.sum(1).mean().item(),
-            "train_accuracy": float(np.mean(rollout.correct)),
-            "kl": mean_kl,
-            "kl_k1": kl_per_response["k1"],
-            "kl_k3": kl_per_response["k3"],
-            "kl_coef": kl_controller.value,
-            "response_tokens": mask.sum(1).mean().item(),
-            **stats,
-            "seconds": time.perf_counter() - started,
-        }
-        if heldout and config.eval_every and ((update + 1) % config.eval_every == 0 or update + 1 == config.max_updates):
-            record["heldout_accuracy"] = heldout_accuracy(unwrapped.policy, tokenizer, heldout, temperature=0.0,
-                                                          max_new_tokens=config.max_new_tokens)
-        if accelerator.is_main_process:
-            with metrics_path.open("a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            trackers.log(record, update + 1)
-        progress.set_postfix(reward=f"{record['reward']:.3f}", acc=f"{record['train_accuracy']:.2f}", kl=f"{mean_kl:.3f}")
-        if (config.save_every and (update + 1) % config.save_every == 0) or update + 1 == config.max_updates:
-            _save_checkpoint(accelerator, unwrapped, optimizer, kl_controller, update + 1, checkpoint_dir)
+            # KL per response of the rollout policy, by the estimator in use (it drives the
+            # adaptive beta) and by both unbiased ones for comparison.
+            kl_per_response = {name: (kl_estimate(old_logprobs, ref_logprobs, name) * mask).sum(1).mean().item()
+                               for name in dict.fromkeys((config.kl_estimator, "k1", "k3"))}
+            mean_kl = kl_per_response[config.kl_estimator]
+            kl_controller.update(mean_kl, len(response_ids))
+            record = {
+                "update": update + 1,
+                "reward": scores.sum(1).mean().item(),
+                "train_accuracy": float(np.mean(rollout.correct)),
+                "kl": mean_kl,
+                "kl_k1": kl_per_response["k1"],
+                "kl_k3": kl_per_response["k3"],
+                "kl_coef": kl_controller.value,
+                "response_tokens": mask.sum(1).mean().item(),
+                **stats,
+                "seconds": time.perf_counter() - started,
+            }
+            if heldout and config.eval_every and ((update + 1) % config.eval_every == 0 or update + 1 == config.max_updates):
+                record["heldout_accuracy"] = heldout_accuracy(unwrapped.policy, tokenizer, heldout, temperature=0.0,
+                                                              max_new_tokens=config.max_new_tokens)
+            if accelerator.is_main_process:
+                with metrics_path.open("a") as handle:
+                    handle.write(dumps(record) + "\n")
+                trackers.log(record, update + 1)
+            progress.set_postfix(reward=f"{record['reward']:.3f}", acc=f"{record['train_accuracy']:.2f}", kl=f"{mean_kl:.3f}")
+            done = update + 1
+            stopping = stop_requested(accelerator, stop)
+            # The last update is saved too: with the critic and optimizer, the run can be continued.
+            if done == config.max_updates or stopping or clock.due(done):
+                saved_to = checkpoint_path(output_dir, done)
+                _save_checkpoint(accelerator, unwrapped, optimizer, kl_controller, done, saved_to, fingerprint)
+                clock.saved()
+                if stopping and done < config.max_updates:
+                    progress.close()
+                    raise interrupted(stop, done, config.max_updates, saved_to, "ppo", config, unit="update")
 
     if accelerator.is_main_process:
         _save_policy(unwrapped.policy, tokenizer, output_dir / "policy")
@@ -524,23 +599,19 @@ def _optimise(model, optimizer, accelerator, batch: ResponseBatch, old_logprobs,
 
 
 def _save_checkpoint(accelerator, model: PolicyWithValue, optimizer, kl_controller: KLController, update: int,
-                     checkpoint_dir: Path) -> None:
-    import shutil
-
+                     directory: Path, fingerprint: dict) -> None:
+    """Policy and critic, optimizer and KL coefficient after `update`, with the run's fingerprint,
+    written whole or not at all (`saved_atomically`)."""
     from safetensors.torch import save_model
 
     accelerator.wait_for_everyone()
-    if not accelerator.is_main_process:
-        return
-    partial = checkpoint_dir.with_name(checkpoint_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    save_model(model, str(partial / "model.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "update": update, "kl_coef": kl_controller.value},
-               partial / "state.pt")
-    # Swap in whole so an interrupted save never leaves a half-written checkpoint.
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    partial.rename(checkpoint_dir)
+    if accelerator.is_main_process:
+        with saved_atomically(directory) as partial:
+            save_model(model, str(partial / "model.safetensors"))
+            torch.save({"optimizer": optimizer.state_dict(), "update": update, "kl_coef": kl_controller.value},
+                       partial / "state.pt")
+            write_run_file(partial, fingerprint)
+    accelerator.wait_for_everyone()
 
 
 def _load_checkpoint(checkpoint_dir: Path, model: PolicyWithValue, optimizer, kl_controller: KLController) -> int:
