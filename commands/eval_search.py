@@ -15,6 +15,7 @@ from search.evaluate import TREE_SEARCHES, evaluate_best_of_n, evaluate_tree_sea
 from search.rerank import CurvePoint, curve_markdown, default_methods, parse_methods
 from search.scorers import load_scorers
 from tasks.math.records import read_problems
+from tasks.math.types import Problem
 
 
 @dataclass
@@ -52,11 +53,10 @@ class EvalSearchConfig:
 EVAL_SEARCH_OUTPUTS = ("results.json", "results.md", "accuracy_vs_n.png", "accuracy_vs_tokens.png")
 
 
-def load_problems(config: EvalSearchConfig) -> tuple[list[str], list[str]]:
-    """(questions, reference answers): the first `n_problems` of the file, or generated."""
-    problems = read_problems(config.problems, limit=config.n_problems, n_synthetic=config.n_problems,
-                             seed=config.problem_seed, preset=config.preset)
-    return [p.question for p in problems], [p.answer for p in problems]
+def load_problems(config: EvalSearchConfig) -> list[Problem]:
+    """The first `n_problems` of the file, or generated."""
+    return read_problems(config.problems, limit=config.n_problems, n_synthetic=config.n_problems,
+                         seed=config.problem_seed, preset=config.preset)
 
 
 def sample_pools(policy: Any, questions: Sequence[str], m: int, *, progress: bool = True
@@ -77,7 +77,7 @@ def sample_pools(policy: Any, questions: Sequence[str], m: int, *, progress: boo
 def eval_search(config: EvalSearchConfig) -> dict[str, Any]:
     """Run the grid, write results.json, results.md and the PNG curves; return the results."""
     from search.plots import plot_accuracy_vs_n, plot_accuracy_vs_tokens
-    from generation.policy import HFPolicy
+    from generation.policy import HFPolicy, problems_that_fit
 
     check_output_dir(Path(config.output_dir), overwrite=config.overwrite_output_dir, resuming=False,
                      written=EVAL_SEARCH_OUTPUTS, can_resume=False)
@@ -97,12 +97,16 @@ def eval_search(config: EvalSearchConfig) -> dict[str, Any]:
     if missing:
         raise ValueError(f"methods need scorers {missing}; pass --prm / --orm (have {sorted(scorers) or 'none'})")
 
-    questions, references = load_problems(config)
+    problems = load_problems(config)
     policy = HFPolicy.from_pretrained(
         config.policy, device=config.device or None, trust_remote_code=config.trust_remote_code,
         temperature=config.temperature, max_new_tokens=config.max_new_tokens,
         max_step_tokens=config.max_step_tokens, seed=seeds[0], batch_size=config.batch_size,
     )
+    problems = problems_that_fit(problems, policy, command="prm eval-search", source=config.problems)
+    if not problems:
+        raise ValueError(f"{config.problems}: every problem is too long for the policy")
+    questions, references = [p.question for p in problems], [p.answer for p in problems]
     points: list[CurvePoint] = []
     if methods:
         texts, tokens = sample_pools(policy, questions, max(ns))

@@ -30,7 +30,7 @@ import torch
 
 from generation.compat import cache_kwargs
 from tasks.math.limits import TooLong, max_positions
-from tasks.math.prompts import STEP_SEPARATOR, chat_messages
+from tasks.math.prompts import STEP_SEPARATOR, chat_messages, policy_prompt
 
 # The layer-wise cache of one sequence: ((keys, values), ...) with keys/values shaped
 # [kv_heads, n_cached, head_dim] (no batch dimension, no padding).
@@ -463,3 +463,23 @@ def _row_cache(batch: _Batch, row: int) -> SequenceCache:
         (layer.keys[row][:, keep].clone(), layer.values[row][:, keep].clone())
         for layer in batch.cache.layers
     )
+
+
+def problems_that_fit(problems: Sequence, policy: HFPolicy, *, command: str, source: str, what: str = "") -> list:
+    """`problems` (with `.question` and `.id`) without those whose prompt does not fit the
+    policy's positions (`HFPolicy.start` raises TooLong): each is named in a warning on stderr
+    and counted, and the others are kept, so one long problem never stops a run."""
+    import sys
+
+    kept = []
+    for problem in problems:
+        try:
+            policy.start([policy_prompt(problem.question)])
+        except TooLong as error:
+            print(f"{command}: warning: {source}, problem {problem.id}: skipped, {error}", file=sys.stderr)
+            continue
+        kept.append(problem)
+    if len(kept) < len(problems):
+        print(f"{command}: warning: {len(problems) - len(kept)} of {len(problems)} {what + ' ' if what else ''}problems "
+              "skipped as too long for the policy", file=sys.stderr)
+    return kept

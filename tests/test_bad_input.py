@@ -252,8 +252,6 @@ def test_ppo_skips_a_2mb_problem_with_a_counted_warning(tmp_path, tiny_policy):
     assert len((tmp_path / "out" / "metrics.jsonl").read_text().splitlines()) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="commands/eval_search.py: a problem too long for the policy raises TooLong "
-                                       "out of sample_pools and stops the whole grid (prm search skips it instead)")
 def test_eval_search_skips_a_2mb_problem_with_a_counted_warning(tmp_path, tiny_policy):
     data = write_lines(tmp_path / "problems.jsonl", [PROBLEM, HUGE_PROBLEM, PROBLEM])
     result = run_on("eval-search", data, tmp_path / "out", tiny_policy)

@@ -224,8 +224,10 @@ def test_sft_and_search_and_eval_search_read_the_same_files(tmp_path):
     path = write_jsonl(tmp_path / "gsm8k.jsonl", [{"question": "What is 2 + 2?", "answer": "2 + 2 = 4\n#### 4"}])
     (problem,) = load_sft_problems(str(path), n_train=0, seed=0)
     assert problem.steps == ("2 + 2 = 4", "The answer is 4") and problem.answer == "4"
-    assert load_problems(EvalSearchConfig(policy="p", problems=str(path))) == (["What is 2 + 2?"], ["4"])
-    questions, answers = load_problems(EvalSearchConfig(policy="p", problems="synthetic:tiny", n_problems=2))
+    problems = load_problems(EvalSearchConfig(policy="p", problems=str(path)))
+    assert ([p.question for p in problems], [p.answer for p in problems]) == (["What is 2 + 2?"], ["4"])
+    problems = load_problems(EvalSearchConfig(policy="p", problems="synthetic:tiny", n_problems=2))
+    questions, answers = [p.question for p in problems], [p.answer for p in problems]
     assert len(questions) == len(answers) == 2
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -74,8 +73,7 @@ from prm.recipe import (
     write_run_file,
 )
 from prm.sft import batch_indices
-from generation.policy import HFPolicy, eos_token_ids
-from tasks.math.limits import TooLong
+from generation.policy import HFPolicy, eos_token_ids, problems_that_fit
 from tasks.math.prompts import STEP_SEPARATOR, policy_prompt
 from tasks.math.records import read_problems, without_overlap
 from tasks.math.synthetic import synthetic_preset
@@ -186,24 +184,6 @@ def load_problems(config: PPOConfig) -> tuple[list[Problem], list[Problem]]:
     else:
         return train, []
     return train, without_overlap(heldout, train)
-
-
-def problems_that_fit(problems: list[Problem], policy: HFPolicy, source: str, what: str) -> list[Problem]:
-    """`problems` without those whose prompt does not fit the policy's positions (`HFPolicy.start`
-    raises TooLong): each is named in a warning and counted, and the others are kept, so one long
-    problem never stops an update."""
-    kept = []
-    for problem in problems:
-        try:
-            policy.start([policy_prompt(problem.question)])
-        except TooLong as error:
-            print(f"prm ppo: warning: {source}, problem {problem.id}: skipped, {error}", file=sys.stderr)
-            continue
-        kept.append(problem)
-    if len(kept) < len(problems):
-        print(f"prm ppo: warning: {len(problems) - len(kept)} of {len(problems)} {what} problems skipped as too long "
-              "for the policy", file=sys.stderr)
-    return kept
 
 
 # --------------------------------------------------------------------------- rollout and scoring
@@ -440,11 +420,12 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
     model, reference, tokenizer = build_models(config)
     # Each set is measured as it is rendered later: rollouts use the chat template when the
     # tokenizer has one, `heldout_accuracy` the plain prompt.
-    train_problems = problems_that_fit(train_problems, HFPolicy(model.policy, tokenizer), config.data, "training")
+    train_problems = problems_that_fit(train_problems, HFPolicy(model.policy, tokenizer), command="prm ppo",
+                                       source=config.data, what="training")
     if not train_problems:
         raise ValueError(f"{config.data}: no training problem fits the policy's positions")
     heldout = problems_that_fit(heldout, HFPolicy(model.policy, tokenizer, use_chat_template=False),
-                                config.eval_data or config.data, "held-out")
+                                command="prm ppo", source=config.eval_data or config.data, what="held-out")
     is_separator = separator_token_mask(tokenizer, STEP_SEPARATOR)
     eos_ids = eos_token_ids(model.policy, tokenizer)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=0.0)
