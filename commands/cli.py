@@ -45,6 +45,11 @@ def _rerank():
     return RerankConfig, rerank_file
 
 
+def _export_sft():
+    from commands.export_sft import ExportSFTConfig, export_sft
+    return ExportSFTConfig, export_sft
+
+
 def _search():
     from commands.search import SearchConfig, run_search
     return SearchConfig, run_search
@@ -68,6 +73,7 @@ COMMANDS: dict[str, tuple[Callable[[], tuple[type, Callable]], str]] = {
     "score": (_score, "Score the steps of every solution in a JSONL file"),
     "label": (_label, "Label solution steps with sympy and Monte Carlo rollouts"),
     "rerank": (_rerank, "Best-of-N reranking of a candidates JSONL"),
+    "export-sft": (_export_sft, "Rejection sampling: the top-k candidates per prompt as SFT data"),
     "search": (_search, "Step-level beam search / DVTS with a PRM"),
     "eval-search": (_eval_search, "Grid of search methods over N and seeds"),
     "ppo": (_ppo, "PPO with dense per-step rewards"),
