@@ -135,6 +135,8 @@ def ship_model(run: Path, ship: Path, base_model: str) -> None:
     """The adapter, heads, config and tokenizer of `run`, with the adapter naming `base_model`."""
     import shutil
 
+    from prm.modeling import ADAPTER_DIR, name_adapter_base
+
     ship.mkdir(parents=True, exist_ok=True)
     for item in run.iterdir():
         if item.name in NOT_SHIPPED or item.name.startswith("model-"):
@@ -144,10 +146,7 @@ def ship_model(run: Path, ship: Path, base_model: str) -> None:
             shutil.copytree(item, target, dirs_exist_ok=True)
         else:
             shutil.copy2(item, target)
-    adapter_config = ship / "adapter" / "adapter_config.json"
-    values = json.loads(adapter_config.read_text())
-    values["base_model_name_or_path"] = base_model
-    adapter_config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+    name_adapter_base(ship / ADAPTER_DIR, base_model)  # a run saved merged names the local cache path
 
 
 KINDS = ("arithmetic_slip", "wrong_operation", "wrong_number", "dropped_step")

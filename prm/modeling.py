@@ -30,7 +30,10 @@ saved beside it by the training recipe (docs/training.md, "Checkpoint layouts"):
 
 A backbone without such a class (or a head that the class cannot hold exactly) is saved in the
 layout written before: the bare backbone through ``save_pretrained`` and every head tensor in
-``reward_heads.safetensors``. `from_pretrained` reads every layout, old and new.
+``reward_heads.safetensors``. An adapter-only save (``save_pretrained(adapter_only=True,
+base_model=...)``) is that layout without the backbone's weights, plus the LoRA adapter in
+``adapter/`` naming its base; loading fetches the base and merges the adapter in.
+`from_pretrained` reads every layout, old and new.
 
 LoRA (peft) adapts the backbone while the heads stay fully trainable. Saving merges the
 adapter into the backbone weights, so a saved model is self-contained and loads without peft;
@@ -189,6 +192,17 @@ def resolve_reward_model(name_or_path: str) -> str:
 
     shipped = SHIPPED_MODELS.get(name_or_path.lower())
     return str(shipped) if shipped is not None else resolve_model(name_or_path)
+
+
+def name_adapter_base(adapter_dir: Path, base_model: str) -> None:
+    """Make a peft adapter name its base by `base_model` (peft records the local path it was
+    loaded from, e.g. a cache folder that exists on this machine only)."""
+    import json
+
+    adapter_config = Path(adapter_dir) / "adapter_config.json"
+    values = json.loads(adapter_config.read_text())
+    values["base_model_name_or_path"] = base_model
+    adapter_config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
 
 
 def _has_weights(name: str) -> bool:
@@ -500,8 +514,6 @@ class RewardModel(nn.Module):
         return path
 
     def _save_adapter_only(self, path: Path, base_model: str | None) -> Path:
-        import json
-
         from safetensors.torch import save_file
 
         if not self.has_lora:
@@ -519,11 +531,7 @@ class RewardModel(nn.Module):
         heads = {name: tensor.detach().contiguous().cpu() for name, tensor in self.state_dict().items()
                  if not name.startswith("backbone.")}
         save_file(heads, str(path / HEADS_FILE), metadata={"format": "pt"})
-        adapter = self.save_lora_adapter(path / ADAPTER_DIR)
-        adapter_config = adapter / "adapter_config.json"
-        values = json.loads(adapter_config.read_text())
-        values["base_model_name_or_path"] = base_model
-        adapter_config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+        name_adapter_base(self.save_lora_adapter(path / ADAPTER_DIR), base_model)
         return path
 
     def _standard_model(self):
