@@ -289,3 +289,54 @@ def test_sigint_in_sft_and_ppo_saves_a_checkpoint_and_prints_the_resume_command(
     assert f"checkpoint saved to {checkpoints[0]}" in stderr
     assert f"resume with: prm {command}" in stderr and f"--output_dir {out}" in stderr
     assert stderr.rstrip().endswith("--resume latest"), stderr
+
+
+CANDIDATE = json.dumps({"prompt": "What is 3 + 4?", "completions": ["3 + 4 = 7\nThe answer is 7"], "reference": "7"})
+# A well-formed first line per command (the bad line is line 2).
+FIRST_LINE = {"score": STEP, "train": STEP, "rerank": CANDIDATE, "export-sft": CANDIDATE, "search": PROBLEM}
+
+
+def run_reader(command: str, data: Path, tmp_path: Path, prm_dir: Path, policy: Path) -> subprocess.CompletedProcess:
+    """`prm <command>` reading `data`, writing under tmp_path/out."""
+    out = tmp_path / "out"
+    if command == "score":
+        return prm("score", "--model", str(prm_dir), "--input", str(data), "--output", str(out / "scored.jsonl"))
+    if command == "train":
+        return prm("train", "--data", str(data), "--model", "tiny:tiny", "--max_steps", "1", "--eval_every", "0",
+                   "--no_progress", "--output_dir", str(out))
+    if command == "rerank":
+        return prm("rerank", "--input", str(data), "--device", "cpu", "--output_dir", str(out))
+    if command == "export-sft":
+        return prm("export-sft", "--input", str(data), "--scorer", "verifier", "--output", str(out / "sft.jsonl"))
+    return prm("search", "--policy", str(policy), "--prm", "verifier", "--problems", str(data), "--width", "2",
+               "--beam_width", "1", "--max_steps", "1", "--max_step_tokens", "4", "--device", "cpu",
+               "--output", str(out / "results.jsonl"))
+
+
+@pytest.mark.parametrize("command", sorted(FIRST_LINE))
+def test_record_readers_name_a_malformed_a_non_utf8_line_and_a_missing_file(tmp_path, tiny_prm, tiny_policy, command):
+    malformed = write_lines(tmp_path / "malformed.jsonl", [FIRST_LINE[command], '{"prompt": "q", "completions": ['])
+    assert_one_line_error(run_reader(command, malformed, tmp_path, tiny_prm, tiny_policy), "malformed.jsonl", "line 2")
+    binary = tmp_path / "binary.jsonl"
+    binary.write_bytes(FIRST_LINE[command].encode() + b"\n" + b'{"prompt": "\xff\xfe"}\n')
+    assert_one_line_error(run_reader(command, binary, tmp_path, tiny_prm, tiny_policy), "binary.jsonl", "line 2")
+    assert_one_line_error(run_reader(command, tmp_path / "nope.jsonl", tmp_path, tiny_prm, tiny_policy), "nope.jsonl")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.jsonl"))  # nothing half-written
+
+
+# What each command's earlier output looks like, and the flag that would replace it.
+EARLIER_OUTPUT = {"score": ("scored.jsonl", "--overwrite_output"), "search": ("results.jsonl", "--overwrite_output"),
+                  "export-sft": ("sft.jsonl", "--overwrite_output"), "rerank": ("choices.jsonl", "--overwrite_output_dir"),
+                  "train": ("metrics.jsonl", "--overwrite_output_dir")}
+
+
+@pytest.mark.parametrize("command", sorted(EARLIER_OUTPUT))
+def test_an_earlier_output_is_refused_fast_and_kept(tmp_path, tiny_prm, tiny_policy, command):
+    data = write_lines(tmp_path / "in.jsonl", [FIRST_LINE[command]])
+    name, flag = EARLIER_OUTPUT[command]
+    (tmp_path / "out").mkdir()
+    earlier = write_lines(tmp_path / "out" / name, ['{"earlier": true}'])
+    started = time.monotonic()
+    assert_one_line_error(run_reader(command, data, tmp_path, tiny_prm, tiny_policy), flag)
+    assert time.monotonic() - started < 30
+    assert earlier.read_text() == '{"earlier": true}\n'
