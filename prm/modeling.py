@@ -82,6 +82,10 @@ class RewardSettings:
         `step_likelihood_features`): a step the model would not have written scores lower. The
         backbone keeps its LM head; separator_token_id (the separator's last token) is resolved
         with the tokenizer when the model is built.
+    number_token_ids: with likelihood_features, the ids of the tokens that write a digit (see
+        `digit_token_ids`); the min and mean log-probability of a step's such tokens are two more
+        features, since a wrong result or a wrong number shows in the digits, and a step's words
+        would drown it in the min over all its tokens.
     """
 
     separator: str = "\n"
@@ -96,6 +100,7 @@ class RewardSettings:
     minus_token_id: int | None = None
     likelihood_features: bool = False
     separator_token_id: int | None = None
+    number_token_ids: list[int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -232,12 +237,22 @@ def _adapted_base(name: str, adapter_config: str, auto, options: dict):
     return PeftModel.from_pretrained(backbone, name, subfolder=ADAPTER_DIR).merge_and_unload()
 
 
+def digit_token_ids(tokenizer) -> list[int]:
+    """The ids of the tokens whose text holds a digit (SmolLM2 and Qwen2 write every digit as a
+    token of its own: 10 ids)."""
+    return [index for index in range(len(tokenizer))
+            if any(character.isdigit() for character in tokenizer.decode([index]))]
+
+
 def step_likelihood_features(token_logits: torch.Tensor, input_ids: torch.Tensor, separator_id: int, *,
                              padding_mask: torch.Tensor | None = None,
-                             position_ids: torch.Tensor | None = None) -> torch.Tensor:
+                             position_ids: torch.Tensor | None = None,
+                             number_ids: torch.Tensor | None = None) -> torch.Tensor:
     """How likely the model itself finds each step: token_logits [B, T, V] (next-token logits),
     input_ids [B, T] -> features [B, T, 2]: at every token, the min and the mean log-probability of
     the tokens of its step after the step's first one, each predicted by the token before it.
+    With number_ids [K] (token ids that write digits): [B, T, 4], the same two over the step's
+    digit tokens only appended (0 and 0 for a step without any).
 
     A step runs from the token after a separator token through the next separator token, so the
     value at a step's end (where step scores are read) covers exactly that step; a step's first
@@ -262,15 +277,25 @@ def step_likelihood_features(token_logits: torch.Tensor, input_ids: torch.Tensor
     member[:, 1:] = continues
     values = torch.zeros((batch, length), dtype=next_log_probs.dtype, device=input_ids.device)
     values[:, 1:] = next_log_probs
-    member, values = member.reshape(-1), values.reshape(-1)
-    size = batch * length
+    values = values.reshape(-1)
+    selections = [member]
+    if number_ids is not None:
+        selections.append(member & torch.isin(input_ids, number_ids))
+    features = []
+    for selected in selections:
+        features += _segment_min_and_mean(values, selected.reshape(-1), flat, batch * length)
+    return torch.stack(features, dim=-1).view(batch, length, len(features))
+
+
+def _segment_min_and_mean(values: torch.Tensor, selected: torch.Tensor, segment: torch.Tensor, size: int
+                          ) -> list[torch.Tensor]:
+    """Per position: the min and mean of `values` over the selected positions of its segment."""
     minimum = torch.full((size,), float("inf"), dtype=values.dtype, device=values.device)
-    minimum = minimum.scatter_reduce(0, flat, torch.where(member, values, float("inf")), reduce="amin")
-    total = torch.zeros(size, dtype=values.dtype, device=values.device).index_add(0, flat, values * member)
-    count = torch.zeros(size, dtype=values.dtype, device=values.device).index_add(0, flat, member.to(values.dtype))
+    minimum = minimum.scatter_reduce(0, segment, torch.where(selected, values, float("inf")), reduce="amin")
+    total = torch.zeros(size, dtype=values.dtype, device=values.device).index_add(0, segment, values * selected)
+    count = torch.zeros(size, dtype=values.dtype, device=values.device).index_add(0, segment, selected.to(values.dtype))
     minimum = torch.where(count > 0, minimum, 0.0)
-    mean = total / count.clamp(min=1)
-    return torch.stack([minimum[flat], mean[flat]], dim=-1).view(batch, length, 2)
+    return [minimum[segment], (total / count.clamp(min=1))[segment]]
 
 
 class RewardModel(nn.Module):
@@ -305,8 +330,11 @@ class RewardModel(nn.Module):
             if settings.separator_token_id is None:
                 raise ValueError("separator_token_id is unset: build with from_backbone(..., tokenizer=...)")
             # Zero at the start: the model begins as a plain PRM and learns how much to trust them.
-            self.likelihood_head = nn.Linear(2, 1, bias=False, dtype=dtype)
+            self.likelihood_head = nn.Linear(4 if settings.number_token_ids else 2, 1, bias=False, dtype=dtype)
             nn.init.zeros_(self.likelihood_head.weight)
+        numbers = torch.tensor(settings.number_token_ids or [], dtype=torch.long)
+        self.register_buffer("number_ids", numbers if self.likelihood_head is not None and len(numbers) else None,
+                             persistent=False)
 
     # ----------------------------------------------------------------------------- building
     @classmethod
@@ -636,7 +664,8 @@ class RewardModel(nn.Module):
             padding = (attention_mask[:, -input_ids.shape[1]:]
                        if attention_mask is not None and attention_mask.dim() == 2 else None)
             features = step_likelihood_features(token_logits, input_ids, self.settings.separator_token_id,
-                                                padding_mask=padding, position_ids=position_ids)
+                                                padding_mask=padding, position_ids=position_ids,
+                                                number_ids=self.number_ids)
             step_logits = step_logits + self.likelihood_head(features.to(hidden.dtype)).squeeze(-1)
             lm_logits = token_logits[lm_mask] if lm_mask is not None else None
         elif lm_mask is not None:

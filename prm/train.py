@@ -44,7 +44,7 @@ from prm.collate import (
 )
 from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss, token_lm_loss
 from prm.metrics import pairwise_accuracy, processbench_f1, step_accuracy, step_auc
-from prm.modeling import ADAPTER_DIR, RewardModel, RewardSettings
+from prm.modeling import ADAPTER_DIR, RewardModel, RewardSettings, digit_token_ids
 from prm.outputs import OutputOptions, finish_run, label_source_counts, trackers_of
 from prm.recipe import (
     MetricsLogger,
@@ -83,6 +83,8 @@ class TrainConfig(OutputOptions):
     first_wrong_only: bool = field(default=False, metadata={"help": "Ignore steps after the first wrong one (Let's Verify)"})
     outcome_weight: float = field(default=1.0, metadata={"help": "Weight of the outcome loss in --objective joint"})
     likelihood_features: bool = field(default=False, metadata={"help": "Add the backbone's own log-probabilities of each step's tokens (min, mean) to the step logit, with learned weights (see docs/training.md)"})
+    number_features: bool = field(default=False, metadata={"help": "With --likelihood_features: also the min and mean log-probability of each step's digit tokens"})
+    head_lr: float = field(default=0.0, metadata={"help": "Peak learning rate of the heads (step, outcome, likelihood weights); 0 = --lr. Fresh heads on a LoRA backbone learn faster with a higher one"})
     lm_coef: float = field(default=0.0, metadata={"help": "Weight of an auxiliary next-token loss on the tokens of steps labelled correct (prm, joint; see docs/training.md)"})
     centering_coef: float = field(default=0.0, metadata={"help": "Pairwise reward-centring coefficient: coef * (r_w + r_l)^2"})
     max_length: int = field(default=512, metadata={"help": "Truncate sequences; steps ending beyond it lose their label"})
@@ -132,6 +134,10 @@ class TrainConfig(OutputOptions):
                              f"not {self.objective!r}")
         if self.likelihood_features and self.objective not in ("prm", "joint"):
             raise ValueError("--likelihood_features feed the step head: they need --objective prm or joint")
+        if self.number_features and not self.likelihood_features:
+            raise ValueError("--number_features are likelihood features: they need --likelihood_features")
+        if self.head_lr < 0:
+            raise ValueError(f"--head_lr must be >= 0, got {self.head_lr!r}")
         if (self.save_adapter or self.adapter_only) and self.lora_r <= 0:
             raise ValueError("--save_adapter and --adapter_only need --lora_r > 0")
         if self.adapter_only and self.model.startswith("tiny:"):
@@ -216,6 +222,10 @@ def build_model(config: TrainConfig, train_records: list[dict], tokenizer_dir: s
         backbone = auto.from_pretrained(name, trust_remote_code=config.trust_remote_code)
     if len(tokenizer) > backbone.get_input_embeddings().num_embeddings:
         backbone.resize_token_embeddings(len(tokenizer))
+    if config.number_features:
+        settings.number_token_ids = digit_token_ids(tokenizer)
+        if not settings.number_token_ids:
+            raise ValueError(f"--number_features: the tokenizer of {config.model} has no token that writes a digit")
     model = RewardModel.from_backbone(backbone, settings, tokenizer=tokenizer)
     if config.lora_r > 0:
         targets = config.lora_target_modules
@@ -459,6 +469,9 @@ def make_batching(config: TrainConfig, data: TrainingData, accelerator) -> Batch
     return Batching(loader, sampler, use_mask, mask_dtype)
 
 
+HEAD_MODULES = ("step_head", "outcome_head", "likelihood_head")  # RewardModel's own layers, not the backbone's
+
+
 def make_optimizer(config: TrainConfig, model: RewardModel, device: torch.device):
     """AdamW and its schedule. The scheduler is stepped by hand once per optimizer step (not
     through accelerate, which would step it once per process), so the schedule is the same for
@@ -466,7 +479,12 @@ def make_optimizer(config: TrainConfig, model: RewardModel, device: torch.device
     for small models."""
     from transformers import get_scheduler
 
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+    heads, body = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (heads if name.split(".")[0] in HEAD_MODULES else body).append(parameter)
+    groups = [{"params": body, "lr": config.lr}, {"params": heads, "lr": config.head_lr or config.lr}]
+    optimizer = torch.optim.AdamW([group for group in groups if group["params"]], lr=config.lr,
                                   weight_decay=config.weight_decay, fused=device.type in ("cpu", "cuda"))
     scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps,
                               num_training_steps=config.max_steps)
