@@ -9,7 +9,8 @@ Phases (each resumes on rerun; delete a file to redo its phase):
    (`tasks.math.gsm8k_corruptions`, seed 0) with exact first-error labels. Held-out records:
    the same for the held-out problems, corruption seed 1.
 2. train: `prm train` on SmolLM2 (the offline alias) with LoRA, a step head and an outcome head
-   (--objective joint), the likelihood features and the LM loss on correct steps, and the
+   (--objective joint), the likelihood features (over all of a step's tokens and over its digit
+   tokens) with the heads at their own learning rate, the LM loss on correct steps, and the
    first-wrong-only labels of Let's Verify. Checkpoints every 10 minutes; an interrupted run
    resumes from its latest checkpoint.
 3. ship: the LoRA adapter and the heads only (`RewardModel.save_pretrained(adapter_only=True)`),
@@ -22,7 +23,7 @@ Phases (each resumes on rerun; delete a file to redo its phase):
    puts the table into the model card.
 
     make smollm2
-    nice -n 10 python experiments/smollm2_prm.py        # about 90 minutes of training on 2 CPU cores
+    nice -n 10 python experiments/smollm2_prm.py        # about 35 minutes of training on 2 CPU cores
 """
 
 from __future__ import annotations
@@ -50,10 +51,12 @@ class SmolPRMConfig:
     model: str = field(default="smollm2-135m-instruct", metadata={"help": "backbone (alias, hub id or path)"})
     holdout: int = field(default=500, metadata={"help": "problems held out for evaluation (holdout_split seed 0)"})
     corruptions: int = field(default=3, metadata={"help": "corrupted solutions per problem"})
-    max_steps: int = field(default=700, metadata={"help": "optimizer steps"})
+    max_steps: int = field(default=450, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=8, metadata={"help": "sequences per step (2 prompts x 4 solutions share rows)"})
     lr: float = field(default=3e-4, metadata={"help": "peak learning rate"})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    head_lr: float = field(default=5e-3, metadata={"help": "learning rate of the heads (0 = --lr)"})
+    number_features: bool = field(default=True, metadata={"help": "likelihood features over each step's digit tokens too"})
     eval_records: int = field(default=200, metadata={"help": "held-out records for the training run's own periodic evaluation"})
 
 
@@ -93,7 +96,8 @@ def train_config(config: SmolPRMConfig, train_path: Path, eval_path: Path, out: 
     resume = "latest" if any((out / "checkpoints").glob("step-*")) else None
     return TrainConfig(
         data=str(train_path), eval_data=str(eval_path), model=config.model, output_dir=str(out),
-        objective="joint", likelihood_features=True, lm_coef=1.0, first_wrong_only=True,
+        objective="joint", likelihood_features=True, number_features=config.number_features, head_lr=config.head_lr,
+        lm_coef=1.0, first_wrong_only=True,
         lora_r=config.lora_r, lora_alpha=2 * config.lora_r, adapter_only=True,
         batch_size=config.batch_size, max_steps=config.max_steps, lr=config.lr, warmup_steps=30,
         eval_every=350, eval_batch_size=16, save_minutes=10.0, log_every=10, seed=0, resume=resume,
@@ -287,7 +291,8 @@ scorer.score_steps("Natalia sold clips to 48 of her friends in April, and then s
 - **Base**: `{config.model}` (SmolLM2-135M-Instruct), not included: `prm.load` loads it and applies
   the adapter in `adapter/` (LoRA r = {config.lora_r}, alpha = {2 * config.lora_r}, all linear layers).
 - **Heads**: a step head and an outcome head (`--objective joint`) plus the likelihood features
-  (the model's own log-probabilities of a step's tokens), in `reward_heads.safetensors`.
+  (the model's own log-probabilities of a step's tokens{", and of its digit tokens" if config.number_features else ""}),
+  in `reward_heads.safetensors`; heads trained at lr {config.head_lr or config.lr}.
 - **Data**: {n_train} training solutions from GSM8K train minus 500 held-out problems: each
   problem's reference (every step correct) and up to {config.corruptions} automatic corruptions
   with an exact first wrong step (arithmetic slip, wrong operation, wrong number, dropped step;
