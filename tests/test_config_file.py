@@ -29,7 +29,7 @@ def test_json_file_gives_required_options(tmp_path):
 def test_every_subcommand_repeats_from_its_saved_config(tmp_path, name):
     required = {"score": ["--model", "m", "--input", "x.jsonl"], "rerank": ["--input", "x.jsonl"],
                 "search": ["--policy", "p", "--prm", "verifier"], "eval-search": ["--policy", "p"],
-                "label": ["--input", "x.jsonl"]}
+                "label": ["--input", "x.jsonl"], "export-sft": ["--input", "x.jsonl", "--output", "o.jsonl"]}
     first = parse_command(name, required.get(name, []))
     saved = tmp_path / f"{name}.json"
     saved.write_text(json.dumps(asdict(first)))
