@@ -139,6 +139,9 @@ def ship_model(run: Path, ship: Path, base_model: str) -> None:
     """The adapter, heads, config and tokenizer of `run`, with the adapter naming `base_model`."""
     import shutil
 
+    import torch
+    from safetensors.torch import load_file, save_file
+
     from prm.modeling import ADAPTER_DIR, name_adapter_base
 
     ship.mkdir(parents=True, exist_ok=True)
@@ -151,6 +154,11 @@ def ship_model(run: Path, ship: Path, base_model: str) -> None:
         else:
             shutil.copy2(item, target)
     name_adapter_base(ship / ADAPTER_DIR, base_model)  # a run saved merged names the local cache path
+    # bf16 halves the adapter (all-linear LoRA r = 16 on SmolLM2 is 19 MB in fp32); peft casts it
+    # back to the base's dtype on load, and the held-out figures are measured on this copy.
+    weights = ship / ADAPTER_DIR / "adapter_model.safetensors"
+    save_file({name: tensor.to(torch.bfloat16) for name, tensor in load_file(str(weights)).items()},
+              str(weights), metadata={"format": "pt"})
 
 
 KINDS = ("arithmetic_slip", "wrong_operation", "wrong_number", "dropped_step")

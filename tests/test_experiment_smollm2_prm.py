@@ -36,6 +36,9 @@ def test_recipe_runs_end_to_end_and_ships_a_loadable_adapter(tmp_path):
     held_ids = {json.loads(line)["id"] for line in (run / "heldout.jsonl").read_text().splitlines()}
     assert held_ids and train_ids and not train_ids & held_ids
     assert not list(ship.glob("model*.safetensors"))  # adapter and heads only
+    from safetensors.torch import load_file
+
+    assert {str(t.dtype) for t in load_file(str(ship / "adapter" / "adapter_model.safetensors")).values()} == {"torch.bfloat16"}
     assert json.loads((ship / "adapter" / "adapter_config.json").read_text())["base_model_name_or_path"] == str(base)
     results = json.loads((run / "results.json").read_text())
     assert results["problems"] == len(held_ids)
