@@ -270,6 +270,20 @@ def results_markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rebuild_flags(config: SmolPRMConfig) -> str:
+    """The flags of `config` that differ from the recipe's defaults (paths left out)."""
+    from dataclasses import fields
+
+    flags = []
+    for item in fields(config):
+        value = getattr(config, item.name)
+        if item.name in ("gsm8k", "output_dir", "ship_dir") or value == item.default:
+            continue
+        flags.append(f"--{item.name} {value}" if not isinstance(value, bool) else
+                     f"--{item.name}" if value else f"--no_{item.name}")
+    return "".join(" " + flag for flag in flags)
+
+
 def write_card(ship: Path, config: SmolPRMConfig, train_path: Path, run: Path, table: str) -> None:
     n_train = sum(1 for _ in train_path.open())
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()] \
@@ -310,7 +324,7 @@ scorer.score_steps("Natalia sold clips to 48 of her friends in April, and then s
   share a row), lr {config.lr}, first-wrong-only labels, LM loss on correct steps (coefficient 1),
   {speed.get('train_tokens_per_s', float('nan')):.0f} tokens/s on 2 CPU cores
   ({speed.get('train_seconds', float('nan')) / 60:.0f} minutes).
-- **Rebuild**: `make smollm2 && python experiments/smollm2_prm.py` (resumable).
+- **Rebuild**: `make smollm2 && python experiments/smollm2_prm.py{rebuild_flags(config)}` (resumable).
 
 ## Held-out figures
 
