@@ -175,18 +175,17 @@ def evaluate(model: str, held_path: Path) -> dict:
 
     records = [json.loads(line) for line in held_path.read_text().splitlines()]
     scorer = prm.load(model)
-    step_scores, outcome_scores = [], []
+    step_scores: list = [None] * len(records)
+    outcome_scores: list = [None] * len(records)
     by_problem: dict[str, list[int]] = {}
     for index, record in enumerate(records):
         by_problem.setdefault(record["id"], []).append(index)
     for indices in tqdm(list(by_problem.values()), desc="score held-out pools"):
+        # A problem's solutions share one pass over its prompt.
         steps, outcomes = scorer.score_solutions(records[indices[0]]["prompt"],
                                                  [records[i]["completions"] for i in indices])
-        step_scores.extend(steps)
-        outcome_scores.extend(outcomes)
-    order = [i for indices in by_problem.values() for i in indices]
-    step_scores = [row for _, row in sorted(zip(order, step_scores))]
-    outcome_scores = [value for _, value in sorted(zip(order, outcome_scores))]
+        for i, row, outcome in zip(indices, steps, outcomes):
+            step_scores[i], outcome_scores[i] = row, outcome
     checker = VerifierScorer()
     verdicts = [checker.verdicts(record["completions"]) for record in records]
 

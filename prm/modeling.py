@@ -415,7 +415,7 @@ class RewardModel(nn.Module):
 
         auto = AutoModelForCausalLM if settings.keeps_lm_head else AutoModel
         adapter_config = _find_file(name, f"{ADAPTER_DIR}/adapter_config.json")
-        if adapter_config is not None and _find_file(name, "config.json") and not _has_weights(name):
+        if adapter_config is not None and not _has_weights(name):
             backbone = _adapted_base(name, adapter_config, auto, options)
         else:
             backbone = auto.from_pretrained(name, **options)
