@@ -329,7 +329,7 @@ def prm_on_samples(scorer, samples: list[tuple[list[str], str]], per_problem: in
 
 
 # PPO step-reward sources of the demo, as PPOConfig options. Every mode samples
-# PPO_SAMPLES_PER_PROMPT solutions per prompt and takes a critic-free group baseline: a value
+# PPO_SETTINGS['samples_per_prompt'] solutions per prompt and takes a critic-free group baseline: a value
 # head trained from scratch gave noise advantages over the few updates the demo can afford
 # (with GAE no mode moved from the SFT start). Outcome = GRPO on the verifier's outcome alone;
 # the dense modes = DeepSeekMath's process-supervision GRPO on the step scores plus the outcome.
@@ -339,13 +339,16 @@ PPO_MODES = {
     "checker": {"group_advantage": "grpo_process", "uses_prm": False, "checker_coef": 1.0},
     "prm+checker": {"group_advantage": "grpo_process", "uses_prm": True, "checker_coef": 0.5},
 }
-PPO_SAMPLES_PER_PROMPT = 4
-PPO_LR = 1e-5
+# The PPO settings every mode shares. Gentle: at lr 1e-4 and T = 1 every mode fell well below the
+# SFT policy, and larger batches or lr 3e-5 to 1e-4 did not help either (docs/ppo.md).
+PPO_SETTINGS = {"samples_per_prompt": 4, "batch_size": 16, "ppo_epochs": 4, "n_minibatches": 2, "lr": 1e-5,
+                "temperature": 0.7, "kl_coef": 0.1, "max_new_tokens": 64}
 
 
 def run_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path, train_file: Path,
-            heldout_file: Path, baseline_accuracy: float) -> dict:
-    """PPO from the SFT policy for every mode of `ppo_modes`; held-out accuracy curves per seed."""
+            heldout_file: Path, baseline_accuracy: float, settings: dict | None = None) -> dict:
+    """PPO from the SFT policy for every mode of `ppo_modes`; held-out accuracy curves per seed.
+    `settings` replace entries of PPO_SETTINGS (experiments/demo_ppo.py)."""
     from prm.ppo.train import PPOConfig, train_ppo
 
     curves: dict[str, list[dict]] = {}
@@ -356,13 +359,12 @@ def run_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path, t
             out = run / "ppo" / f"{mode.replace('+', '-')}-seed{seed}"
             train_ppo(PPOConfig(policy=str(policy_dir), prm=str(reward_dir) if options["uses_prm"] else None,
                                 mode="group", group_advantage=options["group_advantage"],
-                                checker_coef=options["checker_coef"], samples_per_prompt=PPO_SAMPLES_PER_PROMPT,
-                                data=str(train_file), eval_data=str(heldout_file), n_eval=config.ppo_eval_problems,
+                                checker_coef=options["checker_coef"], data=str(train_file),
+                                eval_data=str(heldout_file), n_eval=config.ppo_eval_problems,
                                 eval_every=config.ppo_eval_every, max_updates=config.ppo_updates,
-                                batch_size=16, max_new_tokens=64, save_every=0, seed=seed, output_dir=str(out),
+                                save_every=0, seed=seed, output_dir=str(out),
                                 overwrite_output_dir=True,  # every demo run redoes its PPO runs
-                                # Gentle: at lr 1e-4 and T = 1 every mode fell well below the SFT policy.
-                                lr=PPO_LR, temperature=0.7, kl_coef=0.1))
+                                **{**PPO_SETTINGS, **(settings or {})}))
             points = [(0, baseline_accuracy)] + [
                 (row["update"], row["heldout_accuracy"])
                 for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
@@ -508,6 +510,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "best_of_n_tree_problems": [asdict(p) for p in bon_same_problems],
         "ppo": ppo,
         "ppo_start_accuracy": baseline_accuracy,
+        "ppo_settings": PPO_SETTINGS,
         "plots": {name: str(path) if path else None for name, path in plots.items()},
     }
     (run / "results.json").write_text(json.dumps(results, indent=2))

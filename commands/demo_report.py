@@ -253,15 +253,18 @@ def write_report(results: dict, path: Path) -> Path:
             f"Agreement between sympy and rollouts where both judged a step: {_agreement(agreement)}."]
 
     ppo = _ppo_summary(results["ppo"])
+    settings = results["ppo_settings"]
     out += ["", "## PPO: dense per-step rewards vs outcome only", "",
-            f"{config['ppo_updates']} updates from the SFT policy, {config['ppo_seeds']} seeds per mode, batch 16 "
-            f"prompts × 4 samples; held-out accuracy (greedy, {config['ppo_eval_problems']} problems) every "
+            f"{config['ppo_updates']} updates from the SFT policy, {config['ppo_seeds']} seeds per mode, batch "
+            f"{settings['batch_size']} prompts × {settings['samples_per_prompt']} samples, "
+            f"{settings['ppo_epochs']} epochs × {settings['n_minibatches']} minibatches; held-out accuracy (greedy, {config['ppo_eval_problems']} problems) every "
             f"{config['ppo_eval_every']} updates; update 0 is the SFT policy "
             f"({results['ppo_start_accuracy']:.3f}). No critic: outcome = GRPO on the verifier's outcome (group "
             "mean and std); dense = DeepSeekMath's process-supervision GRPO: the PRM's step scores (centred) at "
             "each step's last token and the outcome at EOS, normalised over the group, a token's advantage the "
             "sum from its step on; checker = the sympy verdicts as step scores; prm+checker = half each. "
-            "lr 1e-5, rollouts at T = 0.7, KL as a k3 loss term, coefficient 0.1.", "",
+            f"lr {settings['lr']:g}, rollouts at T = {settings['temperature']:g}, KL as a k3 loss term, coefficient "
+            f"{settings['kl_coef']:g}.", "",
             "![PPO accuracy](ppo_accuracy.png)", "",
             "| mode | " + " | ".join(f"update {u}" for u in next(iter(ppo.values()))["updates"]) + " |",
             "|---|" + "---|" * len(next(iter(ppo.values()))["updates"])]

@@ -3,9 +3,13 @@ from the shipped SFT policy and reward model (prm/assets/demo), several seeds.
 
     python experiments/demo_ppo.py                                   # 4 modes x 3 seeds x 24 updates
     python experiments/demo_ppo.py --ppo_modes dense,outcome --ppo_updates 16 --output_dir runs/demo-ppo
+    python experiments/demo_ppo.py --validation_seed 777 --lr 3e-5 --batch_size 32 --samples_per_prompt 8 \
+        --ppo_epochs 1 --ppo_modes outcome,checker          # other settings, judged on a validation set
 
 The same problems, held-out split, baseline and PPO settings as `prm demo` (commands/demo.py,
-`run_ppo`); writes <output_dir>/ppo.json and prints the accuracy table and the target rows.
+`run_ppo`, `PPO_SETTINGS`); writes <output_dir>/ppo.json and prints the accuracy table. Other
+settings are tried on a validation set (`--validation_seed`: fresh problems of that seed, none of
+them a training or demo held-out question), so that the demo's held-out problems are not tuned on.
 """
 
 from __future__ import annotations
@@ -13,10 +17,38 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+@dataclass
+class PPOSettingsArgs:
+    """Replacements for the demo's PPO_SETTINGS (unset = the demo's value)."""
+
+    lr: float | None = field(default=None, metadata={"help": "AdamW learning rate"})
+    batch_size: int | None = field(default=None, metadata={"help": "prompts per update"})
+    samples_per_prompt: int | None = field(default=None, metadata={"help": "samples per prompt (the group)"})
+    ppo_epochs: int | None = field(default=None, metadata={"help": "passes over each rollout batch"})
+    n_minibatches: int | None = field(default=None, metadata={"help": "minibatches per pass"})
+    validation_seed: int | None = field(default=None, metadata={"help": "judge on fresh problems of this seed (--ppo_eval_problems of them) instead of the demo's held-out problems"})
+
+
+def validation_problems(config, train, heldout, seed: int, count: int) -> list:
+    """`count` problems of `seed` that are neither training nor demo held-out questions."""
+    from tasks.math.synthetic import generate_problems
+
+    taken = {p.question for p in train} | {p.question for p in heldout}
+    problems = []
+    for problem in generate_problems(4 * count + 100, config.preset, seed=seed):
+        if problem.question not in taken:
+            problems.append(problem)
+            taken.add(problem.question)
+    if len(problems) < count:
+        raise RuntimeError(f"only {len(problems)} unseen validation problems for seed {seed}")
+    return problems[:count]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -27,17 +59,25 @@ def main(argv: list[str] | None = None) -> dict:
     from generation.loading import load_policy
     from prm.sft import heldout_accuracy
 
-    (config,) = HfArgumentParser(DemoConfig).parse_args_into_dataclasses(args=argv)
+    config, overrides = HfArgumentParser((DemoConfig, PPOSettingsArgs)).parse_args_into_dataclasses(args=argv)
     run = Path(config.output_dir)
     run.mkdir(parents=True, exist_ok=True)
     train, heldout = make_problems(config)
-    heldout_file = write_problems(heldout[: config.ppo_eval_problems], run / "heldout_problems.jsonl")
+    judged = heldout[: config.ppo_eval_problems]
+    if overrides.validation_seed is not None:
+        judged = validation_problems(config, train, heldout, overrides.validation_seed, config.ppo_eval_problems)
+    judged_file = write_problems(judged, run / ("validation_problems.jsonl" if overrides.validation_seed is not None
+                                                else "heldout_problems.jsonl"))
     train_file = write_problems(train, run / "train_problems.jsonl")
     model, tokenizer = load_policy(str(ASSETS / "policy"))
-    start = heldout_accuracy(model, tokenizer, heldout[: config.ppo_eval_problems], temperature=0.0, max_new_tokens=64)
-    curves = run_ppo(config, run, ASSETS / "policy", ASSETS / "reward", train_file, heldout_file, start)
+    start = heldout_accuracy(model, tokenizer, judged, temperature=0.0, max_new_tokens=64)
+    settings = {key: value for key, value in asdict(overrides).items()
+                if value is not None and key != "validation_seed"}
+    curves = run_ppo(config, run, ASSETS / "policy", ASSETS / "reward", train_file, judged_file, start, settings)
     summary = _ppo_summary(curves)
-    (run / "ppo.json").write_text(json.dumps({"start": start, "curves": curves, "summary": summary}, indent=2) + "\n")
+    (run / "ppo.json").write_text(json.dumps({"start": start, "settings": settings,
+                                              "validation_seed": overrides.validation_seed, "curves": curves,
+                                              "summary": summary}, indent=2) + "\n")
     updates = next(iter(summary.values()))["updates"]
     print(f"SFT start {start:.3f}")
     print("| mode | " + " | ".join(f"update {u}" for u in updates) + " | final (mean ± std over seeds) |")

@@ -1,0 +1,47 @@
+"""The demo's PPO experiments: settings are tried on a validation set that shares no question with
+training or the demo's held-out problems, the overrides reach the PPO runs, and the one-batch
+policy-gradient probe reports every setting."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+
+
+def test_validation_problems_are_unseen_and_counted():
+    import demo_ppo
+
+    from commands.demo import DemoConfig, make_problems
+
+    config = DemoConfig()
+    train, heldout = make_problems(config)
+    validation = demo_ppo.validation_problems(config, train, heldout, seed=777, count=64)
+    assert len(validation) == 64
+    questions = [p.question for p in validation]
+    assert len(set(questions)) == 64
+    assert not set(questions) & ({p.question for p in train} | {p.question for p in heldout})
+
+
+def test_settings_override_the_demo_ppo_runs(tmp_path):
+    import demo_ppo
+
+    demo_ppo.main(["--smoke", "--ppo_modes", "outcome", "--ppo_seeds", "1", "--validation_seed", "777",
+                   "--lr", "3e-5", "--samples_per_prompt", "2", "--batch_size", "2", "--ppo_epochs", "1",
+                   "--output_dir", str(tmp_path)])
+    written = json.loads((tmp_path / "ppo.json").read_text())
+    assert written["settings"] == {"lr": 3e-5, "batch_size": 2, "samples_per_prompt": 2, "ppo_epochs": 1}
+    assert written["validation_seed"] == 777
+    used = json.loads((tmp_path / "ppo" / "outcome-seed0" / "ppo_config.json").read_text())
+    assert (used["lr"], used["batch_size"], used["samples_per_prompt"], used["ppo_epochs"]) == (3e-5, 2, 2, 1)
+    assert used["n_minibatches"] == 2  # not overridden: the demo's value
+    assert (tmp_path / "validation_problems.jsonl").exists()
+
+
+def test_one_batch_probe_reports_every_setting():
+    import ppo_one_batch
+
+    result = ppo_one_batch.main(["--problems", "2", "--samples", "2", "--steps", "1", "--other_problems", "2"])
+    assert set(result["settings"]) == set(ppo_one_batch.SETTINGS)
+    for row in result["settings"].values():
+        assert 0.0 <= row["same"] <= 1.0 and 0.0 <= row["other"] <= 1.0
