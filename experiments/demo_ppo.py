@@ -1,7 +1,7 @@
 """The demo's PPO stage alone: every step-reward source of `prm demo` on the demo's problems,
 from the shipped SFT policy and reward model (prm/assets/demo), several seeds.
 
-    python experiments/demo_ppo.py                                   # 4 modes x 3 seeds x 24 updates
+    python experiments/demo_ppo.py                                   # 4 modes x 3 seeds x 16 updates
     python experiments/demo_ppo.py --ppo_modes dense,outcome --ppo_updates 16 --output_dir runs/demo-ppo
     python experiments/demo_ppo.py --validation_seed 777 --lr 3e-5 --batch_size 32 --samples_per_prompt 8 \
         --ppo_epochs 1 --ppo_modes outcome,checker          # other settings, judged on a validation set
