@@ -108,18 +108,25 @@ def make_problems(config: DemoConfig) -> tuple[list[Problem], list[Problem]]:
     from tasks.math.synthetic import generate_problems
 
     train = generate_problems(max(config.sft_problems, config.prm_problems), config.preset, seed=config.seed)
-    seen = {p.question for p in train}
-    pool = generate_problems(4 * (config.n_eval_problems + config.ppo_eval_problems) + 100, config.preset,
-                             seed=config.seed + 10_007)
-    heldout, questions = [], set()
-    for problem in pool:
-        if problem.question not in seen and problem.question not in questions:
-            heldout.append(problem)
-            questions.add(problem.question)
+    heldout = unseen_problems(4 * (config.n_eval_problems + config.ppo_eval_problems) + 100, config.preset,
+                              config.seed + 10_007, {p.question for p in train})
     needed = max(config.n_eval_problems, config.ppo_eval_problems)
     if len(heldout) < needed:
         raise RuntimeError(f"only {len(heldout)} unseen held-out problems for preset {config.preset!r}")
     return train, heldout
+
+
+def unseen_problems(count: int, preset: str, seed: int, taken: set[str]) -> list[Problem]:
+    """The problems of `generate_problems(count, preset, seed)` whose question is neither in `taken`
+    nor an earlier problem's."""
+    from tasks.math.synthetic import generate_problems
+
+    problems, questions = [], set(taken)
+    for problem in generate_problems(count, preset, seed=seed):
+        if problem.question not in questions:
+            problems.append(problem)
+            questions.add(problem.question)
+    return problems
 
 
 def write_problems(problems: list[Problem], path: Path) -> Path:
@@ -340,7 +347,7 @@ PPO_MODES = {
     "prm+checker": {"group_advantage": "grpo_process", "uses_prm": True, "checker_coef": 0.5},
 }
 # The PPO settings every mode shares. Gentle: at lr 1e-4 and T = 1 every mode fell well below the
-# SFT policy, and larger batches or lr 3e-5 to 1e-4 did not help either (docs/ppo.md).
+# SFT policy, and larger batches at lr 5e-5 to 1e-4 did not help either (docs/ppo.md).
 PPO_SETTINGS = {"samples_per_prompt": 4, "batch_size": 16, "ppo_epochs": 4, "n_minibatches": 2, "lr": 1e-5,
                 "temperature": 0.7, "kl_coef": 0.1, "max_new_tokens": 64}
 

@@ -38,14 +38,10 @@ class PPOSettingsArgs:
 
 def validation_problems(config, train, heldout, seed: int, count: int) -> list:
     """`count` problems of `seed` that are neither training nor demo held-out questions."""
-    from tasks.math.synthetic import generate_problems
+    from commands.demo import unseen_problems
 
-    taken = {p.question for p in train} | {p.question for p in heldout}
-    problems = []
-    for problem in generate_problems(4 * count + 100, config.preset, seed=seed):
-        if problem.question not in taken:
-            problems.append(problem)
-            taken.add(problem.question)
+    problems = unseen_problems(4 * count + 100, config.preset, seed,
+                               {p.question for p in train} | {p.question for p in heldout})
     if len(problems) < count:
         raise RuntimeError(f"only {len(problems)} unseen validation problems for seed {seed}")
     return problems[:count]
