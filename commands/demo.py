@@ -82,6 +82,7 @@ class DemoConfig:
     prm_lm_coef: float = field(default=1.0, metadata={"help": "--retrain: weight of the reward model's next-token loss on correct steps (prm train --lm_coef)"})
     prm_likelihood_features: bool = field(default=True, metadata={"help": "--retrain: step logits read the model's own step likelihoods (prm train --likelihood_features)"})
     prm_first_wrong_only: bool = field(default=True, metadata={"help": "--retrain: train on steps up to each solution's first wrong one (prm train --first_wrong_only)"})
+    prm_paired_synthetic: bool = field(default=False, metadata={"help": "--retrain: the synthetic solutions come in pairs, each problem's reference and one corruption of it (half as many problems), so that the outcome head sees right and wrong solutions of the same question"})
     export_assets: bool = field(default=False, metadata={"help": "--retrain: copy the new checkpoints into the package (prm/assets/demo)"})
     resume: bool = field(default=False, metadata={"help": "--retrain: reuse the policy and reward model already in output_dir/models"})
 
@@ -198,12 +199,11 @@ def train_reward_model(config: DemoConfig, run: Path, policy_dir: Path, policy, 
                        cpu: bool) -> tuple[Path, dict]:
     """Joint PRM + ORM on the policy's labelled samples plus references and corruptions."""
     from prm.train import TrainConfig, train as train_reward
-    from tasks.math.synthetic import step_labelled_records
 
     if finished_model(run / "models" / "reward", config.resume):
         return run / "models" / "reward", json.loads((run / "reward_data.json").read_text())
     records, stats = label_policy_samples(policy, train[: config.prm_problems], config, mode="hard")
-    synthetic = step_labelled_records(train[: config.prm_synthetic], corrupt_fraction=0.5, seed=config.seed)
+    synthetic = synthetic_reward_records(train, config)
     data = run / "reward_data.jsonl"
     with data.open("w") as handle:
         for record in records + [{k: r[k] for k in ("prompt", "completions", "labels")} for r in synthetic]:
@@ -216,6 +216,18 @@ def train_reward_model(config: DemoConfig, run: Path, policy_dir: Path, policy, 
     info = {"policy_samples": len(records), "synthetic": len(synthetic), "stats": stats.as_dict()}
     (run / "reward_data.json").write_text(json.dumps(info, indent=2))
     return Path(path), info
+
+
+def synthetic_reward_records(train: list[Problem], config: DemoConfig) -> list[dict]:
+    """`prm_synthetic` reference and corrupted solutions, half of each: one per problem, or with
+    `prm_paired_synthetic` both for each of half as many problems."""
+    from tasks.math.synthetic import step_labelled_records
+
+    if not config.prm_paired_synthetic:
+        return step_labelled_records(train[: config.prm_synthetic], corrupt_fraction=0.5, seed=config.seed)
+    problems = train[: config.prm_synthetic // 2]
+    return (step_labelled_records(problems, corrupt_fraction=0.0, seed=config.seed)
+            + step_labelled_records(problems, corrupt_fraction=1.0, seed=config.seed))
 
 
 def prm_quality(scorer, heldout: list[Problem], train: list[Problem], config: DemoConfig) -> dict:

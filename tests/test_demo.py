@@ -83,3 +83,21 @@ def test_quick_tour_is_smaller_than_the_judged_sizes():
     assert (full.n_eval_problems, full.tree_problems, full.ppo_seeds) == (64, 32, 3)
     assert quick.n_eval_problems < full.n_eval_problems and quick.tree_problems < full.tree_problems
     assert quick.ppo_modes == "dense,outcome" and quick.tree_scorers == "prm"
+
+
+def test_paired_synthetic_records_give_each_problem_its_reference_and_a_corruption():
+    from commands.demo import synthetic_reward_records
+    from tasks.math.synthetic import generate_problems
+
+    problems = generate_problems(40, "tiny", seed=3)
+    single = synthetic_reward_records(problems, DemoConfig(prm_synthetic=20, prm_paired_synthetic=False))
+    paired = synthetic_reward_records(problems, DemoConfig(prm_synthetic=20, prm_paired_synthetic=True))
+    assert len(single) == len(paired) == 20
+    assert len({r["prompt"] for r in single}) == 20
+    by_prompt: dict[str, list[int]] = {}
+    for record in paired:
+        by_prompt.setdefault(record["prompt"], []).append(record["first_wrong"])
+    assert len(by_prompt) == 10
+    assert all(sorted(first_wrong)[0] == -1 and sorted(first_wrong)[1] >= 0 for first_wrong in by_prompt.values())
+    # Half the records are corrupted either way: the label mix does not change.
+    assert sum(r["first_wrong"] >= 0 for r in single) == sum(r["first_wrong"] >= 0 for r in paired) == 10
