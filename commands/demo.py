@@ -302,6 +302,23 @@ def build_pools(scorer, problems: list[Problem], texts: list[list[str]], tokens:
     return pools
 
 
+def ranking_auc(pools) -> dict[str, dict]:
+    """How well the ORM and PRM-min tell right from wrong candidates: over all candidates of all
+    problems (`pooled`: a score can win here by knowing which problems are easy) and among one
+    problem's candidates (`within_problem`: the mean over problems with both kinds, what best-of-N
+    needs)."""
+    from prm.metrics import step_auc
+
+    out = {}
+    for name, scorer, aggregation in (("orm", "orm", None), ("prm-min", "prm", "min")):
+        per_problem = [(pool.values(scorer, aggregation), [float(ok) for ok in pool.correct]) for pool in pools]
+        mixed = [step_auc(scores, labels) for scores, labels in per_problem if 0 < sum(labels) < len(labels)]
+        out[name] = {"pooled": step_auc([x for scores, _ in per_problem for x in scores],
+                                        [y for _, labels in per_problem for y in labels]),
+                     "within_problem": float(np.mean(mixed)) if mixed else None, "problems": len(mixed)}
+    return out
+
+
 def verifier_agreement(policy, problems: list[Problem], texts: list[list[str]], config: DemoConfig) -> dict:
     """Label some held-out samples in consensus mode: sympy and rollouts judge the same steps."""
     from verifiers.labelling import LabelStats, label_many
@@ -486,6 +503,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     pools = build_pools(scorer, eval_problems, texts, tokens)
     ns = powers_of_two(config.n_samples)
     bon = accuracy_curve(pools, BON_METHODS, ns, seeds=list(range(config.n_seeds)), n_subsets=16)
+    ranking = ranking_auc(pools)
     t = lap("best-of-N", t)
 
     widths = [int(w) for w in config.tree_widths.split(",") if w.strip()]
@@ -525,6 +543,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "verifier_agreement": agreement,
         "prm_on_policy_samples": on_samples,
         "best_of_n": [asdict(p) for p in bon],
+        "ranking_auc": ranking,
         "tree_search": [asdict(p) for p in tree],
         "best_of_n_tree_problems": [asdict(p) for p in bon_same_problems],
         "ppo": ppo,

@@ -197,6 +197,13 @@ def write_report(results: dict, path: Path) -> Path:
             "|---|" + "---|" * len(ns)]
     for method in methods:
         out.append(f"| {method} | " + " | ".join(_cell(bon.get((method, n))) for n in ns) + " |")
+    if results.get("ranking_auc"):
+        out += ["", "Right vs wrong candidates, AUC over all problems' samples pooled and among one problem's "
+                "samples (mean over the problems that have both; best-of-N needs the second, and a score "
+                "that only knows which problems are easy has a high first and a second near 0.5):", "",
+                "| score | pooled | within a problem | problems |", "|---|---|---|---|"]
+        for name, row in results["ranking_auc"].items():
+            out.append(f"| {name} | {_auc(row['pooled'])} | {_auc(row['within_problem'])} | {row['problems']} |")
 
     out += ["", "## Beam search and DVTS at equal budget", "",
             f"On the first {config['tree_problems']} held-out problems: step-level beam search and DVTS (PRM-guided, "
@@ -279,6 +286,10 @@ def write_report(results: dict, path: Path) -> Path:
             "so read orderings together with the ± columns."]
     path.write_text("\n".join(out) + "\n")
     return path
+
+
+def _auc(value: float | None) -> str:
+    return "–" if value is None or value != value else f"{value:.3f}"
 
 
 def _sources(stats: dict) -> str:

@@ -53,6 +53,7 @@ def test_prm_quality_and_ppo_curves_are_complete(demo):
     assert set(quality["by_kind"]) <= {"arithmetic_slip", "wrong_operation", "wrong_number", "dropped_step",
                                        "wrong_algebra_move"}
     assert sum(row["count"] for row in quality["calibration"]) == sum(row["steps"] for row in quality["by_position"].values())
+    assert set(results["ranking_auc"]) == {"orm", "prm-min"}
     config = results["config"]
     assert set(results["ppo"]) == {"dense", "outcome", "checker", "prm+checker"}
     assert {p["method"] for p in results["tree_search"]} == {"beam", "dvts", "beam (checker)", "beam (prm+checker)"}
@@ -73,6 +74,7 @@ def test_the_report_leads_with_the_targets_goal_beside_measured(demo):
     assert any(name.startswith("1. PRM quality") for name in names)
     assert any(name.startswith("4. Dense PPO") for name in names)
     report = (output / "report.md").read_text()
+    assert "| score | pooled | within a problem | problems |" in report
     assert report.index("## Targets") < report.index("## Headline") < report.index("## Best-of-N")
     for name, goal, measured, met in rows:
         assert f"| {name} | {goal} | {measured} |" in report
@@ -101,3 +103,23 @@ def test_paired_synthetic_records_give_each_problem_its_reference_and_a_corrupti
     assert all(sorted(first_wrong)[0] == -1 and sorted(first_wrong)[1] >= 0 for first_wrong in by_prompt.values())
     # Half the records are corrupted either way: the label mix does not change.
     assert sum(r["first_wrong"] >= 0 for r in single) == sum(r["first_wrong"] >= 0 for r in paired) == 10
+
+
+def test_ranking_auc_tells_ranking_problems_from_ranking_their_solutions():
+    from commands.demo import ranking_auc
+    from search.rerank import build_pool
+
+    # Problem "easy": 3 of 4 right; "hard": 1 of 4 right. The ORM scores every solution of the easy
+    # problem above every solution of the hard one, but within each problem the wrong ones highest.
+    pools = []
+    for prompt, correct, orm in (("easy", [True, True, True, False], [0.7, 0.7, 0.7, 0.9]),
+                                 ("hard", [True, False, False, False], [0.1, 0.3, 0.3, 0.3])):
+        pool = build_pool(prompt, [["x = 1"]] * 4, reference="1")
+        pool.correct = correct
+        pool.outcome_scores["orm"] = orm
+        pool.step_scores["prm"] = [[1.0 if ok else 0.0] for ok in correct]
+        pools.append(pool)
+    result = ranking_auc(pools)
+    assert result["orm"]["within_problem"] == 0.0 and result["orm"]["pooled"] > 0.5
+    assert result["prm-min"]["within_problem"] == 1.0 == result["prm-min"]["pooled"]
+    assert result["orm"]["problems"] == 2
