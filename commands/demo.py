@@ -313,8 +313,9 @@ def ranking_auc(pools) -> dict[str, dict]:
     for name, scorer, aggregation in (("orm", "orm", None), ("prm-min", "prm", "min")):
         per_problem = [(pool.values(scorer, aggregation), [float(ok) for ok in pool.correct]) for pool in pools]
         mixed = [step_auc(scores, labels) for scores, labels in per_problem if 0 < sum(labels) < len(labels)]
-        out[name] = {"pooled": step_auc([x for scores, _ in per_problem for x in scores],
-                                        [y for _, labels in per_problem for y in labels]),
+        pooled = step_auc([x for scores, _ in per_problem for x in scores],
+                          [y for _, labels in per_problem for y in labels])
+        out[name] = {"pooled": None if pooled != pooled else pooled,  # NaN (one class only) is not JSON
                      "within_problem": float(np.mean(mixed)) if mixed else None, "problems": len(mixed)}
     return out
 
