@@ -237,7 +237,7 @@ def write_report(results: dict, path: Path) -> Path:
         out += ["", "Per step position (1 = first step):", "",
                 "| step | steps | share correct | mean PRM score | step AUC |", "|---|---|---|---|---|"]
         out += [f"| {index} | {row['steps']} | {row['correct_share']:.3f} | {row['mean_score']:.3f} | "
-                f"{'–' if row['step_auc'] != row['step_auc'] else format(row['step_auc'], '.3f')} |"
+                f"{_auc(row['step_auc'])} |"
                 for index, row in quality["by_position"].items()]
         out += ["", f"Calibration (expected calibration error {quality['expected_calibration_error']:.3f}):", "",
                 "| PRM probability | steps | mean score | share correct |", "|---|---|---|---|"]
