@@ -264,14 +264,19 @@ def interrupted(stop: "StopSignals", step: int, total: int, saved_to: Path, comm
                        f"resume with: {resume_command(command, config)}")
 
 
-def stop_requested(accelerator, stop: "StopSignals") -> bool:
-    """Whether any process was asked to stop (all processes then save and stop together)."""
+def save_or_stop(accelerator, stop: "StopSignals", clock: "SaveClock", step: int) -> tuple[bool, bool]:
+    """(save a checkpoint now, stop after it), the same on every process, which then save and stop
+    together: any process's stop signal counts, and the main process's clock alone says when a
+    periodic checkpoint is due (clocks of different processes disagree near the deadline, and a
+    save some processes skip hangs the others in its collectives)."""
     import torch
 
-    flag = torch.tensor([1.0 if stop.requested else 0.0], device=accelerator.device)
+    due = accelerator.is_main_process and clock.due(step)
+    flags = torch.tensor([1.0 if stop.requested else 0.0, 1.0 if due else 0.0], device=accelerator.device)
     if accelerator.num_processes > 1:
-        flag = accelerator.reduce(flag, reduction="sum")
-    return bool(flag.item() > 0)
+        flags = accelerator.reduce(flags, reduction="sum")
+    stopping = bool(flags[0].item() > 0)
+    return stopping or bool(flags[1].item() > 0), stopping
 
 
 class StopSignals:

@@ -47,8 +47,8 @@ from prm.recipe import (
     keep_log_until,
     resume_choice,
     run_fingerprint,
+    save_or_stop,
     saved_atomically,
-    stop_requested,
     write_run_file,
 )
 from tasks.math.prompts import format_solution, policy_prompt
@@ -304,8 +304,8 @@ def train_sft(config: SFTConfig) -> Path:
                     and logger is not None:
                 _log_accuracy(accelerator.unwrap_model(model), tokenizer, heldout, config, done,
                               progress.format_dict["elapsed"], logger)
-            stopping = stop_requested(accelerator, stop)
-            if done < config.max_steps and (stopping or clock.due(done)):
+            save, stopping = save_or_stop(accelerator, stop, clock, done)
+            if done < config.max_steps and save:
                 saved_to = checkpoint_path(output_dir, done)
                 _save_checkpoint(accelerator, model, tokenizer, optimizer,
                                  {"step": done, "running_loss": running_loss, "running_count": running_count},

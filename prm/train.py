@@ -58,7 +58,7 @@ from prm.recipe import (
     dumps,
     interrupted,
     run_fingerprint,
-    stop_requested,
+    save_or_stop,
     write_run_file,
 )
 from tasks.math.records import read_reward_records
@@ -589,8 +589,8 @@ def train(config: TrainConfig) -> Path:
             with meter.paused():  # evaluation and checkpoints do not count as training time
                 if (config.eval_every and step % config.eval_every == 0) or step == config.max_steps:
                     _evaluate_and_log(config, accelerator, model, data, step, logger, progress, output_dir)
-                stopping = stop_requested(accelerator, stop)
-                if step < config.max_steps and (stopping or clock.due(step)):
+                save, stopping = save_or_stop(accelerator, stop, clock, step)
+                if step < config.max_steps and save:
                     saved_to = checkpoint_path(output_dir, step)
                     _save_checkpoint(accelerator, saved_to, data.tokenizer,
                                      {"step": step, "epoch": stream.epoch, "next_batch": stream.next_batch}, fingerprint)

@@ -1,9 +1,10 @@
 """Two CPU processes (gloo) x batch b follow the same loss curve and reach the same weights
 as one process x batch 2b.
 
-The always-on test forks two workers of this process (no re-import, about a second). The
-`accelerate launch` command line itself is exercised when PRM_LAUNCH_TESTS=1 (it costs a
-minute of imports on a busy 2-core machine).
+The always-on tests start two fresh worker processes (spawn: a few seconds of imports; a fork of
+the test process would inherit its threads, locks held by them included). The `accelerate
+launch` command line itself is exercised when PRM_LAUNCH_TESTS=1 (it costs a minute of imports
+on a busy 2-core machine).
 """
 
 import json
@@ -13,12 +14,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from prm.recipe import checkpoint_path
 from prm.train import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -50,34 +53,61 @@ def _assert_same_run(single: Path, two: Path) -> None:
         torch.testing.assert_close(first[key], second[key], rtol=1e-4, atol=1e-5)
 
 
-def _worker(rank: int, port: int, config: TrainConfig) -> None:
-    from accelerate.state import AcceleratorState
+WORKER_TIMEOUT = 120
 
-    # The parent's single-process accelerate state was inherited by the fork.
-    AcceleratorState._reset_state(True)
+
+def _worker(rank: int, port: int, config: TrainConfig, stacks: Path, clock_due_on_main_at: int | None) -> None:
+    import faulthandler
+
+    # A worker still running near the timeout writes every thread's stack: a hang says where it is.
+    faulthandler.dump_traceback_later(WORKER_TIMEOUT - 15, file=open(stacks / f"rank{rank}.txt", "w"))
+    if clock_due_on_main_at is not None:
+        from prm import recipe
+
+        # Wall-clock time runs differently on every process: here only the main process's clock
+        # says a checkpoint is due.
+        recipe.SaveClock.due = lambda self, step: rank == 0 and step == clock_due_on_main_at
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     train(config)
 
 
-def test_two_processes_match_one_process_with_double_batch(tmp_path):
-    common = _common(tmp_path)
-    single = train(TrainConfig(output_dir=str(tmp_path / "one"), batch_size=8, **common))
-    config = TrainConfig(output_dir=str(tmp_path / "two"), batch_size=4, cpu=True, **common)
-    context, port = multiprocessing.get_context("fork"), _free_port()
+def _train_in_two_processes(tmp_path, config: TrainConfig, clock_due_on_main_at: int | None = None) -> None:
+    context, port = multiprocessing.get_context("spawn"), _free_port()
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
     # Daemon workers, killed on timeout: a worker stuck in a collective (its peer died) must fail
     # the test, not hang the interpreter at exit.
-    workers = [context.Process(target=_worker, args=(rank, port, config), daemon=True) for rank in range(2)]
+    workers = [context.Process(target=_worker, args=(rank, port, config, stacks, clock_due_on_main_at), daemon=True)
+               for rank in range(2)]
+    deadline = time.monotonic() + WORKER_TIMEOUT
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(timeout=120)
+        worker.join(timeout=max(0.0, deadline - time.monotonic()))
     for worker in workers:
         if worker.is_alive():
             worker.kill()
             worker.join()
-    assert [worker.exitcode for worker in workers] == [0, 0]
+    hung = "".join(path.read_text() for path in sorted(stacks.iterdir()))
+    assert [worker.exitcode for worker in workers] == [0, 0], hung
+
+
+def test_two_processes_match_one_process_with_double_batch(tmp_path):
+    common = _common(tmp_path)
+    single = train(TrainConfig(output_dir=str(tmp_path / "one"), batch_size=8, **common))
+    _train_in_two_processes(tmp_path, TrainConfig(output_dir=str(tmp_path / "two"), batch_size=4, cpu=True, **common))
     _assert_same_run(single, tmp_path / "two")
+
+
+def test_a_timed_checkpoint_is_saved_by_all_processes_when_only_one_clock_says_it_is_due(tmp_path):
+    """The main process decides: were each process to ask its own clock, one would enter the
+    save's collectives and the other the next step's, and both would hang."""
+    common = _common(tmp_path)
+    config = TrainConfig(output_dir=str(tmp_path / "two"), batch_size=4, cpu=True, **common)
+    _train_in_two_processes(tmp_path, config, clock_due_on_main_at=2)
+    assert (checkpoint_path(tmp_path / "two", 2) / "trainer_state.json").is_file()
+    assert len(_losses(tmp_path / "two")) == 4
 
 
 @pytest.mark.slow

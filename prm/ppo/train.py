@@ -68,8 +68,8 @@ from prm.recipe import (
     keep_log_until,
     resume_choice,
     run_fingerprint,
+    save_or_stop,
     saved_atomically,
-    stop_requested,
     write_run_file,
 )
 from prm.sft import batch_indices
@@ -512,9 +512,9 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
                 trackers.log(record, update + 1)
             progress.set_postfix(reward=f"{record['reward']:.3f}", acc=f"{record['train_accuracy']:.2f}", kl=f"{mean_kl:.3f}")
             done = update + 1
-            stopping = stop_requested(accelerator, stop)
+            save, stopping = save_or_stop(accelerator, stop, clock, done)
             # The last update is saved too: with the critic and optimizer, the run can be continued.
-            if done == config.max_updates or stopping or clock.due(done):
+            if done == config.max_updates or save:
                 saved_to = checkpoint_path(output_dir, done)
                 _save_checkpoint(accelerator, unwrapped, optimizer, kl_controller, done, saved_to, fingerprint)
                 clock.saved()
