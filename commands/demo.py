@@ -337,32 +337,60 @@ def verifier_agreement(policy, problems: list[Problem], texts: list[list[str]], 
     return stats.as_dict()
 
 
-def prm_on_samples(scorer, samples: list[tuple[list[str], str]], per_problem: int = 8) -> dict:
-    """The PRM's step AUC on held-out policy samples, given as (sample texts, question) per
-    problem, labelled by the sympy checker: every step with a verdict (true or false equation),
-    up to and including a solution's first false one; steps the checker cannot judge are left out."""
+def reference_step_labels(steps: list[str], reference: tuple[str, ...] | list[str]) -> list[bool]:
+    """Exact labels of a sample's steps on a synthetic problem, whose reference solution has one
+    canonical step per sentence of the question: True while a step is the reference's step at its
+    position, False for the first one that is not; the steps after it are left out."""
+    labels = []
+    for index, step in enumerate(steps):
+        labels.append(index < len(reference) and step.strip() == reference[index].strip())
+        if not labels[-1]:
+            break
+    return labels
+
+
+def prm_on_samples(scorer, samples: list[tuple[list[str], Problem]], per_problem: int = 8) -> dict:
+    """The PRM's step AUC on held-out policy samples, given as (sample texts, problem) per problem,
+    with two kinds of labels.
+
+    Checker labels (the top-level keys): every step with a verdict of the sympy checker (true or
+    false equation), up to and including a solution's first false one; steps it cannot judge are
+    left out. The checker sees arithmetic only: a true equation on a number or an operation the
+    question does not give there ("He gives away 4: 8 - 4 = 4" where it says 7) is labelled true.
+    Reference labels ("reference"; problems with reference steps): `reference_step_labels`, exact
+    on the demo's synthetic task. "checker_true_not_reference" counts the steps the checker calls
+    true that the reference labels call the first error.
+    """
     from prm.metrics import step_auc
     from search.scorers import VerifierScorer
 
     checker = VerifierScorer()
-    prompts, solutions, verdicts = [], [], []
-    for problem_texts, prompt in samples:
+    prompts, solutions, verdicts, exact = [], [], [], []
+    for problem_texts, problem in samples:
         for text in problem_texts[:per_problem]:
             steps = solution_steps(text)
             judged = checker.verdicts(steps)
-            if False in judged:
-                cut = judged.index(False) + 1
-                steps, judged = steps[:cut], judged[:cut]
-            if steps and any(v is not None for v in judged):
-                prompts.append(prompt)
-                solutions.append(steps)
-                verdicts.append(judged)
+            labels = reference_step_labels(steps, problem.steps) if problem.steps else []
+            kept = max(len(labels), judged.index(False) + 1 if False in judged else len(judged))
+            if steps and (labels or any(v is not None for v in judged)):
+                prompts.append(problem.question)
+                solutions.append(steps[:kept])
+                verdicts.append(judged[:judged.index(False) + 1] if False in judged else judged)
+                exact.append(labels)
     scores = scorer.score_steps_batch(prompts, solutions) if prompts else []
-    flat = [x for row, judged in zip(scores, verdicts) for x, v in zip(row, judged) if v is not None]
-    labels = [float(v) for judged in verdicts for v in judged if v is not None]
-    auc = step_auc(flat, labels) if labels else float("nan")
-    return {"solutions": len(prompts), "steps": len(labels), "false_steps": int(len(labels) - sum(labels)),
-            "step_auc": None if auc != auc else auc}
+
+    def auc_of(label_rows: list[list]) -> dict:
+        pairs = [(x, float(v)) for row, labels in zip(scores, label_rows) for x, v in zip(row, labels) if v is not None]
+        auc = step_auc([x for x, _ in pairs], [v for _, v in pairs]) if pairs else float("nan")
+        return {"solutions": sum(any(v is not None for v in labels) for labels in label_rows), "steps": len(pairs),
+                "false_steps": int(len(pairs) - sum(v for _, v in pairs)), "step_auc": None if auc != auc else auc}
+
+    result = auc_of(verdicts)
+    if any(exact):
+        result["reference"] = auc_of(exact)
+        result["checker_true_not_reference"] = sum(v is True and not label for judged, labels in zip(verdicts, exact)
+                                                   for v, label in zip(judged, labels))
+    return result
 
 
 # PPO step-reward sources of the demo, as PPOConfig options. Every mode samples
@@ -498,7 +526,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
                                      "reference": problem.answer}) + "\n")
     t = lap("sampling", t)
     agreement = verifier_agreement(policy, eval_problems, texts, config)
-    on_samples = prm_on_samples(scorer, [(t, p.question) for t, p in zip(texts, eval_problems)])
+    on_samples = prm_on_samples(scorer, list(zip(texts, eval_problems)))
     t = lap("verifier agreement", t)
 
     pools = build_pools(scorer, eval_problems, texts, tokens)

@@ -63,7 +63,14 @@ def targets(results: dict) -> list[tuple[str, str, str, bool | None]]:
     samples = results.get("prm_on_policy_samples") or {}
     if samples.get("step_auc") is not None:
         rows.append(("1. PRM quality (policy samples, checker labels)", "step AUC ≥ 0.90",
-                     f"AUC {samples['step_auc']:.3f} on {samples['steps']} steps ({samples['false_steps']} false)", samples["step_auc"] >= 0.90))
+                     f"AUC {samples['step_auc']:.3f} on {samples['steps']} steps ({samples['false_steps']} false; "
+                     f"{samples.get('checker_true_not_reference', '–')} of the true ones are not the reference's step)",
+                     samples["step_auc"] >= 0.90))
+    exact = samples.get("reference") or {}
+    if exact.get("step_auc") is not None:
+        rows.append(("1. PRM quality (policy samples, exact labels: the reference's steps)", "step AUC ≥ 0.90",
+                     f"AUC {exact['step_auc']:.3f} on {exact['steps']} steps ({exact['false_steps']} false)",
+                     exact["step_auc"] >= 0.90))
     bon = _points(results, "best_of_n")
     acc = {key: point["accuracy_mean"] for key, point in bon.items()}
     if ("prm-min", 16) in acc:
@@ -244,6 +251,20 @@ def write_report(results: dict, path: Path) -> Path:
         out += [f"| {row['low']:.1f}–{row['high']:.1f} | {row['count']} | "
                 f"{'–' if row['mean_score'] is None else format(row['mean_score'], '.3f')} | "
                 f"{'–' if row['observed'] is None else format(row['observed'], '.3f')} |" for row in quality["calibration"]]
+    samples = results.get("prm_on_policy_samples") or {}
+    if (samples.get("reference") or {}).get("step_auc") is not None:
+        exact = samples["reference"]
+        out += ["", "On held-out policy samples (up to 8 per best-of-N problem), labelled two ways: by the checker "
+                "(steps it can judge, up to the first false one) and exactly, against the reference solution (the "
+                "first step that is not the reference's step at its position is the first error). The checker sees "
+                f"arithmetic only: {samples['checker_true_not_reference']} of the steps it calls true are not the "
+                "reference's step (a true equation on a number or an operation the question does not give there), and a PRM that flags them loses AUC "
+                "under the checker's labels.", "",
+                "| labels | solutions | steps | false steps | step AUC |", "|---|---|---|---|---|",
+                f"| checker | {samples['solutions']} | {samples['steps']} | {samples['false_steps']} | "
+                f"{_auc(samples['step_auc'])} |",
+                f"| reference | {exact['solutions']} | {exact['steps']} | {exact['false_steps']} | "
+                f"{_auc(exact['step_auc'])} |"]
 
     out += ["", "## Verifier statistics", ""]
     reward = results.get("reward_training") or {}

@@ -54,6 +54,8 @@ def test_prm_quality_and_ppo_curves_are_complete(demo):
                                        "wrong_algebra_move"}
     assert sum(row["count"] for row in quality["calibration"]) == sum(row["steps"] for row in quality["by_position"].values())
     assert set(results["ranking_auc"]) == {"orm", "prm-min"}
+    on_samples = results["prm_on_policy_samples"]
+    assert on_samples["reference"]["steps"] > 0 and 0 <= on_samples["checker_true_not_reference"] <= on_samples["steps"]
     config = results["config"]
     assert set(results["ppo"]) == {"dense", "outcome", "checker", "prm+checker"}
     assert {p["method"] for p in results["tree_search"]} == {"beam", "dvts", "beam (checker)", "beam (prm+checker)"}
@@ -123,3 +125,31 @@ def test_ranking_auc_tells_ranking_problems_from_ranking_their_solutions():
     assert result["orm"]["within_problem"] == 0.0 and result["orm"]["pooled"] > 0.5
     assert result["prm-min"]["within_problem"] == 1.0 == result["prm-min"]["pooled"]
     assert result["orm"]["problems"] == 2
+
+
+def test_policy_samples_are_also_labelled_exactly_against_the_reference():
+    """A step with true arithmetic but a number the question does not say there is wrong: the
+    checker calls it true, the reference labels call it the first error."""
+    from commands.demo import prm_on_samples, reference_step_labels
+    from tasks.math.types import Problem
+
+    problem = Problem(id="p", question="Tom has 6 apples. He buys 2 more. He gives away 7. How many apples does he have now?",
+                      answer="1", steps=("He buys 2 more: 6 + 2 = 8", "He gives away 7: 8 - 7 = 1", "The answer is 1"))
+    right = "He buys 2 more: 6 + 2 = 8\nHe gives away 7: 8 - 7 = 1\nThe answer is 1"
+    wrong_number = "He buys 2 more: 6 + 2 = 8\nHe gives away 4: 8 - 4 = 4\nThe answer is 4"
+    slip = "He buys 2 more: 6 + 2 = 9\nHe gives away 7: 9 - 7 = 2\nThe answer is 2"
+    assert reference_step_labels(right.split("\n"), problem.steps) == [True, True, True]
+    assert reference_step_labels(wrong_number.split("\n"), problem.steps) == [True, False]
+    assert reference_step_labels(slip.split("\n"), problem.steps) == [False]
+    assert reference_step_labels(right.split("\n") + ["extra"], problem.steps) == [True, True, True, False]
+
+    class ReferenceScorer:  # a PRM that knows the reference: every other step scores low
+        def score_steps_batch(self, prompts, solutions):
+            return [[0.9 if step in problem.steps else 0.1 for step in steps] for steps in solutions]
+
+    result = prm_on_samples(ReferenceScorer(), [([right, wrong_number, slip], problem)])
+    assert result["reference"]["step_auc"] == 1.0
+    assert result["reference"]["false_steps"] == 2
+    # The checker calls "He gives away 4: 8 - 4 = 4" true, so the same scores rank a "true" step low.
+    assert result["step_auc"] < 1.0
+    assert result["checker_true_not_reference"] == 1
