@@ -108,7 +108,9 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
     labelled correct (label > 0.5), else -100; lm_weights [R, W] float: how many sequences
     have that correct step there (the auxiliary LM loss of `--lm_coef`);
     outcome_positions [N] long, one per feature in input order, an index into the flattened
-    [R * W] logits (-1 = none); outcome_labels [N] float; num_tokens (the features' own token
+    [R * W] logits (-1 = none); outcome_paths [N, S] long: the same kind of index for each of
+    the feature's step ends, in order (-1 = none: padding, or a step a truncation dropped);
+    outcome_labels [N] float; num_tokens (the features' own token
     count) and num_computed (tokens in the rows) as 0-d long tensors.
     """
     padded_slots = len(features) * max(len(feature["input_ids"]) for feature in features)
@@ -128,6 +130,7 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
     labelled: list[tuple[int, float, int]] = []  # (flat row index, label sum, count)
     correct_counts: dict[int, int] = {}  # node (over the batch) -> sequences labelling it correct
     outcomes = [-1] * len(features)
+    paths: list[list[int]] = [[] for _ in features]
     for r, tree in enumerate(trees):
         length, first_node = len(tree.ids), len(parents)
         input_ids[r, :length] = torch.tensor(tree.ids, dtype=torch.long)
@@ -139,6 +142,8 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
                                for position, count in tree.correct.items() if count})
         for index, position in tree.outcomes.items():
             outcomes[index] = r * width + position
+        for index, ends in tree.step_ends.items():
+            paths[index] = [r * width + position for position in ends]
     step_sums = torch.zeros(size * width, dtype=torch.float)
     step_weights = torch.zeros(size * width, dtype=torch.float)
     if labelled:
@@ -148,6 +153,9 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
     step_sums, step_weights = step_sums.view(size, width), step_weights.view(size, width)
     step_mask = step_weights > 0
     outcome_positions = torch.tensor(outcomes, dtype=torch.long)
+    outcome_paths = torch.full((len(features), max(map(len, paths), default=0)), -1, dtype=torch.long)
+    for index, path in enumerate(paths):
+        outcome_paths[index, :len(path)] = torch.tensor(path, dtype=torch.long)
     lm_targets, lm_weights = _lm_targets(input_ids, nodes, correct_counts)
     batch = {
         "input_ids": input_ids,
@@ -157,6 +165,7 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
         "lm_targets": lm_targets,
         "lm_weights": lm_weights,
         "outcome_positions": outcome_positions,
+        "outcome_paths": outcome_paths,
         "outcome_labels": torch.tensor([f["outcome_label"] for f in features], dtype=torch.float),
         "num_tokens": torch.tensor(sum(len(f["input_ids"]) for f in features)),
         "num_computed": (nodes >= 0).sum(),
@@ -192,7 +201,8 @@ class _PrefixTree:
     parents[node]: the node it continues (-1 for a root: a prompt, or the first step of a
     sequence without one). labels: row index -> [sum of labels, number of sequences labelled
     there]; correct: row index -> how many of those labels are correct (> 0.5). outcomes:
-    feature index -> row index.
+    feature index -> row index; step_ends: feature index -> row index of each of its labelled
+    steps' ends, in order.
     """
 
     ids: list[int] = field(default_factory=list)
@@ -202,6 +212,7 @@ class _PrefixTree:
     labels: dict[int, list[float]] = field(default_factory=dict)
     correct: dict[int, int] = field(default_factory=dict)
     outcomes: dict[int, int] = field(default_factory=dict)
+    step_ends: dict[int, list[int]] = field(default_factory=dict)
 
 
 def _prefix_tree(features: Sequence[dict], members: list[int]) -> _PrefixTree:
@@ -234,6 +245,7 @@ def _prefix_tree(features: Sequence[dict], members: list[int]) -> _PrefixTree:
                 tree.nodes += [node] * (cut - start)
                 ends.append(len(tree.ids) - 1)
             if cut - 1 in labels:
+                tree.step_ends.setdefault(index, []).append(ends[node])
                 total = tree.labels.setdefault(ends[node], [0.0, 0])
                 total[0] += labels[cut - 1]
                 total[1] += 1

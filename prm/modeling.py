@@ -86,6 +86,11 @@ class RewardSettings:
         `digit_token_ids`); the min and mean log-probability of a step's such tokens are two more
         features, since a wrong result or a wrong number shows in the digits, and a step's words
         would drown it in the min over all its tokens.
+    outcome_likelihood_features: with likelihood_features and an outcome head (objective
+        "joint"): add to the outcome logit a learned weighting of the min over the solution's
+        steps of those features (see `RewardModel.solution_outcome_logits`). The outcome head
+        reads the last token only, where nothing says which earlier step the model would not
+        have written; a copied wrong number shows in that step's digits.
     """
 
     separator: str = "\n"
@@ -101,6 +106,7 @@ class RewardSettings:
     likelihood_features: bool = False
     separator_token_id: int | None = None
     number_token_ids: list[int] | None = None
+    outcome_likelihood_features: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -148,12 +154,15 @@ class RewardOutput:
     outcome_logits [B, T] | None: log-odds (ORM) or reward (pairwise) if the solution ended at t.
     past_key_values: the backbone's cache when ``use_cache=True``.
     lm_logits [M, V] | None: next-token logits at the M positions of ``lm_mask`` (row-major).
+    step_features [B, T, F] | None: the likelihood features (`step_likelihood_features`) of a
+    model that has them; at a step's end they cover that step.
     """
 
     step_logits: torch.Tensor
     outcome_logits: torch.Tensor | None = None
     past_key_values: Any = None
     lm_logits: torch.Tensor | None = None
+    step_features: torch.Tensor | None = None
 
 
 def _single_token_id(tokenizer, token: str) -> int:
@@ -287,6 +296,13 @@ def step_likelihood_features(token_logits: torch.Tensor, input_ids: torch.Tensor
     return torch.stack(features, dim=-1).view(batch, length, len(features))
 
 
+def lowest_step_features(step_features: torch.Tensor) -> torch.Tensor:
+    """step_features [N, S, F] (+inf where a solution has fewer than S steps) -> [N, F]: the
+    min over each solution's steps, 0 for a solution without steps."""
+    lowest = step_features.min(dim=1).values
+    return torch.where(torch.isfinite(lowest), lowest, 0.0)
+
+
 def _segment_min_and_mean(values: torch.Tensor, selected: torch.Tensor, segment: torch.Tensor, size: int
                           ) -> list[torch.Tensor]:
     """Per position: the min and mean of `values` over the selected positions of its segment."""
@@ -335,6 +351,14 @@ class RewardModel(nn.Module):
         numbers = torch.tensor(settings.number_token_ids or [], dtype=torch.long)
         self.register_buffer("number_ids", numbers if self.likelihood_head is not None and len(numbers) else None,
                              persistent=False)
+        self.outcome_likelihood_head = None
+        if settings.outcome_likelihood_features:
+            if self.likelihood_head is None or self.outcome_head is None:
+                raise ValueError("outcome likelihood features need likelihood_features and an outcome head "
+                                 "(objective joint)")
+            # Zero at the start: the outcome head alone until the weights are fitted.
+            self.outcome_likelihood_head = nn.Linear(self.likelihood_head.in_features, 1, bias=False, dtype=dtype)
+            nn.init.zeros_(self.outcome_likelihood_head.weight)
 
     # ----------------------------------------------------------------------------- building
     @classmethod
@@ -657,7 +681,7 @@ class RewardModel(nn.Module):
             step_logits = pair[..., 0] - pair[..., 1]
         else:
             step_logits = outcome_logits
-        lm_logits = None
+        lm_logits = features = None
         if self.likelihood_head is not None:
             token_logits = self._lm_logits(hidden)  # [B, T, V]
             # A 2-D mask may also cover cached positions before input_ids: keep the new ones.
@@ -672,7 +696,17 @@ class RewardModel(nn.Module):
             lm_logits = self._lm_logits(hidden[lm_mask])
         return RewardOutput(step_logits=step_logits, outcome_logits=outcome_logits,
                             past_key_values=output_cache(hidden_out) if use_cache else None,
-                            lm_logits=lm_logits)
+                            lm_logits=lm_logits, step_features=features if self.likelihood_head is not None else None)
+
+    def solution_outcome_logits(self, end_logits: torch.Tensor, step_features: torch.Tensor | None) -> torch.Tensor:
+        """The outcome log-odds of N solutions: end_logits [N] (the outcome head at each one's
+        end) plus, with outcome_likelihood_features, the weighted min over its steps of
+        step_features [N, S, F] (each step's features at its end; +inf where a solution has fewer
+        than S steps; a solution without steps adds nothing)."""
+        if self.outcome_likelihood_head is None:
+            return end_logits
+        lowest = lowest_step_features(step_features).to(self.outcome_likelihood_head.weight.dtype)
+        return end_logits + self.outcome_likelihood_head(lowest).squeeze(-1)
 
     def _lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden [M, H] -> next-token logits [M, V]: the backbone's LM head, or its input embeddings

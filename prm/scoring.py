@@ -126,7 +126,9 @@ class PrefixState:
     input_ids: the ids run so far; cache: their keys/values (None: nothing cached, the next
     `extend` runs the whole prefix); step_scores: the probability of each step in `steps`;
     outcome_score: the outcome head's probability that the solution is right if it ended
-    here (None for a model without an outcome head).
+    here (None for a model without an outcome head); lowest_features: for a model with
+    outcome likelihood features, their min over the steps so far (what the next outcome needs
+    of the cached steps).
     """
 
     prompt: str
@@ -135,6 +137,7 @@ class PrefixState:
     step_scores: tuple[float, ...]
     cache: LayerCache | None = None
     outcome_score: float | None = None
+    lowest_features: torch.Tensor | None = None
 
 
 @dataclass
@@ -238,7 +241,7 @@ class RewardScorer:
         if not ids:
             return self._blank(prompt)
         row = _Row(self._blank(prompt), ids, 0, [])
-        ((_, _, cache),) = self._run([row], keep_cache=True)
+        ((_, _, cache, _),) = self._run([row], keep_cache=True)
         return PrefixState(prompt, (), tuple(ids), (), cache)
 
     def extend(self, states: Sequence[PrefixState], new_steps: Sequence[str],
@@ -304,7 +307,7 @@ class RewardScorer:
                 reuse = min(_common_prefix(state.input_ids, encoded.input_ids), new_positions[0])
             rows.append(_Row(state, encoded.input_ids, reuse, new_positions))
 
-        results: dict[int, tuple[list[float], float | None, LayerCache | None]] = {}
+        results: dict[int, tuple[list[float], float | None, LayerCache | None, torch.Tensor | None]] = {}
         live = [index for index, row in enumerate(rows) if row is not None]
         # Longest first: similar lengths share a batch, so little padding is run.
         live.sort(key=lambda index: len(rows[index].ids) - rows[index].reuse, reverse=True)
@@ -325,18 +328,20 @@ class RewardScorer:
                 scores.append([])
                 new_states.append(state)
                 continue
-            step_scores, outcome, cache = results[index]
+            step_scores, outcome, cache, lowest = results[index]
             scores.append(step_scores)
             new_states.append(PrefixState(state.prompt, state.steps + tuple(steps_lists[index]),
-                                          tuple(row.ids), state.step_scores + tuple(step_scores), cache, outcome))
+                                          tuple(row.ids), state.step_scores + tuple(step_scores), cache, outcome,
+                                          lowest))
         return scores, new_states
 
     def _run(self, rows: list[_Row], keep_cache: bool
-             ) -> list[tuple[list[float], float | None, LayerCache | None]]:
+             ) -> list[tuple[list[float], float | None, LayerCache | None, torch.Tensor | None]]:
         """One forward pass over rows: each row's cached keys/values are left-padded to the longest
         cache, its new ids right-padded to the longest continuation, so every row's tokens keep
         their true positions. Returns per row the new steps' probabilities, the outcome probability
-        at its last new step (None without an outcome head or new steps) and (if asked) its cache.
+        at its last new step (None without an outcome head or new steps), (if asked) its cache and,
+        for a model with outcome likelihood features, their min over all its steps.
         """
         device = self.device
         batch = len(rows)
@@ -362,7 +367,7 @@ class RewardScorer:
                                 past_key_values=cache, use_cache=use_cache, position_ids=position_ids.to(device))  # RewardModel's own argument
         probabilities = torch.sigmoid(output.step_logits.float()).cpu()  # [B, T]
         outcome_logits = getattr(output, "outcome_logits", None)
-        outcomes = None if outcome_logits is None else torch.sigmoid(outcome_logits.float()).cpu()  # [B, T]
+        with_path = getattr(self.model, "outcome_likelihood_head", None) is not None
         layers = self._cache_layers(output.past_key_values) if keep_cache else None
         results = []
         for i, row in enumerate(rows):
@@ -372,10 +377,20 @@ class RewardScorer:
                 start, stop = past - row.reuse, past + len(row.ids) - row.reuse
                 row_cache = tuple((keys[i: i + 1, :, start:stop], values[i: i + 1, :, start:stop])
                                   for keys, values in layers)
-            outcome = None
-            if outcomes is not None and row.new_positions:
-                outcome = float(outcomes[i, row.new_positions[-1] - row.reuse])
-            results.append((step_scores, outcome, row_cache))
+            outcome, lowest = None, None
+            if outcome_logits is not None and row.new_positions:
+                end = outcome_logits[i, row.new_positions[-1] - row.reuse][None]  # [1]
+                steps = None
+                if with_path:
+                    # The cached steps enter through their min, kept in the state.
+                    new = output.step_features[i, [position - row.reuse for position in row.new_positions]]
+                    earlier = row.state.lowest_features
+                    steps = (new if earlier is None else torch.cat([earlier[None].to(new.device), new]))[None]
+                    lowest = steps[0].min(dim=0).values.cpu()
+                with torch.no_grad():
+                    logit = self.model.solution_outcome_logits(end, steps) if with_path else end
+                outcome = float(torch.sigmoid(logit.float()))
+            results.append((step_scores, outcome, row_cache, lowest))
         return results
 
     def _batch_cache(self, rows: list[_Row], past: int):

@@ -44,7 +44,7 @@ from prm.collate import (
 )
 from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss, token_lm_loss
 from prm.metrics import pairwise_accuracy, processbench_f1, step_accuracy, step_auc
-from prm.modeling import ADAPTER_DIR, RewardModel, RewardSettings, digit_token_ids
+from prm.modeling import ADAPTER_DIR, RewardModel, RewardSettings, digit_token_ids, lowest_step_features
 from prm.outputs import OutputOptions, finish_run, label_source_counts, trackers_of
 from prm.recipe import (
     MetricsLogger,
@@ -84,6 +84,7 @@ class TrainConfig(OutputOptions):
     outcome_weight: float = field(default=1.0, metadata={"help": "Weight of the outcome loss in --objective joint"})
     likelihood_features: bool = field(default=False, metadata={"help": "Add the backbone's own log-probabilities of each step's tokens (min, mean) to the step logit, with learned weights (see docs/training.md)"})
     number_features: bool = field(default=False, metadata={"help": "With --likelihood_features: also the min and mean log-probability of each step's digit tokens"})
+    outcome_likelihood_features: bool = field(default=False, metadata={"help": "With --objective joint and --likelihood_features: add to the outcome logit a weighting of the min over a solution's steps of their likelihood features, fitted on the training outcome labels once training ends (everything else frozen)"})
     head_lr: float = field(default=0.0, metadata={"help": "Peak learning rate of the heads (step, outcome, likelihood weights); 0 = --lr. Fresh heads on a LoRA backbone learn faster with a higher one"})
     lm_coef: float = field(default=0.0, metadata={"help": "Weight of an auxiliary next-token loss on the tokens of steps labelled correct (prm, joint; see docs/training.md)"})
     centering_coef: float = field(default=0.0, metadata={"help": "Pairwise reward-centring coefficient: coef * (r_w + r_l)^2"})
@@ -136,6 +137,8 @@ class TrainConfig(OutputOptions):
             raise ValueError("--likelihood_features feed the step head: they need --objective prm or joint")
         if self.number_features and not self.likelihood_features:
             raise ValueError("--number_features are likelihood features: they need --likelihood_features")
+        if self.outcome_likelihood_features and not (self.likelihood_features and self.objective == "joint"):
+            raise ValueError("--outcome_likelihood_features need --likelihood_features and --objective joint")
         if self.head_lr < 0:
             raise ValueError(f"--head_lr must be >= 0, got {self.head_lr!r}")
         if (self.save_adapter or self.adapter_only) and self.lora_r <= 0:
@@ -197,7 +200,8 @@ def build_model(config: TrainConfig, train_records: list[dict], tokenizer_dir: s
 
     settings = RewardSettings(separator=config.separator, head=config.head, num_labels=config.num_labels,
                               objective=config.objective, aggregation=config.aggregation,
-                              likelihood_features=config.likelihood_features)
+                              likelihood_features=config.likelihood_features,
+                              outcome_likelihood_features=config.outcome_likelihood_features)
     if config.model.startswith("tiny:"):
         from generation.tiny import build_tiny_causal_lm, train_tokenizer
 
@@ -311,6 +315,55 @@ def loss_sums(output, batch: dict, config: TrainConfig) -> dict[str, torch.Tenso
     return sums
 
 
+def solution_outcomes(model: RewardModel, output, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The outcome log-odds of a batch's N solutions as the model gives them (see
+    `RewardModel.solution_outcome_logits`) -> (logits [N], valid [N] bool)."""
+    end_logits, valid = _at_positions(output.outcome_logits, batch["outcome_positions"])
+    features = _path_features(output, batch) if getattr(model, "outcome_likelihood_head", None) is not None else None
+    return model.solution_outcome_logits(end_logits, features), valid
+
+
+def _path_features(output, batch: dict) -> torch.Tensor:
+    """The likelihood features at each solution's step ends: [N, S, F], +inf past its last step."""
+    flat = output.step_features.reshape(-1, output.step_features.shape[-1])  # [R * W, F]
+    paths = batch["outcome_paths"].to(flat.device)
+    return torch.where((paths >= 0)[..., None], flat[paths.clamp(min=0)], float("inf"))
+
+
+@torch.no_grad()
+def fit_outcome_likelihood(model: RewardModel, features: list[dict], pad_token_id: int, batch_size: int = 32,
+                           device=None, l2: float = 1e-3, newton_steps: int = 30) -> list[float]:
+    """Fit `model`'s outcome likelihood weights w (F of them) on the features' outcome labels:
+    logistic regression of the label on the min over each solution's steps of its likelihood
+    features, with the outcome head's own logit as a fixed offset; returns w. The backbone and
+    every other head stay as they are. A convex problem of F <= 4 unknowns: Newton's method."""
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    use_mask = not is_causal_decoder(model)
+    head = model.outcome_likelihood_head
+    head.weight.zero_()  # the outcome head's logit alone, the offset of the regression
+    offsets, lows, labels = [], [], []
+    order = sorted(range(len(features)), key=lambda i: feature_length(features[i]))
+    for start in range(0, len(order), batch_size):
+        batch = collate_features([features[i] for i in order[start:start + batch_size]], pad_token_id)
+        output = model(batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device) if use_mask else None)
+        end_logits, valid = solution_outcomes(model, output, batch)
+        offsets.append(end_logits[valid].double().cpu())
+        lows.append(lowest_step_features(_path_features(output, batch))[valid].double().cpu())
+        labels.append(batch["outcome_labels"][valid].double())
+    offset, x, y = torch.cat(offsets), torch.cat(lows), torch.cat(labels)
+    weights = torch.zeros(x.shape[1], dtype=torch.float64)
+    for _ in range(newton_steps):
+        p = torch.sigmoid(offset + x @ weights)
+        gradient = x.T @ (p - y) / len(y) + l2 * weights
+        hessian = (x.T * (p * (1 - p))) @ x / len(y) + l2 * torch.eye(len(weights), dtype=torch.float64)
+        weights -= torch.linalg.solve(hessian, gradient)
+    head.weight.copy_(weights.to(head.weight.dtype)[None])
+    model.train(was_training)
+    return weights.tolist()
+
+
 # ------------------------------------------------------------------------------------------ eval
 @torch.no_grad()
 def evaluate(model: RewardModel, features: list[dict], objective: str, pad_token_id: int,
@@ -336,7 +389,8 @@ def evaluate(model: RewardModel, features: list[dict], objective: str, pad_token
                 step_probs.append(probabilities[row, feature["label_positions"]].tolist())
                 step_labels.append(feature["labels"])
         if objective in ("orm", "joint", "pairwise"):
-            values, valid = _at_positions(output.outcome_logits.float().cpu(), batch["outcome_positions"])
+            values, valid = solution_outcomes(model, output, batch)
+            values = values.float().cpu()
             if objective == "pairwise":
                 pairs = len(chunk)
                 both = valid[:pairs] & valid[pairs:]
@@ -469,7 +523,7 @@ def make_batching(config: TrainConfig, data: TrainingData, accelerator) -> Batch
     return Batching(loader, sampler, use_mask, mask_dtype)
 
 
-HEAD_MODULES = ("step_head", "outcome_head", "likelihood_head")  # RewardModel's own layers, not the backbone's
+HEAD_MODULES = ("step_head", "outcome_head", "likelihood_head", "outcome_likelihood_head")  # RewardModel's own layers, not the backbone's
 
 
 def make_optimizer(config: TrainConfig, model: RewardModel, device: torch.device):
@@ -587,6 +641,11 @@ def train(config: TrainConfig) -> Path:
             if config.log_every and step % config.log_every == 0:
                 meter.new_window()
             with meter.paused():  # evaluation and checkpoints do not count as training time
+                if step == config.max_steps and config.outcome_likelihood_features:
+                    weights = fit_outcome_likelihood(accelerator.unwrap_model(model), data.train_features,
+                                                     data.tokenizer.pad_token_id, config.eval_batch_size,
+                                                     accelerator.device)
+                    progress.write("outcome likelihood weights: " + ", ".join(f"{w:.3f}" for w in weights))
                 if (config.eval_every and step % config.eval_every == 0) or step == config.max_steps:
                     _evaluate_and_log(config, accelerator, model, data, step, logger, progress, output_dir)
                 save, stopping = save_or_stop(accelerator, stop, clock, step)

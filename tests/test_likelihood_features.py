@@ -128,3 +128,73 @@ def test_head_lr_puts_the_heads_in_their_own_parameter_group(likelihood_model):
     by_lr = {group["initial_lr"]: sum(p.numel() for p in group["params"]) for group in optimizer.param_groups}
     heads = sum(p.numel() for name, p in model.named_parameters() if name.split(".")[0].endswith("_head"))
     assert by_lr[1e-2] == heads and by_lr[1e-4] == sum(p.numel() for p in model.parameters()) - heads
+
+
+def _outcome_model(tokenizer, with_numbers: bool):
+    torch.manual_seed(1)
+    settings = RewardSettings(objective="joint", likelihood_features=True, outcome_likelihood_features=True)
+    if with_numbers:
+        settings.number_token_ids = digit_token_ids(tokenizer)
+    model = RewardModel.from_backbone(build_tiny_causal_lm(tokenizer), settings, tokenizer=tokenizer)
+    with torch.no_grad():
+        model.likelihood_head.weight.normal_()
+        model.outcome_likelihood_head.weight.normal_()
+    return model
+
+
+@pytest.mark.parametrize("with_numbers", [False, True])
+def test_the_outcome_reads_the_lowest_step_features_alike_in_one_pass_and_step_by_step(with_numbers):
+    """The outcome of a solution adds the weighted min over its steps of the likelihood features,
+    in one pass over the whole solution and when beam search extends a KV-cached prefix."""
+    from prm.modeling import step_likelihood_features
+    from prm.scoring import RewardScorer
+
+    records = toy_records(20, 4, solutions_per_prompt=2)
+    tokenizer = train_tokenizer([r["prompt"] for r in records] + [s for r in records for s in r["completions"]],
+                                vocab_size=300)
+    model = _outcome_model(tokenizer, with_numbers)
+    scorer = RewardScorer(model, tokenizer)
+    prompt, steps = records[0]["prompt"], records[0]["completions"]
+    encoded = scorer._encode(prompt, steps)
+    ids = torch.tensor([encoded.input_ids])
+    with torch.no_grad():
+        output = model(ids)
+        features = step_likelihood_features(model._lm_logits(model.backbone.base_model(input_ids=ids).last_hidden_state),
+                                            ids, model.settings.separator_token_id, number_ids=model.number_ids)
+        lowest = features[0, encoded.step_ends].min(dim=0).values
+        expected = torch.sigmoid(output.outcome_logits[0, encoded.step_ends[-1]]
+                                 + model.outcome_likelihood_head(lowest)[0]).item()
+        plain = torch.sigmoid(output.outcome_logits[0, encoded.step_ends[-1]]).item()
+    (_,), (one_pass,) = scorer.score_solutions(prompt, [steps])
+    assert one_pass == pytest.approx(expected, abs=1e-5) and abs(expected - plain) > 1e-3
+    state = scorer._blank(prompt)
+    for step in steps:
+        _, (state,) = scorer._advance([state], [[step]], keep_cache=True)
+    assert state.outcome_score == pytest.approx(expected, abs=1e-5)
+
+
+def test_outcome_likelihood_weights_are_fitted_after_training_and_reload_exactly(tmp_path):
+    from prm.train import fit_outcome_likelihood
+
+    train_path = write_jsonl(tmp_path / "train.jsonl", toy_records(120, 0))
+    config = TrainConfig(data=train_path, eval_data=train_path, model="tiny:tiny", vocab_size=300, objective="joint",
+                         output_dir=str(tmp_path / "run"), batch_size=8, max_steps=20, lr=1e-2, warmup_steps=2,
+                         eval_every=0, progress=False, seed=0, likelihood_features=True, lm_coef=1.0,
+                         outcome_likelihood_features=True)
+    run = train(config)
+    model = RewardModel.from_pretrained(run)
+    fitted = model.outcome_likelihood_head.weight.clone()
+    assert fitted.abs().sum() > 0  # fitted, not left at its zero start
+    # Refitting the reloaded model on the same data finds the same weights: they are the optimum
+    # the saved model holds, and no other weight moved.
+    features, _ = encode_records(model_tokenizer(run), toy_records(120, 0), model.settings, config.max_length)
+    fit_outcome_likelihood(model, features, model_tokenizer(run).pad_token_id)
+    torch.testing.assert_close(model.outcome_likelihood_head.weight, fitted, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="--outcome_likelihood_features"):
+        TrainConfig(outcome_likelihood_features=True, likelihood_features=True)  # objective prm: no outcome head
+
+
+def model_tokenizer(run):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(run)
