@@ -82,6 +82,7 @@ class DemoConfig:
     prm_lm_coef: float = field(default=1.0, metadata={"help": "--retrain: weight of the reward model's next-token loss on correct steps (prm train --lm_coef)"})
     prm_likelihood_features: bool = field(default=True, metadata={"help": "--retrain: step logits read the model's own step likelihoods (prm train --likelihood_features)"})
     prm_first_wrong_only: bool = field(default=True, metadata={"help": "--retrain: train on steps up to each solution's first wrong one (prm train --first_wrong_only)"})
+    prm_outcome_likelihood: bool = field(default=True, metadata={"help": "--retrain: the outcome head also reads the min over a solution's steps of the step likelihood features, weights fitted on the outcome labels after training (prm train --outcome_likelihood_features)"})
     prm_paired_synthetic: bool = field(default=False, metadata={"help": "--retrain: the synthetic solutions come in pairs, each problem's reference and one corruption of it (half as many problems), so that the outcome head sees right and wrong solutions of the same question"})
     export_assets: bool = field(default=False, metadata={"help": "--retrain: copy the new checkpoints into the package (prm/assets/demo)"})
     resume: bool = field(default=False, metadata={"help": "--retrain: reuse the policy and reward model already in output_dir/models"})
@@ -212,6 +213,7 @@ def train_reward_model(config: DemoConfig, run: Path, policy_dir: Path, policy, 
                                     objective="joint", max_steps=config.prm_steps, batch_size=32,
                                     eval_every=0, seed=config.seed, cpu=cpu, lr=1e-3, lm_coef=config.prm_lm_coef,
                                     likelihood_features=config.prm_likelihood_features,
+                                    outcome_likelihood_features=config.prm_outcome_likelihood and config.prm_likelihood_features,
                                     first_wrong_only=config.prm_first_wrong_only))
     info = {"policy_samples": len(records), "synthetic": len(synthetic), "stats": stats.as_dict()}
     (run / "reward_data.json").write_text(json.dumps(info, indent=2))
