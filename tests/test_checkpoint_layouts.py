@@ -258,7 +258,8 @@ def test_old_layout_still_loads(tmp_path, tokenizer, settings):
 def _old_layout_reference(path, problems):
     """Step and outcome probabilities of an old-layout joint checkpoint, computed by hand from its
     files: the backbone through transformers, the heads as plain matrix products (and, for a model
-    with likelihood features, their weights times `step_likelihood_features` of its LM logits)."""
+    with likelihood features, their weights times `step_likelihood_features` of its LM logits; with
+    outcome likelihood features, the outcome adds its weights times their min over the steps)."""
     from prm.modeling import step_likelihood_features
 
     config = _config(path)
@@ -277,9 +278,11 @@ def _old_layout_reference(path, problems):
         if settings.likelihood_features:
             features = step_likelihood_features(out.logits, input_ids, settings.separator_token_id)[0]
             step = step + features @ heads["likelihood_head.weight"].T
-        outcome = hidden @ heads["outcome_head.weight"].T + heads["outcome_head.bias"]
-        results.append((torch.sigmoid(step[encoded.step_ends, 0]).tolist(),
-                        torch.sigmoid(outcome[encoded.step_ends[-1], 0]).item()))
+        outcome = (hidden @ heads["outcome_head.weight"].T + heads["outcome_head.bias"])[encoded.step_ends[-1], 0]
+        if settings.outcome_likelihood_features:
+            lowest = features[encoded.step_ends].min(dim=0).values  # over the solution's steps
+            outcome = outcome + (lowest @ heads["outcome_likelihood_head.weight"].T)[0]
+        results.append((torch.sigmoid(step[encoded.step_ends, 0]).tolist(), torch.sigmoid(outcome).item()))
     return results
 
 
