@@ -342,13 +342,12 @@ def fit_outcome_likelihood(model: RewardModel, features: list[dict], pad_token_i
     device = device or next(model.parameters()).device
     use_mask = not is_causal_decoder(model)
     head = model.outcome_likelihood_head
-    head.weight.zero_()  # the outcome head's logit alone, the offset of the regression
     offsets, lows, labels = [], [], []
     order = sorted(range(len(features)), key=lambda i: feature_length(features[i]))
     for start in range(0, len(order), batch_size):
         batch = collate_features([features[i] for i in order[start:start + batch_size]], pad_token_id)
         output = model(batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device) if use_mask else None)
-        end_logits, valid = solution_outcomes(model, output, batch)
+        end_logits, valid = _at_positions(output.outcome_logits, batch["outcome_positions"])  # the fixed offset
         offsets.append(end_logits[valid].double().cpu())
         lows.append(lowest_step_features(_path_features(output, batch))[valid].double().cpu())
         labels.append(batch["outcome_labels"][valid].double())
