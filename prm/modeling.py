@@ -87,7 +87,7 @@ class RewardSettings:
         features, since a wrong result or a wrong number shows in the digits, and a step's words
         would drown it in the min over all its tokens.
     outcome_likelihood_features: with likelihood_features and an outcome head (objective
-        "joint"): add to the outcome logit a learned weighting of the min over the solution's
+        "joint"): add to the outcome logit a fitted weighting of the min over the solution's
         steps of those features (see `RewardModel.solution_outcome_logits`). The outcome head
         reads the last token only, where nothing says which earlier step the model would not
         have written; a copied wrong number shows in that step's digits.
@@ -696,7 +696,7 @@ class RewardModel(nn.Module):
             lm_logits = self._lm_logits(hidden[lm_mask])
         return RewardOutput(step_logits=step_logits, outcome_logits=outcome_logits,
                             past_key_values=output_cache(hidden_out) if use_cache else None,
-                            lm_logits=lm_logits, step_features=features if self.likelihood_head is not None else None)
+                            lm_logits=lm_logits, step_features=features)
 
     def solution_outcome_logits(self, end_logits: torch.Tensor, step_features: torch.Tensor | None) -> torch.Tensor:
         """The outcome log-odds of N solutions: end_logits [N] (the outcome head at each one's
