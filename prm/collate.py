@@ -113,30 +113,13 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
     outcome_labels [N] float; num_tokens (the features' own token
     count) and num_computed (tokens in the rows) as 0-d long tensors.
     """
-    padded_slots = len(features) * max(len(feature["input_ids"]) for feature in features)
-    sharing = False
-    if solutions_per_row > 1:
-        trees = [_prefix_tree(features, row) for row in _pack(features, _units(features, solutions_per_row))]
-        # The tree mask takes attention off its fast causal path (about 15 % slower per slot
-        # on CPU), so shared rows must save more row slots than that.
-        sharing = len(trees) * max(len(tree.ids) for tree in trees) < 0.85 * padded_slots
-    if not sharing:
-        trees = [_prefix_tree(features, [index]) for index in range(len(features))]
-    size, width = len(trees), max(len(tree.ids) for tree in trees)
-    input_ids = torch.full((size, width), pad_token_id, dtype=torch.long)
-    position_ids = torch.zeros((size, width), dtype=torch.long)
-    nodes = torch.full((size, width), -1, dtype=torch.long)  # node of each token, numbered over the batch; -1 = pad
-    parents: list[int] = []
+    rows = _lay_out(features, pad_token_id, solutions_per_row)
+    size, width = rows.input_ids.shape
     labelled: list[tuple[int, float, int]] = []  # (flat row index, label sum, count)
     correct_counts: dict[int, int] = {}  # node (over the batch) -> sequences labelling it correct
     outcomes = [-1] * len(features)
     paths: list[list[int]] = [[] for _ in features]
-    for r, tree in enumerate(trees):
-        length, first_node = len(tree.ids), len(parents)
-        input_ids[r, :length] = torch.tensor(tree.ids, dtype=torch.long)
-        position_ids[r, :length] = torch.tensor(tree.positions, dtype=torch.long)
-        nodes[r, :length] = torch.tensor(tree.nodes, dtype=torch.long) + first_node
-        parents += [parent + first_node if parent >= 0 else -1 for parent in tree.parents]
+    for r, (tree, first_node) in enumerate(zip(rows.trees, rows.first_nodes)):
         labelled += [(r * width + position, total, count) for position, (total, count) in tree.labels.items()]
         correct_counts.update({tree.nodes[position] + first_node: count
                                for position, count in tree.correct.items() if count})
@@ -156,9 +139,9 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
     outcome_paths = torch.full((len(features), max(map(len, paths), default=0)), -1, dtype=torch.long)
     for index, path in enumerate(paths):
         outcome_paths[index, :len(path)] = torch.tensor(path, dtype=torch.long)
-    lm_targets, lm_weights = _lm_targets(input_ids, nodes, correct_counts)
+    lm_targets, lm_weights = _lm_targets(rows.input_ids, rows.nodes, correct_counts)
     batch = {
-        "input_ids": input_ids,
+        "input_ids": rows.input_ids,
         "step_labels": torch.where(step_mask, step_sums / step_weights.clamp(min=1), 0.0),
         "step_weights": step_weights,
         "step_mask": step_mask,
@@ -168,14 +151,78 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
         "outcome_paths": outcome_paths,
         "outcome_labels": torch.tensor([f["outcome_label"] for f in features], dtype=torch.float),
         "num_tokens": torch.tensor(sum(len(f["input_ids"]) for f in features)),
-        "num_computed": (nodes >= 0).sum(),
+        "num_computed": (rows.nodes >= 0).sum(),
     }
-    if sharing:
-        batch["attention_mask"] = _tree_mask(nodes, parents).unsqueeze(1)
-        batch["position_ids"] = position_ids
-    else:
-        batch["attention_mask"] = (nodes >= 0).long()
-    return batch
+    return {**batch, **rows.masks()}
+
+
+def pack_sequences(sequences: Sequence[dict], pad_token_id: int, solutions_per_row: int) -> dict[str, torch.Tensor]:
+    """Token sequences -> the rows of one forward pass, in `collate_features`'s layouts, and
+    where each sequence's tokens lie in them (PPO's rollouts: `prm.ppo.model.ResponseBatch`).
+
+    sequences: {"input_ids": list[int], "prompt_length": int, "node_ends": list[int]}; the
+    node ends (a step's last token) are where sequences of one prompt may part, so sequences that
+    agree on their prompt and first k steps compute those once.
+
+    Returns input_ids [R, W] long; attention_mask [R, W] long (padded) or [R, 1, W, W] bool
+    (shared rows) with position_ids [R, W] long; token_index [N, L] long: for token t of
+    sequence n, its index into the flattened [R * W] outputs (-1 past the sequence's end).
+    """
+    features = [{"input_ids": s["input_ids"], "prompt_length": s["prompt_length"], "label_positions": s["node_ends"],
+                 "labels": [], "outcome_position": -1} for s in sequences]
+    rows = _lay_out(features, pad_token_id, solutions_per_row)
+    width = rows.input_ids.shape[1]
+    token_index = torch.full((len(sequences), max(len(s["input_ids"]) for s in sequences)), -1, dtype=torch.long)
+    for r, tree in enumerate(rows.trees):
+        for index, positions in tree.token_rows.items():
+            token_index[index, :len(positions)] = torch.tensor(positions, dtype=torch.long) + r * width
+    return {"input_ids": rows.input_ids, **rows.masks(), "token_index": token_index}
+
+
+@dataclass
+class _Rows:
+    """A batch's prefix trees laid out in rows: input_ids, position_ids, nodes [R, W] (node of
+    each token numbered over the batch, -1 = pad); parents[node]; first_nodes[r]: the batch
+    number of row r's first node; sharing: whether sequences share rows."""
+
+    trees: list["_PrefixTree"]
+    first_nodes: list[int]
+    parents: list[int]
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    nodes: torch.Tensor
+    sharing: bool
+
+    def masks(self) -> dict[str, torch.Tensor]:
+        if self.sharing:
+            return {"attention_mask": _tree_mask(self.nodes, self.parents).unsqueeze(1), "position_ids": self.position_ids}
+        return {"attention_mask": (self.nodes >= 0).long()}
+
+
+def _lay_out(features: Sequence[dict], pad_token_id: int, solutions_per_row: int) -> _Rows:
+    padded_slots = len(features) * max(len(feature["input_ids"]) for feature in features)
+    sharing = False
+    if solutions_per_row > 1:
+        trees = [_prefix_tree(features, row) for row in _pack(features, _units(features, solutions_per_row))]
+        # The tree mask takes attention off its fast causal path (about 15 % slower per slot
+        # on CPU), so shared rows must save more row slots than that.
+        sharing = len(trees) * max(len(tree.ids) for tree in trees) < 0.85 * padded_slots
+    if not sharing:
+        trees = [_prefix_tree(features, [index]) for index in range(len(features))]
+    size, width = len(trees), max(len(tree.ids) for tree in trees)
+    input_ids = torch.full((size, width), pad_token_id, dtype=torch.long)
+    position_ids = torch.zeros((size, width), dtype=torch.long)
+    nodes = torch.full((size, width), -1, dtype=torch.long)
+    parents: list[int] = []
+    first_nodes: list[int] = []
+    for r, tree in enumerate(trees):
+        length, first_node = len(tree.ids), len(parents)
+        first_nodes.append(first_node)
+        input_ids[r, :length] = torch.tensor(tree.ids, dtype=torch.long)
+        position_ids[r, :length] = torch.tensor(tree.positions, dtype=torch.long)
+        nodes[r, :length] = torch.tensor(tree.nodes, dtype=torch.long) + first_node
+        parents += [parent + first_node if parent >= 0 else -1 for parent in tree.parents]
+    return _Rows(trees, first_nodes, parents, input_ids, position_ids, nodes, sharing)
 
 
 def _lm_targets(input_ids: torch.Tensor, nodes: torch.Tensor, correct_counts: dict[int, int]):
@@ -202,7 +249,7 @@ class _PrefixTree:
     sequence without one). labels: row index -> [sum of labels, number of sequences labelled
     there]; correct: row index -> how many of those labels are correct (> 0.5). outcomes:
     feature index -> row index; step_ends: feature index -> row index of each of its labelled
-    steps' ends, in order.
+    steps' ends, in order; token_rows: feature index -> row index of each of its tokens.
     """
 
     ids: list[int] = field(default_factory=list)
@@ -213,6 +260,7 @@ class _PrefixTree:
     correct: dict[int, int] = field(default_factory=dict)
     outcomes: dict[int, int] = field(default_factory=dict)
     step_ends: dict[int, list[int]] = field(default_factory=dict)
+    token_rows: dict[int, list[int]] = field(default_factory=dict)
 
 
 def _prefix_tree(features: Sequence[dict], members: list[int]) -> _PrefixTree:
@@ -244,6 +292,7 @@ def _prefix_tree(features: Sequence[dict], members: list[int]) -> _PrefixTree:
                 tree.positions += range(start, cut)
                 tree.nodes += [node] * (cut - start)
                 ends.append(len(tree.ids) - 1)
+            tree.token_rows.setdefault(index, []).extend(range(ends[node] - (cut - start) + 1, ends[node] + 1))
             if cut - 1 in labels:
                 tree.step_ends.setdefault(index, []).append(ends[node])
                 total = tree.labels.setdefault(ends[node], [0.0, 0])
@@ -308,6 +357,28 @@ def _tree_mask(nodes: torch.Tensor, parents: list[int]) -> torch.Tensor:
     visible = on_path[query, key] & real.unsqueeze(1) & real.unsqueeze(2)
     visible &= torch.ones(width, width, dtype=torch.bool).tril()
     return visible | torch.eye(width, dtype=torch.bool)
+
+
+def is_causal_decoder(model) -> bool:
+    """True when every attention layer of the backbone is causal (decoder-only models).
+
+    Batches are right-padded, so in a causal model no real token can see a pad token: the
+    attention mask changes nothing we read and is left out, which lets attention take its
+    plain causal path (faster). Bidirectional backbones keep the mask.
+    """
+    flags = [module.is_causal for module in model.modules() if isinstance(getattr(module, "is_causal", None), bool)]
+    return bool(flags) and all(flags)
+
+
+def tree_mask_unsupported(model) -> str | None:
+    """Why `model` cannot take shared rows, or None when it can. Shared rows need a causal
+    decoder, where the tree mask gives every token exactly the context it has in its own
+    sequence, and an attention kernel that takes an arbitrary additive mask (flash-attention 2
+    would ignore it)."""
+    if not is_causal_decoder(model):
+        return "this backbone attends both ways"
+    attention = getattr(model.config, "_attn_implementation", None)
+    return None if attention in ("sdpa", "eager") else f"attention {attention!r} takes no tree mask"
 
 
 def additive_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

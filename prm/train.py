@@ -40,7 +40,9 @@ from prm.collate import (
     encode_pairwise_record,
     encode_step_record,
     feature_length,
+    is_causal_decoder,
     prompt_key,
+    tree_mask_unsupported,
 )
 from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss, token_lm_loss
 from prm.metrics import pairwise_accuracy, processbench_f1, step_accuracy, step_auc
@@ -238,17 +240,6 @@ def build_model(config: TrainConfig, train_records: list[dict], tokenizer_dir: s
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     return tokenizer, model
-
-
-def is_causal_decoder(model) -> bool:
-    """True when every attention layer of the backbone is causal (decoder-only models).
-
-    Batches are right-padded, so in a causal model no real token can see a pad token: the
-    attention mask changes nothing we read and is left out, which lets attention take its
-    plain causal path (faster). Bidirectional backbones keep the mask.
-    """
-    flags = [module.is_causal for module in model.modules() if isinstance(getattr(module, "is_causal", None), bool)]
-    return bool(flags) and all(flags)
 
 
 # ------------------------------------------------------------------------------------------ loss
@@ -497,15 +488,11 @@ def make_batching(config: TrainConfig, data: TrainingData, accelerator) -> Batch
     from torch.utils.data import DataLoader
 
     model = data.model
-    # Solutions of one prompt share rows only in a causal decoder, where the tree mask gives
-    # every token exactly the context it has in its own sequence, and only with attention
-    # kernels that take an arbitrary additive mask (flash-attention 2 would ignore it).
     use_mask = not is_causal_decoder(model)
-    attention = getattr(model.config, "_attn_implementation", None)
     solutions_per_prompt = config.solutions_per_prompt
-    if solutions_per_prompt > 1 and (use_mask or attention not in ("sdpa", "eager")):
+    reason = tree_mask_unsupported(model)
+    if solutions_per_prompt > 1 and reason:
         solutions_per_prompt = 1
-        reason = "this backbone attends both ways" if use_mask else f"attention {attention!r} takes no tree mask"
         warnings.warn(f"--solutions_per_prompt needs a causal decoder with sdpa or eager attention; {reason}, "
                       "so every sequence is encoded on its own", stacklevel=3)
     sampler = LengthGroupedBatchSampler([feature_length(f) for f in data.train_features], config.batch_size,

@@ -411,3 +411,53 @@ def test_kl_loss_terms_have_the_expected_gradients():
     assert float(k3_gradient @ kl_gradient) > 0.9 * float(k3_gradient.norm() * kl_gradient.norm())
     with pytest.raises(ValueError, match="k1"):  # its expected gradient as a loss is 0
         kl_loss(logp.view(1, -1), ref_logprobs.view(1, -1), torch.ones(1, size), "k1")
+
+
+def test_a_shared_prefix_batch_gives_the_padded_log_probs_values_and_gradients():
+    # Samples of one prompt (a GRPO group) mostly agree on their first steps; the shared layout
+    # computes the prompt and each common step prefix once. Every logit, value and gradient must
+    # be the padded layout's, for the whole batch and for a minibatch laid out again.
+    from prm.ppo.losses import token_logprobs
+    from prm.ppo.model import PolicyWithValue, ResponseBatch
+    from generation.tiny import build_tiny_causal_lm, train_tokenizer
+
+    texts = ["3 + 4 = 7\nThe answer is 7\n", "3 + 4 = 7\nThe answer is 8\n", "3 + 4 = 6\nThe answer is 6\n",
+             "2 + 5 = 7\nThe answer is 7\n", "2 + 5 = 7\nThe answer is 7\n"]
+    tokenizer = train_tokenizer(["Question: 3 + 4?\nSolution:\n", "Question: 2 + 5?\nSolution:\n", *texts])
+    model = PolicyWithValue(build_tiny_causal_lm(tokenizer)).eval()
+    torch.nn.init.normal_(model.value_head.weight)  # values that are not all zero
+
+    def encode(text):
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    prompts = [encode("Question: 3 + 4?\nSolution:\n")] * 3 + [encode("Question: 2 + 5?\nSolution:\n")] * 2
+    responses = [encode(text) + [tokenizer.eos_token_id] for text in texts]
+    step_ends = [[i for i, t in enumerate(ids) if "\n" in tokenizer.decode([t])] for ids in responses]
+    padded = ResponseBatch.from_ids(prompts, responses, tokenizer.pad_token_id)
+    shared = ResponseBatch.from_ids(prompts, responses, tokenizer.pad_token_id, step_ends=step_ends,
+                                    share_prefixes=True)
+    assert shared.position_ids is not None
+    assert shared.input_ids.numel() < 0.8 * padded.input_ids.numel()
+    for name in ("response_ids", "response_mask"):
+        assert torch.equal(getattr(shared, name), getattr(padded, name))
+
+    def outputs(batch):
+        model.zero_grad()
+        logits, values = model(batch)
+        mask = batch.response_mask
+        weights = torch.linspace(0.5, 2.0, mask.numel()).view_as(mask)  # errors of two tokens cannot cancel
+        loss = ((token_logprobs(logits, batch.response_ids) + values) * weights * mask).sum()
+        loss.backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        return logits.detach() * mask.unsqueeze(-1), values.detach() * mask, grads
+
+    for shared_batch, padded_batch in ((shared, padded), (shared.select(torch.tensor([4, 0, 2, 1])),
+                                                           padded.select(torch.tensor([4, 0, 2, 1])))):
+        assert shared_batch.response_ids.shape == padded_batch.response_ids.shape
+        shared_logits, shared_values, shared_grads = outputs(shared_batch)
+        padded_logits, padded_values, padded_grads = outputs(padded_batch)
+        assert torch.allclose(shared_logits, padded_logits, atol=1e-5)
+        assert torch.allclose(shared_values, padded_values, atol=1e-5)
+        assert shared_grads.keys() == padded_grads.keys()
+        for name, grad in padded_grads.items():  # float32 sums in another order: relative to the gradient's size
+            assert (shared_grads[name] - grad).abs().max() <= 1e-5 * grad.abs().max() + 1e-6, name

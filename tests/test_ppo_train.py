@@ -199,3 +199,32 @@ def test_checker_step_rewards_alone_and_mixed_with_a_prm(workdir):
     # Rule-based dense rewards need no PRM.
     out = train_ppo(_config(workdir, "checker", mode="dense", checker_coef=1.0, max_updates=1, save_every=0))
     assert _metrics(out)[0]["update"] == 1
+
+
+def test_shared_prefixes_give_the_update_of_independent_responses(workdir, monkeypatch):
+    # A group's samples share their prompt (and often their first steps); computing those once
+    # must not change the update: after one update the weights agree to float rounding.
+    from prm.ppo.model import ResponseBatch
+
+    layouts = []
+    original = ResponseBatch.from_ids.__func__
+
+    def recording(cls, *args, **kwargs):
+        batch = original(cls, *args, **kwargs)
+        layouts.append(batch.position_ids is not None)
+        return batch
+
+    monkeypatch.setattr(ResponseBatch, "from_ids", classmethod(recording))
+    runs = {}
+    for share in (True, False):
+        config = _config(workdir, f"share-{share}", mode="group", group_advantage="grpo_process", samples_per_prompt=4,
+                         share_prefixes=share, verifier_coef=0.0, orm_coef=1.0, lr=1e-2, max_updates=1,
+                         max_new_tokens=12, save_every=0)
+        runs[share] = load_file(str(train_ppo(config, step_scorer=ConstantPRM(), outcome_scorer=AsciiShare())
+                                    / "policy" / "model.safetensors"))
+    half = len(layouts) // 2
+    assert all(layouts[:half]) and not any(layouts[half:]), layouts  # shared rows, then padded rows
+    before = load_file(str(workdir / "policy" / "model.safetensors"))
+    assert any(not torch.equal(before[name], tensor) for name, tensor in runs[True].items())
+    for name, tensor in runs[False].items():
+        assert torch.allclose(runs[True][name], tensor, atol=1e-5), name

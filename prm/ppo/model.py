@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -19,48 +19,94 @@ from torch import nn
 
 @dataclass
 class ResponseBatch:
-    """Prompt + response token rows, right-padded, and where each response token sits.
+    """Prompt + response sequences laid out for one forward pass, and where the logits that
+    predict each response token lie.
 
-    input_ids, attention_mask: [B, L]; response_ids, response_mask: [B, C];
-    logit_positions: [B, C] — column of input_ids whose logits predict response token j
-    (prompt length - 1 + j), so per-token tensors live in the compact [B, C] space.
+    Two layouts (`prm.collate.pack_sequences`): padded, one right-padded row per sequence; or
+    shared rows, where the sequences of one prompt (a group's samples) form a prefix tree that
+    computes the prompt and each common step prefix once, with a tree attention mask and
+    position ids that give every token exactly the context it has in its own sequence.
+
+    input_ids: [R, W]; attention_mask: [R, W] long (padded) or [R, 1, W, W] bool (shared);
+    position_ids: [R, W] (shared) or None; response_ids, response_mask: [B, C];
+    logit_index: [B, C], index into the flattened [R * W] outputs of the token whose logits
+    predict response token j (the token before it in its sequence), so per-token tensors live
+    in the compact [B, C] space whatever the layout. prompts, responses, step_ends: the
+    sequences, so that `select` can lay out a minibatch of them again.
     """
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
+    position_ids: torch.Tensor | None
     response_ids: torch.Tensor
     response_mask: torch.Tensor
-    logit_positions: torch.Tensor
+    logit_index: torch.Tensor
+    prompts: list[list[int]]
+    responses: list[list[int]]
+    step_ends: list[list[int]] | None
+    pad_id: int
+    share_prefixes: bool
 
     @classmethod
-    def from_ids(cls, prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> "ResponseBatch":
-        width = max(len(p) + len(r) for p, r in zip(prompts, responses))
-        response_width = max(max(len(r) for r in responses), 1)
-        rows = len(prompts)
-        input_ids = torch.full((rows, width), pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((rows, width), dtype=torch.long)
-        response_ids = torch.full((rows, response_width), pad_id, dtype=torch.long)
-        response_mask = torch.zeros((rows, response_width), dtype=torch.float)
-        logit_positions = torch.zeros((rows, response_width), dtype=torch.long)
+    def from_ids(cls, prompts: list[list[int]], responses: list[list[int]], pad_id: int,
+                 step_ends: list[list[int]] | None = None, share_prefixes: bool = False,
+                 response_width: int | None = None) -> "ResponseBatch":
+        """step_ends[i]: positions in response i of its steps' last tokens, where samples of a
+        prompt may part (without them only the prompt is shared). response_width: C (default
+        the longest response), kept by `select` so minibatch tensors index like the batch's."""
+        from prm.collate import pack_sequences
+
+        ends = step_ends or [[] for _ in responses]
+        sequences = [{"input_ids": prompt + response, "prompt_length": len(prompt),
+                      "node_ends": [len(prompt) + end for end in node_ends if end < len(response) - 1]}
+                     for prompt, response, node_ends in zip(prompts, responses, ends)]
+        rows = pack_sequences(sequences, pad_id, solutions_per_row=len(sequences) if share_prefixes else 1)
+        width = response_width or max(max(len(r) for r in responses), 1)
+        count = len(prompts)
+        response_ids = torch.full((count, width), pad_id, dtype=torch.long)
+        response_mask = torch.zeros((count, width), dtype=torch.float)
+        logit_index = torch.zeros((count, width), dtype=torch.long)
         for row, (prompt, response) in enumerate(zip(prompts, responses)):
-            ids = prompt + response
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            attention_mask[row, : len(ids)] = 1
             response_ids[row, : len(response)] = torch.tensor(response, dtype=torch.long)
             response_mask[row, : len(response)] = 1.0
-            logit_positions[row] = (len(prompt) - 1 + torch.arange(response_width)).clamp(max=width - 1)
-        return cls(input_ids, attention_mask, response_ids, response_mask, logit_positions)
+            # Response token j is predicted at sequence position len(prompt) - 1 + j.
+            logit_index[row, : len(response)] = rows["token_index"][row, len(prompt) - 1: len(prompt) - 1 + len(response)]
+        return cls(rows["input_ids"], rows["attention_mask"], rows.get("position_ids"), response_ids, response_mask,
+                   logit_index, prompts, responses, step_ends, pad_id, share_prefixes)
 
     def select(self, rows: torch.Tensor) -> "ResponseBatch":
-        return ResponseBatch(*(getattr(self, name)[rows] for name in self.__dataclass_fields__))
+        """The sequences `rows`, laid out again (a minibatch), on this batch's device."""
+        picked = rows.tolist()
+        batch = ResponseBatch.from_ids([self.prompts[i] for i in picked], [self.responses[i] for i in picked],
+                                       self.pad_id, [self.step_ends[i] for i in picked] if self.step_ends else None,
+                                       self.share_prefixes, response_width=self.response_ids.shape[1])
+        return batch.to(self.input_ids.device)
 
     def to(self, device) -> "ResponseBatch":
-        return ResponseBatch(*(getattr(self, name).to(device) for name in self.__dataclass_fields__))
+        tensors = {name: getattr(self, name).to(device) for name in TENSOR_FIELDS if getattr(self, name) is not None}
+        return replace(self, **tensors)
+
+    def model_inputs(self, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        """Keyword arguments of the forward pass; a tree mask goes in additive form, in the
+        model's floating-point `dtype` (`prm.collate.additive_mask`)."""
+        if self.position_ids is None:
+            return {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+        from prm.collate import additive_mask
+
+        return {"input_ids": self.input_ids, "attention_mask": additive_mask(self.attention_mask, dtype),
+                "position_ids": self.position_ids}
 
 
-def _at_positions(tensor: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """tensor [B, L, H] rows at positions [B, C] -> [B, C, H]."""
-    return tensor.gather(1, positions.unsqueeze(-1).expand(-1, -1, tensor.shape[-1]))
+TENSOR_FIELDS = ("input_ids", "attention_mask", "position_ids", "response_ids", "response_mask", "logit_index")
+
+
+def _at_positions(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """tensor [R, W, H] at flat row positions index [B, C] -> [B, C, H]."""
+    return tensor.reshape(-1, tensor.shape[-1])[index]
+
+
+def _float_dtype(module: nn.Module) -> torch.dtype:
+    return next(p.dtype for p in module.parameters() if p.is_floating_point())
 
 
 class PolicyWithValue(nn.Module):
@@ -80,14 +126,14 @@ class PolicyWithValue(nn.Module):
         nn.init.zeros_(self.value_head.bias)
 
     def forward(self, batch: ResponseBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        output = self.policy(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                             output_hidden_states=self.critic_backbone is None)
-        logits = _at_positions(output.logits, batch.logit_positions)
+        inputs = batch.model_inputs(_float_dtype(self.policy))
+        output = self.policy(**inputs, output_hidden_states=self.critic_backbone is None)
+        logits = _at_positions(output.logits, batch.logit_index)
         if self.critic_backbone is None:
             hidden = output.hidden_states[-1]
         else:
-            hidden = self.critic_backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
-        values = self.value_head(_at_positions(hidden, batch.logit_positions)).squeeze(-1)
+            hidden = self.critic_backbone(**inputs).last_hidden_state
+        values = self.value_head(_at_positions(hidden, batch.logit_index)).squeeze(-1)
         return logits, values.float()
 
 
@@ -106,5 +152,5 @@ class Reference:
     def logits(self, batch: ResponseBatch) -> torch.Tensor:
         context = self.policy.disable_adapter() if self.uses_adapter else nullcontext()
         with context:
-            output = self.policy(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-        return _at_positions(output.logits, batch.logit_positions)
+            output = self.policy(**batch.model_inputs(_float_dtype(self.policy)))
+        return _at_positions(output.logits, batch.logit_index)

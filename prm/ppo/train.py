@@ -27,12 +27,14 @@ from __future__ import annotations
 import json
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from prm.collate import tree_mask_unsupported
 from prm.ppo.advantages import (
     GROUP_ADVANTAGES,
     gae,
@@ -122,7 +124,8 @@ class PPOConfig(OutputOptions):
     group_advantage: str = field(default="rloo", metadata={"help": "group mode: rloo (R_i - mean of the other samples' R_j, every token), grpo ((R_i - group mean) / group std, every token) or grpo_process (DeepSeekMath: step rewards normalised over the group, a token gets the sum from its step on)"})
     group_std: bool = field(default=False, metadata={"help": "group mode, rloo: also divide by the group's std of total rewards (grpo and grpo_process always do)"})
     ppo_epochs: int = field(default=4, metadata={"help": "passes over each rollout batch"})
-    n_minibatches: int = field(default=2, metadata={"help": "minibatches per epoch"})
+    n_minibatches: int = field(default=2, metadata={"help": "minibatches per epoch (with --samples_per_prompt > 1 each holds whole groups)"})
+    share_prefixes: bool = field(default=True, metadata={"help": "compute the prompt and the common step prefixes of a prompt's samples once in every forward pass (a prefix tree with a tree attention mask: the same log-probs and gradients, fewer tokens; causal decoders with sdpa or eager attention)"})
     lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank (0 = full fine-tuning); the reference is then the base with the adapter off"})
@@ -428,6 +431,12 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
                                 command="prm ppo", source=config.eval_data or config.data, what="held-out")
     is_separator = separator_token_mask(tokenizer, STEP_SEPARATOR)
     eos_ids = eos_token_ids(model.policy, tokenizer)
+    share_prefixes = config.share_prefixes and config.samples_per_prompt > 1
+    reason = tree_mask_unsupported(model.policy) if share_prefixes else None
+    if reason:
+        share_prefixes = False
+        warnings.warn(f"--share_prefixes needs a causal decoder with sdpa or eager attention; {reason}, "
+                      "so every response is computed on its own", stacklevel=2)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=0.0)
     kl_controller = KLController(config.kl_coef, config.kl_target, config.kl_horizon)
     start_update = 0
@@ -469,7 +478,8 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
             # 2. score
             rollout = score_rollout(per_response_problems, prompt_ids, response_ids, texts, tokenizer, is_separator,
                                     eos_ids, config, step_scorer, outcome_scorer)
-            batch = ResponseBatch.from_ids(prompt_ids, response_ids, tokenizer.pad_token_id).to(accelerator.device)
+            batch = ResponseBatch.from_ids(prompt_ids, response_ids, tokenizer.pad_token_id, rollout.step_ends,
+                                           share_prefixes).to(accelerator.device)
             mask = batch.response_mask
             old_logprobs, old_values, ref_logprobs = rollout_logprobs(model, reference, batch, config.temperature)
 
@@ -535,15 +545,17 @@ def _optimise(model, optimizer, accelerator, batch: ResponseBatch, old_logprobs,
 
     loss = clipped policy loss [+ beta * KL loss (k2/k3)] - ent_coef * entropy [+ vf_coef * value loss].
     """
-    rows = batch.input_ids.shape[0]
+    rows = batch.response_ids.shape[0]
+    # A minibatch holds whole groups (the samples of a prompt are consecutive), so that shared
+    # rows compute each group's prompt and common steps once.
+    group = config.samples_per_prompt if rows % config.samples_per_prompt == 0 else 1
     totals: dict[str, list[float]] = {}
     use_critic = config.mode != "group"
     kl_in_loss = config.kl_estimator in LOSS_KL_ESTIMATORS
     for _ in range(config.ppo_epochs):
-        order = torch.randperm(rows, generator=generator)
         epoch_kl = []
-        for chunk in order.chunk(config.n_minibatches):
-            chunk = chunk.to(batch.input_ids.device)
+        for groups in torch.randperm(rows // group, generator=generator).chunk(config.n_minibatches):
+            chunk = (groups.unsqueeze(1) * group + torch.arange(group)).flatten().to(batch.input_ids.device)
             minibatch = batch.select(chunk)
             mask = minibatch.response_mask
             logits, values = model(minibatch)
