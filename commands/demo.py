@@ -27,10 +27,12 @@ Shipped checkpoints live in `prm/assets/demo/` (made by `prm demo --retrain --ex
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import shutil
 import time
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,7 @@ class DemoConfig:
     prm_paired_synthetic: bool = field(default=False, metadata={"help": "--retrain: the synthetic solutions come in pairs, each problem's reference and one corruption of it (half as many problems), so that the outcome head sees right and wrong solutions of the same question"})
     export_assets: bool = field(default=False, metadata={"help": "--retrain: copy the new checkpoints into the package (prm/assets/demo)"})
     resume: bool = field(default=False, metadata={"help": "--retrain: reuse the policy and reward model already in output_dir/models"})
+    workers: int = field(default=0, metadata={"help": "processes that run the tree searches and PPO runs side by side, one torch thread each (0 = one per CPU core on CPU, 1 on a GPU; 1 = all in this process)"})
 
     def __post_init__(self) -> None:
         if self.quick:
@@ -413,32 +416,121 @@ PPO_SETTINGS = {"samples_per_prompt": 4, "batch_size": 16, "ppo_epochs": 4, "n_m
 
 
 def run_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path, train_file: Path,
-            heldout_file: Path, baseline_accuracy: float, settings: dict | None = None) -> dict:
+            heldout_file: Path, baseline_accuracy: float, settings: dict | None = None, pool=None) -> dict:
     """PPO from the SFT policy for every mode of `ppo_modes`; held-out accuracy curves per seed.
-    `settings` replace entries of PPO_SETTINGS (experiments/demo_ppo.py)."""
-    from prm.ppo.train import PPOConfig, train_ppo
-
-    curves: dict[str, list[dict]] = {}
-    for mode in _names(config.ppo_modes, PPO_MODES, "--ppo_modes"):
+    `settings` replace entries of PPO_SETTINGS (experiments/demo_ppo.py); `pool`: see `in_workers`."""
+    jobs, modes = [], _names(config.ppo_modes, PPO_MODES, "--ppo_modes")
+    for mode in modes:
         options = PPO_MODES[mode]
+        for seed in range(config.ppo_seeds):
+            jobs.append((dict(policy=str(policy_dir), prm=str(reward_dir) if options["uses_prm"] else None,
+                              mode="group", group_advantage=options["group_advantage"],
+                              checker_coef=options["checker_coef"], data=str(train_file),
+                              eval_data=str(heldout_file), n_eval=config.ppo_eval_problems,
+                              eval_every=config.ppo_eval_every, max_updates=config.ppo_updates,
+                              save_every=0, seed=seed, output_dir=str(run / "ppo" / f"{mode.replace('+', '-')}-seed{seed}"),
+                              overwrite_output_dir=True,  # every demo run redoes its PPO runs
+                              **{**PPO_SETTINGS, **(settings or {})}),))
+    results = iter(in_workers(_ppo_curve, jobs, pool, desc="PPO runs"))
+    curves: dict[str, list[dict]] = {}
+    for mode in modes:
         curves[mode] = []
         for seed in range(config.ppo_seeds):
-            out = run / "ppo" / f"{mode.replace('+', '-')}-seed{seed}"
-            train_ppo(PPOConfig(policy=str(policy_dir), prm=str(reward_dir) if options["uses_prm"] else None,
-                                mode="group", group_advantage=options["group_advantage"],
-                                checker_coef=options["checker_coef"], data=str(train_file),
-                                eval_data=str(heldout_file), n_eval=config.ppo_eval_problems,
-                                eval_every=config.ppo_eval_every, max_updates=config.ppo_updates,
-                                save_every=0, seed=seed, output_dir=str(out),
-                                overwrite_output_dir=True,  # every demo run redoes its PPO runs
-                                **{**PPO_SETTINGS, **(settings or {})}))
-            points = [(0, baseline_accuracy)] + [
-                (row["update"], row["heldout_accuracy"])
-                for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
-                if "heldout_accuracy" in row
-            ]
+            points = [(0, baseline_accuracy)] + next(results)
             curves[mode].append({"seed": seed, "updates": [u for u, _ in points], "accuracy": [a for _, a in points]})
     return curves
+
+
+def _ppo_curve(options: dict) -> list[tuple[int, float]]:
+    """One PPO run; its (update, held-out accuracy) points."""
+    from prm.ppo.train import PPOConfig, train_ppo
+
+    out = train_ppo(PPOConfig(**options))
+    return [(row["update"], row["heldout_accuracy"])
+            for row in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "heldout_accuracy" in row]
+
+
+def run_tree_search(config: DemoConfig, policy_dir: Path, reward_dir: Path, device: str, problems: list[Problem],
+                    pool=None) -> list:
+    """Beam search for every scorer of `tree_scorers` (and DVTS with the PRM) at every width of
+    `tree_widths`: one CurvePoint per (scorer, search, width), over two seeds."""
+    widths = [int(w) for w in config.tree_widths.split(",") if w.strip()]
+    jobs = []
+    for name in _names(config.tree_scorers, TREE_SCORERS, "--tree_scorers"):
+        for kind in ("beam", "dvts") if name == "prm" else ("beam",):
+            jobs += [(str(policy_dir), str(reward_dir), device, config.temperature, config.seed, name, kind, width,
+                      [p.question for p in problems], [p.answer for p in problems], min(2, config.n_seeds))
+                     for width in widths]
+    points = in_workers(_tree_point, jobs, pool, desc="tree search")
+    return [p if name == "prm" else replace(p, method=f"{p.method} ({name})")
+            for p, (*_, name, _kind, _width, _questions, _answers, _seeds) in zip(points, jobs)]
+
+
+def _tree_point(policy_dir: str, reward_dir: str, device: str, temperature: float, seed: int, scorer: str, kind: str,
+                width: int, questions: list[str], answers: list[str], n_seeds: int):
+    from search.evaluate import evaluate_tree_search
+
+    policy, prm_scorer = demo_policy(policy_dir, device, temperature, seed), demo_scorer(reward_dir, device)
+    [point] = evaluate_tree_search(questions, answers, policy, TREE_SCORERS[scorer](prm_scorer), [width],
+                                   seeds=list(range(n_seeds)), kinds=(kind,), beam_width=4, max_steps=6,
+                                   temperature=temperature, aggregation="min", progress=False)
+    return point
+
+
+@functools.lru_cache(maxsize=2)
+def demo_policy(policy_dir: str, device: str, temperature: float, seed: int):
+    """The demo's policy sampler, loaded once per process."""
+    from generation.policy import HFPolicy
+
+    return HFPolicy.from_pretrained(policy_dir, device=device, temperature=temperature, seed=seed,
+                                    max_new_tokens=96, batch_size=64)
+
+
+@functools.lru_cache(maxsize=2)
+def demo_scorer(reward_dir: str, device: str):
+    """The demo's reward model as a scorer, loaded once per process."""
+    from prm.scoring import load as load_scorer
+
+    return load_scorer(reward_dir, device=device, batch_size=64)
+
+
+def worker_pool(config: DemoConfig, device: str):
+    """A pool of spawned processes for `in_workers`, or None (run in this process). Two
+    single-thread runs side by side finish in about the time one two-thread run takes here
+    (2 cores: 25 s each against 23 s for one PPO run), so on a CPU each core gets a process."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    workers = config.workers or (os.cpu_count() or 1 if device == "cpu" else 1)
+    if workers <= 1:
+        return None
+    return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_single_thread)
+
+
+def _single_thread() -> None:
+    import os
+
+    os.environ["TQDM_DISABLE"] = "1"  # the parent's bar counts the jobs
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def in_workers(function, jobs: list[tuple], pool, desc: str) -> list:
+    """[function(*job) for job in jobs], in the pool's processes when there is a pool (the
+    results are the same: every job seeds its own run), with a progress bar over the jobs."""
+    from tqdm.auto import tqdm
+
+    if pool is None:
+        return [function(*job) for job in tqdm(jobs, desc=desc, unit="run")]
+    futures = [pool.submit(function, *job) for job in jobs]
+    with tqdm(total=len(futures), desc=desc, unit="run") as bar:
+        for future in as_completed(futures):
+            future.result()  # a failed job stops the stage now, with its traceback
+            bar.update()
+    return [future.result() for future in futures]
 
 
 def _names(value: str, known, option: str) -> list[str]:
@@ -449,13 +541,20 @@ def _names(value: str, known, option: str) -> list[str]:
     return names
 
 
-def tree_scorers(names: str, prm_scorer) -> dict[str, Any]:
-    """The beam-search step scorers named in `names` (see DemoConfig.tree_scorers)."""
+def _mix(prm_scorer):
     from search.scorers import VerifierScorer, WeightedScorer
 
-    known = {"prm": lambda: prm_scorer, "checker": VerifierScorer,
-             "prm+checker": lambda: WeightedScorer([(prm_scorer, 0.5), (VerifierScorer(), 0.5)])}
-    return {name: known[name]() for name in _names(names, known, "--tree_scorers")}
+    return WeightedScorer([(prm_scorer, 0.5), (VerifierScorer(), 0.5)])
+
+
+def _checker(_prm_scorer):
+    from search.scorers import VerifierScorer
+
+    return VerifierScorer()
+
+
+# The beam-search step scorers of `--tree_scorers`, each made from the demo's PRM scorer.
+TREE_SCORERS = {"prm": lambda prm_scorer: prm_scorer, "checker": _checker, "prm+checker": _mix}
 
 
 # ------------------------------------------------------------------------------ the run
@@ -465,11 +564,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     """Run every stage; returns the results and writes report.md, results.json and PNGs."""
     import torch
 
-    from prm.scoring import load as load_scorer
     from prm.sft import heldout_accuracy
-    from search.evaluate import evaluate_tree_search
     from search.plots import plot_accuracy_vs_n, plot_accuracy_vs_tokens
-    from generation.policy import HFPolicy
     from search.rerank import accuracy_curve, powers_of_two
 
     started = time.perf_counter()
@@ -498,8 +594,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     if not config.retrain and not shipped:
         print("prm demo: no shipped checkpoints in this installation; training them first (--retrain)")
     policy_dir = train_policy(config, run) if retrain else ASSETS / "policy"
-    policy = HFPolicy.from_pretrained(str(policy_dir), device=device, temperature=config.temperature,
-                                      seed=config.seed, max_new_tokens=96, batch_size=64)
+    policy = demo_policy(str(policy_dir), device, config.temperature, config.seed)
     t = lap("policy (SFT)" if retrain else "policy (load)", t)
 
     reward_info: dict = {}
@@ -514,7 +609,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         shutil.copy2(run / "reward_data.json", ASSETS / "reward" / "reward_data.json")
     if not retrain and (ASSETS / "reward" / "reward_data.json").exists():
         reward_info = json.loads((ASSETS / "reward" / "reward_data.json").read_text())
-    scorer = load_scorer(str(reward_dir), device=device, batch_size=64)
+    scorer = demo_scorer(str(reward_dir), device)
 
     quality = prm_quality(scorer, heldout[: config.n_eval_problems * 4], train, config)
     t = lap("PRM quality", t)
@@ -537,25 +632,23 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     ranking = ranking_auc(pools)
     t = lap("best-of-N", t)
 
-    widths = [int(w) for w in config.tree_widths.split(",") if w.strip()]
-    tree_problems = eval_problems[: config.tree_problems]
-    tree = []
-    for name, step_scorer in tree_scorers(config.tree_scorers, scorer).items():
-        points = evaluate_tree_search([p.question for p in tree_problems], [p.answer for p in tree_problems], policy,
-                                      step_scorer, widths, seeds=list(range(min(2, config.n_seeds))),
-                                      kinds=("beam", "dvts") if name == "prm" else ("beam",), beam_width=4,
-                                      max_steps=6, temperature=config.temperature, aggregation="min")
-        tree += [p if name == "prm" else replace(p, method=f"{p.method} ({name})") for p in points]
-    tree_pools = pools[: config.tree_problems]
-    bon_same_problems = accuracy_curve(tree_pools, ["majority", "weighted-prm-min", "prm-min"],
-                                       [n for n in ns if n <= max(widths) * 2] or ns[:1],
-                                       seeds=list(range(config.n_seeds)), n_subsets=16)
-    t = lap("beam search / DVTS", t)
+    pool = worker_pool(config, device)
+    try:
+        widths = [int(w) for w in config.tree_widths.split(",") if w.strip()]
+        tree = run_tree_search(config, Path(policy_dir), Path(reward_dir), device, eval_problems[: config.tree_problems], pool)
+        tree_pools = pools[: config.tree_problems]
+        bon_same_problems = accuracy_curve(tree_pools, ["majority", "weighted-prm-min", "prm-min"],
+                                           [n for n in ns if n <= max(widths) * 2] or ns[:1],
+                                           seeds=list(range(config.n_seeds)), n_subsets=16)
+        t = lap("beam search / DVTS", t)
 
-    baseline_accuracy = heldout_accuracy(policy.model, policy.tokenizer, heldout[: config.ppo_eval_problems],
-                                         temperature=0.0, max_new_tokens=64)
-    ppo = run_ppo(config, run, Path(policy_dir), reward_dir, train_file, heldout_file, baseline_accuracy)
-    t = lap("PPO", t)
+        baseline_accuracy = heldout_accuracy(policy.model, policy.tokenizer, heldout[: config.ppo_eval_problems],
+                                             temperature=0.0, max_new_tokens=64)
+        ppo = run_ppo(config, run, Path(policy_dir), reward_dir, train_file, heldout_file, baseline_accuracy, pool=pool)
+        t = lap("PPO", t)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
     plots = {
         "bon": plot_accuracy_vs_n(bon, run / "accuracy_vs_n.png", title="Best-of-N on held-out problems"),

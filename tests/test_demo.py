@@ -153,3 +153,26 @@ def test_policy_samples_are_also_labelled_exactly_against_the_reference():
     # The checker calls "He gives away 4: 8 - 4 = 4" true, so the same scores rank a "true" step low.
     assert result["step_auc"] < 1.0
     assert result["checker_true_not_reference"] == 1
+
+
+def test_worker_processes_give_the_results_of_one_process(demo, tmp_path):
+    # Tree searches and PPO runs are seeded one by one, so running them side by side in spawned
+    # single-thread processes must give what running them here gives.
+    from commands.demo import make_problems, run_ppo, run_tree_search, worker_pool, write_problems
+
+    output, results = demo
+    config = DemoConfig(smoke=True, ppo_modes="dense,outcome", ppo_seeds=1, tree_scorers="prm,checker", workers=2)
+    policy_dir, reward_dir = output / "models" / "policy", output / "models" / "reward"
+    train, heldout = make_problems(config)
+    train_file = write_problems(train, tmp_path / "train.jsonl")
+    heldout_file = write_problems(heldout[: config.ppo_eval_problems], tmp_path / "heldout.jsonl")
+    outcomes = {}
+    for name, pool in (("here", None), ("workers", worker_pool(config, "cpu"))):
+        assert (pool is None) == (name == "here")
+        tree = run_tree_search(config, policy_dir, reward_dir, "cpu", heldout[: config.tree_problems], pool)
+        ppo = run_ppo(config, tmp_path / name, policy_dir, reward_dir, train_file, heldout_file, 0.5, pool=pool)
+        if pool is not None:
+            pool.shutdown()
+        outcomes[name] = ([(p.method, p.n, p.accuracies, p.tokens_mean) for p in tree], ppo)
+    assert [method for method, *_ in outcomes["here"][0]] == ["beam", "dvts", "beam (checker)"]
+    assert outcomes["workers"] == outcomes["here"]
