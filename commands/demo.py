@@ -32,7 +32,6 @@ import json
 import random
 import shutil
 import time
-from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 
 import prm
+from commands.workers import in_workers, worker_pool
 from tasks.math.prompts import policy_prompt
 from tasks.math.steps import split_steps
 from tasks.math.types import Problem
@@ -494,45 +494,6 @@ def demo_scorer(reward_dir: str, device: str):
     return load_scorer(reward_dir, device=device, batch_size=64)
 
 
-def worker_pool(config: DemoConfig, device: str):
-    """A pool of spawned processes for `in_workers`, or None (run in this process). Two
-    single-thread runs side by side finish in about the time one two-thread run takes here
-    (2 cores: 25 s each against 23 s for one PPO run), so on a CPU each core gets a process."""
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    workers = config.workers or (os.cpu_count() or 1 if device == "cpu" else 1)
-    if workers <= 1:
-        return None
-    return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_single_thread)
-
-
-def _single_thread() -> None:
-    import os
-
-    os.environ["TQDM_DISABLE"] = "1"  # the parent's bar counts the jobs
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import torch
-
-    torch.set_num_threads(1)
-
-
-def in_workers(function, jobs: list[tuple], pool, desc: str) -> list:
-    """[function(*job) for job in jobs], in the pool's processes when there is a pool (the
-    results are the same: every job seeds its own run), with a progress bar over the jobs."""
-    from tqdm.auto import tqdm
-
-    if pool is None:
-        return [function(*job) for job in tqdm(jobs, desc=desc, unit="run")]
-    futures = [pool.submit(function, *job) for job in jobs]
-    with tqdm(total=len(futures), desc=desc, unit="run") as bar:
-        for future in as_completed(futures):
-            future.result()  # a failed job stops the stage now, with its traceback
-            bar.update()
-    return [future.result() for future in futures]
-
-
 def _names(value: str, known, option: str) -> list[str]:
     names = [name.strip() for name in value.split(",") if name.strip()]
     unknown = [name for name in names if name not in known]
@@ -632,7 +593,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     ranking = ranking_auc(pools)
     t = lap("best-of-N", t)
 
-    pool = worker_pool(config, device)
+    pool = worker_pool(config.workers, device)
     try:
         widths = [int(w) for w in config.tree_widths.split(",") if w.strip()]
         tree = run_tree_search(config, Path(policy_dir), Path(reward_dir), device, eval_problems[: config.tree_problems], pool)

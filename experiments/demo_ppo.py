@@ -50,7 +50,10 @@ def validation_problems(config, train, heldout, seed: int, count: int) -> list:
 def main(argv: list[str] | None = None) -> dict:
     from transformers import HfArgumentParser
 
+    import torch
+
     from commands.demo import ASSETS, DemoConfig, make_problems, run_ppo, write_problems
+    from commands.workers import worker_pool
     from commands.demo_report import _ppo_summary
     from generation.loading import load_policy
     from prm.sft import heldout_accuracy
@@ -69,7 +72,12 @@ def main(argv: list[str] | None = None) -> dict:
     start = heldout_accuracy(model, tokenizer, judged, temperature=0.0, max_new_tokens=64)
     settings = {key: value for key, value in asdict(overrides).items()
                 if value is not None and key != "validation_seed"}
-    curves = run_ppo(config, run, ASSETS / "policy", ASSETS / "reward", train_file, judged_file, start, settings)
+    pool = worker_pool(config.workers, "cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        curves = run_ppo(config, run, ASSETS / "policy", ASSETS / "reward", train_file, judged_file, start, settings, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     summary = _ppo_summary(curves)
     (run / "ppo.json").write_text(json.dumps({"start": start, "settings": settings,
                                               "validation_seed": overrides.validation_seed, "curves": curves,

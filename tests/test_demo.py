@@ -158,7 +158,8 @@ def test_policy_samples_are_also_labelled_exactly_against_the_reference():
 def test_worker_processes_give_the_results_of_one_process(demo, tmp_path):
     # Tree searches and PPO runs are seeded one by one, so running them side by side in spawned
     # single-thread processes must give what running them here gives.
-    from commands.demo import make_problems, run_ppo, run_tree_search, worker_pool, write_problems
+    from commands.demo import make_problems, run_ppo, run_tree_search, write_problems
+    from commands.workers import worker_pool
 
     output, results = demo
     config = DemoConfig(smoke=True, ppo_modes="dense,outcome", ppo_seeds=1, tree_scorers="prm,checker", workers=2)
@@ -167,7 +168,7 @@ def test_worker_processes_give_the_results_of_one_process(demo, tmp_path):
     train_file = write_problems(train, tmp_path / "train.jsonl")
     heldout_file = write_problems(heldout[: config.ppo_eval_problems], tmp_path / "heldout.jsonl")
     outcomes = {}
-    for name, pool in (("here", None), ("workers", worker_pool(config, "cpu"))):
+    for name, pool in (("here", None), ("workers", worker_pool(config.workers, "cpu"))):
         assert (pool is None) == (name == "here")
         tree = run_tree_search(config, policy_dir, reward_dir, "cpu", heldout[: config.tree_problems], pool)
         ppo = run_ppo(config, tmp_path / name, policy_dir, reward_dir, train_file, heldout_file, 0.5, pool=pool)

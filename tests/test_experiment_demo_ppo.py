@@ -28,7 +28,7 @@ def test_settings_override_the_demo_ppo_runs(tmp_path):
 
     demo_ppo.main(["--smoke", "--ppo_modes", "outcome", "--ppo_seeds", "1", "--validation_seed", "777",
                    "--lr", "3e-5", "--samples_per_prompt", "2", "--batch_size", "2", "--ppo_epochs", "1",
-                   "--output_dir", str(tmp_path)])
+                   "--workers", "1", "--output_dir", str(tmp_path)])
     written = json.loads((tmp_path / "ppo.json").read_text())
     assert written["settings"] == {"lr": 3e-5, "batch_size": 2, "samples_per_prompt": 2, "ppo_epochs": 1}
     assert written["validation_seed"] == 777
