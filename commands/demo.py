@@ -455,15 +455,15 @@ def run_tree_search(config: DemoConfig, policy_dir: Path, reward_dir: Path, devi
     """Beam search for every scorer of `tree_scorers` (and DVTS with the PRM) at every width of
     `tree_widths`: one CurvePoint per (scorer, search, width), over two seeds."""
     widths = [int(w) for w in config.tree_widths.split(",") if w.strip()]
-    jobs = []
+    jobs, names = [], []
     for name in _names(config.tree_scorers, TREE_SCORERS, "--tree_scorers"):
         for kind in ("beam", "dvts") if name == "prm" else ("beam",):
-            jobs += [(str(policy_dir), str(reward_dir), device, config.temperature, config.seed, name, kind, width,
-                      [p.question for p in problems], [p.answer for p in problems], min(2, config.n_seeds))
-                     for width in widths]
+            for width in widths:
+                jobs.append((str(policy_dir), str(reward_dir), device, config.temperature, config.seed, name, kind,
+                             width, [p.question for p in problems], [p.answer for p in problems], min(2, config.n_seeds)))
+                names.append(name)
     points = in_workers(_tree_point, jobs, pool, desc="tree search")
-    return [p if name == "prm" else replace(p, method=f"{p.method} ({name})")
-            for p, (*_, name, _kind, _width, _questions, _answers, _seeds) in zip(points, jobs)]
+    return [p if name == "prm" else replace(p, method=f"{p.method} ({name})") for p, name in zip(points, names)]
 
 
 def _tree_point(policy_dir: str, reward_dir: str, device: str, temperature: float, seed: int, scorer: str, kind: str,
@@ -530,6 +530,8 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     from search.rerank import accuracy_curve, powers_of_two
 
     started = time.perf_counter()
+    demo_policy.cache_clear()  # a model retrained on disk since the last run in this process must be read again
+    demo_scorer.cache_clear()
     timings: dict[str, float] = {}
     run = Path(config.output_dir)
     run.mkdir(parents=True, exist_ok=True)
