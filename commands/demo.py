@@ -430,6 +430,7 @@ def run_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path, t
                               eval_every=config.ppo_eval_every, max_updates=config.ppo_updates,
                               save_every=0, seed=seed, output_dir=str(run / "ppo" / f"{mode.replace('+', '-')}-seed{seed}"),
                               overwrite_output_dir=True,  # every demo run redoes its PPO runs
+                              disable_tqdm=pool is not None,  # side by side, the bar counts runs
                               **{**PPO_SETTINGS, **(settings or {})}),))
     results = iter(in_workers(_ppo_curve, jobs, pool, desc="PPO runs"))
     curves: dict[str, list[dict]] = {}

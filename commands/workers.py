@@ -25,7 +25,9 @@ def worker_pool(workers: int, device: str) -> ProcessPoolExecutor | None:
 
 
 def _single_thread() -> None:
-    os.environ["TQDM_DISABLE"] = "1"  # the parent's bar counts the jobs; tqdm reads this on import
+    # The parent's bar counts the jobs. tqdm reads this on import, as the default of `disable`
+    # (a bar given disable= explicitly needs its own switch, e.g. PPOConfig.disable_tqdm).
+    os.environ["TQDM_DISABLE"] = "1"
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 

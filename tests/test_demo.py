@@ -155,7 +155,7 @@ def test_policy_samples_are_also_labelled_exactly_against_the_reference():
     assert result["checker_true_not_reference"] == 1
 
 
-def test_worker_processes_give_the_results_of_one_process(demo, tmp_path):
+def test_worker_processes_give_the_results_of_one_process(demo, tmp_path, capfd):
     # Tree searches and PPO runs are seeded one by one, so running them side by side in spawned
     # single-thread processes must give what running them here gives.
     from commands.demo import make_problems, run_ppo, run_tree_search, write_problems
@@ -174,6 +174,9 @@ def test_worker_processes_give_the_results_of_one_process(demo, tmp_path):
         ppo = run_ppo(config, tmp_path / name, policy_dir, reward_dir, train_file, heldout_file, 0.5, pool=pool)
         if pool is not None:
             pool.shutdown()
+        bars = capfd.readouterr().err
+        # Side by side, the stage's bar counts runs; a worker's own bars would interleave.
+        assert ("ppo[group]" in bars) == (pool is None) and "PPO runs" in bars
         outcomes[name] = ([(p.method, p.n, p.accuracies, p.tokens_mean) for p in tree], ppo)
     assert [method for method, *_ in outcomes["here"][0]] == ["beam", "dvts", "beam (checker)"]
     assert outcomes["workers"] == outcomes["here"]

@@ -135,6 +135,7 @@ class PPOConfig(OutputOptions):
     temperature: float = field(default=1.0, metadata={"help": "rollout sampling temperature T (> 0); PPO's log-probs are log softmax(logits / T)"})
     # run
     max_updates: int = field(default=100, metadata={"help": "PPO updates (rollout + optimisation rounds)"})
+    disable_tqdm: bool = field(default=False, metadata={"help": "no progress bar (as transformers' TrainingArguments.disable_tqdm; prm demo's worker processes)"})
     output_dir: str = field(default="runs/ppo", metadata={"help": "metrics.jsonl, checkpoints/ and the final policy go here"})
     save_every: int = field(default=10, metadata={"help": "checkpoint every this many updates (0 = only by --save_minutes and at the end)"})
     save_minutes: float = field(default=10.0, metadata={"help": "also checkpoint when this many minutes passed since the last one (0 = off); SIGINT / SIGTERM always save one"})
@@ -167,7 +168,7 @@ class PPOConfig(OutputOptions):
 RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "ppo_config.json", "policy", "tensorboard", "README.md")
 NOT_IN_FINGERPRINT = ("output_dir", "resume", "overwrite_output_dir", "save_every", "save_minutes", "max_updates",
                       "eval_data", "n_eval", "eval_every", "trust_remote_code", "report_to", "push_to_hub",
-                      "hub_model_id", "hub_private_repo")
+                      "hub_model_id", "hub_private_repo", "disable_tqdm")
 
 
 # --------------------------------------------------------------------------- data
@@ -460,7 +461,7 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
     trackers = Trackers(trackers_of(config) if accelerator.is_main_process else [], output_dir, command="ppo",
                         config=asdict(config))
     progress = tqdm(range(start_update, config.max_updates), desc=f"ppo[{config.mode}]", initial=start_update,
-                    total=config.max_updates, disable=not accelerator.is_main_process)
+                    total=config.max_updates, disable=config.disable_tqdm or not accelerator.is_main_process)
     clock = SaveClock(config.save_every, config.save_minutes)
     with StopSignals() as stop:
         for update in progress:
