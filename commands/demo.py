@@ -596,8 +596,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     ranking = ranking_auc(pools)
     t = lap("best-of-N", t)
 
-    pool = worker_pool(config.workers, device)
-    try:
+    with worker_pool(config.workers, device) as pool:
         widths = [int(w) for w in config.tree_widths.split(",") if w.strip()]
         tree = run_tree_search(config, Path(policy_dir), Path(reward_dir), device, eval_problems[: config.tree_problems], pool)
         tree_pools = pools[: config.tree_problems]
@@ -610,9 +609,6 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
                                              temperature=0.0, max_new_tokens=64)
         ppo = run_ppo(config, run, Path(policy_dir), reward_dir, train_file, heldout_file, baseline_accuracy, pool=pool)
         t = lap("PPO", t)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
 
     plots = {
         "bon": plot_accuracy_vs_n(bon, run / "accuracy_vs_n.png", title="Best-of-N on held-out problems"),

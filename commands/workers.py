@@ -10,18 +10,26 @@ tqdm and torch are imported there.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 
 
-def worker_pool(workers: int, device: str) -> ProcessPoolExecutor | None:
-    """A pool for `in_workers`, or None (run in this process). workers: 0 = one per CPU core on
-    a CPU, 1 on a GPU (its runs would share one device)."""
+@contextmanager
+def worker_pool(workers: int, device: str) -> Iterator[ProcessPoolExecutor | None]:
+    """A pool for `in_workers`, or None (run in this process), shut down on leaving. workers:
+    0 = one per CPU core on a CPU, 1 on a GPU (its runs would share one device)."""
     from multiprocessing import get_context
 
     count = workers or ((os.cpu_count() or 1) if device == "cpu" else 1)
     if count <= 1:
-        return None
-    return ProcessPoolExecutor(count, mp_context=get_context("spawn"), initializer=_single_thread)
+        yield None
+        return
+    pool = ProcessPoolExecutor(count, mp_context=get_context("spawn"), initializer=_single_thread)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _single_thread() -> None:

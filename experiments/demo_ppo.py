@@ -72,12 +72,8 @@ def main(argv: list[str] | None = None) -> dict:
     start = heldout_accuracy(model, tokenizer, judged, temperature=0.0, max_new_tokens=64)
     settings = {key: value for key, value in asdict(overrides).items()
                 if value is not None and key != "validation_seed"}
-    pool = worker_pool(config.workers, "cuda" if torch.cuda.is_available() else "cpu")
-    try:
+    with worker_pool(config.workers, "cuda" if torch.cuda.is_available() else "cpu") as pool:
         curves = run_ppo(config, run, ASSETS / "policy", ASSETS / "reward", train_file, judged_file, start, settings, pool)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
     summary = _ppo_summary(curves)
     (run / "ppo.json").write_text(json.dumps({"start": start, "settings": settings,
                                               "validation_seed": overrides.validation_seed, "curves": curves,

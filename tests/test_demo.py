@@ -162,18 +162,17 @@ def test_worker_processes_give_the_results_of_one_process(demo, tmp_path, capfd)
     from commands.workers import worker_pool
 
     output, results = demo
-    config = DemoConfig(smoke=True, ppo_modes="dense,outcome", ppo_seeds=1, tree_scorers="prm,checker", workers=2)
+    config = DemoConfig(smoke=True, ppo_modes="dense,outcome", ppo_seeds=1, tree_scorers="prm,checker")
     policy_dir, reward_dir = output / "models" / "policy", output / "models" / "reward"
     train, heldout = make_problems(config)
     train_file = write_problems(train, tmp_path / "train.jsonl")
     heldout_file = write_problems(heldout[: config.ppo_eval_problems], tmp_path / "heldout.jsonl")
     outcomes = {}
-    for name, pool in (("here", None), ("workers", worker_pool(config.workers, "cpu"))):
-        assert (pool is None) == (name == "here")
-        tree = run_tree_search(config, policy_dir, reward_dir, "cpu", heldout[: config.tree_problems], pool)
-        ppo = run_ppo(config, tmp_path / name, policy_dir, reward_dir, train_file, heldout_file, 0.5, pool=pool)
-        if pool is not None:
-            pool.shutdown()
+    for name, workers in (("here", 1), ("workers", 2)):
+        with worker_pool(workers, "cpu") as pool:
+            assert (pool is None) == (name == "here")
+            tree = run_tree_search(config, policy_dir, reward_dir, "cpu", heldout[: config.tree_problems], pool)
+            ppo = run_ppo(config, tmp_path / name, policy_dir, reward_dir, train_file, heldout_file, 0.5, pool=pool)
         bars = capfd.readouterr().err
         # Side by side, the stage's bar counts runs; a worker's own bars would interleave.
         assert ("ppo[group]" in bars) == (pool is None) and "PPO runs" in bars
