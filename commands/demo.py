@@ -456,14 +456,19 @@ def run_tree_search(config: DemoConfig, policy_dir: Path, reward_dir: Path, devi
     """Beam search for every scorer of `tree_scorers` (and DVTS with the PRM) at every width of
     `tree_widths`: one CurvePoint per (scorer, search, width), over two seeds."""
     widths = [int(w) for w in config.tree_widths.split(",") if w.strip()]
-    jobs, names = [], []
+    jobs, names, job_widths = [], [], []
     for name in _names(config.tree_scorers, TREE_SCORERS, "--tree_scorers"):
         for kind in ("beam", "dvts") if name == "prm" else ("beam",):
             for width in widths:
                 jobs.append((str(policy_dir), str(reward_dir), device, config.temperature, config.seed, name, kind,
                              width, [p.question for p in problems], [p.answer for p in problems], min(2, config.n_seeds)))
                 names.append(name)
-    points = in_workers(_tree_point, jobs, pool, desc="tree search")
+                job_widths.append(width)
+    # The widest searches first, so that the last job to start is a short one and the workers end together.
+    order = sorted(range(len(jobs)), key=lambda index: -job_widths[index])
+    points = [None] * len(jobs)
+    for index, point in zip(order, in_workers(_tree_point, [jobs[index] for index in order], pool, desc="tree search")):
+        points[index] = point
     return [p if name == "prm" else replace(p, method=f"{p.method} ({name})") for p, name in zip(points, names)]
 
 

@@ -18,10 +18,10 @@ that finished go to those still live, as search-and-learn refills the width with
 the active beams, so budgets compare at equal width. `SearchCounters.policy_generated_tokens`
 is what the policy reports it sampled.
 
-The scorer is either incremental (`start(prompt)` / `extend(states, new_steps)`, e.g. the
-PRM from `prm.load`: only the new step's tokens are encoded) or anything with
-`score_steps(prompt, steps)` (e.g. the sympy verifier scorer), which re-scores the whole
-prefix every round; `SearchCounters` shows the difference.
+The scorer is either incremental (`start(prompt)` / `extend(states, new_steps)`: the PRM
+from `prm.load`, whose new step's tokens alone are encoded, the sympy `VerifierScorer` and a
+`WeightedScorer` of such scorers) or anything with `score_steps(prompt, steps)`, which
+re-scores the whole prefix every round; `SearchCounters` shows the difference.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from itertools import accumulate
 
 from prm.scoring import AGGREGATIONS, aggregate
+from search.scorers import is_incremental
 from tasks.math.prompts import ANSWER_PREFIX, STEP_SEPARATOR, policy_prompt
 from tasks.math.steps import split_steps
 
@@ -131,7 +132,7 @@ class _ScoringSession:
 
     def __init__(self, scorer, question: str, aggregation: str, counters: SearchCounters):
         self.scorer, self.question, self.aggregation, self.counters = scorer, question, aggregation, counters
-        self.incremental = callable(getattr(scorer, "start", None)) and callable(getattr(scorer, "extend", None))
+        self.incremental = is_incremental(scorer)
         self._forward_at_start = getattr(scorer, "forward_tokens", 0)
 
     def root(self):

@@ -18,6 +18,7 @@ PRM loaded with `prm.load` is both. This module adds:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import verifiers
@@ -33,6 +34,7 @@ __all__ = [
     "VerifierScorer",
     "WeightedScorer",
     "aggregate",
+    "is_incremental",
     "score_solutions",
 ]
 
@@ -79,21 +81,32 @@ class VerifierScorer:
 
     def verdicts(self, steps: Sequence[str]) -> list[bool | None]:
         """True / False / None (unverifiable) per step."""
-        out: list[bool | None] = []
-        for index, step in enumerate(steps):
-            verdict = verifiers.check_step(step)
-            if self.check_transitions and index > 0:
-                transition = verifiers.check_transition(steps[index - 1], step)
-                if verdict is False or transition is False:
-                    verdict = False
-                elif verdict is None:
-                    verdict = transition
-            out.append(verdict)
-        return out
+        return [self._verdict(steps[index - 1] if index else None, step) for index, step in enumerate(steps)]
+
+    def _verdict(self, previous: str | None, step: str) -> bool | None:
+        verdict = verifiers.check_step(step)
+        if self.check_transitions and previous is not None:
+            transition = verifiers.check_transition(previous, step)
+            if verdict is False or transition is False:
+                verdict = False
+            elif verdict is None:
+                verdict = transition
+        return verdict
+
+    def _score(self, verdict: bool | None) -> float:
+        return self.neutral if verdict is None else float(verdict)
 
     def score_steps(self, prompt: str, steps: list[str]) -> list[float]:
         """`[steps]` scores: 1.0 / 0.0 / `neutral`."""
-        return [self.neutral if v is None else float(v) for v in self.verdicts(steps)]
+        return [self._score(v) for v in self.verdicts(steps)]
+
+    def start(self, prompt: str) -> str | None:
+        """Incremental scoring (as `prm.load`'s scorers): a path's state is its last step."""
+        return None
+
+    def extend(self, states: Sequence[str | None], new_steps: Sequence[str]) -> tuple[list[float], list[str]]:
+        """The score of `new_steps[i]` after the path whose state is `states[i]`, and the new states."""
+        return [self._score(self._verdict(state, step)) for state, step in zip(states, new_steps)], list(new_steps)
 
     def passes(self, steps: Sequence[str]) -> bool:
         """False when some step states a false equation; the best-of-N verifier filter."""
@@ -113,6 +126,36 @@ class WeightedScorer:
         if not components:
             raise ValueError("WeightedScorer needs at least one (scorer, weight) pair")
         self.components = [(scorer, float(weight)) for scorer, weight in components]
+
+    @property
+    def forward_tokens(self) -> int:
+        """Tokens the components ran through their models (search counters read it)."""
+        return sum(getattr(scorer, "forward_tokens", 0) for scorer, _ in self.components)
+
+    def start(self, prompt: str) -> _MixState:
+        """Incremental scoring for beam search: each component that has `start` / `extend` (a PRM
+        from `prm.load`, `VerifierScorer`) keeps its own state, so only the new step is scored;
+        any other component re-scores the path with `score_steps`."""
+        return _MixState(prompt, (), tuple(scorer.start(prompt) if is_incremental(scorer) else None
+                                           for scorer, _ in self.components))
+
+    def extend(self, states: Sequence[_MixState], new_steps: Sequence[str]) -> tuple[list[float], list[_MixState]]:
+        """The mixed score of `new_steps[i]` after the path of `states[i]`, and the new states."""
+        if len(states) != len(new_steps):
+            raise ValueError(f"{len(states)} states for {len(new_steps)} new steps")
+        mixed, parts = [0.0] * len(states), []
+        for index, (scorer, weight) in enumerate(self.components):
+            if is_incremental(scorer):
+                scores, part = scorer.extend([state.parts[index] for state in states], list(new_steps))
+            else:
+                scores = [scorer.score_steps(state.prompt, [*state.steps, step])[-1]
+                          for state, step in zip(states, new_steps)]
+                part = [None] * len(states)
+            parts.append(part)
+            for row, score in enumerate(scores):
+                mixed[row] += weight * float(score)
+        return mixed, [_MixState(state.prompt, (*state.steps, step), tuple(part[row] for part in parts))
+                       for row, (state, step) in enumerate(zip(states, new_steps))]
 
     def score_steps(self, prompt: str, steps: list[str]) -> list[float]:
         return self.score_best_of_n(prompt, [steps])[0]
@@ -151,6 +194,20 @@ class WeightedScorer:
                 )
             total += weight * float(scorer.score(prompt, completion))
         return total
+
+
+@dataclass(frozen=True)
+class _MixState:
+    """A path of `WeightedScorer.start` / `extend`: its steps and each component's own state."""
+
+    prompt: str
+    steps: tuple[str, ...]
+    parts: tuple
+
+
+def is_incremental(scorer) -> bool:
+    """The scorer has `start(prompt)` / `extend(states, new_steps)`: beam search scores only new steps."""
+    return callable(getattr(scorer, "start", None)) and callable(getattr(scorer, "extend", None))
 
 
 class OutcomeFromSteps:

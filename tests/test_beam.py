@@ -141,6 +141,25 @@ def test_incremental_and_rescoring_scorers_agree_and_rescoring_is_counted():
     assert counters.prm_forward_tokens > 0 and rescoring.counters.prm_forward_tokens == 0
 
 
+def test_a_mix_of_an_incremental_scorer_and_the_checker_is_scored_incrementally():
+    from search.scorers import VerifierScorer, WeightedScorer
+
+    config = BeamConfig(width=6, beam_width=2, max_steps=4, aggregation="min", seed=3)
+    for check_transitions in (False, True):
+        def mix(prm):
+            return WeightedScorer([(prm, 0.5), (VerifierScorer(check_transitions=check_transitions), 0.5)])
+
+        prm_alone = IncrementalScorer()
+        incremental = beam_search(QUESTION, TreePolicy(), mix(prm_alone), config)
+        rescoring = beam_search(QUESTION, TreePolicy(), mix(PlainScorer()), config)
+        assert incremental.candidates == rescoring.candidates
+        # Each new step is handed to the mix once, and the PRM's KV-cache work is counted.
+        assert incremental.counters.prm_scored_steps == incremental.counters.prm_new_steps == 18
+        assert incremental.counters.prm_forward_tokens == prm_alone.forward_tokens > 0
+    checker = beam_search(QUESTION, TreePolicy(), VerifierScorer(), config)
+    assert checker.counters.prm_scored_steps == checker.counters.prm_new_steps
+
+
 def test_lookahead_text_is_scored_and_changes_the_choice():
     # "trap" looks better than "slow", but its greedy continuation is a dead end.
     table = {"trap": 0.9, "slow": 0.6, "dead end": 0.0, "The answer is 7": 1.0}

@@ -59,6 +59,24 @@ def test_weighted_scorer_is_linear_combination_per_step():
         assert batched == pytest.approx(mixed.score_steps("q", steps))
 
 
+@pytest.mark.parametrize("check_transitions", [False, True])
+def test_checker_and_mix_score_step_by_step_as_they_score_whole_paths(check_transitions):
+    steps = ["x = 3 + 4", "x = 7", "x = 8", "2 * x = 16", "So Tom is happy"]
+    checker = VerifierScorer(check_transitions=check_transitions)
+    prm = LookupScorer({"x = 7": 0.9, "x = 8": 0.1})
+    mixed = WeightedScorer([(prm, 0.5), (checker, 0.5)])
+    for scorer in (checker, mixed):
+        states, scores = [scorer.start("q")], []
+        for step in steps:
+            (score,), states = scorer.extend(states, [step])
+            scores.append(score)
+        assert scores == pytest.approx(scorer.score_steps("q", steps))
+    # One state may be extended by several steps at once; states are never modified.
+    root = mixed.start("q")
+    scores, _ = mixed.extend([root, root], ["3 + 4 = 7", "3 + 4 = 8"])
+    assert scores == pytest.approx([0.5 * 0.5 + 0.5 * 1.0, 0.5 * 0.5 + 0.5 * 0.0])
+
+
 def test_weighted_scorer_outcome_mix_and_clear_errors():
     first = OutcomeFromSteps(LookupScorer({"a": 0.2, "b": 0.9}), "min")
     second = OutcomeFromSteps(LookupScorer({"a": 0.2, "b": 0.9}), "last")
