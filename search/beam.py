@@ -26,7 +26,6 @@ re-scores the whole prefix every round; `SearchCounters` shows the difference.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import accumulate
 
