@@ -478,7 +478,8 @@ def _tree_point(policy_dir: str, reward_dir: str, device: str, temperature: floa
                 width: int, questions: list[str], answers: list[str], n_seeds: int):
     from search.evaluate import evaluate_tree_search
 
-    policy, prm_scorer = demo_policy(policy_dir, device, temperature, seed), demo_scorer(reward_dir, device)
+    # The searches of a seed run in lockstep: large batches (a width-16 round of 32 problems is 512 rows).
+    policy, prm_scorer = demo_policy(policy_dir, device, temperature, seed, 512), demo_scorer(reward_dir, device)
     [point] = evaluate_tree_search(questions, answers, policy, TREE_SCORERS[scorer](prm_scorer), [width],
                                    seeds=list(range(n_seeds)), kinds=(kind,), beam_width=4, max_steps=6,
                                    temperature=temperature, aggregation="min", progress=False)
@@ -486,12 +487,12 @@ def _tree_point(policy_dir: str, reward_dir: str, device: str, temperature: floa
 
 
 @functools.lru_cache(maxsize=2)
-def demo_policy(policy_dir: str, device: str, temperature: float, seed: int):
+def demo_policy(policy_dir: str, device: str, temperature: float, seed: int, batch_size: int = 64):
     """The demo's policy sampler, loaded once per process."""
     from generation.policy import HFPolicy
 
     return HFPolicy.from_pretrained(policy_dir, device=device, temperature=temperature, seed=seed,
-                                    max_new_tokens=96, batch_size=64)
+                                    max_new_tokens=96, batch_size=batch_size)
 
 
 @functools.lru_cache(maxsize=2)

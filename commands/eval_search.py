@@ -44,6 +44,7 @@ class EvalSearchConfig:
     max_steps: int = field(default=10, metadata={"help": "Maximum steps in beam search / DVTS"})
     search_aggregation: str = field(default="last", metadata={"help": "How beam/DVTS rank paths: last|min|prod|mean"})
     batch_size: int = field(default=16, metadata={"help": "Rows per policy forward"})
+    questions_per_batch: int = field(default=32, metadata={"help": "Beam/DVTS searches run in lockstep, their rounds batched together (1: one by one)"})
     device: str = field(default="", metadata={"help": "Torch device: cpu, cuda, cuda:1, ...; empty: cuda if available, else cpu"})
     output_dir: str = field(default="runs/eval-search", metadata={"help": "Where results.json/.md and PNGs go"})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the hub"})
@@ -115,7 +116,8 @@ def eval_search(config: EvalSearchConfig) -> dict[str, Any]:
     if tree_kinds:
         points += evaluate_tree_search(questions, references, policy, scorers["prm"], ns, seeds, kinds=tree_kinds,
                                        beam_width=config.beam_width, max_steps=config.max_steps,
-                                       temperature=config.temperature, aggregation=config.search_aggregation)
+                                       temperature=config.temperature, aggregation=config.search_aggregation,
+                                       questions_per_batch=config.questions_per_batch)
 
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -90,21 +90,26 @@ def evaluate_tree_search(
     max_steps: int = 10,
     temperature: float = 0.7,
     aggregation: str = "last",
+    questions_per_batch: int = 32,
     progress: bool = True,
 ) -> list[CurvePoint]:
     """Accuracy of beam search / DVTS with width N (all N), one run per seed and problem.
 
     The beam width is min(beam_width, N). The answer of a run is its best candidate's;
     tokens_mean is the policy's generated tokens per problem (lookahead included).
+    `questions_per_batch` searches run in lockstep (`search.beam.search_many`: the policy and
+    the scorer see one batch per round; the batch's random stream is seeded by its first
+    search's seed, seed * 100003 + the question's index); 1 runs them one by one.
     """
     from tqdm.auto import tqdm
 
-    from search.beam import BeamConfig, beam_search, dvts
+    from search.beam import BeamConfig, search_many
 
-    searches = {"beam": beam_search, "dvts": dvts}
-    unknown = [kind for kind in kinds if kind not in searches]
+    unknown = [kind for kind in kinds if kind not in TREE_SEARCHES]
     if unknown:
-        raise ValueError(f"unknown tree search {unknown}; choose from {list(searches)}")
+        raise ValueError(f"unknown tree search {unknown}; choose from {list(TREE_SEARCHES)}")
+    if questions_per_batch < 1:
+        raise ValueError(f"questions_per_batch must be >= 1, got {questions_per_batch}")
     points = []
     total = len(kinds) * len(ns) * len(seeds) * len(questions)
     with tqdm(total=total, desc="tree search", unit="run", disable=not progress) as bar:
@@ -113,15 +118,17 @@ def evaluate_tree_search(
                 accuracies, tokens = [], []
                 for seed in seeds:
                     right = 0
-                    for index, (question, reference) in enumerate(zip(questions, references)):
-                        config = BeamConfig(width=n, beam_width=min(beam_width, n), max_steps=max_steps,
-                                            temperature=temperature, aggregation=aggregation,
-                                            seed=seed * 100_003 + index)
-                        result = searches[kind](question, policy, scorer, config)
-                        answer = verifiers.extract_answer(result.best.text) if result.candidates else None
-                        right += answer is not None and verifiers.answers_equivalent(reference, answer)
-                        tokens.append(result.counters.policy_generated_tokens)
-                        bar.update()
+                    configs = [BeamConfig(width=n, beam_width=min(beam_width, n), max_steps=max_steps,
+                                          temperature=temperature, aggregation=aggregation,
+                                          seed=seed * 100_003 + index) for index in range(len(questions))]
+                    for begin in range(0, len(questions), questions_per_batch):
+                        batch = slice(begin, begin + questions_per_batch)
+                        results = search_many(questions[batch], policy, scorer, configs[batch], kind)
+                        for result, reference in zip(results, references[batch]):
+                            answer = verifiers.extract_answer(result.best.text) if result.candidates else None
+                            right += answer is not None and verifiers.answers_equivalent(reference, answer)
+                            tokens.append(result.counters.policy_generated_tokens)
+                        bar.update(len(results))
                     accuracies.append(right / len(questions))
                 points.append(CurvePoint(
                     method=kind, n=n, accuracy_mean=float(np.mean(accuracies)),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from generation.tiny import build_tiny_causal_lm, train_tokenizer
-from search.beam import BeamConfig, aggregate, beam_search, best_of_n_search, dvts, is_answer_step
+from search.beam import BeamConfig, SearchCounters, aggregate, beam_search, best_of_n_search, dvts, is_answer_step
 from generation.policy import Continuation, HFPolicy
 
 QUESTION = "What is 3 + 4?"
@@ -242,6 +242,51 @@ def test_reward_model_kv_reuse_scores_equal_rescoring(tiny_policy):
         assert a.step_scores == pytest.approx(b.step_scores, abs=1e-5)
     assert incremental.counters.prm_forward_tokens > 0
     assert incremental.counters.prm_scored_steps < rescored.counters.prm_scored_steps
+
+
+@pytest.mark.parametrize("kind, lookahead", [("beam", 0), ("dvts", 0), ("beam", 1)])
+def test_searches_in_lockstep_give_each_question_its_own_search(tiny_policy, kind, lookahead):
+    from prm.modeling import RewardModel
+    from prm.scoring import RewardScorer
+    from search.beam import search_many
+    from search.scorers import VerifierScorer, WeightedScorer
+
+    tokenizer = tiny_policy.tokenizer
+    prm = RewardScorer(RewardModel.from_backbone(build_tiny_causal_lm(tokenizer, "tiny", seed=9),
+                                                 tokenizer=tokenizer), tokenizer)
+    questions = ["What is 3 + 4?", "What is 12 + 9?", "What is 5 + 0?"]
+    # Greedy, so a question's samples do not depend on the random stream the batch shares.
+    configs = [BeamConfig(width=4, beam_width=2, max_steps=3, temperature=0.0, aggregation="min",
+                          lookahead=lookahead, seed=i) for i in range(len(questions))]
+    expand = tiny_policy.expand
+    calls = []  # states per policy.expand call
+    tiny_policy.expand = lambda states, k, **kw: calls.append(len(states)) or expand(states, k, **kw)
+    try:
+        for scorer in (prm, WeightedScorer([(prm, 0.5), (VerifierScorer(), 0.5)])):
+            calls.clear()
+            alone = [search_many([q], tiny_policy, scorer, [c], kind)[0] for q, c in zip(questions, configs)]
+            calls_alone = list(calls)
+            calls.clear()
+            tiny_policy.reset_counters()
+            together = search_many(questions, tiny_policy, scorer, configs, kind)
+            for a, b in zip(alone, together):
+                assert b.question == a.question
+                assert [c.steps for c in b.candidates] == [c.steps for c in a.candidates]
+                for x, y in zip(a.candidates, b.candidates):
+                    assert y.step_scores == pytest.approx(x.step_scores, abs=1e-5)
+                assert b.counters.policy_generated_tokens == a.counters.policy_generated_tokens
+                assert b.counters.prm_new_steps == a.counters.prm_new_steps
+            # One expansion serves the questions of a round together.
+            assert len(calls) < len(calls_alone) and max(calls) > max(calls_alone)
+            # The counts they share add up to the policy's own.
+            total = SearchCounters()
+            for result in together:
+                total.add(result.counters)
+            assert total.policy_generated_tokens == tiny_policy.generated_tokens
+            assert total.policy_forward_tokens == tiny_policy.forward_tokens
+            assert total.policy_padding_tokens == tiny_policy.padding_tokens
+    finally:
+        del tiny_policy.expand
 
 
 def test_prm_search_command_end_to_end(tiny_policy, tmp_path):
