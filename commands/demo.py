@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 import prm
-from commands.workers import in_workers, worker_pool
+from commands.workers import Pending, worker_pool
 from tasks.math.prompts import policy_prompt
 from tasks.math.steps import split_steps
 from tasks.math.types import Problem
@@ -420,7 +420,13 @@ PPO_SETTINGS = {"samples_per_prompt": 4, "batch_size": 16, "ppo_epochs": 1, "n_m
 def run_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path, train_file: Path,
             heldout_file: Path, baseline_accuracy: float, settings: dict | None = None, pool=None) -> dict:
     """PPO from the SFT policy for every mode of `ppo_modes`; held-out accuracy curves per seed.
-    `settings` replace entries of PPO_SETTINGS (experiments/demo_ppo.py); `pool`: see `in_workers`."""
+    `settings` replace entries of PPO_SETTINGS (experiments/demo_ppo.py); `pool`: see `commands.workers`."""
+    return start_ppo(config, run, policy_dir, reward_dir, train_file, heldout_file, settings, pool)(baseline_accuracy)
+
+
+def start_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path, train_file: Path,
+              heldout_file: Path, settings: dict | None = None, pool=None):
+    """`run_ppo`'s runs handed to the pool now; returns finish(baseline_accuracy) -> the curves."""
     jobs, modes = [], _names(config.ppo_modes, PPO_MODES, "--ppo_modes")
     for mode in modes:
         options = PPO_MODES[mode]
@@ -434,14 +440,20 @@ def run_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path, t
                               overwrite_output_dir=True,  # every demo run redoes its PPO runs
                               disable_tqdm=pool is not None,  # side by side, the bar counts runs
                               **{**PPO_SETTINGS, **(settings or {})}),))
-    results = iter(in_workers(_ppo_curve, jobs, pool, desc="PPO runs"))
-    curves: dict[str, list[dict]] = {}
-    for mode in modes:
-        curves[mode] = []
-        for seed in range(config.ppo_seeds):
-            points = [(0, baseline_accuracy)] + next(results)
-            curves[mode].append({"seed": seed, "updates": [u for u, _ in points], "accuracy": [a for _, a in points]})
-    return curves
+    pending = Pending(_ppo_curve, jobs, pool)
+
+    def finish(baseline_accuracy: float) -> dict:
+        results = iter(pending.results("PPO runs"))
+        curves: dict[str, list[dict]] = {}
+        for mode in modes:
+            curves[mode] = []
+            for seed in range(config.ppo_seeds):
+                points = [(0, baseline_accuracy)] + next(results)
+                curves[mode].append({"seed": seed, "updates": [u for u, _ in points],
+                                     "accuracy": [a for _, a in points]})
+        return curves
+
+    return finish
 
 
 def _ppo_curve(options: dict) -> list[tuple[int, float]]:
@@ -457,6 +469,12 @@ def run_tree_search(config: DemoConfig, policy_dir: Path, reward_dir: Path, devi
                     pool=None) -> list:
     """Beam search for every scorer of `tree_scorers` (and DVTS with the PRM) at every width of
     `tree_widths`: one CurvePoint per (scorer, search, width), over two seeds."""
+    return start_tree_search(config, policy_dir, reward_dir, device, problems, pool)()
+
+
+def start_tree_search(config: DemoConfig, policy_dir: Path, reward_dir: Path, device: str, problems: list[Problem],
+                      pool=None):
+    """`run_tree_search`'s searches handed to the pool now; returns finish() -> the curve points."""
     widths = [int(w) for w in config.tree_widths.split(",") if w.strip()]
     jobs, names, job_widths = [], [], []
     for name in _names(config.tree_scorers, TREE_SCORERS, "--tree_scorers"):
@@ -468,10 +486,15 @@ def run_tree_search(config: DemoConfig, policy_dir: Path, reward_dir: Path, devi
                 job_widths.append(width)
     # The widest searches first, so that the last job to start is a short one and the workers end together.
     order = sorted(range(len(jobs)), key=lambda index: -job_widths[index])
-    points = [None] * len(jobs)
-    for index, point in zip(order, in_workers(_tree_point, [jobs[index] for index in order], pool, desc="tree search")):
-        points[index] = point
-    return [p if name == "prm" else replace(p, method=f"{p.method} ({name})") for p, name in zip(points, names)]
+    pending = Pending(_tree_point, [jobs[index] for index in order], pool)
+
+    def finish() -> list:
+        points = [None] * len(jobs)
+        for index, point in zip(order, pending.results("tree search")):
+            points[index] = point
+        return [p if name == "prm" else replace(p, method=f"{p.method} ({name})") for p, name in zip(points, names)]
+
+    return finish
 
 
 def _tree_point(policy_dir: str, reward_dir: str, device: str, temperature: float, seed: int, scorer: str, kind: str,
@@ -583,30 +606,37 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         reward_info = json.loads((ASSETS / "reward" / "reward_data.json").read_text())
     scorer = demo_scorer(str(reward_dir), device)
 
-    quality = prm_quality(scorer, heldout[: config.n_eval_problems * 4], train, config)
-    t = lap("PRM quality", t)
-
-    policy.reseed(config.seed)
-    texts, tokens = sample_solutions(policy, eval_problems, config.n_samples)
-    # The candidates format of `prm rerank`, so the samples can be reranked again by hand.
-    with (run / "samples.jsonl").open("w") as handle:
-        for problem, solutions in zip(eval_problems, texts):
-            handle.write(json.dumps({"prompt": problem.question, "completions": solutions,
-                                     "reference": problem.answer}) + "\n")
-    t = lap("sampling", t)
-    agreement = verifier_agreement(policy, eval_problems, texts, config)
-    on_samples = prm_on_samples(scorer, list(zip(texts, eval_problems)))
-    t = lap("verifier agreement", t)
-
-    pools = build_pools(scorer, eval_problems, texts, tokens)
-    ns = powers_of_two(config.n_samples)
-    bon = accuracy_curve(pools, BON_METHODS, ns, seeds=list(range(config.n_seeds)), n_subsets=16)
-    ranking = ranking_auc(pools)
-    t = lap("best-of-N", t)
-
     with worker_pool(config.workers, device) as pool:
+        # With worker processes the tree searches and PPO runs start now, beside the stages below
+        # (their sampling runs in this process and leaves the other core idle); each job seeds its
+        # own run, so the results are those of running them one after the other.
         widths = [int(w) for w in config.tree_widths.split(",") if w.strip()]
-        tree = run_tree_search(config, Path(policy_dir), Path(reward_dir), device, eval_problems[: config.tree_problems], pool)
+        finish_tree = start_tree_search(config, Path(policy_dir), Path(reward_dir), device,
+                                        eval_problems[: config.tree_problems], pool)
+        finish_ppo = start_ppo(config, run, Path(policy_dir), reward_dir, train_file, heldout_file, pool=pool)
+
+        quality = prm_quality(scorer, heldout[: config.n_eval_problems * 4], train, config)
+        t = lap("PRM quality", t)
+
+        policy.reseed(config.seed)
+        texts, tokens = sample_solutions(policy, eval_problems, config.n_samples)
+        # The candidates format of `prm rerank`, so the samples can be reranked again by hand.
+        with (run / "samples.jsonl").open("w") as handle:
+            for problem, solutions in zip(eval_problems, texts):
+                handle.write(json.dumps({"prompt": problem.question, "completions": solutions,
+                                         "reference": problem.answer}) + "\n")
+        t = lap("sampling", t)
+        agreement = verifier_agreement(policy, eval_problems, texts, config)
+        on_samples = prm_on_samples(scorer, list(zip(texts, eval_problems)))
+        t = lap("verifier agreement", t)
+
+        pools = build_pools(scorer, eval_problems, texts, tokens)
+        ns = powers_of_two(config.n_samples)
+        bon = accuracy_curve(pools, BON_METHODS, ns, seeds=list(range(config.n_seeds)), n_subsets=16)
+        ranking = ranking_auc(pools)
+        t = lap("best-of-N", t)
+
+        tree = finish_tree()
         tree_pools = pools[: config.tree_problems]
         bon_same_problems = accuracy_curve(tree_pools, ["majority", "weighted-prm-min", "prm-min"],
                                            [n for n in ns if n <= max(widths) * 2] or ns[:1],
@@ -615,7 +645,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
 
         baseline_accuracy = heldout_accuracy(policy.model, policy.tokenizer, heldout[: config.ppo_eval_problems],
                                              temperature=0.0, max_new_tokens=64)
-        ppo = run_ppo(config, run, Path(policy_dir), reward_dir, train_file, heldout_file, baseline_accuracy, pool=pool)
+        ppo = finish_ppo(baseline_accuracy)
         t = lap("PPO", t)
 
     plots = {
@@ -630,6 +660,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "device": device,
         "retrained": retrain,
         "timings_s": timings,
+        "side_by_side": pool is not None,
         "reward_training": reward_info,
         "prm_quality": quality,
         "verifier_agreement": agreement,

@@ -303,6 +303,10 @@ def write_report(results: dict, path: Path) -> Path:
 
     out += ["", "## Time per stage", "", "| stage | seconds |", "|---|---|"]
     out += [f"| {stage} | {seconds} |" for stage, seconds in results["timings_s"].items()]
+    if results.get("side_by_side"):
+        out += ["", "Beam search / DVTS and PPO ran in worker processes (`--workers`) from the start of the PRM "
+                "quality stage, beside the stages before them in this table; their rows are the time the demo "
+                "still waited for them afterwards."]
     out += ["", "Everything above is measured in this run; with tiny models and few problems the spread is large, "
             "so read orderings together with the ± columns."]
     path.write_text("\n".join(out) + "\n")

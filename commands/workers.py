@@ -42,16 +42,28 @@ def _single_thread() -> None:
     torch.set_num_threads(1)
 
 
+class Pending:
+    """Jobs handed to the pool's processes now, their results collected later (`results`); with no
+    pool they run in this process when their results are asked for, in order."""
+
+    def __init__(self, function, jobs: list[tuple], pool: ProcessPoolExecutor | None):
+        self.function, self.jobs = function, jobs
+        self.futures = None if pool is None else [pool.submit(function, *job) for job in jobs]
+
+    def results(self, desc: str) -> list:
+        """[function(*job) for job in jobs], with a progress bar over the jobs."""
+        from tqdm.auto import tqdm
+
+        if self.futures is None:
+            return [self.function(*job) for job in tqdm(self.jobs, desc=desc, unit="run")]
+        with tqdm(total=len(self.futures), desc=desc, unit="run") as bar:
+            for future in as_completed(self.futures):
+                future.result()  # a failed job stops the stage now, with its traceback
+                bar.update()
+        return [future.result() for future in self.futures]
+
+
 def in_workers(function, jobs: list[tuple], pool: ProcessPoolExecutor | None, desc: str) -> list:
     """[function(*job) for job in jobs], in the pool's processes when there is a pool (the same
     results where every job seeds its own run), with a progress bar over the jobs."""
-    from tqdm.auto import tqdm
-
-    if pool is None:
-        return [function(*job) for job in tqdm(jobs, desc=desc, unit="run")]
-    futures = [pool.submit(function, *job) for job in jobs]
-    with tqdm(total=len(futures), desc=desc, unit="run") as bar:
-        for future in as_completed(futures):
-            future.result()  # a failed job stops the stage now, with its traceback
-            bar.update()
-    return [future.result() for future in futures]
+    return Pending(function, jobs, pool).results(desc)
