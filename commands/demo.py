@@ -1,6 +1,6 @@
 """`prm demo`: every part of the toolkit on the synthetic task, and a report of what it buys.
 
-    prm demo                    # shipped tiny checkpoints; about 8 minutes on 2 CPU cores
+    prm demo                    # shipped tiny checkpoints; under 5 minutes on 2 CPU cores
     prm demo --retrain          # rebuild the policy and the reward model from scratch first
     prm demo --retrain --device cuda --policy_model Qwen/Qwen2.5-0.5B-Instruct   # real scale
 
