@@ -249,7 +249,7 @@ class _Expand:
 
 @dataclass
 class _Score:
-    """A search asks for the scores of `new_steps[i]` after `paths[i]` (see `_ScoringSession.extend`)."""
+    """A search asks for the scores of `new_steps[i]` after `paths[i]` = (steps, step scores, scorer state)."""
 
     paths: list
     new_steps: list[str]
