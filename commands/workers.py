@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 @contextmanager
 def worker_pool(workers: int, device: str) -> Iterator[ProcessPoolExecutor | None]:
-    """A pool for `in_workers`, or None (run in this process), shut down on leaving. workers:
+    """A pool for `Pending`, or None (run in this process), shut down on leaving. workers:
     0 = one per CPU core on a CPU, 1 on a GPU (its runs would share one device)."""
     from multiprocessing import get_context
 
@@ -44,7 +44,8 @@ def _single_thread() -> None:
 
 class Pending:
     """Jobs handed to the pool's processes now, their results collected later (`results`); with no
-    pool they run in this process when their results are asked for, in order."""
+    pool they run in this process when their results are asked for, in order. Where every job
+    seeds its own run, both give the same results."""
 
     def __init__(self, function, jobs: list[tuple], pool: ProcessPoolExecutor | None):
         self.function, self.jobs = function, jobs
@@ -62,8 +63,3 @@ class Pending:
                 bar.update()
         return [future.result() for future in self.futures]
 
-
-def in_workers(function, jobs: list[tuple], pool: ProcessPoolExecutor | None, desc: str) -> list:
-    """[function(*job) for job in jobs], in the pool's processes when there is a pool (the same
-    results where every job seeds its own run), with a progress bar over the jobs."""
-    return Pending(function, jobs, pool).results(desc)
