@@ -18,7 +18,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from search.beam import AGGREGATIONS, METHODS, BeamConfig, SearchCounters
+from search.beam import AGGREGATIONS, METHODS, BeamConfig, SearchCounters, search_many
 from prm.recipe import check_output_file, run_fingerprint, start_output_file
 from tasks.math.records import read_problems
 from tasks.math.limits import TooLong
@@ -43,8 +43,9 @@ class SearchConfig:
     lookahead: int = field(default=0, metadata={"help": "Greedy steps rolled forward and scored per candidate."})
     max_step_tokens: int = field(default=64, metadata={"help": "Most tokens per step."})
     max_new_tokens: int = field(default=256, metadata={"help": "Most tokens per whole solution (best_of_n)."})
-    batch_size: int = field(default=16, metadata={"help": "Most sequences per policy forward pass."})
-    seed: int = field(default=0, metadata={"help": "Seed of the policy's sampler (per problem: seed + index)."})
+    batch_size: int = field(default=16, metadata={"help": "Most sequences per forward pass of the policy and of the PRM."})
+    questions_per_batch: int = field(default=32, metadata={"help": "Beam/DVTS searches run in lockstep, their rounds batched together (1: one by one, as best_of_n always runs)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the policy's sampler (a batch of problems: seed + its first problem's index)."})
     device: str = field(default="", metadata={"help": "Torch device: cpu, cuda, cuda:1, ...; empty: cuda if available, else cpu."})
     output: str = field(default="search_results.jsonl", metadata={"help": "Where to write one JSON line per problem."})
     overwrite_output: bool = field(default=False, metadata={"help": "Replace an existing --output (without it, or --resume latest, an existing output is refused)."})
@@ -55,13 +56,15 @@ class SearchConfig:
             raise ValueError(f"--method must be one of {sorted(METHODS)}, got {self.method!r}")
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"--aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        if self.questions_per_batch < 1:
+            raise ValueError(f"--questions_per_batch must be >= 1, got {self.questions_per_batch}")
 
 
 # Options that do not change what is written for a problem.
 NOT_IN_FINGERPRINT = ("output", "overwrite_output", "resume", "batch_size", "device")
 
 
-def load_scorer(name: str, device: str | None):
+def load_scorer(name: str, device: str | None, batch_size: int = 16):
     """The PRM at `name` (prm.load), or the sympy verifier scorer for 'verifier'."""
     if name == "verifier":
         from search.scorers import VerifierScorer
@@ -69,7 +72,49 @@ def load_scorer(name: str, device: str | None):
         return VerifierScorer()
     import prm
 
-    return prm.load(name, device=device)
+    return prm.load(name, device=device, batch_size=batch_size)
+
+
+def search_batch(problems: list, first_index: int, policy, scorer, config: SearchConfig) -> list:
+    """The search result of each problem (or the TooLong that stopped it), problem i of the file
+    seeded by config.seed + i. Beam search and DVTS run the batch in lockstep
+    (`search.beam.search_many`, seeded by its first problem); when one problem does not fit the
+    models, the batch is searched again one problem at a time, so only that one is lost."""
+    configs = [BeamConfig(width=config.width, beam_width=config.beam_width, max_steps=config.max_steps,
+                          temperature=config.temperature, aggregation=config.aggregation,
+                          lookahead=config.lookahead, seed=config.seed + first_index + offset)
+               for offset in range(len(problems))]
+    if config.method != "best_of_n" and len(problems) > 1:
+        try:
+            return search_many([problem.question for problem in problems], policy, scorer, configs, config.method)
+        except TooLong:
+            pass
+    results = []
+    for problem, beam_config in zip(problems, configs):
+        try:
+            results.append(METHODS[config.method](problem.question, policy, scorer, beam_config))
+        except TooLong as error:
+            results.append(error)
+    return results
+
+
+def _result_record(problem, result, config: SearchConfig) -> dict:
+    """The output line of one problem (a skipped one is named in a warning)."""
+    from verifiers import answers_equivalent, extract_answer
+
+    if isinstance(result, TooLong):
+        print(f"prm search: warning: {config.problems}, problem {problem.id}: skipped, {result}", file=sys.stderr)
+        return {"id": problem.id, "prompt": problem.question[:200], "reference": problem.answer, "skipped": str(result)}
+    answer = extract_answer(result.best.text) if result.candidates else None
+    record = {
+        "id": problem.id, "prompt": problem.question, "reference": problem.answer,
+        "answer": answer, "best": asdict(result.best) if result.candidates else None,
+        "candidates": [asdict(candidate) for candidate in result.candidates],
+        "counters": asdict(result.counters),
+    }
+    if problem.answer is not None:
+        record["correct"] = answer is not None and answers_equivalent(problem.answer, answer)
+    return record
 
 
 def run_search(config: SearchConfig) -> dict:
@@ -77,7 +122,6 @@ def run_search(config: SearchConfig) -> dict:
     from tqdm.auto import tqdm
 
     from generation.policy import HFPolicy
-    from verifiers import answers_equivalent, extract_answer
 
     problems = read_problems(config.problems, limit=config.n_problems, n_synthetic=config.n_problems or 16,
                              require_answer=False)
@@ -90,38 +134,23 @@ def run_search(config: SearchConfig) -> dict:
         max_new_tokens=config.max_new_tokens, max_step_tokens=config.max_step_tokens, seed=config.seed,
         batch_size=config.batch_size,
     )
-    scorer = load_scorer(config.prm, device)
+    scorer = load_scorer(config.prm, device, config.batch_size)
     done = start_output_file(output, fingerprint, overwrite=config.overwrite_output, resume=config.resume)
     if done:
         print(f"prm search: resuming {output} after {done} of {len(problems)} problems")
-    search = METHODS[config.method]
-    with output.open("a", encoding="utf-8") as handle:
-        for index, problem in enumerate(tqdm(problems, desc=f"prm search ({config.method})", initial=done,
-                                             total=len(problems))):
-            if index < done:
-                continue
-            beam_config = BeamConfig(width=config.width, beam_width=config.beam_width, max_steps=config.max_steps,
-                                     temperature=config.temperature, aggregation=config.aggregation,
-                                     lookahead=config.lookahead, seed=config.seed + index)
-            try:
-                result = search(problem.question, policy, scorer, beam_config)
-            except TooLong as error:
-                print(f"prm search: warning: {config.problems}, problem {problem.id}: skipped, {error}",
-                      file=sys.stderr)
-                handle.write(json.dumps({"id": problem.id, "prompt": problem.question[:200], "reference": problem.answer,
-                                         "skipped": str(error)}) + "\n")
-                handle.flush()
-                continue
-            answer = extract_answer(result.best.text) if result.candidates else None
-            record = {
-                "id": problem.id, "prompt": problem.question, "reference": problem.answer,
-                "answer": answer, "best": asdict(result.best) if result.candidates else None,
-                "candidates": [asdict(candidate) for candidate in result.candidates],
-                "counters": asdict(result.counters),
-            }
-            if problem.answer is not None:
-                record["correct"] = answer is not None and answers_equivalent(problem.answer, answer)
-            handle.write(json.dumps(record) + "\n")
+    per_batch = 1 if config.method == "best_of_n" else config.questions_per_batch
+    with output.open("a", encoding="utf-8") as handle, \
+            tqdm(desc=f"prm search ({config.method})", initial=done, total=len(problems)) as bar:
+        # Batches start at multiples of per_batch, so a run resumed inside a batch searches that
+        # batch again (the same results) and writes only its missing lines.
+        for begin in range(done - done % per_batch, len(problems), per_batch):
+            batch = problems[begin: begin + per_batch]
+            for index, problem, result in zip(range(begin, len(problems)), batch,
+                                              search_batch(batch, begin, policy, scorer, config)):
+                if index < done:
+                    continue
+                handle.write(json.dumps(_result_record(problem, result, config)) + "\n")
+                bar.update()
             handle.flush()
     # The metrics cover the whole output file, a resumed run's earlier lines included.
     rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines() if line.strip()]

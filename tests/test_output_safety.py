@@ -6,6 +6,7 @@ with --resume latest only when it was made by the same run; `prm rerank` and `pr
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,37 @@ def test_eval_search_refuses_a_used_output_folder_before_sampling(tmp_path, tiny
         eval_search(EvalSearchConfig(policy=tiny_policy, methods="majority", n_problems=2, ns="1", seeds="0",
                                      max_new_tokens=8, device="cpu", output_dir=str(out)))
     assert (out / "results.json").read_text() == "{}\n"
+
+
+def test_search_runs_a_batch_of_problems_in_lockstep_and_resumes_inside_a_batch(tmp_path, tiny_policy, monkeypatch):
+    from generation.policy import HFPolicy
+    from search.beam import BeamConfig, search_many
+    from search.scorers import VerifierScorer
+
+    problems = _write(tmp_path / "problems.jsonl", PROBLEMS)
+    output = tmp_path / "results.jsonl"
+    options = dict(policy=tiny_policy, prm="verifier", problems=problems, width=4, beam_width=2, max_steps=3,
+                   max_step_tokens=8, device="cpu", output=str(output), questions_per_batch=2, seed=5)
+    expand = HFPolicy.expand
+    calls = []  # states per policy.expand call
+    monkeypatch.setattr(HFPolicy, "expand", lambda self, states, k, **kw: calls.append(len(states))
+                        or expand(self, states, k, **kw))
+    run_search(SearchConfig(**options))
+    full = output.read_text()
+    rows = [json.loads(line) for line in full.splitlines()]
+    # Problems 0-1 are one lockstep batch seeded by its first problem's seed, problem 2 the next.
+    policy = HFPolicy.from_pretrained(tiny_policy, device="cpu", temperature=0.7, max_new_tokens=256,
+                                      max_step_tokens=8, seed=0, batch_size=16)
+    questions = [row["prompt"] for row in PROBLEMS]
+    configs = [BeamConfig(width=4, beam_width=2, max_steps=3, temperature=0.7, seed=5 + i) for i in range(3)]
+    expected = (search_many(questions[:2], policy, VerifierScorer(), configs[:2])
+                + search_many(questions[2:], policy, VerifierScorer(), configs[2:]))
+    assert [row["best"]["steps"] for row in rows] == [result.best.steps for result in expected]
+    assert [row["counters"] for row in rows] == [asdict(result.counters) for result in expected]
+    assert calls[0] == 2  # the first batch's two roots went to the policy in one expansion
+    # Interrupted after the first problem of a batch: the batch is searched again, the line kept.
+    output.write_text(full.splitlines(keepends=True)[0])
+    run_search(SearchConfig(**options, resume="latest"))
+    assert output.read_text() == full
+    with pytest.raises(ValueError, match="different run"):
+        run_search(SearchConfig(**{**options, "questions_per_batch": 1}, resume="latest"))
