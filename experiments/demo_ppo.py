@@ -33,6 +33,8 @@ class PPOSettingsArgs:
     samples_per_prompt: int | None = field(default=None, metadata={"help": "samples per prompt (the group)"})
     ppo_epochs: int | None = field(default=None, metadata={"help": "passes over each rollout batch"})
     n_minibatches: int | None = field(default=None, metadata={"help": "minibatches per pass"})
+    rollout_temperature: float | None = field(default=None, metadata={"help": "sampling temperature of the rollouts (PPOConfig.temperature)"})
+    kl_coef: float | None = field(default=None, metadata={"help": "weight of the k3 KL loss term"})
     validation_seed: int | None = field(default=None, metadata={"help": "judge on fresh problems of this seed (--ppo_eval_problems of them) instead of the demo's held-out problems"})
 
 
@@ -70,7 +72,8 @@ def main(argv: list[str] | None = None) -> dict:
     train_file = write_problems(train, run / "train_problems.jsonl")
     model, tokenizer = load_policy(str(ASSETS / "policy"))
     start = heldout_accuracy(model, tokenizer, judged, temperature=0.0, max_new_tokens=64)
-    settings = {key: value for key, value in asdict(overrides).items()
+    renamed = {"rollout_temperature": "temperature"}
+    settings = {renamed.get(key, key): value for key, value in asdict(overrides).items()
                 if value is not None and key != "validation_seed"}
     with worker_pool(config.workers, "cuda" if torch.cuda.is_available() else "cpu") as pool:
         curves = run_ppo(config, run, ASSETS / "policy", ASSETS / "reward", train_file, judged_file, start, settings, pool)

@@ -28,12 +28,14 @@ def test_settings_override_the_demo_ppo_runs(tmp_path):
 
     demo_ppo.main(["--smoke", "--ppo_modes", "outcome", "--ppo_seeds", "1", "--validation_seed", "777",
                    "--lr", "3e-5", "--samples_per_prompt", "2", "--batch_size", "2", "--ppo_epochs", "1",
-                   "--workers", "1", "--output_dir", str(tmp_path)])
+                   "--rollout_temperature", "1.0", "--workers", "1", "--output_dir", str(tmp_path)])
     written = json.loads((tmp_path / "ppo.json").read_text())
-    assert written["settings"] == {"lr": 3e-5, "batch_size": 2, "samples_per_prompt": 2, "ppo_epochs": 1}
+    assert written["settings"] == {"lr": 3e-5, "batch_size": 2, "samples_per_prompt": 2, "ppo_epochs": 1,
+                                   "temperature": 1.0}
     assert written["validation_seed"] == 777
     used = json.loads((tmp_path / "ppo" / "outcome-seed0" / "ppo_config.json").read_text())
-    assert (used["lr"], used["batch_size"], used["samples_per_prompt"], used["ppo_epochs"]) == (3e-5, 2, 2, 1)
+    assert (used["lr"], used["batch_size"], used["samples_per_prompt"], used["ppo_epochs"], used["temperature"]
+            ) == (3e-5, 2, 2, 1, 1.0)
     assert used["n_minibatches"] == 2  # not overridden: the demo's value
     assert (tmp_path / "validation_problems.jsonl").exists()
 
