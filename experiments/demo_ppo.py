@@ -35,6 +35,7 @@ class PPOSettingsArgs:
     n_minibatches: int | None = field(default=None, metadata={"help": "minibatches per pass"})
     rollout_temperature: float | None = field(default=None, metadata={"help": "sampling temperature of the rollouts (PPOConfig.temperature)"})
     kl_coef: float | None = field(default=None, metadata={"help": "weight of the k3 KL loss term"})
+    lora_r: int | None = field(default=None, metadata={"help": "LoRA rank (0: full fine-tuning, the demo's)"})
     validation_seed: int | None = field(default=None, metadata={"help": "judge on fresh problems of this seed (--ppo_eval_problems of them) instead of the demo's held-out problems"})
 
 
