@@ -5,6 +5,7 @@ from the shipped SFT policy and reward model (prm/assets/demo), several seeds.
     python experiments/demo_ppo.py --ppo_modes dense,outcome --ppo_updates 16 --output_dir runs/demo-ppo
     python experiments/demo_ppo.py --validation_seed 777 --lr 3e-5 --batch_size 32 --samples_per_prompt 8 \
         --ppo_epochs 1 --ppo_modes outcome,checker          # other settings, judged on a validation set
+    python experiments/demo_ppo.py --validation_seed 777 --rollout_temperature 1.0 --lora_r 8 --lr 3e-4 ...
 
 The same problems, held-out split, baseline and PPO settings as `prm demo` (commands/demo.py,
 `run_ppo`, `PPO_SETTINGS`); writes <output_dir>/ppo.json and prints the accuracy table. Other
@@ -34,7 +35,6 @@ class PPOSettingsArgs:
     ppo_epochs: int | None = field(default=None, metadata={"help": "passes over each rollout batch"})
     n_minibatches: int | None = field(default=None, metadata={"help": "minibatches per pass"})
     rollout_temperature: float | None = field(default=None, metadata={"help": "sampling temperature of the rollouts (PPOConfig.temperature)"})
-    kl_coef: float | None = field(default=None, metadata={"help": "weight of the k3 KL loss term"})
     lora_r: int | None = field(default=None, metadata={"help": "LoRA rank (0: full fine-tuning, the demo's)"})
     validation_seed: int | None = field(default=None, metadata={"help": "judge on fresh problems of this seed (--ppo_eval_problems of them) instead of the demo's held-out problems"})
 
