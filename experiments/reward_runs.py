@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print("|---|---|---|---|---|")
     for row in rows:
         bon = row["best_of_n"]
-        print(f"| {row['reward_model']} | {row['step_auc']:.3f} / {row['processbench_f1']:.3f} | {row['policy_samples_checker_auc']:.3f} / "
-              f"{row['policy_samples_exact_auc']:.3f} | {bon['prm-min']:.3f} / {bon['orm']:.3f} / {bon['majority']:.3f} "
+        print(f"| {row['reward_model']} | {row['step_auc']:.3f} / {row['processbench_f1']:.3f} "
+              f"| {row['policy_samples_checker_auc']:.3f} / {row['policy_samples_exact_auc']:.3f} "
+              f"| {bon['prm-min']:.3f} / {bon['orm']:.3f} / {bon['majority']:.3f} "
               f"| {bon['prm-min+verifier']:.3f} / {bon['majority+verifier']:.3f} |")
     return rows
 
