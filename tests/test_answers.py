@@ -178,3 +178,41 @@ def test_is_correct_is_extraction_then_equivalence():
     assert is_correct("0.5", "#### 1/2")
     assert not is_correct("12", "The answer is 13.")
     assert not is_correct("12", "I do not know")   # nothing to extract is not correct
+
+
+@pytest.mark.parametrize(
+    "gold, pred, expected",
+    [
+        # Word answers compare as words, whatever their case; letters are not a product.
+        ("yes", "Yes", True), ("no", "No", True), ("Bob", "bob", True), ("True", "true", True),
+        ("no", "on", False), ("dog", "god", False), ("won", "now", False), ("yes", "ye s", False),
+        # A vulgar fraction right after a digit is a mixed number.
+        ("2.5", "2½", True), ("3.25", "3¼", True), ("10.5", "2½", False), ("21/2", "2½", False),
+    ],
+)
+def test_word_answers_and_mixed_unicode_fractions(gold, pred, expected):
+    assert answers_equivalent(gold, pred) is expected
+    assert answers_equivalent(pred, gold) is expected
+
+
+@pytest.mark.parametrize(
+    "gold, text",
+    [
+        ("18", "The answer is 12 + 6 = 18."),
+        ("42", "The answer is about 42."),
+        ("18", "The answer is 18 in total."),
+        ("18", "The answer is a total of 18 apples."),
+        ("18", "The answer is 18 students in all."),
+        ("1000000", "The answer is 1 million."),
+        ("1500000", "The answer is 1.5 million dollars."),
+    ],
+)
+def test_answer_sentences_with_a_computation_a_hedge_or_a_scale_word(gold, text):
+    from verifiers import is_correct
+
+    assert is_correct(gold, text) is True
+    assert is_correct(str(int(gold) + 1), text) is False
+
+
+def test_an_empty_box_is_no_answer():
+    assert extract_answer(r"\boxed{}") is None

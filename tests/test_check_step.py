@@ -134,3 +134,74 @@ def test_truncation_is_less_than_one_unit_of_the_last_decimal():
     assert check_step("7/35 = 0.1") is False
     assert check_step("2/3 = 0.66") is True      # truncated
     assert check_step("2/3 = 0.67") is True      # rounded
+
+
+# A step that states a new equation or expression (a new unknown, a derivative, a consequence)
+# is not a rewrite of the previous one: the checker cannot refute it, so it says None, or True
+# where the previous step's solutions satisfy it. Before, every one of these was False and
+# corrupted the labels of the whole solution.
+@pytest.mark.parametrize(
+    "prev, step, expected",
+    [
+        ("x = 4", "y = 8", None),
+        ("x + y = 10", "x - y = 2", None),
+        ("Expression: x^2 + 2x", "Derivative: 2x + 2", None),
+        ("Area: l * w", "Perimeter: 2l + 2w", None),
+        ("x = 3", "x^2 = 9", True),
+        ("n = 10", "The sum is n(n+1)/2 = 55", True),
+        ("x^2 = 4", "x = 2", None),
+        ("x + y = 10", "y = 10 - x", True),
+        ("x = 3", "x = 5", False),
+        ("x^2 = 4", "x = 2 or x = 3", False),
+    ],
+)
+def test_a_new_equation_is_not_a_false_rewrite(prev, step, expected):
+    assert check_transition(prev, step) is expected
+
+
+def test_a_solution_that_introduces_a_second_unknown_is_labelled_true():
+    steps = ["Let x be the number of cats, so x + 2 = 6.", "So x = 4.", "The dogs number y = 2 * 4 = 8.",
+             "The answer is 8"]
+    assert verify_solution("q", steps, "8").first_wrong == -1
+    derivative = ["Differentiate: x^3 + x", "Derivative: 3x^2 + 1", "The answer is 3x^2 + 1"]
+    assert verify_solution("d/dx of x^3 + x?", derivative, "3x^2 + 1").first_wrong == -1
+
+
+@pytest.mark.parametrize(
+    "step, expected",
+    [
+        # A Markdown list marker is not a minus sign.
+        ("- 2 + 2 = 4", True),
+        ("- 3 * 4 = 12", True),
+        ("Costs:\n- 3 * 4 = 12\n- 2 * 5 = 10", True),
+        ("Costs:\n- 3 * 4 = 13", False),
+        ("* 3 * 4 = 12", True),
+        ("-3 + 5 = 2", True),
+        # Truncated decimals as Python prints them (the same double as the exact value).
+        ("2/3 = 0.6666666666666666", True),
+        ("1/6 = 0.16666666666666666", True),
+        ("1/7 = 0.14285714285714285", True),
+        ("<<1/6=0.16666666666666666>>", True),
+        ("1/7 = 0.14285714285714", True),
+        ("1/7 = 0.14285714285715", False),
+        ("1/7 = 0.14285714285716", False),
+        # A fraction written as a percentage of itself is the classic slip, not a unit label.
+        ("The ratio is 1/4 = 0.25%", False),
+        ("5/100 = 0.05%", False),
+        ("75% = 0.75%", False),
+        ("(3/4)*100 = 75%", True),
+        ("50 - 20 = 30%", True),
+        ("The rate is 0.005 * 100 = 0.5%", True),
+        # A spaced colon between numbers is a ratio or a division, not the end of a label.
+        ("The ratio is 3 : 4 = 6 : 8", None),
+        ("6 : 2 = 3", None),
+        ("Step 1: 3 + 4 = 7", True),
+        ("Step 1: 3 + 4 = 8", False),
+        # Words that change a value are not unit words.
+        ("2 * 2 = 2 squared", None),
+        ("The area is 5 * 5 = 5 squared", None),
+        ("3 * 3 * 3 = 3 cubed", None),
+    ],
+)
+def test_prose_arithmetic_review_cases(step, expected):
+    assert check_step(step) is expected

@@ -66,6 +66,12 @@ _CLAUSE = re.compile(
 _ELLIPSIS = r"(?:\.\.\.|…|\\[lc]?dots(?![A-Za-z]))"
 _CUT_DECIMAL_END = re.compile(r"\d\.\d+\s*" + _ELLIPSIS + r"$")
 _ELLIPSIS_AFTER_DECIMAL = re.compile(r"(\d\.\d+)\s*" + _ELLIPSIS)
+# Words around the number of an answer sentence: "about 42", "a total of 18 apples", "18 in all".
+_HEDGE = re.compile(r"^(?:(?:about|approximately|around|roughly|exactly|only|just|a\s+total\s+of|in\s+total)\s+)+(?=[-+$\d.])",
+                    re.IGNORECASE)
+_IN_TOTAL = re.compile(r"(?<=\S)\s+(?:in\s+total|in\s+all|altogether|total)$", re.IGNORECASE)
+# Arithmetic then its result: "12 + 6 = 18" (an assignment such as "x = 5" is read elsewhere).
+_COMPUTED = re.compile(r"\$?[\d.,]+(?:\s*[-+*/×x÷]\s*\$?[\d.,]+)+\s*=\s*(\$?-?[\d.,]*\d)")
 _A_COLON = re.compile(r"(?:^|\n)[ \t]*A[ \t]*:[ \t]*([^\n]*)")
 _LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
 
@@ -96,7 +102,7 @@ def _boxed(text: str) -> str | None:
             if i < len(text) and text[i] == "{":
                 content = _balanced(text, i)
                 if content is not None:
-                    return content.strip()
+                    return content.strip() or None  # an empty box holds no answer
             elif i < len(text):
                 m = re.match(r"[^\s$]+", text[i : i + 200])
                 if m:
@@ -192,6 +198,11 @@ def _clean_sentence(answer: str) -> str:
     answer = _strip_bold(answer)
     if len(answer) >= 2 and answer[0] == "$" and answer[-1] == "$" and answer.count("$") == 2:
         answer = answer[1:-1].strip()
+    answer = _HEDGE.sub("", answer)
+    answer = _IN_TOTAL.sub("", answer)
+    computed = _COMPUTED.fullmatch(answer)
+    if computed:  # "12 + 6 = 18": the answer is the result
+        answer = computed.group(1)
     return _words_to_digits(answer)
 
 
@@ -344,9 +355,26 @@ _TRAILING_UNIT = re.compile(r"(?<=[\d}])\s+(?:[A-Za-z]{2,}(?:/[A-Za-z]+)?|[A-Za-
 _MATRIX = re.compile(r"\\begin\{([pbBvV]?matrix|array)\}(?:\{[^{}]*\})?(.*?)\\end\{\1\}", re.DOTALL)
 
 
+_DIGIT_THEN_VULGAR = re.compile(r"(\d)([\u00bc-\u00be\u2150-\u215e])")
+# "1.5 million" -> "1500000": a number and a scale word.
+_SCALED = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s+(thousand|million|billion)\b", re.IGNORECASE)
+# Word answers ("yes", "Bob", "ye s"): compared as words, case aside, not as products of
+# one-letter variables, when one of them holds a word of two letters or more.
+_WORD_ANSWER = re.compile(r"[A-Za-z]+(?:\s+[A-Za-z]+)*")
+_LONG_WORD = re.compile(r"[A-Za-z]{2,}")
+
+
+def _scaled_value(m: re.Match) -> str:
+    value = Fraction(m.group(1).replace(",", "")) * _SCALES[m.group(2).lower()]
+    return str(value.numerator) if value.denominator == 1 else f"({value.numerator}/{value.denominator})"
+
+
 def _normalise(text: str) -> str:
     text = text.translate(_SUPERSCRIPTS)
+    # "2½" is the mixed number 2 1/2; NFKC alone makes it "21⁄2".
+    text = _DIGIT_THEN_VULGAR.sub(r"\1 \2", text)
     text = unicodedata.normalize("NFKC", text).replace("⁄", "/")
+    text = _SCALED.sub(_scaled_value, text)
     text = text.strip()
     boxed = _boxed(text)
     if boxed is not None:
@@ -809,6 +837,8 @@ def answers_equivalent(gold: str, pred: str, limits: Limits = DEFAULT_LIMITS) ->
             return False
         if a == b:
             return not _undefined(a, limits)
+        if _WORD_ANSWER.fullmatch(a) and _WORD_ANSWER.fullmatch(b) and (_LONG_WORD.search(a) or _LONG_WORD.search(b)):
+            return " ".join(a.lower().split()) == " ".join(b.lower().split())
         if len(a) > MAX_ANSWER_CHARS or len(b) > MAX_ANSWER_CHARS:
             return False
         deadline = Deadline(limits.time_budget)

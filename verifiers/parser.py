@@ -103,6 +103,10 @@ STOP_WORDS = frozenset(
     after before into out over under up down all both each every""".split()
 ) - {"each", "left", "remaining"}
 
+# Words after a quantity that change its value ("5 squared"): never a unit, so a claim that
+# ends in one is not read as the bare number.
+POWER_WORDS = frozenset(["squared", "cubed"])
+
 
 _SIMPLE_OPS = {op: _OP_ALIASES.get(op, op) for op in
                ["**", "//", "...", "<=", ">=", "!=", *"-+*/^()[]{}!%=<>|,×·⋅∙÷−–≈≤≥≠°"]}
@@ -233,7 +237,7 @@ class _Parser:
             t is not None and t[0] == "word" and len(t[1]) > 1 and t[1] not in GREEK_WORDS
             and t[1].lower() not in STOP_WORDS
             and not (t[1] in _WORD_TIMES and self.word_times(t[1]))
-            and t[1] not in ("plus", "minus")
+            and t[1] not in ("plus", "minus") and t[1].lower() not in POWER_WORDS
             and not (t[1] in ("divided", "multiplied") and self.peek(1) is not None and self.peek(1)[1] == "by")
         )
 

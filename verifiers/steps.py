@@ -23,8 +23,10 @@ Rounding policy (explicit, so a verdict can be explained):
   `≈` / `\\approx`, where rounding to the shown digits or 1 % relative error is accepted, and
   for a whole quotient followed by its remainder (`100 / 3 = 33 each, with 1 remaining`: unchecked).
 - `%` may be a unit label (`(3/4)*100 = 75%`, `3/21 * 100% = 14.28`), but not where a percentage
-  is taken of a quantity: `10% of 50 = 500` and `$50 * 20% = $1000` are false. `T + p%` may be a
-  percentage change (`$50 + 20% = $60`).
+  is taken of a quantity (`10% of 50 = 500` and `$50 * 20% = $1000` are false), not when both
+  sides carry `%` (`75% = 0.75%`), and not for a value below 1 shown as a percentage of itself
+  with no factor 100 (`1/4 = 0.25%` is false). `T + p%` may be a percentage change (`$50 + 20% =
+  $60`).
 - A side that divides by zero claimed equal to a number is false (`6 / 0 = 0`).
 - Claims whose sides contain variables (`x + 2x = 30`) are not arithmetic and are skipped; so are
   unit conversions between two bare quantities with different units (`1 hour = 60 minutes`),
@@ -49,6 +51,7 @@ from verifiers.parser import (
     FUNCTIONS,
     GREEK_WORDS,
     PLAIN_NUMBER,
+    POWER_WORDS,
     STOP_WORDS,
     Node,
     functions_equal,
@@ -70,6 +73,10 @@ from verifiers.parser import (
 MAX_STEP_CHARS = 20_000
 _ANNOTATION = re.compile(r"<<([^<>]{0,2000})>>")
 _CLAIM_RELATIONS = frozenset(["=", "≈"])
+# A Markdown list marker at the start of a line ("- 3 * 4 = 12") is not a sign: the marker,
+# then a space ("-3 + 5 = 2" keeps its minus). It becomes "; ", which ends the claim of the
+# line before as a line break does not.
+_LIST_MARKER = re.compile(r"(?m)^([ \t]*)[-*•][ \t]+(?=\S)")
 _STOP_OPS = frozenset([",", "=", "≈", "<", ">", "<=", ">=", "!=", "..."])
 _OPERATOR_WORDS = frozenset(["times", "of", "plus", "minus", "by", "divided", "multiplied"])
 # One-letter words that are prose, not variables, when they stand before an equation.
@@ -282,6 +289,13 @@ def _close(a: Fraction | complex, b: Fraction | complex, tol: Fraction | float, 
     return abs(a - b) < float(tol) - slack if strict else abs(a - b) <= float(tol) + slack
 
 
+def _larger(a: Fraction | complex, b: Fraction | complex) -> bool:
+    """|a| > |b|, exactly for exact values (2/3 and 0.6666666666666666 are one double)."""
+    if isinstance(a, Fraction) and isinstance(b, Fraction):
+        return abs(a) > abs(b)
+    return abs(complex(a)) > abs(complex(b))
+
+
 def compare_sides(left: Fraction | complex, right: Fraction | complex, left_toks: list[Token],
                   right_toks: list[Token], approx: bool = False) -> tuple[bool, str]:
     """Apply the rounding policy (module docstring) to two evaluated sides."""
@@ -300,12 +314,17 @@ def compare_sides(left: Fraction | complex, right: Fraction | complex, left_toks
             return True, "equal after rounding to the shown decimals"
         # Truncation: the shown value is the true one cut after d decimals, so strictly less
         # than one unit of the last decimal away (1/5 = 0.1 is a whole unit off: false).
-        if _close(other, shown, ulp, strict=True) and abs(complex(other)) > abs(complex(shown)):
+        if _close(other, shown, ulp, strict=True) and _larger(other, shown):
             return True, "equal after truncating to the shown decimals"
-    if (any(t[1] == "%" for t in left_toks) or any(t[1] == "%" for t in right_toks)) \
-            and not _percent_of_a_quantity(left_toks) and not _percent_of_a_quantity(right_toks):
-        # Prose uses % loosely: "(3/4)*100 = 75%", "20/240 = 8.33%", "3/21 * 100% = 14.28".
-        # Not when a percentage is taken of a quantity: "10% of 50 = 500" is false.
+    left_percent, right_percent = (any(t[1] == "%" for t in toks) for toks in (left_toks, right_toks))
+    if left_percent != right_percent and not _percent_of_a_quantity(left_toks) \
+            and not _percent_of_a_quantity(right_toks) \
+            and (abs(complex(right if left_percent else left)) >= 1
+                 or _hundred_factor(left_toks) or _hundred_factor(right_toks)):
+        # Prose uses % loosely: "(3/4)*100 = 75%", "50 - 20 = 30%", "3/21 * 100% = 14.28".
+        # Not when a percentage is taken of a quantity ("10% of 50 = 500" is false), nor when
+        # both sides carry % ("75% = 0.75%"), nor for a side below 1 shown as a percentage of
+        # itself with no factor 100 anywhere ("1/4 = 0.25%": the classic slip).
         hundred = Fraction(100)
         plain_left = [t for t in left_toks if t[1] != "%"]
         plain_right = [t for t in right_toks if t[1] != "%"]
@@ -324,6 +343,17 @@ def compare_sides(left: Fraction | complex, right: Fraction | complex, left_toks
 
 
 _TIMES_WORDS = frozenset(["of", "x", "X", "times"])
+
+
+def _hundred_factor(tokens: list[Token]) -> bool:
+    """Does a side convert to or from a percentage with a factor 100 ("(3/4)*100", "100%")?"""
+    for i, t in enumerate(tokens):
+        if t[0] == "num" and number_value(t[1]) == 100:
+            before = tokens[i - 1][1] if i > 0 else None
+            after = tokens[i + 1][1] if i + 1 < len(tokens) else None
+            if after == "%" or "*" in (before, after) or before in _TIMES_WORDS or after in _TIMES_WORDS:
+                return True
+    return False
 
 
 def _percent_of_a_quantity(tokens: list[Token]) -> bool:
@@ -375,8 +405,8 @@ def _valid_start(toks: list[Token], i: int) -> bool:
         if i > 1 and toks[i - 2][0] == "num" and toks[i][0] == "num":
             if value == "," and (not toks[i][2] or len(toks[i][1]) == 3):
                 return False  # "16,0000", "14, 400": a broken thousands separator
-            if value == ":" and not toks[i][2]:
-                return False  # "6:00": a clock time
+            if value == ":" and (not toks[i][2] or prev[2]):
+                return False  # "6:00": a clock time; "3 : 4", "6 : 2": a ratio or a division
         return True
     if kind == "word":
         if value in _OPERATOR_WORDS or value in ("x", "X"):
@@ -521,8 +551,9 @@ def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadli
         right, end = parse_prefix(toks, eq + 1, limits, deadline)
     except (ParseError, IndexError):
         return None
-    if end == eq + 1 or (end < len(toks) and (toks[end][0] == "num" or (toks[end][1] == ":" and not toks[end][2]))):
-        return None  # nothing, or cut short ("= $16 000", "= 8:20")
+    if end == eq + 1 or (end < len(toks) and (toks[end][0] == "num" or toks[end][1].lower() in POWER_WORDS
+                                              or (toks[end][1] == ":" and (not toks[end][2] or _ratio_at(toks, end))))):
+        return None  # nothing, or cut short ("= $16 000", "= 8:20", "= 6 : 8", "= 5 squared")
     left, start = _parse_left(toks, starts, eq, limits, deadline)
     if left is None:
         return None
@@ -543,6 +574,11 @@ def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadli
         if prose is not None:
             return _check_prose_claim(toks, eq, start, end, left, right, prose, approx, limits, deadline)
     return _check_relation_as_read(toks, eq, starts, start, end, left, right, approx, limits, deadline)
+
+
+def _ratio_at(toks: list[Token], i: int) -> bool:
+    """Is the colon toks[i] spaced between two numbers, a ratio or a division ("6 : 8")?"""
+    return 0 < i < len(toks) - 1 and toks[i - 1][0] == "num" and toks[i + 1][0] == "num" and toks[i + 1][2]
 
 
 def _check_relation_as_read(toks: list[Token], eq: int, starts: list[int], start: int, end: int, left: Node,
@@ -1172,7 +1208,7 @@ def _find_claims(text: str, limits: Limits, confirm_plain_prose: bool = False) -
         return [Claim("prose", "", None, f"step longer than {MAX_STEP_CHARS} characters")] if isinstance(text, str) else []
     if "=" not in text and "≈" not in text and "approx" not in text:
         return []
-    text = strip_invisible(text)
+    text = _LIST_MARKER.sub(r"\1; ", strip_invisible(text))
     deadline = Deadline(limits.time_budget)
     claims: list[Claim] = []
     annotated = "<<" in text
@@ -1280,6 +1316,11 @@ def _poly_parts(left: Node, right: Node, limits: Limits, deadline: Deadline):
 
 
 def _same_solutions(prev_eqs, step_eqs, limits: Limits, deadline: Deadline) -> bool | None:
+    """Does the step's equation follow from the previous one? True when it keeps the solution
+    set or is implied by it (`x = 3` -> `x^2 = 9`); False only when, in the same one unknown,
+    it neither follows nor narrows the set (`2x + 3 = 7` -> `2x = 10`); None otherwise: a new
+    unknown (`x = 4` -> `y = 8`), a second equation of a system, or a chosen root
+    (`x^2 = 4` -> `x = 2`) is not a rewrite the checker can refute."""
     import sympy
 
     try:
@@ -1287,16 +1328,21 @@ def _same_solutions(prev_eqs, step_eqs, limits: Limits, deadline: Deadline) -> b
         p2 = _product_poly(step_eqs, limits, deadline)
     except (sympy.PolynomialError, sympy.GeneratorsNeeded, ValueError, TypeError, NotImplementedError):
         return None
-    if p1 is None or p2 is None:
+    if p1 is None or p2 is None or set(p1.gens) != set(p2.gens):
         return None
-    gens = sorted(set(p1.gens) | set(p2.gens), key=lambda s: s.name)
+    gens = sorted(p1.gens, key=lambda s: s.name)
     p1, p2 = sympy.Poly(p1.as_expr(), *gens).sqf_part(), sympy.Poly(p2.as_expr(), *gens).sqf_part()
     if (p1 * p2.LC() - p2 * p1.LC()).is_zero:
         return True
-    if len(gens) == 1 and p1.degree() <= 8 and p2.degree() <= 8:
-        # Over the reals: x^3 = 8 -> x = 2 keeps the (real) solution set.
-        return set(sympy.Poly(p1, gens[0]).real_roots()) == set(sympy.Poly(p2, gens[0]).real_roots())
-    return False
+    if len(gens) != 1 or p1.degree() > 8 or p2.degree() > 8:
+        return None
+    # Over the reals: x^3 = 8 -> x = 2 keeps the (real) solution set.
+    before, after = set(p1.real_roots()), set(p2.real_roots())
+    if not before:
+        return None
+    if before <= after:
+        return True
+    return None if after and after <= before else False
 
 
 def _product_poly(equations, limits: Limits, deadline: Deadline):
@@ -1318,10 +1364,13 @@ def _product_poly(equations, limits: Limits, deadline: Deadline):
 def check_transition(prev: str, step: str, limits: Limits = DEFAULT_LIMITS) -> bool | None:
     """Does `step` follow from `prev` algebraically?
 
-    Equation -> equation: the solution set must be kept (`2x + 3 = 7` -> `2x = 4` True,
-    -> `2x = 10` False; `x^2 = 4` -> `x = 2 or x = -2` True). Expression -> expression: the
-    value must stay equal (`(x+1)^2` -> `x^2 + 2x + 1`); a step starting with `=` continues
-    the previous right-hand side. None when either step has no algebra we can compare.
+    Equation -> equation (`_same_solutions`): True when the solution set is kept or implied
+    (`2x + 3 = 7` -> `2x = 4`; `x^2 = 4` -> `x = 2 or x = -2`; `x = 3` -> `x^2 = 9`), False when
+    in the same one unknown it is lost (-> `2x = 10`), None for a new unknown or a second
+    equation (`x = 4` -> `y = 8`). Expression -> expression: the value must stay equal
+    (`(x+1)^2` -> `x^2 + 2x + 1`), except that a labelled one (`Derivative: 2x + 2`) is a new
+    quantity (None); a step starting with `=` continues the previous right-hand side. None
+    when either step has no algebra we can compare.
     Never raises.
     """
     try:
@@ -1344,7 +1393,9 @@ def check_transition(prev: str, step: str, limits: Limits = DEFAULT_LIMITS) -> b
         if a[0] in ("expr", "cont") and b[0] == "expr":
             if not (free_symbols(a[1]) or free_symbols(b[1])):
                 return None
-            return functions_equal(a[1], b[1], limits, deadline)
+            equal = functions_equal(a[1], b[1], limits, deadline)
+            # A labelled expression ("Derivative: 2x + 2") is a new quantity, not a rewrite.
+            return None if equal is False and ":" in step else equal
         return None
     except Exception:  # a verdict must never crash the caller
         return None
