@@ -358,10 +358,11 @@ _MATRIX = re.compile(r"\\begin\{([pbBvV]?matrix|array)\}(?:\{[^{}]*\})?(.*?)\\en
 _DIGIT_THEN_VULGAR = re.compile(r"(\d)([\u00bc-\u00be\u2150-\u215e])")
 # "1.5 million" -> "1500000": a number and a scale word.
 _SCALED = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)\s+(thousand|million|billion)\b", re.IGNORECASE)
-# Word answers ("yes", "Bob", "ye s"): compared as words, case aside, not as products of
-# one-letter variables, when one of them holds a word of two letters or more.
+# Letters only ("yes", "Bob", "ab"): equal when they are the same word, case aside; the words of
+# yes/no/true/false answers compare only as words ("no" != "on"); any other short string of
+# letters stays algebra ("ab" = "ba", a product).
 _WORD_ANSWER = re.compile(r"[A-Za-z]+(?:\s+[A-Za-z]+)*")
-_LONG_WORD = re.compile(r"[A-Za-z]{2,}")
+_ANSWER_WORDS = frozenset("yes no true false none neither both all".split())
 
 
 def _scaled_value(m: re.Match) -> str:
@@ -837,8 +838,12 @@ def answers_equivalent(gold: str, pred: str, limits: Limits = DEFAULT_LIMITS) ->
             return False
         if a == b:
             return not _undefined(a, limits)
-        if _WORD_ANSWER.fullmatch(a) and _WORD_ANSWER.fullmatch(b) and (_LONG_WORD.search(a) or _LONG_WORD.search(b)):
-            return " ".join(a.lower().split()) == " ".join(b.lower().split())
+        if _WORD_ANSWER.fullmatch(a) and _WORD_ANSWER.fullmatch(b):
+            words_a, words_b = " ".join(a.lower().split()), " ".join(b.lower().split())
+            if words_a == words_b and len(words_a) > 1:
+                return True
+            if words_a in _ANSWER_WORDS or words_b in _ANSWER_WORDS:
+                return False
         if len(a) > MAX_ANSWER_CHARS or len(b) > MAX_ANSWER_CHARS:
             return False
         deadline = Deadline(limits.time_budget)
