@@ -13,6 +13,10 @@ A BPE tokenizer may tokenize "\\n" differently inside running text; this layout 
 A prompt that already ends with the separator (``policy_prompt`` ends with "\\n") gets no second
 one: the trailing separator is cut off and its ids appended, so both spellings encode the same.
 Leading special tokens the tokenizer adds to a text (a BOS) are kept at the very start.
+
+A step that contains the separator before its end ("3 + 4 = 8\\n8 - 2 = 6", a paragraph of two
+lines) is read with each inner separator as one space (`step_text`): the model reads every
+separator as the end of a step, so otherwise its score would cover the last line only.
 """
 
 from __future__ import annotations
@@ -50,6 +54,15 @@ def leading_special_ids(tokenizer) -> list[int]:
     return full[: full.index(plain[0])]
 
 
+def step_text(step: str, separator: str) -> str:
+    """The step as the model reads it: a separator inside it (not in its trailing whitespace)
+    becomes one space, with the whitespace around it ("a\\nb" -> "a b" for separator "\\n")."""
+    body = step.rstrip()
+    if separator not in body:
+        return step
+    return " ".join(part.strip() for part in body.split(separator) if part.strip()) + step[len(body):]
+
+
 def encode_steps(tokenizer, prompt: str, steps: list[str], settings, max_length: int | None = None) -> EncodedSteps:
     """Encode `prompt` and `steps` as the module docstring shows.
 
@@ -68,7 +81,7 @@ def encode_steps(tokenizer, prompt: str, steps: list[str], settings, max_length:
     prompt_length = len(ids)
     step_ends: list[int] = []
     for step in steps:
-        ids += tokenizer.encode(step, add_special_tokens=False)
+        ids += tokenizer.encode(step_text(step, separator), add_special_tokens=False)
         ids += sep
         step_ends.append(len(ids) - 1)
     if max_length is None or len(ids) <= max_length:

@@ -1,6 +1,8 @@
 """encode_steps: labels sit exactly at each step's last separator token, for several
 tokenizers and separators; truncation drops labels rather than shifting them."""
 
+from pathlib import Path
+
 import pytest
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
@@ -116,3 +118,28 @@ def test_an_outcome_completion_splits_into_the_steps_split_steps_gives(bpe):
     steps = split_steps(completion, separator="\n")
     assert steps == ["3 + 4 = 7", "The answer is 7"]
     assert feature["input_ids"] == encode_steps(bpe, "Question: 3 + 4?", steps, settings).input_ids
+
+
+def test_a_separator_inside_a_step_is_read_as_a_space_not_as_a_step_end(word_level):
+    # The model reads every separator as the end of a step, so a step "x = 1\nbad" would be
+    # scored at "bad" alone; its inner separator becomes a space and the step is read whole.
+    settings = RewardSettings(separator="\n")
+    inner = encode_steps(word_level, "q", ["x = 1\nbad", "ok"], settings)
+    assert inner == encode_steps(word_level, "q", ["x = 1 bad", "ok"], settings)
+    assert inner.input_ids.count(W["\n"]) == 3  # the prompt's and one per step
+    special = RewardSettings(separator="<sep>")
+    assert encode_steps(word_level, "q", ["x = 1 <sep> bad"], special) == encode_steps(word_level, "q", ["x = 1 bad"],
+                                                                                        special)
+
+
+def test_a_multi_line_step_is_scored_as_a_whole():
+    import prm
+
+    scorer = prm.load(str(Path(__file__).resolve().parents[1] / "prm" / "assets" / "demo" / "reward"), device="cpu")
+    prompt = "Tom has 3 apples. He buys 4 more. He gives away 2. How many apples does he have now?"
+    merged = scorer.score_steps(prompt, ["He buys 4 more: 3 + 4 = 8\nHe gives away 2: 8 - 2 = 6", "The answer is 6"])
+    joined = scorer.score_steps(prompt, ["He buys 4 more: 3 + 4 = 8 He gives away 2: 8 - 2 = 6", "The answer is 6"])
+    assert merged == pytest.approx(joined, abs=1e-6)
+    [batched] = scorer.score_steps_batch([prompt], [["He buys 4 more: 3 + 4 = 8\nHe gives away 2: 8 - 2 = 6",
+                                                     "The answer is 6"]])
+    assert batched == pytest.approx(joined, abs=1e-5)
