@@ -59,6 +59,7 @@ from prm.recipe import (
     checkpoint_to_resume,
     dumps,
     interrupted,
+    keep_log_until,
     run_fingerprint,
     save_or_stop,
     write_run_file,
@@ -366,6 +367,7 @@ def evaluate(model: RewardModel, features: list[dict], objective: str, pad_token
     use_mask = not is_causal_decoder(model)
     order = sorted(range(len(features)), key=lambda i: feature_length(features[i]))
     step_probs, step_labels, outcome_scores, outcome_labels, chosen, rejected = [], [], [], [], [], []
+    whole = []  # per solution: no step label cut off by max_length
     for start in range(0, len(order), batch_size):
         chunk = [features[i] for i in order[start:start + batch_size]]
         if objective == "pairwise":
@@ -378,6 +380,7 @@ def evaluate(model: RewardModel, features: list[dict], objective: str, pad_token
             for row, feature in enumerate(chunk):
                 step_probs.append(probabilities[row, feature["label_positions"]].tolist())
                 step_labels.append(feature["labels"])
+                whole.append(not feature.get("n_dropped"))
         if objective in ("orm", "joint", "pairwise"):
             values, valid = solution_outcomes(model, output, batch)
             values = values.float().cpu()
@@ -394,7 +397,9 @@ def evaluate(model: RewardModel, features: list[dict], objective: str, pad_token
     if step_probs:
         flat_probs = [p for row in step_probs for p in row]
         flat_labels = [y for row in step_labels for y in row]
-        bench = processbench_f1(step_probs, step_labels)
+        # A solution cut by max_length may have lost its first error: ProcessBench leaves it out.
+        bench = processbench_f1([p for p, kept in zip(step_probs, whole) if kept],
+                                [y for y, kept in zip(step_labels, whole) if kept])
         metrics.update({
             "step_accuracy": step_accuracy(flat_probs, flat_labels),
             "step_auc": step_auc(flat_probs, flat_labels),
@@ -447,6 +452,10 @@ class TrainingData:
     eval_records: list[dict]
     train_features: list[dict]
     eval_features: list[dict]
+    # The training features with every step labelled: what the outcome likelihood weights are
+    # fitted on, as the outcome reads every step at inference (train_features may stop at a
+    # solution's first wrong step, --first_wrong_only).
+    outcome_fit_features: list[dict]
 
 
 def prepare_data(config: TrainConfig, resume_dir: Path | None) -> TrainingData:
@@ -468,10 +477,14 @@ def prepare_data(config: TrainConfig, resume_dir: Path | None) -> TrainingData:
     if dropped:
         warnings.warn(f"{dropped} step labels of the training data lie beyond --max_length {config.max_length} "
                       "and are left out (raise --max_length to keep them)", stacklevel=3)
+    all_steps = train_features
     if config.first_wrong_only and config.objective in ("prm", "joint"):
         train_features = [drop_labels_after_first_wrong(feature) for feature in train_features]
-    eval_features, _ = encode_records(tokenizer, eval_records, model.settings, config.max_length)
-    return TrainingData(tokenizer, model, train_records, eval_records, train_features, eval_features)
+    eval_features, eval_dropped = encode_records(tokenizer, eval_records, model.settings, config.max_length)
+    if eval_dropped:
+        warnings.warn(f"{eval_dropped} step labels of the held-out data lie beyond --max_length {config.max_length}: "
+                      "their steps are not scored, and ProcessBench leaves those solutions out", stacklevel=3)
+    return TrainingData(tokenizer, model, train_records, eval_records, train_features, eval_features, all_steps)
 
 
 @dataclass
@@ -598,6 +611,8 @@ def train(config: TrainConfig) -> Path:
         output_dir.mkdir(parents=True, exist_ok=True)
         if resume_dir is None:
             (output_dir / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
+        else:
+            keep_log_until(output_dir / "metrics.jsonl", step)  # the steps after the checkpoint are redone
         (output_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
     logger = (MetricsLogger(output_dir, trackers=trackers_of(config), command="train", config=asdict(config))
               if accelerator.is_main_process else None)
@@ -628,7 +643,7 @@ def train(config: TrainConfig) -> Path:
                 meter.new_window()
             with meter.paused():  # evaluation and checkpoints do not count as training time
                 if step == config.max_steps and config.outcome_likelihood_features:
-                    weights = fit_outcome_likelihood(accelerator.unwrap_model(model), data.train_features,
+                    weights = fit_outcome_likelihood(accelerator.unwrap_model(model), data.outcome_fit_features,
                                                      data.tokenizer.pad_token_id, config.eval_batch_size,
                                                      accelerator.device)
                     progress.write("outcome likelihood weights: " + ", ".join(f"{w:.3f}" for w in weights))

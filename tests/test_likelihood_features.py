@@ -173,20 +173,22 @@ def test_the_outcome_reads_the_lowest_step_features_alike_in_one_pass_and_step_b
     assert state.outcome_score == pytest.approx(expected, abs=1e-5)
 
 
-def test_outcome_likelihood_weights_are_fitted_after_training_and_reload_exactly(tmp_path):
+@pytest.mark.parametrize("first_wrong_only", [False, True])
+def test_outcome_likelihood_weights_are_fitted_after_training_and_reload_exactly(tmp_path, first_wrong_only):
     from prm.train import fit_outcome_likelihood
 
     train_path = write_jsonl(tmp_path / "train.jsonl", toy_records(120, 0))
     config = TrainConfig(data=train_path, eval_data=train_path, model="tiny:tiny", vocab_size=300, objective="joint",
                          output_dir=str(tmp_path / "run"), batch_size=8, max_steps=20, lr=1e-2, warmup_steps=2,
                          eval_every=0, progress=False, seed=0, likelihood_features=True, lm_coef=1.0,
-                         outcome_likelihood_features=True)
+                         outcome_likelihood_features=True, first_wrong_only=first_wrong_only)
     run = train(config)
     model = RewardModel.from_pretrained(run)
     fitted = model.outcome_likelihood_head.weight.clone()
     assert fitted.abs().sum() > 0  # fitted, not left at its zero start
     # Refitting the reloaded model on the same data finds the same weights: they are the optimum
-    # the saved model holds, and no other weight moved.
+    # the saved model holds, and no other weight moved. The fit sees every step, as the outcome
+    # does at inference, also when the step loss stops at the first wrong step.
     features, _ = encode_records(model_tokenizer(run), toy_records(120, 0), model.settings, config.max_length)
     fit_outcome_likelihood(model, features, model_tokenizer(run).pad_token_id)
     torch.testing.assert_close(model.outcome_likelihood_head.weight, fitted, rtol=1e-4, atol=1e-5)

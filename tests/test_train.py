@@ -193,3 +193,32 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, toy_data):
         train(_config(tmp_path, (other_data, toy_data[1]), max_steps=4, resume="latest"))
     resumed = train(_config(tmp_path, toy_data, max_steps=4, resume="latest"))   # same run: continues
     assert resumed == run
+
+
+def test_a_resume_in_the_same_folder_logs_each_step_once(tmp_path, toy_data):
+    # The steps after the checkpoint are trained again; their earlier log lines must go.
+    run = train(_config(tmp_path, toy_data, max_steps=6, save_every=3))
+    train(_config(tmp_path, toy_data, max_steps=6, save_every=3, resume=str(run / "checkpoints" / "step-3")))
+    steps = [row["step"] for row in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in row]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_truncated_first_error_is_left_out_of_processbench_and_warned(tmp_path):
+    # Record 0's wrong last step is cut by max_length: its kept labels say "all correct", which
+    # ProcessBench must not count as a correct solution.
+    records = [{"prompt": "Problem 1: check", "completions": ["add two ok", "sum three ok", "take half no"],
+                "labels": [True, True, False]}]
+    train_path = write_jsonl(tmp_path / "train.jsonl", toy_records(40, 0))
+    eval_path = write_jsonl(tmp_path / "eval.jsonl", records)
+    config = _config(tmp_path, (train_path, eval_path), max_steps=1)
+    model_dir = train(config)
+    from transformers import AutoTokenizer
+
+    model, tokenizer = RewardModel.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    full, _ = encode_records(tokenizer, records, model.settings, 512)
+    cut, dropped = encode_records(tokenizer, records, model.settings, len(full[0]["input_ids"]) - 2)
+    assert dropped == 1 and cut[0]["labels"] == [1.0, 1.0]
+    metrics = evaluate(model, cut, "prm", tokenizer.pad_token_id)
+    assert metrics["processbench_correct_accuracy"] != metrics["processbench_correct_accuracy"]  # nan: none judged
+    with pytest.warns(UserWarning, match=r"held-out .* beyond --max_length"):
+        train(_config(tmp_path / "again", (train_path, eval_path), max_steps=1, max_length=len(full[0]["input_ids"]) - 2))
