@@ -109,15 +109,16 @@ def load_sft_problems(data: str, n_train: int, seed: int) -> list[Problem]:
     GSM8K `{"question", "answer": "... #### X"}`, MATH `{"problem", "solution"}`, step-labelled
     records `{"prompt", "completions", "labels"}` (a reference solution only if every label is
     true; others are counted and reported, not trained on), or prompt-completion records
-    `{"prompt", "completion", ...}` such as the rejection-sampling export
+    `{"prompt", "completion", "label"?}` (not with a false label) such as the rejection-sampling export
     (`search.export.write_sft_jsonl`), whose completion is split into steps.
     Raises `RecordError` naming file, line and field for a malformed line.
     """
     problems = read_problems(data, n_synthetic=n_train, seed=seed, require_answer=False, require_steps=True)
-    correct = [p for p in problems if all(label is True or label == 1.0 for label in p.meta.get("labels", [True]))]
+    correct = [p for p in problems
+               if all(label is True or label == 1.0 for label in [*p.meta.get("labels", []), p.meta.get("label", True)])]
     if len(correct) < len(problems):
-        print(f"{data}: {len(problems) - len(correct)} records with an incorrect step are not reference solutions; "
-              "not used")
+        print(f"{data}: {len(problems) - len(correct)} records with an incorrect step or a false label are not "
+              "reference solutions; not used")
     if not correct:
         raise RecordError("no usable reference solutions", path=str(data))
     return correct

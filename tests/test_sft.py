@@ -157,3 +157,16 @@ def test_the_rejection_sampling_export_trains_with_sft(tmp_path):
     out = train_sft(SFTConfig(data=str(path), model="tiny:tiny", output_dir=str(tmp_path / "policy"), max_steps=2,
                               batch_size=2, n_eval=0, vocab_size=300))
     assert (out / "model.safetensors").exists()
+
+
+def test_an_outcome_record_labelled_false_is_not_a_reference_solution(tmp_path, capsys):
+    path = tmp_path / "outcome.jsonl"
+    path.write_text(json.dumps({"prompt": "What is 2+3?", "completion": "2+3=6\nThe answer is 6", "label": False}) + "\n"
+                    + json.dumps({"prompt": "What is 2+3?", "completion": "2+3=5\nThe answer is 5", "label": True}) + "\n"
+                    + json.dumps({"prompt": "What is 2+4?", "completion": "2+4=6\nThe answer is 6"}) + "\n")
+    problems = load_sft_problems(str(path), n_train=0, seed=0)
+    assert [p.steps for p in problems] == [("2+3=5", "The answer is 5"), ("2+4=6", "The answer is 6")]
+    assert "1 records" in capsys.readouterr().out
+    path.write_text(json.dumps({"prompt": "q", "completion": "a", "label": "yes"}) + "\n")
+    with pytest.raises(RecordError, match="line 1, field 'label'"):
+        load_sft_problems(str(path), 10, 0)

@@ -29,6 +29,7 @@ from tasks.math.steps import join_steps, split_gsm8k, split_steps
 from tasks.math.types import (
     Problem,
     RecordError,
+    check_label,
     outcome_from_steps,
     validate_outcome_example,
     validate_pairwise_example,
@@ -103,8 +104,9 @@ def problem_from_record(record: Any, *, path: str, line: int, require_answer: bo
     - TRL stepwise `{"prompt", "completions", "labels"}`: the completions, checked by
       `validate_step_example`; `meta["labels"]` keeps the labels (SFT trains only on records
       whose every label is true); a candidates record (completions, no labels) has no steps;
-    - prompt-completion `{"prompt", "completion"}` (the rejection-sampling export): the
-      completion split with `split_steps`;
+    - prompt-completion `{"prompt", "completion", "label"?}` (the rejection-sampling export, an
+      outcome record): the completion split with `split_steps`; `meta["label"]` keeps the label
+      (SFT leaves out a solution labelled false);
     - MATH `{"problem", "solution", "answer"?}`: the solution split with `split_steps`, the
       answer the last `\\boxed{}` when there is no "answer".
 
@@ -176,7 +178,10 @@ def _reference_steps(record: dict, key: str, where: dict, steps: list[str] | Non
             text = record[text_key]
             if not isinstance(text, str) or not split_steps(text):
                 raise RecordError("must be a non-empty string", field=text_key, **where)
-            return split_steps(text), {}
+            steps = split_steps(text)
+            if "label" in record:  # an outcome record: meta["label"] says whether the solution is right
+                return steps, {"label": check_label(record["label"], field="label", **where)}
+            return steps, {}
     return steps, {}
 
 

@@ -82,7 +82,7 @@ class RecordError(ValueError):
         self.path, self.line, self.field = path, line, field
 
 
-def _check_label(value: Any, *, field: str, path: str | None, line: int | None) -> Label:
+def check_label(value: Any, *, field: str, path: str | None, line: int | None) -> Label:
     if isinstance(value, bool):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -131,7 +131,7 @@ def validate_step_example(record: Any, *, path: str | None = None, line: int | N
         raise RecordError(
             f"{len(labels)} labels for {len(steps)} steps", path=path, line=line, field="labels"
         )
-    checked = [_check_label(label, field="labels", path=path, line=line) for label in labels]
+    checked = [check_label(label, field="labels", path=path, line=line) for label in labels]
     return {"prompt": prompt, "completions": list(steps), "labels": checked}
 
 
@@ -143,7 +143,7 @@ def validate_outcome_example(record: Any, *, path: str | None = None, line: int 
     completion = _check_text(record, "completion", path=path, line=line)
     if "label" not in record:
         raise RecordError("missing", path=path, line=line, field="label")
-    label = _check_label(record["label"], field="label", path=path, line=line)
+    label = check_label(record["label"], field="label", path=path, line=line)
     return {"prompt": prompt, "completion": completion, "label": label}
 
 
