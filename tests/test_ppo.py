@@ -200,14 +200,60 @@ def test_group_process_advantages_match_hand_computation():
 
 
 def test_group_mode_puts_the_kl_in_the_loss():
-    from prm.ppo.train import _check
-
-    assert PPOConfig(mode="group").kl_estimator == "k3"
+    assert PPOConfig(mode="group", samples_per_prompt=2).kl_estimator == "k3"
     assert PPOConfig(mode="dense").kl_estimator == "k1"
     with pytest.raises(ValueError, match="loss"):
-        _check(PPOConfig(mode="group", samples_per_prompt=2, kl_estimator="k1"), None)
+        PPOConfig(mode="group", samples_per_prompt=2, kl_estimator="k1")
     with pytest.raises(ValueError, match="group_advantage"):
-        _check(PPOConfig(mode="group", samples_per_prompt=2, group_advantage="ppo"), None)
+        PPOConfig(mode="group", samples_per_prompt=2, group_advantage="ppo")
+
+
+# None of these was refused when the config was made: some failed only after the models were
+# loaded and a batch rolled out and scored (a traceback for the first four), leaving files in
+# --output_dir; others (gamma 1.5, a negative clip range) would have trained without a word.
+BAD_OPTIONS = [
+    ({"n_minibatches": 0}, "n_minibatches"),
+    ({"ppo_epochs": 0}, "ppo_epochs"),
+    ({"kl_target": 0.0}, "kl_target"),
+    ({"kl_target": -1.0}, "kl_target"),
+    ({"kl_target": 1.0, "kl_horizon": 0}, "kl_horizon"),
+    ({"step_score_form": "nosuch"}, "step_score_form"),
+    ({"critic": "nosuch"}, "critic"),
+    ({"checker_coef": 1.5}, "checker_coef"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"samples_per_prompt": 0}, "samples_per_prompt"),
+    ({"gamma": 1.5}, "gamma"),
+    ({"lam": -0.1}, "lam"),
+    ({"clip_range": 0.0}, "clip_range"),
+    ({"value_clip_range": -0.2}, "value_clip_range"),
+    ({"max_grad_norm": 0.0}, "max_grad_norm"),
+    ({"kl_coef": -0.1}, "kl_coef"),
+    ({"reward_clip": -1.0}, "reward_clip"),
+    ({"lr": -1e-4}, "lr"),
+    ({"temperature": 0.0}, "temperature"),
+    ({"max_new_tokens": 0}, "max_new_tokens"),
+    ({"mode": "nosuch"}, "mode"),
+]
+
+
+@pytest.mark.parametrize("overrides, option", BAD_OPTIONS, ids=[str(o) for o, _ in BAD_OPTIONS])
+def test_a_bad_option_is_refused_by_the_config_in_one_line_naming_it(overrides, option):
+    with pytest.raises(ValueError, match=rf"--{option}\b") as refused:
+        PPOConfig(**{"mode": "outcome", **overrides})
+    assert "\n" not in str(refused.value)
+
+
+def test_the_edges_of_the_option_ranges_are_accepted():
+    config = PPOConfig(mode="outcome", gamma=1.0, lam=0.0, kl_coef=0.0, reward_clip=0.0, checker_coef=1.0,
+                       kl_target=0.5, kl_horizon=1, ppo_epochs=1, n_minibatches=1, batch_size=1, lr=0.0)
+    assert config.n_minibatches == 1 and config.kl_target == 0.5
+
+
+def test_kl_controller_refuses_a_target_or_horizon_it_would_divide_by():
+    with pytest.raises(ValueError, match="target"):
+        KLController(0.1, target=0.0)
+    with pytest.raises(ValueError, match="horizon"):
+        KLController(0.1, target=1.0, horizon=0)
 
 
 def test_whiten_ignores_padding():
@@ -287,6 +333,30 @@ def test_reward_whitening_rescales_without_shifting():
     # One positive factor for every reward: a rescaling, nothing added.
     factors = whitened[kept] / raw[kept]
     assert torch.allclose(factors, factors[0].expand_as(factors)) and factors[0] > 0
+
+
+# 7.7 and 77 in rows of 7 leave a float32 rounding spread (a few ulps) in the std, not an exact 0.
+@pytest.mark.parametrize("value", [1.0, 0.3, -0.5, 7.7, 77.0, 0.0])
+@pytest.mark.parametrize("rows", [4, 7])
+def test_whitening_leaves_a_batch_of_equal_rewards_unchanged(value, rows):
+    values = torch.zeros(rows, 5)
+    values[:, -1] = value
+    mask = torch.zeros(rows, 5)
+    mask[:, -1] = 1.0
+    assert torch.equal(whiten(values, mask, shift_mean=False), values)
+    # With the shift, equal values are all at the mean: zero, not rounding noise magnified.
+    assert whiten(values, mask).abs().max().item() <= 1e-6
+
+
+def test_reward_whitening_keeps_the_reward_of_an_all_correct_outcome_batch():
+    # Every response correct: the rewards have no spread to divide by, so they stay 1.0
+    # (dividing by sqrt(0 + 1e-8) made each 10,000).
+    rollout = Rollout(problems=[None] * 4, prompt_ids=[[0]] * 4, response_ids=[[5, 6, 7, EOS]] * 4, texts=[""] * 4,
+                      step_ends=[[]] * 4, step_scores=[[]] * 4, correct=[True] * 4, outcome=[1.0] * 4)
+    raw, placed = score_tensor(rollout, 6, PPOConfig(mode="outcome"))
+    whitened, _ = score_tensor(rollout, 6, PPOConfig(mode="outcome", reward_whiten=True))
+    assert torch.equal(whitened, raw)
+    assert whitened.sum(1).tolist() == [1.0] * 4
 
 
 def test_roll_out_with_two_eos_ids_appends_no_unsampled_token(monkeypatch):

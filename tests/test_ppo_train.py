@@ -170,6 +170,33 @@ def test_dense_mode_without_a_prm_is_an_error(workdir):
         train_ppo(_config(workdir, "bad", mode="dense"))
 
 
+def test_the_logged_reward_is_the_task_reward_before_whitening(workdir):
+    # The first rollout is the same with and without --reward_whiten (same seed, same start),
+    # so its logged reward must be too: the curve stays on the scorer's scale, [0, 1] here.
+    logged = {}
+    for whiten_rewards in (False, True):
+        config = _config(workdir, f"logged-{whiten_rewards}", mode="outcome", verifier_coef=0.0, orm_coef=1.0,
+                         reward_whiten=whiten_rewards, max_updates=1, ppo_epochs=1, n_minibatches=1, save_every=0)
+        logged[whiten_rewards] = _metrics(train_ppo(config, outcome_scorer=AsciiShare()))[0]["reward"]
+    assert 0.0 <= logged[False] <= 1.0
+    assert logged[True] == pytest.approx(logged[False], abs=1e-6)
+
+
+@pytest.mark.parametrize("options", [["--n_minibatches", "0"], ["--ppo_epochs", "0"], ["--kl_target", "0"],
+                                     ["--kl_target", "1", "--kl_horizon", "0"], ["--step_score_form", "nosuch"]])
+def test_a_bad_ppo_option_is_one_line_before_any_model_and_writes_nothing(tmp_path, capsys, options):
+    from commands.cli import main
+
+    out = tmp_path / "out"
+    # No policy at this path: the refusal has to come before anything is loaded.
+    assert main(["ppo", "--policy", str(tmp_path / "no-policy"), "--mode", "outcome", "--output_dir", str(out),
+                 *options]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("prm ppo: error: ") and len(err.splitlines()) == 1, err
+    assert options[-2] in err and "Traceback" not in err
+    assert not out.exists()
+
+
 def test_first_ratio_is_exactly_one_for_a_model_with_dropout(workdir):
     # Old log-probs and the first minibatch's new log-probs come from the same weights; with
     # dropout active in only one of the two passes the ratio would start away from 1.

@@ -17,6 +17,11 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim: int | None = None
     return (values * mask).sum(dim) / mask.sum(dim).clamp(min=1.0)
 
 
+# Equal float32 values still show a std of a few ulps (2^-23 ~ 1.2e-7 of their size) from the
+# rounded mean; dividing by that, or by sqrt(0 + eps), would scale a constant batch by 1e4 to 1e7.
+SPREAD_FLOOR = 1e-5
+
+
 def whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
     """(values - mean) / std over the masked entries, or values / std with `shift_mean=False`;
     padding comes back as 0. Shapes: any, `mask` like `values`.
@@ -25,9 +30,15 @@ def whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) ->
     below-average reward (a good step scored 0.9 among many 0.9s and a few 1.9s) into a
     penalty, so longer correct solutions would earn less. (TRL's shift_mean=False adds the
     mean back after centring, which still flips signs when the std is small.)
+
+    Values with no spread (std at most SPREAD_FLOOR of their root mean square, e.g. a batch
+    whose responses were all correct) are not divided at all: scale 1, so `shift_mean=False`
+    returns them unchanged and the shifted form returns about 0 (their rounding error).
     """
     mean = masked_mean(values, mask)
-    scale = torch.rsqrt(masked_mean((values - mean) ** 2, mask) + 1e-8)
+    std = masked_mean((values - mean) ** 2, mask).sqrt()
+    size = masked_mean(values**2, mask).sqrt()
+    scale = torch.where(std > SPREAD_FLOOR * size, std.reciprocal(), torch.ones_like(std))
     whitened = (values - mean) * scale if shift_mean else values * scale
     return whitened * mask
 

@@ -141,6 +141,11 @@ class KLController:
     """
 
     def __init__(self, coef: float, target: float | None = None, horizon: int = 10000):
+        # Both are divided by in `update`; refused here, not at the end of the first update.
+        if target is not None and target <= 0:
+            raise ValueError(f"KL target must be > 0 (None = fixed beta), got {target}")
+        if horizon <= 0:
+            raise ValueError(f"KL horizon must be > 0, got {horizon}")
         self.value, self.target, self.horizon = coef, target, horizon
 
     def update(self, observed_kl: float, n_tokens: int) -> None:

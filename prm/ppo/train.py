@@ -48,6 +48,7 @@ from prm.ppo.model import PolicyWithValue, Reference, ResponseBatch
 from prm.ppo.rewards import (
     KL_ESTIMATORS,
     LOSS_KL_ESTIMATORS,
+    STEP_SCORE_FORMS,
     KLController,
     kl_estimate,
     place_rewards,
@@ -82,6 +83,7 @@ from tasks.math.synthetic import synthetic_preset
 from tasks.math.types import Problem
 
 MODES = ("dense", "outcome", "group")
+CRITICS = ("head", "separate")
 
 
 @dataclass
@@ -160,6 +162,49 @@ class PPOConfig(OutputOptions):
         if self.save_every < 0 or self.save_minutes < 0:
             raise ValueError(f"--save_every and --save_minutes must be >= 0 (0 = off), got {self.save_every} "
                              f"and {self.save_minutes}")
+        check_options(self)
+
+
+def check_options(config: PPOConfig) -> None:
+    """Refuse the option values that would only fail (or train nonsense) after the models are
+    loaded and a first batch is rolled out and scored: one line naming the option. PPOConfig
+    runs this itself, so `prm ppo` refuses before loading a model or writing to --output_dir."""
+    if config.mode not in MODES:
+        raise ValueError(f"--mode must be one of {MODES}, got {config.mode!r}")
+    if config.kl_estimator not in KL_ESTIMATORS:
+        raise ValueError(f"--kl_estimator must be one of {KL_ESTIMATORS}, got {config.kl_estimator!r}")
+    if config.step_score_form not in STEP_SCORE_FORMS:
+        raise ValueError(f"--step_score_form must be one of {STEP_SCORE_FORMS}, got {config.step_score_form!r}")
+    if config.critic not in CRITICS:
+        raise ValueError(f"--critic must be one of {CRITICS}, got {config.critic!r}")
+    if config.mode == "group" and config.samples_per_prompt < 2:
+        raise ValueError("group mode needs --samples_per_prompt >= 2")
+    if config.mode == "group" and config.group_advantage not in GROUP_ADVANTAGES:
+        raise ValueError(f"--group_advantage must be one of {GROUP_ADVANTAGES}, got {config.group_advantage!r}")
+    if config.mode == "group" and config.kl_estimator not in LOSS_KL_ESTIMATORS:
+        raise ValueError(f"group mode puts the KL in the loss: use --kl_estimator one of {LOSS_KL_ESTIMATORS}")
+    # Counts of things an update is made of; max_new_tokens: every response needs a sampled
+    # token to carry its reward.
+    for name in ("batch_size", "samples_per_prompt", "ppo_epochs", "n_minibatches", "max_new_tokens"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(config, name)}")
+    # Divided by or clipped to (`not > 0` also catches NaN). PPO's ratio needs a sampling
+    # distribution, so no temperature 0 (greedy has none).
+    for name in ("temperature", "clip_range", "value_clip_range", "max_grad_norm", "kl_horizon"):
+        if not getattr(config, name) > 0:
+            raise ValueError(f"--{name} must be > 0, got {getattr(config, name)}")
+    if config.kl_target is not None and not config.kl_target > 0:
+        raise ValueError(f"--kl_target must be > 0 (leave it unset for a fixed beta), got {config.kl_target}")
+    for name in ("kl_coef", "reward_clip", "lr"):  # 0 is allowed: no KL penalty, no clipping, no step
+        if not getattr(config, name) >= 0:
+            raise ValueError(f"--{name} must be >= 0, got {getattr(config, name)}")
+    for name in ("gamma", "lam", "checker_coef"):
+        if not 0.0 <= getattr(config, name) <= 1.0:
+            raise ValueError(f"--{name} must be in [0, 1], got {getattr(config, name)}")
+    responses = config.batch_size * config.samples_per_prompt
+    if responses < config.n_minibatches:
+        raise ValueError(f"--n_minibatches {config.n_minibatches} is more than the {responses} responses of an "
+                         "update (--batch_size x --samples_per_prompt)")
 
 
 # What a fresh run writes into --output_dir (removed by --overwrite_output_dir), and the options
@@ -261,8 +306,15 @@ def score_rollout(problems, prompt_ids, response_ids, texts, tokenizer, is_separ
 
 
 def score_tensor(rollout: Rollout, width: int, config: PPOConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scores [B, C], placed [B, C]): step and outcome rewards on their tokens, and a mask of
-    where a reward was placed (for whitening and clipping)."""
+    """(scores [B, C], placed [B, C]): the rewards PPO uses on their tokens (`placed_scores`,
+    then `rescaled_scores`), and a mask of where a reward was placed."""
+    scores, placed = placed_scores(rollout, width, config)
+    return rescaled_scores(scores, placed, config), placed
+
+
+def placed_scores(rollout: Rollout, width: int, config: PPOConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores [B, C], placed [B, C]): the task's step and outcome rewards on their tokens, as
+    the scorers gave them times their coefficients, and a mask of where a reward was placed."""
     rows, placed_rows = [], []
     for ends, scores, outcome, ids in zip(rollout.step_ends, rollout.step_scores, rollout.outcome, rollout.response_ids):
         use_steps = config.mode != "outcome" and scores
@@ -273,12 +325,17 @@ def score_tensor(rollout: Rollout, width: int, config: PPOConfig) -> tuple[torch
         placed[[*(ends if use_steps else []), len(ids) - 1]] = 1.0
         rows.append(row)
         placed_rows.append(placed)
-    scores, placed = torch.stack(rows), torch.stack(placed_rows)
+    return torch.stack(rows), torch.stack(placed_rows)
+
+
+def rescaled_scores(scores: torch.Tensor, placed: torch.Tensor, config: PPOConfig) -> torch.Tensor:
+    """`--reward_whiten` (r / std over the batch's placed rewards) then `--reward_clip`: [B, C] -> [B, C].
+    Whitening's scale changes with the batch, so the logged reward is taken before this."""
     if config.reward_whiten:
         scores = whiten(scores, placed, shift_mean=False)
     if config.reward_clip > 0:
         scores = scores.clamp(-config.reward_clip, config.reward_clip) * placed
-    return scores, placed
+    return scores
 
 
 # --------------------------------------------------------------------------- recipe
@@ -289,8 +346,6 @@ def build_models(config: PPOConfig):
     from generation.loading import load_policy
 
     policy, tokenizer = load_policy(config.policy, trust_remote_code=config.trust_remote_code)
-    if config.critic not in ("head", "separate"):
-        raise ValueError(f"critic must be 'head' or 'separate', got {config.critic!r}")
     critic = None
     if config.critic == "separate" and config.mode != "group":  # group mode has no critic to train
         from transformers import AutoModel
@@ -313,9 +368,7 @@ def step_reward_scorer(config: PPOConfig, prm_scorer):
     mix (1 - c) * PRM + c * checker."""
     from search.scorers import VerifierScorer, WeightedScorer
 
-    coef = config.checker_coef
-    if not 0.0 <= coef <= 1.0:
-        raise ValueError(f"checker_coef must be in [0, 1], got {coef}")
+    coef = config.checker_coef  # in [0, 1] (`check_options`)
     if coef == 0.0:
         return prm_scorer
     if coef == 1.0:
@@ -326,24 +379,10 @@ def step_reward_scorer(config: PPOConfig, prm_scorer):
 
 
 def _check(config: PPOConfig, step_scorer) -> None:
-    if config.mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {config.mode!r}")
-    if config.kl_estimator not in KL_ESTIMATORS:
-        raise ValueError(f"kl_estimator must be one of {KL_ESTIMATORS}, got {config.kl_estimator!r}")
+    """What the options alone cannot tell (`check_options` ran when the config was made): whether
+    dense mode has a step scorer, which the Python API may pass in."""
     if config.mode == "dense" and step_scorer is None:
         raise ValueError("dense mode needs a PRM: pass --prm PATH (or use --mode outcome)")
-    if config.mode == "group" and config.samples_per_prompt < 2:
-        raise ValueError("group mode needs --samples_per_prompt >= 2")
-    if config.mode == "group" and config.group_advantage not in GROUP_ADVANTAGES:
-        raise ValueError(f"group_advantage must be one of {GROUP_ADVANTAGES}, got {config.group_advantage!r}")
-    if config.mode == "group" and config.kl_estimator not in LOSS_KL_ESTIMATORS:
-        raise ValueError(f"group mode puts the KL in the loss: use --kl_estimator one of {LOSS_KL_ESTIMATORS}")
-    if config.temperature <= 0:  # PPO's ratio needs a sampling distribution; greedy has none
-        raise ValueError(f"temperature must be > 0, got {config.temperature}")
-    if config.max_new_tokens < 1:  # every response needs a sampled token to carry its reward
-        raise ValueError("max_new_tokens must be >= 1")
-    if (config.batch_size * config.samples_per_prompt) < config.n_minibatches:
-        raise ValueError("fewer responses per update than minibatches")
 
 
 def advantages_and_returns(rewards: torch.Tensor, placed: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
@@ -410,11 +449,11 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
         step_scorer = prm_package.load(config.prm)
     if config.mode != "outcome":
         step_scorer = step_reward_scorer(config, step_scorer)
+    _check(config, step_scorer)
     if outcome_scorer is None and config.orm and config.orm_coef:
         import prm as prm_package
 
         outcome_scorer = prm_package.load(config.orm)
-    _check(config, step_scorer)
 
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -485,8 +524,9 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
             old_logprobs, old_values, ref_logprobs = rollout_logprobs(model, reference, batch, config.temperature)
 
             # 3. rewards: scores on their tokens, and -beta * k1 on every token unless the KL is a loss term
-            scores, placed = score_tensor(rollout, mask.shape[1], config)
-            scores, placed = scores.to(accelerator.device), placed.to(accelerator.device)
+            task_scores, placed = placed_scores(rollout, mask.shape[1], config)
+            scores = rescaled_scores(task_scores, placed, config).to(accelerator.device)
+            placed = placed.to(accelerator.device)
             rewards = token_rewards(scores, old_logprobs, ref_logprobs, mask, kl_controller.value, config.kl_estimator)
 
             # 4. advantages: GAE with the critic, or group baselines
@@ -504,7 +544,9 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
             kl_controller.update(mean_kl, len(response_ids))
             record = {
                 "update": update + 1,
-                "reward": scores.sum(1).mean().item(),
+                # The task reward per response, before --reward_whiten (whose scale changes with
+                # every batch) and --reward_clip: one scale for the whole curve.
+                "reward": task_scores.sum(1).mean().item(),
                 "train_accuracy": float(np.mean(rollout.correct)),
                 "kl": mean_kl,
                 "kl_k1": kl_per_response["k1"],
