@@ -9,12 +9,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from commands.common import config_file_name
 from commands.options import int_list
 from prm.recipe import check_output_dir
 from search.evaluate import TREE_SEARCHES, evaluate_best_of_n, evaluate_tree_search, tokens_markdown
 from search.rerank import CurvePoint, curve_markdown, default_methods, parse_methods
 from search.scorers import load_scorers
 from tasks.math.records import read_problems
+from tasks.math.synthetic import synthetic_preset
 from tasks.math.types import Problem
 
 
@@ -26,7 +28,7 @@ class EvalSearchConfig:
     prm: str | None = field(default=None, metadata={"help": "PRM path or hub id (scorer 'prm'; drives beam/DVTS)"})
     orm: str | None = field(default=None, metadata={"help": "ORM path or hub id (scorer 'orm')"})
     problems: str = field(default="synthetic", metadata={"help": "synthetic[:PRESET] or a problems JSONL ({question|prompt|problem, answer|reference}, GSM8K, TRL stepwise)"})
-    n_problems: int = field(default=32, metadata={"help": "How many problems (first n of the file, or generated)"})
+    n_problems: int = field(default=32, metadata={"help": "How many problems: the first n of the file (0: all of it), or n >= 1 generated"})
     preset: str = field(default="tiny", metadata={"help": "Synthetic task preset (for a bare 'synthetic')"})
     problem_seed: int = field(default=1234, metadata={"help": "Seed of the synthetic problems"})
     methods: str = field(
@@ -50,8 +52,22 @@ class EvalSearchConfig:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the hub"})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace the results in a used --output_dir (without it, a folder that holds any is refused)"})
 
+    def __post_init__(self):
+        if self.n_problems < 0:
+            raise ValueError(f"--n_problems must be >= 1 (or 0: every problem of a file), got {self.n_problems}")
+        if self.n_problems == 0 and synthetic_preset(self.problems, self.preset):
+            raise ValueError(f"--n_problems must be >= 1 to generate problems ({self.problems}), got 0")
+        for name in ("max_new_tokens", "max_step_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if not int_list(self.seeds, "seeds"):
+            raise ValueError(f"--seeds must name at least one seed, got {self.seeds!r}")
 
-EVAL_SEARCH_OUTPUTS = ("results.json", "results.md", "accuracy_vs_n.png", "accuracy_vs_tokens.png")
+
+# What a run writes, all removed by --overwrite_output_dir (the saved config too, which the CLI
+# writes again for the new run).
+EVAL_SEARCH_OUTPUTS = ("results.json", "results.md", "accuracy_vs_n.png", "accuracy_vs_tokens.png",
+                       config_file_name("eval-search"))
 
 
 def load_problems(config: EvalSearchConfig) -> list[Problem]:

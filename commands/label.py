@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prm.recipe import check_output_file, check_resume, resume_choice, run_fingerprint, write_run_file
+from prm.recipe import check_output_file, check_resume, resume_choice, run_fingerprint, start_output_file
 from tasks.math.loaders import iter_jsonl
 from tasks.math.records import candidates_from_record
 from tasks.math.steps import split_steps
@@ -109,14 +109,45 @@ def read_solutions(path: str | Path, fmt: str = "auto", step_style: str = "auto"
     return solutions
 
 
-def _lines_done(output: Path) -> int:
-    """The last input line whose solutions are all in `output` (0 when none)."""
+def _lines_done(output: Path, solutions: list[_Solution]) -> int:
+    """The last input line up to which `output` (a prm label output, in input order) is complete:
+    every line before the last one it holds, and that one too when all its solutions are there
+    (records go out one at a time, so the buffer can reach the disk inside a line; a consensus
+    run may also have dropped some of a line's solutions, and then that line is labelled again).
+    A half-written last line is left to `start_output_file`; any other line that is not a record
+    raises an error naming the file and line."""
+    per_line: dict[int, int] = {}
+    for solution in solutions:
+        per_line[solution.line] = per_line.get(solution.line, 0) + 1
+    data = output.read_bytes() if output.is_file() else b""
+    written: dict[int, int] = {}
     last = 0
-    with output.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                last = max(last, json.loads(line)["line"])
-    return last
+    for number, text in enumerate(data[: data.rfind(b"\n") + 1].decode("utf-8", errors="replace").splitlines(), 1):
+        if not text.strip():
+            continue
+        try:
+            line = json.loads(text)["line"]
+        except (ValueError, TypeError, KeyError) as error:
+            raise RecordError(f"not a record of prm label, so the run cannot be resumed ({error}); start again with "
+                              "--overwrite_output", path=str(output), line=number) from None
+        if not isinstance(line, int) or line not in per_line or line < last:
+            raise RecordError(f"input line {line!r} is not the next line of this input, so the run cannot be "
+                              "resumed; start again with --overwrite_output", path=str(output), line=number)
+        written[line] = written.get(line, 0) + 1
+        last = line
+    if last and written[last] >= per_line[last]:
+        return last
+    # Records go out in input order, so every input line before `last` was labelled (a consensus
+    # run writes nothing for a solution cut before its first step).
+    return max((line for line in per_line if line < last), default=0)
+
+
+def _keep_lines_up_to(output: Path, done: int) -> None:
+    """Drop the records of input lines after `done` (a partly written line, labelled again)."""
+    lines = output.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [text for text in lines if text.strip() and json.loads(text)["line"] <= done]
+    if len(kept) != len(lines):
+        output.write_text("".join(kept), encoding="utf-8")
 
 
 def label_file(config: LabelConfig) -> dict:
@@ -127,6 +158,8 @@ def label_file(config: LabelConfig) -> dict:
         raise ValueError(f"--mode must be one of {MODES}, got {config.mode!r}")
     if config.mode == "consensus" and not config.policy:
         raise ValueError("--mode consensus compares symbolic checks with rollouts: give --policy")
+    if config.policy and config.max_new_tokens < 1:
+        raise ValueError(f"--max_new_tokens must be >= 1, got {config.max_new_tokens}")
     solutions = read_solutions(config.input, config.format, config.step_style)
     output = Path(config.output)
     resume = resume_choice(config.resume)
@@ -134,19 +167,12 @@ def label_file(config: LabelConfig) -> dict:
         raise ValueError(f"prm label --resume takes 'latest' (continue --output), got {config.resume!r}")
     check_output_file(output, overwrite=config.overwrite_output, resuming=bool(resume))
     fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("input",))
-    run_file = output.name + ".run.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if resume and output.exists():
-        check_resume(output.parent, fingerprint, run_file=run_file)
-        done = _lines_done(output)
-        solutions = [s for s in solutions if s.line > done]
-        # Batches end at line boundaries, so lines up to `done` are complete.
-        print(f"resuming after input line {done}: {len(solutions)} solutions left")
-        file_mode = "a"
-    else:
-        file_mode = "w"
+    resuming, done = bool(resume) and output.exists(), 0
+    if resuming:
+        # Checked before the policy loads (a fast refusal); the output is changed only after it did.
+        check_resume(output.parent, fingerprint, run_file=output.name + ".run.json")
+        done = _lines_done(output, solutions)
 
-    write_run_file(output.parent, fingerprint, run_file=run_file)
     policy = None
     if config.policy:
         from generation.policy import HFPolicy
@@ -156,9 +182,17 @@ def label_file(config: LabelConfig) -> dict:
             max_new_tokens=config.max_new_tokens, seed=config.seed, trust_remote_code=config.trust_remote_code,
         )
 
+    # Cuts off a last line an interrupt left half-written (a fresh run starts an empty file) and
+    # records what the output is made from.
+    start_output_file(output, fingerprint, overwrite=config.overwrite_output, resume=resume)
+    if resuming:
+        _keep_lines_up_to(output, done)
+        solutions = [s for s in solutions if s.line > done]
+        print(f"resuming after input line {done}: {len(solutions)} solutions left")
+
     stats = LabelStats()
     batches = _batches_on_line_boundaries(solutions, max(1, config.batch_solutions))
-    with output.open(file_mode, encoding="utf-8") as sink, tqdm(total=len(solutions), desc="label", unit="solution") as bar:
+    with output.open("a", encoding="utf-8") as sink, tqdm(total=len(solutions), desc="label", unit="solution") as bar:
         for batch in batches:
             results = label_many(
                 [(s.prompt, s.steps) for s in batch], policy, config.n_rollouts, config.mode,
@@ -188,7 +222,8 @@ def label_file(config: LabelConfig) -> dict:
 
 
 def _batches_on_line_boundaries(solutions: list[_Solution], size: int) -> list[list[_Solution]]:
-    """Groups of about `size` solutions that never split one input line (so resume is exact)."""
+    """Groups of about `size` solutions that never split one input line (so the output is flushed
+    at line boundaries, and a resume after a finished batch labels nothing again)."""
     batches: list[list[_Solution]] = []
     for solution in solutions:
         starts_line = not batches or batches[-1][-1].line != solution.line

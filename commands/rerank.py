@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from commands.common import config_file_name
 from commands.options import int_list
 from search.rerank import (
     accuracy_curve,
@@ -48,8 +49,14 @@ class RerankConfig:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the hub"})
     overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace the results in a used --output_dir (without it, a folder that holds any is refused)"})
 
+    def __post_init__(self):
+        if not int_list(self.seeds, "seeds"):
+            raise ValueError(f"--seeds must name at least one seed, got {self.seeds!r}")
 
-RERANK_OUTPUTS = ("choices.jsonl", "metrics.json", "metrics.md")
+
+# What a run writes, all removed by --overwrite_output_dir (the saved config too, which the CLI
+# writes again for the new run).
+RERANK_OUTPUTS = ("choices.jsonl", "metrics.json", "metrics.md", config_file_name("rerank"))
 
 
 def rerank_file(config: RerankConfig) -> dict[str, Any]:

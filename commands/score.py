@@ -34,7 +34,7 @@ class ScoreConfig:
 
     model: str = field(metadata={"help": "Reward model: a local directory or hub id (e.g. Qwen/Qwen2.5-Math-PRM-7B)"})
     input: str = field(metadata={"help": "JSONL of step-labelled records or {prompt, completions} candidates"})
-    output: str = field(default="", metadata={"help": "Output JSONL; empty: <input>.scored.jsonl next to the input"})
+    output: str = field(default="", metadata={"help": "Output JSONL; empty: <input>.scored.jsonl next to the input, or for a hub dataset owner/name[:split] <name>[.<split>].scored.jsonl in the current folder"})
     format: str = field(default="auto", metadata={"help": "auto | native | qwen-prm | math-shepherd | rlhflow"})
     aggregation: str = field(default="", metadata={"help": "min | prod | last | mean; empty: the model's own default"})
     batch_size: int = field(default=16, metadata={"help": "Sequences per forward pass"})
@@ -46,6 +46,24 @@ class ScoreConfig:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow model code from the hub (off by default)"})
     overwrite_output: bool = field(default=False, metadata={"help": "Replace an existing --output (without it, or --resume latest, an existing output is refused)"})
     resume: str | None = field(default=None, metadata={"help": "'latest': continue an interrupted --output of the same run (same model, input and options)"})
+
+    def __post_init__(self):
+        # Decided here, while --input still names the hub dataset (the command reads its copy in
+        # the datasets cache, and the output does not belong there).
+        if not self.output:
+            from commands.hub_data import is_hub_dataset
+
+            if is_hub_dataset(self.input):
+                self.output = hub_output_name(self.input)
+
+
+def hub_output_name(dataset: str) -> str:
+    """The default output of `prm score --input owner/name[:split]`: <name>[.<split>].scored.jsonl."""
+    import re
+
+    name, _, split = dataset.partition(":")
+    parts = [name.rsplit("/", 1)[-1]] + ([split] if split else [])
+    return ".".join(re.sub(r"[^\w.-]+", "_", part).strip("._") or "split" for part in parts) + ".scored.jsonl"
 
 
 # Options that do not change what is written for a record.

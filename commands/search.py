@@ -43,7 +43,7 @@ class SearchConfig:
     lookahead: int = field(default=0, metadata={"help": "Greedy steps rolled forward and scored per candidate."})
     max_step_tokens: int = field(default=64, metadata={"help": "Most tokens per step."})
     max_new_tokens: int = field(default=256, metadata={"help": "Most tokens per whole solution (best_of_n)."})
-    batch_size: int = field(default=16, metadata={"help": "Most sequences per forward pass of the policy and of the PRM."})
+    batch_size: int = field(default=16, metadata={"help": "Most sequences per forward pass of the policy and of the PRM (it orders the sampler's draws, so it changes the samples; a resume must keep it)."})
     questions_per_batch: int = field(default=32, metadata={"help": "Beam/DVTS searches run in lockstep, their rounds batched together (1: one by one, as best_of_n always runs)."})
     seed: int = field(default=0, metadata={"help": "Seed of the policy's sampler (a batch of problems: seed + its first problem's index)."})
     device: str = field(default="", metadata={"help": "Torch device: cpu, cuda, cuda:1, ...; empty: cuda if available, else cpu."})
@@ -58,10 +58,15 @@ class SearchConfig:
             raise ValueError(f"--aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
         if self.questions_per_batch < 1:
             raise ValueError(f"--questions_per_batch must be >= 1, got {self.questions_per_batch}")
+        for name in ("max_step_tokens", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
 
 
-# Options that do not change what is written for a problem.
-NOT_IN_FINGERPRINT = ("output", "overwrite_output", "resume", "batch_size", "device")
+# Options that do not change what is written for a problem. Not batch_size: the policy samples a
+# round's rows in chunks of batch_size // k, each drawing from the one generator for all its
+# tokens before the next, so another batch size samples other candidates.
+NOT_IN_FINGERPRINT = ("output", "overwrite_output", "resume", "device")
 
 
 def load_scorer(name: str, device: str | None, batch_size: int = 16):

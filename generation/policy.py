@@ -127,6 +127,9 @@ class HFPolicy:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         if not 0 < top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        for name, limit in (("max_new_tokens", max_new_tokens), ("max_step_tokens", max_step_tokens)):
+            if limit < 1:  # 0 would sample nothing: empty steps, closed by a separator
+                raise ValueError(f"{name} must be >= 1, got {limit}")
         if use_chat_template not in (True, False, "auto"):
             raise ValueError(f"use_chat_template must be True, False or 'auto', got {use_chat_template!r}")
         self.model = model

@@ -1,6 +1,7 @@
 """The `prm` entry point: help that says what flags do, and one line for a user's mistake."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,51 @@ def test_a_command_ends_by_saying_what_it_wrote_and_where(tmp_path, capsys):
     target = tmp_path / "scores.jsonl"
     assert main(["score", "--model", str(model), "--input", str(source), "--output", str(target)]) == 0
     assert f"prm score: wrote {target}" in capsys.readouterr().out
+
+
+DEMO = Path(__file__).resolve().parents[1] / "prm" / "assets" / "demo"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["search", "--prm", "verifier", "--max_step_tokens", "0"], "--max_step_tokens must be >= 1, got 0"),
+    (["search", "--prm", "verifier", "--max_new_tokens", "0"], "--max_new_tokens must be >= 1, got 0"),
+    (["eval-search", "--methods", "majority", "--max_step_tokens", "0"], "--max_step_tokens must be >= 1, got 0"),
+    (["eval-search", "--methods", "majority", "--seeds", ""], "--seeds must name at least one seed"),
+    (["eval-search", "--methods", "majority", "--seeds", " , "], "--seeds must name at least one seed"),
+    (["eval-search", "--problems", "synthetic:tiny", "--n_problems", "0"], "--n_problems must be >= 1"),
+    (["rerank", "--methods", "majority", "--seeds", ""], "--seeds must name at least one seed"),
+])
+def test_a_bad_search_option_is_one_line_before_any_model_or_file_is_read(tmp_path, capsys, args, fragment):
+    # The policy and input named do not exist: the option is refused before either is looked at.
+    missing = str(tmp_path / "no-such-model")
+    where = (["--input", str(tmp_path / "nope.jsonl"), "--output_dir", str(tmp_path / "out")] if args[0] == "rerank"
+             else ["--policy", missing] + (["--output", str(tmp_path / "out.jsonl")] if args[0] == "search"
+                                           else ["--output_dir", str(tmp_path / "out")]))
+    assert main(args + where) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and fragment in err and "Traceback" not in err, err
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("option", ["max_step_tokens", "max_new_tokens"])
+def test_the_policy_refuses_a_token_limit_below_one(option):
+    from generation.policy import HFPolicy
+
+    with pytest.raises(ValueError, match=f"{option} must be >= 1, got 0"):
+        HFPolicy.from_pretrained(str(DEMO / "policy"), device="cpu", **{option: 0})
+
+
+def test_score_of_a_hub_dataset_writes_into_the_current_folder(tmp_path, monkeypatch, capsys):
+    cache = tmp_path / "cache"
+    cached = cache / "someone" / "cands" / "test.jsonl"
+    cached.parent.mkdir(parents=True)
+    cached.write_text(json.dumps({"prompt": "What is 3 + 4?", "completions": ["3 + 4 = 7\nThe answer is 7"]}) + "\n")
+    monkeypatch.setenv("PRM_DATA_CACHE", str(cache))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["score", "--model", str(DEMO / "reward"), "--input", "someone/cands:test"]) == 0
+    target = work / "cands.test.scored.jsonl"
+    assert f"prm score: wrote {target.name}" in capsys.readouterr().out
+    assert len(target.read_text().splitlines()) == 1
+    assert sorted(path.name for path in cache.rglob("*") if path.is_file()) == ["test.jsonl"]  # cache untouched

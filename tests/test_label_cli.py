@@ -104,3 +104,47 @@ def test_rollouts_through_a_saved_tiny_policy_and_resume(tmp_path):
     resumed = label_file(LabelConfig(**{**config.__dict__, "resume": True}))
     assert resumed["solutions"] == 1
     assert [r["line"] for r in read_jsonl(tmp_path / "out.jsonl")] == [1, 2, 3]
+
+
+def _candidates_and_full_output(tmp_path):
+    """Four input lines of three candidate solutions each (no policy: checks only), labelled in
+    batches of one line, and the uninterrupted output."""
+    pytest.importorskip("tasks.math.steps")
+    rows = [{"prompt": f"What is {a} + 1?", "reference": str(a + 1),
+             "completions": [f"{a} + {b} = {a + b}\nThe answer is {a + b}" for b in (1, 2, 3)]} for a in range(1, 5)]
+    source = write_jsonl(tmp_path / "cands.jsonl", rows)
+    config = LabelConfig(input=str(source), output=str(tmp_path / "out.jsonl"), batch_solutions=3)
+    label_file(config)
+    return config, (tmp_path / "out.jsonl").read_text(encoding="utf-8")
+
+
+def test_resume_after_a_flush_inside_a_batch_labels_the_rest_of_that_line(tmp_path):
+    config, full = _candidates_and_full_output(tmp_path)
+    output = tmp_path / "out.jsonl"
+    # The text buffer reached the disk inside a batch: line 1 and the first solution of line 2.
+    output.write_text("".join(full.splitlines(keepends=True)[:4]), encoding="utf-8")
+    resumed = label_file(LabelConfig(**{**config.__dict__, "resume": "latest"}))
+    assert output.read_text(encoding="utf-8") == full
+    assert resumed["solutions"] == 9  # line 2 again (its partial record dropped), then lines 3 and 4
+
+
+def test_resume_after_a_half_written_line_cuts_it_off(tmp_path, capsys):
+    config, full = _candidates_and_full_output(tmp_path)
+    output = tmp_path / "out.jsonl"
+    lines = full.splitlines(keepends=True)
+    output.write_text("".join(lines[:4]) + lines[4][:25], encoding="utf-8")
+    assert prm_main(["label", "--input", config.input, "--output", str(output), "--batch_solutions", "3",
+                     "--resume", "latest"]) == 0
+    assert output.read_text(encoding="utf-8") == full
+    assert "resuming after input line 1" in capsys.readouterr().out
+
+
+def test_resume_of_an_output_with_a_broken_line_names_the_file_and_line(tmp_path):
+    config, full = _candidates_and_full_output(tmp_path)
+    output = tmp_path / "out.jsonl"
+    lines = full.splitlines(keepends=True)
+    output.write_text(lines[0] + "not json\n" + "".join(lines[1:3]), encoding="utf-8")
+    with pytest.raises(ValueError) as caught:
+        label_file(LabelConfig(**{**config.__dict__, "resume": "latest"}))
+    assert str(output) in str(caught.value) and "line 2" in str(caught.value)
+    assert output.read_text(encoding="utf-8") == lines[0] + "not json\n" + "".join(lines[1:3])  # left as it was

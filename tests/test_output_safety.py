@@ -134,3 +134,45 @@ def test_search_runs_a_batch_of_problems_in_lockstep_and_resumes_inside_a_batch(
     assert output.read_text() == full
     with pytest.raises(ValueError, match="different run"):
         run_search(SearchConfig(**{**options, "questions_per_batch": 1}, resume="latest"))
+
+
+def test_search_refuses_to_resume_with_another_batch_size(tmp_path, tiny_policy):
+    # The policy splits a round's rows into chunks of batch_size // k, which changes the order of
+    # the sampler's draws, so another batch size is another run.
+    problems = _write(tmp_path / "problems.jsonl", PROBLEMS[:2])
+    output = tmp_path / "results.jsonl"
+    options = dict(policy=tiny_policy, prm="verifier", problems=problems, width=2, beam_width=1, max_steps=1,
+                   max_step_tokens=4, device="cpu", output=str(output), batch_size=16)
+    run_search(SearchConfig(**options))
+    output.write_text(output.read_text().splitlines(keepends=True)[0])
+    kept = output.read_text()
+    with pytest.raises(ValueError, match="different run.*batch_size: checkpoint 16, now 2"):
+        run_search(SearchConfig(**{**options, "batch_size": 2}, resume="latest"))
+    assert output.read_text() == kept
+
+
+def test_rerank_overwrite_replaces_the_saved_config(tmp_path):
+    from commands.cli import main
+
+    source = _write(tmp_path / "in.jsonl", CANDIDATES)
+    out = tmp_path / "out"
+    assert main(["rerank", "--input", source, "--output_dir", str(out), "--methods", "majority", "--seeds", "0"]) == 0
+    assert main(["rerank", "--input", source, "--output_dir", str(out), "--methods", "verifier-mean", "--seeds", "7",
+                 "--overwrite_output_dir"]) == 0
+    saved = json.loads((out / "rerank_config.json").read_text())
+    assert json.loads((out / "metrics.json").read_text())["methods"] == ["verifier-mean"]
+    assert (saved["methods"], saved["seeds"]) == ("verifier-mean", "7")
+
+
+def test_eval_search_overwrite_replaces_the_saved_config(tmp_path, tiny_policy):
+    from commands.cli import main
+
+    out = tmp_path / "out"
+    common = ["eval-search", "--policy", tiny_policy, "--problems", "synthetic:tiny", "--n_problems", "1", "--ns", "1",
+              "--methods", "majority", "--n_subsets", "1", "--max_new_tokens", "8", "--device", "cpu",
+              "--output_dir", str(out)]
+    assert main(common + ["--seeds", "0"]) == 0
+    assert main(common + ["--seeds", "5", "--temperature", "0.3", "--overwrite_output_dir"]) == 0
+    saved = json.loads((out / "eval_search_config.json").read_text())
+    assert json.loads((out / "results.json").read_text())["config"]["seeds"] == "5"
+    assert (saved["seeds"], saved["temperature"]) == ("5", 0.3)
