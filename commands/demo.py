@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 import prm
+from commands.demo_report import TREE_BEAM_WIDTH, summary_table, write_report
 from commands.workers import Pending, worker_pool
 from tasks.math.prompts import policy_prompt
 from tasks.math.steps import split_steps
@@ -108,17 +109,30 @@ class DemoConfig:
 # ------------------------------------------------------------------------------ stages
 
 
-def make_problems(config: DemoConfig) -> tuple[list[Problem], list[Problem]]:
-    """Training and held-out problems; no held-out question is also a training question."""
+def make_problems(config: DemoConfig, also_trained_on: frozenset[str] = frozenset()) -> tuple[list[Problem], list[Problem]]:
+    """Training and held-out problems; no held-out question is a training question, nor one of
+    `also_trained_on` (the questions the models in use were trained on, when they are not this
+    run's: `shipped_training_questions`)."""
     from tasks.math.synthetic import generate_problems
 
     train = generate_problems(max(config.sft_problems, config.prm_problems), config.preset, seed=config.seed)
     heldout = unseen_problems(4 * (config.n_eval_problems + config.ppo_eval_problems) + 100, config.preset,
-                              config.seed + 10_007, {p.question for p in train})
+                              config.seed + 10_007, {p.question for p in train} | also_trained_on)
     needed = max(config.n_eval_problems, config.ppo_eval_problems)
     if len(heldout) < needed:
         raise RuntimeError(f"only {len(heldout)} unseen held-out problems for preset {config.preset!r}")
     return train, heldout
+
+
+def shipped_training_questions() -> frozenset[str]:
+    """The questions the shipped checkpoints were trained on: the policy's SFT problems (its
+    `sft_config.json`: preset, seed, count), of which the reward model's training problems are
+    the first ones (one `prm demo --retrain` run made both from one problem list)."""
+    from tasks.math.synthetic import generate_problems
+
+    sft = json.loads((ASSETS / "policy" / "sft_config.json").read_text())
+    preset = sft["data"].partition(":")[2] or "tiny"
+    return frozenset(p.question for p in generate_problems(sft["n_train"], preset, seed=sft["seed"]))
 
 
 def unseen_problems(count: int, preset: str, seed: int, taken: set[str]) -> list[Problem]:
@@ -430,7 +444,7 @@ def start_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path,
     jobs, modes = [], _names(config.ppo_modes, PPO_MODES, "--ppo_modes")
     for mode in modes:
         options = PPO_MODES[mode]
-        for seed in range(config.ppo_seeds):
+        for seed in range(config.seed, config.seed + config.ppo_seeds):
             jobs.append((dict(policy=str(policy_dir), prm=str(reward_dir) if options["uses_prm"] else None,
                               mode="group", group_advantage=options["group_advantage"],
                               checker_coef=options["checker_coef"], data=str(train_file),
@@ -447,7 +461,7 @@ def start_ppo(config: DemoConfig, run: Path, policy_dir: Path, reward_dir: Path,
         curves: dict[str, list[dict]] = {}
         for mode in modes:
             curves[mode] = []
-            for seed in range(config.ppo_seeds):
+            for seed in range(config.seed, config.seed + config.ppo_seeds):
                 points = [(0, baseline_accuracy)] + next(results)
                 curves[mode].append({"seed": seed, "updates": [u for u, _ in points],
                                      "accuracy": [a for _, a in points]})
@@ -504,7 +518,7 @@ def _tree_point(policy_dir: str, reward_dir: str, device: str, temperature: floa
     # The searches of a seed run in lockstep: large batches (a width-16 round of 32 problems is 512 rows).
     policy, prm_scorer = demo_policy(policy_dir, device, temperature, seed, 512), demo_scorer(reward_dir, device)
     [point] = evaluate_tree_search(questions, answers, policy, TREE_SCORERS[scorer](prm_scorer), [width],
-                                   seeds=list(range(n_seeds)), kinds=(kind,), beam_width=4, max_steps=6,
+                                   seeds=[seed + offset for offset in range(n_seeds)], kinds=(kind,), beam_width=TREE_BEAM_WIDTH, max_steps=6,
                                    temperature=temperature, aggregation="min", progress=False)
     return point
 
@@ -578,16 +592,15 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         return now
 
     t = time.perf_counter()
-    train, heldout = make_problems(config)
-    eval_problems = heldout[: config.n_eval_problems]
-    heldout_file = write_problems(heldout[: config.ppo_eval_problems], run / "heldout_problems.jsonl")
-    train_file = write_problems(train, run / "train_problems.jsonl")
-    t = lap("problems", t)
-
     shipped = (ASSETS / "policy" / "config.json").exists() and (ASSETS / "reward" / "config.json").exists()
     retrain = config.retrain or not shipped
     if not config.retrain and not shipped:
         print("prm demo: no shipped checkpoints in this installation; training them first (--retrain)")
+    train, heldout = make_problems(config, frozenset() if retrain else shipped_training_questions())
+    eval_problems = heldout[: config.n_eval_problems]
+    heldout_file = write_problems(heldout[: config.ppo_eval_problems], run / "heldout_problems.jsonl")
+    train_file = write_problems(train, run / "train_problems.jsonl")
+    t = lap("problems", t)
     policy_dir = train_policy(config, run) if retrain else ASSETS / "policy"
     policy = demo_policy(str(policy_dir), device, config.temperature, config.seed)
     t = lap("policy (SFT)" if retrain else "policy (load)", t)
@@ -675,8 +688,6 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         "plots": {name: str(path) if path else None for name, path in plots.items()},
     }
     (run / "results.json").write_text(json.dumps(results, indent=2))
-    from commands.demo_report import summary_table, write_report
-
     write_report(results, run / "report.md")
     print(summary_table(results))
     print(f"\nreport: {run / 'report.md'}")

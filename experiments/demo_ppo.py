@@ -40,11 +40,12 @@ class PPOSettingsArgs:
 
 
 def validation_problems(config, train, heldout, seed: int, count: int) -> list:
-    """`count` problems of `seed` that are neither training nor demo held-out questions."""
-    from commands.demo import unseen_problems
+    """`count` problems of `seed` that are neither training (this run's or the shipped models') nor
+    demo held-out questions."""
+    from commands.demo import shipped_training_questions, unseen_problems
 
-    problems = unseen_problems(4 * count + 100, config.preset, seed,
-                               {p.question for p in train} | {p.question for p in heldout})
+    problems = unseen_problems(4 * count + 100, config.preset, seed, {p.question for p in train}
+                               | {p.question for p in heldout} | shipped_training_questions())
     if len(problems) < count:
         raise RuntimeError(f"only {len(problems)} unseen validation problems for seed {seed}")
     return problems[:count]
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from commands.demo import ASSETS, DemoConfig, make_problems, run_ppo, write_problems
+    from commands.demo import ASSETS, DemoConfig, make_problems, run_ppo, shipped_training_questions, write_problems
     from commands.workers import worker_pool
     from commands.demo_report import _ppo_summary
     from generation.loading import load_policy
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     config, overrides = HfArgumentParser((DemoConfig, PPOSettingsArgs)).parse_args_into_dataclasses(args=argv)
     run = Path(config.output_dir)
     run.mkdir(parents=True, exist_ok=True)
-    train, heldout = make_problems(config)
+    train, heldout = make_problems(config, shipped_training_questions())
     judged = heldout[: config.ppo_eval_problems]
     if overrides.validation_seed is not None:
         judged = validation_problems(config, train, heldout, overrides.validation_seed, config.ppo_eval_problems)

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from transformers import HfArgumentParser
 
     from commands.demo import (ASSETS, BON_METHODS, DemoConfig, build_pools, demo_policy, make_problems,
-                               prm_on_samples, prm_quality, sample_solutions)
+                               prm_on_samples, prm_quality, sample_solutions, shipped_training_questions)
     from prm.scoring import load as load_scorer
     from search.rerank import accuracy_curve
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if not reward_dirs:
         parser.error("name at least one reward model directory")
     config = DemoConfig(n_eval_problems=args.n_problems, n_samples=args.n_samples)
-    train, heldout = make_problems(config)
+    train, heldout = make_problems(config, shipped_training_questions())
     problems = heldout[: config.n_eval_problems]
     policy = demo_policy(str(ASSETS / "policy"), "cpu", config.temperature, config.seed)
     policy.reseed(config.seed)

@@ -179,3 +179,38 @@ def test_worker_processes_give_the_results_of_one_process(demo, tmp_path, capfd)
         outcomes[name] = ([(p.method, p.n, p.accuracies, p.tokens_mean) for p in tree], ppo)
     assert [method for method, *_ in outcomes["here"][0]] == ["beam", "dvts", "beam (checker)"]
     assert outcomes["workers"] == outcomes["here"]
+
+
+def test_held_out_problems_never_hold_a_question_the_shipped_models_trained_on():
+    # The shipped checkpoints were trained on the problems of their own run's seed; another
+    # --seed must not evaluate them on those.
+    from commands.demo import make_problems, shipped_training_questions
+
+    shipped = shipped_training_questions()
+    assert len(shipped) > 1000
+    for seed in (0, 1, 2):
+        train, heldout = make_problems(DemoConfig(seed=seed), also_trained_on=shipped)
+        questions = {p.question for p in heldout}
+        assert not questions & shipped and not questions & {p.question for p in train}
+    default_train, default_heldout = make_problems(DemoConfig())
+    assert [p.question for p in make_problems(DemoConfig(), also_trained_on=shipped)[1]] == \
+        [p.question for p in default_heldout]  # seed 0 is the shipped models' seed: the same split
+
+
+def test_the_demo_seed_moves_the_tree_searches_and_ppo_runs(tmp_path):
+    from commands.demo import ASSETS, _tree_point, make_problems, start_ppo
+
+    _, heldout = make_problems(DemoConfig())
+    questions, answers = [p.question for p in heldout[:3]], [p.answer for p in heldout[:3]]
+    points = [_tree_point(str(ASSETS / "policy"), str(ASSETS / "reward"), "cpu", 0.8, seed, "checker", "beam", 4,
+                          questions, answers, 1) for seed in (0, 7)]
+    assert points[0].tokens_mean != points[1].tokens_mean  # another draw of the same searches
+    submitted = []
+
+    class Pool:  # records the PPO jobs instead of running them
+        def submit(self, function, *args):
+            submitted.append(args[0])
+
+    start_ppo(DemoConfig(seed=5, ppo_seeds=2, ppo_modes="outcome"), tmp_path, ASSETS / "policy", ASSETS / "reward",
+              tmp_path / "train.jsonl", tmp_path / "heldout.jsonl", pool=Pool())
+    assert [job["seed"] for job in submitted] == [5, 6]
