@@ -47,7 +47,8 @@ class PolicyState:
     text: the text it stands for, as the caller sees it (prompt + steps, each step ended
         by the separator); it is what `Policy.complete` would take as a prefix.
     cache: keys/values of `token_ids[:n_cached]`, or None when nothing is cached yet.
-    finished: the sequence ended with an end-of-sequence token.
+    finished: the sequence cannot be extended: it ended with an end-of-sequence token, or (step
+        mode) a step was cut where it reached the model's positions.
     """
 
     token_ids: list[int]
@@ -71,7 +72,9 @@ class Continuation:
 
     text: the new step without its separator (step mode), or the rest of the solution.
     token_ids: the sampled ids, the stop token (separator or EOS) included.
-    finished: ended with EOS (the solution is complete).
+    finished: ended with EOS (the solution is complete), or, in step mode, the step was cut where
+        the sequence reached the model's positions, so no separator fits after it (it cannot
+        be extended). A whole solution cut there is not finished, as at max_new_tokens.
     state: the extended state (prefix + text + separator) when caches were kept, else None.
     """
 
@@ -151,8 +154,9 @@ class HFPolicy:
         self.pad_id = pad if pad is not None else min(self.eos_ids)
         self.separator_ids = tokenizer.encode(separator, add_special_tokens=False)
         # Never read past the model's positions: a prompt that fills them raises TooLong in
-        # `start`, a sample is cut where its sequence reaches them, and a state with no room left
-        # gets one empty, finished continuation (it cannot be extended).
+        # `start`, a sample is cut where its sequence reaches them (a step cut there is finished:
+        # its separator would not fit), and a state with no room left gets one empty, finished
+        # continuation (it cannot be extended).
         self.max_positions = max_positions(model)
         self.forward_tokens = 0
         self.generated_tokens = 0
@@ -307,7 +311,7 @@ class HFPolicy:
                 elif until_step_end and self._ends_step(generated[row]):
                     active[row] = False
                 elif len(generated[row]) >= room[row]:
-                    active[row] = False  # cut as at max_tokens; a state with no room left ends at its next expand
+                    active[row] = False  # cut where the sequence reaches the model's positions
             if not bool(active.any()) or step == max_tokens - 1:
                 break
             self._feed(batch, torch.where(active, next_ids, self.pad_id), active)
@@ -331,6 +335,10 @@ class HFPolicy:
         pending = [state.pending_ids for state in states]
         if any(not ids for ids in pending):
             raise ValueError("a state has no pending token; it was built by hand or is finished")
+        if self.max_positions:
+            for state in states:
+                if len(state.token_ids) > self.max_positions:  # built by hand: never read past them
+                    raise TooLong(len(state.token_ids), self.max_positions, "state")
         width_cached, width_new = max(cached), max(len(ids) for ids in pending)
         rows = len(states)
         device = self.device
@@ -359,7 +367,12 @@ class HFPolicy:
     def _feed(self, batch: _Batch, next_ids: torch.Tensor, active: torch.Tensor) -> None:
         """Run one new token per row (padding for inactive rows) and update `batch` in place."""
         batch.mask = torch.cat([batch.mask, active.long().unsqueeze(1)], dim=1)
-        batch.logits = self._forward(next_ids.unsqueeze(1), batch.mask, batch.positions.unsqueeze(1), batch.cache)
+        positions = batch.positions
+        if self.max_positions:
+            # A row with no room left sits at max_positions; its (masked) padding goes at the last
+            # position instead, which a model with learned positions can still look up.
+            positions = positions.clamp(max=self.max_positions - 1)
+        batch.logits = self._forward(next_ids.unsqueeze(1), batch.mask, positions.unsqueeze(1), batch.cache)
         batch.positions = batch.positions + active.long()
         n_active = int(active.sum())
         self.forward_tokens += n_active
@@ -395,10 +408,13 @@ class HFPolicy:
 
         The last sampled id was never run through the model; it becomes the new state's
         pending token. In step mode a stop token that carries text after the separator is
-        replaced by the ids of its text up to the separator (no encoded token changes).
+        replaced by the ids of its text up to the separator (no encoded token changes), and a
+        step cut where its sequence reaches the model's positions (no room for the separator
+        that would close it) is finished.
         """
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         tail = ids
+        finished = ended_by_eos
         if until_step_end and not ended_by_eos:
             cut = text.find(self.separator)
             if cut >= 0:
@@ -409,15 +425,21 @@ class HFPolicy:
                     wanted = (before_stop + stop_text)[len(before_stop):cut + len(self.separator)]
                     if wanted != stop_text:
                         tail = ids[:-1] + self.tokenizer.encode(wanted, add_special_tokens=False)
+            elif self.max_positions and len(prefix.token_ids) + len(ids) + len(self.separator_ids) > self.max_positions:
+                # Cut where the sequence reaches the model's positions: the separator would be read
+                # past them, so the step cannot be closed and the sequence cannot go on.
+                finished = True
             else:
                 # Cut at max_step_tokens: close the step so the next one starts a new line.
                 tail = ids + self.separator_ids
+            if not finished and self.max_positions and len(prefix.token_ids) + len(tail) > self.max_positions:
+                tail, finished = ids, True  # a stop token re-encoded longer than the room left
         state = None
         if cache is not None:
-            suffix = text + ("" if ended_by_eos or not until_step_end else self.separator)
+            suffix = text + ("" if finished or not until_step_end else self.separator)
             state = PolicyState(token_ids=prefix.token_ids + tail, text=prefix.text + suffix, cache=cache,
-                                finished=ended_by_eos)
-        return Continuation(text=text, token_ids=list(ids), finished=ended_by_eos, state=state)
+                                finished=finished)
+        return Continuation(text=text, token_ids=list(ids), finished=finished, state=state)
 
 
 def render_prompt(tokenizer, prefix: str, use_chat_template: bool) -> str:

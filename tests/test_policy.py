@@ -1,4 +1,5 @@
-"""HFPolicy: seeded sampling, step stopping, KV-cache reuse equal to re-encoding, counters."""
+"""HFPolicy: seeded sampling, step stopping, KV-cache reuse equal to re-encoding, counters,
+never reading past the model's positions."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import torch
 
 from generation.tiny import build_tiny_causal_lm, train_tokenizer
 from generation.policy import HFPolicy, PolicyState, TokenSample
+from tasks.math.limits import TooLong
 from tasks.math.prompts import policy_prompt
 from tasks.math.protocols import Policy
 
@@ -171,3 +173,127 @@ def test_from_pretrained_round_trip(tokenizer, tmp_path):
     loaded = HFPolicy.from_pretrained(str(tmp_path), device="cpu", seed=2, temperature=1.0, max_step_tokens=8)
     here = HFPolicy(plain, tokenizer, seed=2, temperature=1.0, max_step_tokens=8)
     assert loaded.complete(prefixes(), 2, until_step_end=True) == here.complete(prefixes(), 2, until_step_end=True)
+
+
+class PositionLimitedLM(torch.nn.Module):
+    """A tiny model with `limit` positions that never samples the separator or EOS (every step
+    and solution is cut by a limit) and records the largest position id it is fed. Qwen2 (RoPE)
+    reads past its positions silently, GPT-2 (learned positions) raises IndexError."""
+
+    def __init__(self, tokenizer, kind: str, limit: int):
+        super().__init__()
+        if kind == "qwen2":
+            self.inner = build_tiny_causal_lm(tokenizer, "tiny", seed=0, max_positions=limit)
+        else:
+            from transformers import GPT2Config, GPT2LMHeadModel
+
+            torch.manual_seed(0)
+            self.inner = GPT2LMHeadModel(GPT2Config(
+                vocab_size=len(tokenizer), n_positions=limit, n_embd=32, n_layer=2, n_head=2,
+                eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id))
+        self.config = self.inner.config  # so that HFPolicy finds the positions
+        self.bias = torch.zeros(self.inner.config.vocab_size)
+        self.bias[[tokenizer.encode("\n")[0], tokenizer.eos_token_id]] = -1e9
+        self.max_position = -1
+
+    def forward(self, **kwargs):
+        self.max_position = max(self.max_position, int(kwargs["position_ids"].max()))
+        output = self.inner(**kwargs)
+        output.logits = output.logits + self.bias
+        return output
+
+
+POSITION_KINDS = ["qwen2", "gpt2"]
+
+
+@pytest.mark.parametrize("kind", POSITION_KINDS)
+def test_a_step_cut_at_the_position_limit_is_finished_and_nothing_is_read_past_it(tokenizer, kind):
+    lengths = [len(tokenizer.encode(prefix)) for prefix in prefixes()]  # 17, 20, 52
+    limit = max(lengths) + 5
+    model = PositionLimitedLM(tokenizer, kind, limit)
+    policy = make_policy(model, tokenizer, max_step_tokens=16)
+    separator = policy.separator_ids
+    states = policy.start(prefixes())
+    cut_by_limit = cut_by_step_limit = 0
+    for _ in range(6):
+        live = [state for state in states if not state.finished]
+        if not live:
+            break
+        groups = policy.expand(live, 2)
+        assert model.max_position < limit
+        states = []
+        for parent, group in zip(live, groups):
+            assert len(group) == 2
+            for child in group:
+                if len(parent.token_ids) + 16 + len(separator) > limit:
+                    # Cut where the sequence reaches the positions: finished, no separator past them.
+                    assert len(child.token_ids) == min(16, limit - len(parent.token_ids))
+                    assert child.finished and child.state.finished
+                    assert child.state.token_ids == parent.token_ids + child.token_ids
+                    assert len(child.state.token_ids) <= limit
+                    assert child.state.text == parent.text + child.text
+                    cut_by_limit += 1
+                else:
+                    # Cut at max_step_tokens with room left: closed by the separator, as before.
+                    assert len(child.token_ids) == 16 and not child.finished and not child.state.finished
+                    assert child.state.token_ids == parent.token_ids + child.token_ids + separator
+                    assert child.state.text == parent.text + child.text + "\n"
+                    cut_by_step_limit += 1
+                states.append(child.state)
+    assert not [state for state in states if not state.finished]
+    assert cut_by_limit >= 6 and cut_by_step_limit >= 4
+    # Finished states are not extended (and never read past the positions).
+    assert policy.expand(states, 1) == [[] for _ in states]
+    assert model.max_position < limit
+
+
+@pytest.mark.parametrize("kind", POSITION_KINDS)
+def test_a_step_limit_that_meets_the_position_limit(tokenizer, kind):
+    long, short = prefixes()[2], prefixes()[0]
+    length = len(tokenizer.encode(long))
+    # The step limit reaches the last position: the separator would not fit, so the step is finished.
+    model = PositionLimitedLM(tokenizer, kind, length + 4)
+    policy = make_policy(model, tokenizer, max_step_tokens=4)
+    (child,), = policy.expand(policy.start([long]), 1)
+    assert len(child.token_ids) == 4 and child.finished and len(child.state.token_ids) == length + 4
+    assert model.max_position < length + 4
+    # One position more: the separator fits and fills the positions; the full state then gets
+    # empty, finished continuations while a state with room in the same batch samples on, and the
+    # full state's padding is never fed past the positions.
+    limit = length + 5
+    model = PositionLimitedLM(tokenizer, kind, limit)
+    policy = make_policy(model, tokenizer, max_step_tokens=4)
+    (child,), = policy.expand(policy.start([long]), 1)
+    assert not child.finished and child.state.token_ids[-len(policy.separator_ids):] == policy.separator_ids
+    assert len(child.state.token_ids) == limit
+    full, roomy = policy.expand([child.state] + policy.start([short]), 2)
+    assert [(c.text, c.token_ids, c.finished) for c in full] == [("", [], True)] * 2
+    assert all(len(c.token_ids) == 4 and not c.finished for c in roomy)
+    assert model.max_position < limit
+
+
+@pytest.mark.parametrize("kind", POSITION_KINDS)
+def test_whole_solutions_stop_at_the_position_limit(tokenizer, kind):
+    long, short = prefixes()[2], prefixes()[0]
+    length = len(tokenizer.encode(long))
+    limit = length + 6
+    model = PositionLimitedLM(tokenizer, kind, limit)
+    policy = make_policy(model, tokenizer, max_new_tokens=40)
+    samples = policy.sample_tokens([long, short], 2)
+    # Cut where the sequence reaches the positions (not EOS, so not finished) or at max_new_tokens.
+    assert [len(s.completion_ids) for s in samples] == [6, 6, 40, 40]
+    assert not any(s.finished for s in samples)
+    assert [len(texts) for texts in policy.complete([long, short], 2)] == [2, 2]
+    assert model.max_position < limit
+    # A whole solution kept with its cache fills the positions: next it gets an empty, finished
+    # continuation, and its padding is never fed past the positions while the other row samples.
+    (child,), = policy.expand(policy.start([long]), 1, until_step_end=False)
+    assert len(child.state.token_ids) == limit and not child.finished
+    full, roomy = policy.expand([child.state] + policy.start([short]), 1, until_step_end=False)
+    assert [(c.text, c.token_ids, c.finished) for c in full] == [("", [], True)]
+    assert len(roomy[0].token_ids) == 40
+    assert model.max_position < limit
+    # A state longer than the positions (built by hand) is refused, not read past them.
+    with pytest.raises(TooLong):
+        policy.expand([PolicyState(token_ids=child.state.token_ids + [5], text=long)], 1)
+    assert model.max_position < limit
