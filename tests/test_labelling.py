@@ -106,6 +106,28 @@ def test_hard_and_soft_rollouts_follow_math_shepherd_in_one_batched_call():
     ]
 
 
+def test_a_step_no_rollout_saves_does_not_make_later_steps_wrong():
+    """Rollout labels are per-step Monte Carlo estimates, as in Math-Shepherd: 0 hits in n
+    rollouts is an estimate (the policy may just be weak), not a proven error, so the steps
+    after it are judged on their own. Only a false claim makes every later step wrong."""
+    steps = [PROSE, "3 + 4 = 7", "7 * 2 = 14", "The answer is 14"]
+    result = label_steps(PROBLEM, steps, policy=StubPolicy("14", hits=lambda prefix: 0), n_rollouts=4)
+    assert result.labels == [False, True, True, True]
+    assert result.sources == ["rollout", "symbolic", "symbolic", "answer"]
+    assert result.first_false_claim == -1
+    # emitted as labelled: a record can say True after a rollout-judged False
+    assert result.to_record(QUESTION, steps)["labels"] == [False, True, True, True]
+    soft = label_steps(PROBLEM, steps, policy=StubPolicy("14", hits=lambda prefix: 0), n_rollouts=4, mode="soft")
+    assert soft.labels == [0.0, 1.0, 1.0, 1.0]
+    # locating a silent error: a checked step after the 0-hit one that a rollout still saves is right
+    problem = Problem(id="p1", question="Tom has 3 apples and buys 5 more, then doubles them.", answer="16")
+    silent = ["3 + 4 = 7", "7 * 2 = 14", "14 + 0 = 14", "The answer is 14"]
+    saved_late = StubPolicy("16", hits=lambda prefix: 1 if prefix.endswith("7 * 2 = 14\n") else 0)
+    located = label_steps(problem, silent, policy=saved_late, n_rollouts=4, locate_silent_errors=True)
+    assert located.labels == [False, True, False, False]
+    assert located.sources == ["rollout", "rollout", "rollout", "answer"]
+
+
 def test_without_policy_unverifiable_steps_take_the_answer_derived_label():
     right = label_steps(PROBLEM, [PROSE, "3 + 4 = 7", "The answer is 14"])
     wrong = label_steps(PROBLEM, [PROSE, "3 + 4 = 7", "The answer is 9"])

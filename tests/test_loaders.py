@@ -89,6 +89,38 @@ def test_prm800k_phase2_stops_at_the_first_error_and_reports_unlabelled(caplog):
     assert "bad_problem" in caplog.text
 
 
+def _prm800k_step(text, rating, *alternatives):
+    """One PRM800K step whose chosen completion (index 0) is `text`; `alternatives` are
+    (text, rating) pairs of the other completions."""
+    completions = [{"text": text, "rating": rating, "flagged": None}]
+    completions += [{"text": t, "rating": r, "flagged": None} for t, r in alternatives]
+    return {"completions": completions, "human_completion": None, "chosen_completion": 0}
+
+
+def test_prm800k_record_ends_at_a_chosen_step_rated_minus_one(tmp_path):
+    # A labeler may choose a completion rated -1 and go on; the record still stops there, so
+    # no step follows a -1 (no True after that False).
+    row = {"question": {"problem": "P", "ground_truth_answer": "1"},
+           "label": {"steps": [_prm800k_step("a", 1),
+                               _prm800k_step("b (wrong)", -1, ("b'", 1)),
+                               _prm800k_step("c", 1, ("c'", -1)),
+                               _prm800k_step("# Answer\n\n1", 1)],
+                     "finish_reason": "solution"}}
+    path = tmp_path / "chosen_wrong.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    data = load_prm800k(path)
+    assert len(data) == 1
+    assert data[0]["completions"] == ["a", "b (wrong)"] and data[0]["labels"] == [True, False]
+    # the other completions of the closing step still make records; none from after it
+    alternatives = load_prm800k(path, alternatives=True)
+    assert [(r["completions"], r["labels"]) for r in alternatives] == [
+        (["a", "b (wrong)"], [True, False]), (["a", "b'"], [True, True])]
+    # a chosen step rated 0 is not rated -1: with neutral="negative" it is False, and the record goes on
+    row["label"]["steps"][1] = _prm800k_step("b (neutral)", 0)
+    path.write_text(json.dumps(row) + "\n")
+    assert load_prm800k(path, neutral="negative")[0]["labels"] == [True, False, True, True]
+
+
 def test_math_shepherd_tags_become_labels():
     data = load_math_shepherd(FIXTURES / "math_shepherd.jsonl")
     assert data[0]["prompt"] == "Janet has 16 eggs and eats 3. She sells the rest at $2 each. How much does she make?"

@@ -1,5 +1,7 @@
 """integrations.verl.dense: the verl-free core of the dense manager (runs in the main venv)."""
 
+import bisect
+
 import pytest
 
 from generation.tiny import train_tokenizer
@@ -10,6 +12,7 @@ from integrations.verl.dense import (
     assign_rewards,
     choose_prompt,
     locate_steps,
+    scalar_reward,
     score_all,
     step_end_tokens,
     token_text_ends,
@@ -72,6 +75,31 @@ def test_steps_map_to_the_token_holding_their_last_character(tokenizer):
     assert step_end_tokens(ends, spans) == last
 
 
+def test_locate_steps_finds_crlf_normalised_steps_in_the_original_text():
+    # step_style "blank" splits a copy with CRLF turned into LF: its multi-line steps are not
+    # in the text verbatim; their spans run from the first to the last character in the text
+    text = "a = 1\r\nb = 2\r\n\r\nc\r\nd"
+    spans = locate_steps(text, ["a = 1\nb = 2", "c\nd"])
+    assert spans == [(0, 12), (16, 20)]
+    assert [text[a:b] for a, b in spans] == ["a = 1\r\nb = 2", "c\r\nd"]
+    # steps found verbatim are found where they were, CR or not
+    assert locate_steps("x\r\ny\r\n", ["x", "y"]) == [(0, 1), (3, 4)]
+    with pytest.raises(ValueError, match="not found"):  # order still matters
+        locate_steps(text, ["c\nd", "a = 1\nb = 2"])
+
+
+def test_blank_steps_of_a_crlf_response_land_on_their_last_tokens(tokenizer):
+    text = "3 + 4 = 7\r\nso 7 apples\r\n\r\nThe answer is 7"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    rewarder = DenseRewarder(tokenizer, VerifierScorer(), DenseRewardConfig(step_style="blank"))
+    item = rewarder.prepare(ids, "q")
+    assert item.steps == ["3 + 4 = 7\nso 7 apples", "The answer is 7"]
+    decoded, ends = token_text_ends(tokenizer, ids)
+    assert decoded == text
+    last_characters = [text.index("apples") + len("apples"), len(text)]
+    assert item.step_tokens == [bisect.bisect_left(ends, end) for end in last_characters]
+
+
 def test_locate_steps_names_a_missing_step():
     with pytest.raises(ValueError, match="not found"):
         locate_steps("a\nb", ["a", "c"])
@@ -126,6 +154,52 @@ def test_process_grpo_pools_steps_and_outcome_per_group():
     assert items[1].step_rewards == pytest.approx([z(0.5)]) and items[1].outcome_reward == pytest.approx(z(0.0))
     assert items[2].step_rewards == [0.0] and items[2].outcome_reward == 0.0  # one reward in its group
     assert items[0].dense() == pytest.approx([z(1.0), 0.0, z(0.0), z(1.0)])
+
+
+def _response(scores, outcome, group="u"):
+    return ResponseRewards("p", "", ["s"] * len(scores), list(range(len(scores))), list(scores), outcome,
+                           len(scores) + 2, group=group)
+
+
+def test_process_grpo_scalar_is_the_task_reward_before_group_normalisation():
+    """The scalar a response reports (all that verl's agent-loop path keeps) must tell a good
+    solution from a bad one. Normalised against itself, one response's process-GRPO rewards sum
+    to ~0 whatever its scores; the scalar is the total of the raw rewards its group pools."""
+    config = DenseRewardConfig(credit="process_grpo", step_coef=0.5, outcome_coef=2.0)
+    good, bad, lone = _response([0.9, 0.95, 0.99], 1.0), _response([0.1, 0.05, 0.01], 0.0), _response([0.7], None)
+    # what a manager scoring one response at a time used to report: ~0 for all three
+    for item in (good, bad, lone):
+        assign_rewards([item], config)
+        assert sum(item.dense()) == pytest.approx(0.0, abs=1e-9)
+    assert scalar_reward(good, config) == pytest.approx(0.5 * 2.84 + 2.0)
+    assert scalar_reward(bad, config) == pytest.approx(0.5 * 0.16)
+    assert scalar_reward(lone, config) == pytest.approx(0.35)  # no outcome scored: steps only
+    # ... which is what the "sum" form gives with the same coefficients
+    as_sum = DenseRewardConfig(credit="sum", step_coef=0.5, outcome_coef=2.0)
+    for item in (good, bad, lone):
+        assert scalar_reward(item, config) == pytest.approx(scalar_reward(item, as_sum))
+    # the per-token process-GRPO rewards are those of the group, as before, and stay untouched
+    assign_rewards([good, bad], config)
+    placed = [good.dense(), bad.dense()]
+    pooled = [0.45, 0.475, 0.495, 2.0, 0.05, 0.025, 0.005, 0.0]
+    mean = sum(pooled) / 8
+    std = (sum((r - mean) ** 2 for r in pooled) / 7) ** 0.5
+    assert good.step_rewards == pytest.approx([(r - mean) / (std + 1e-4) for r in pooled[:3]])
+    assert scalar_reward(good, config) == pytest.approx(0.5 * 2.84 + 2.0)
+    assert [good.dense(), bad.dense()] == placed
+
+
+@pytest.mark.parametrize("credit", ["sum", "min", "progress"])
+def test_per_response_forms_report_their_placed_total(credit):
+    config = DenseRewardConfig(credit=credit, step_coef=0.5, outcome_coef=2.0, min_temperature=0.1)
+    item = _response([0.9, 0.2, 0.7], 1.0)
+    assign_rewards([item], config)
+    assert scalar_reward(item, config) == pytest.approx(sum(item.dense()))
+    expected = {"sum": 0.5 * 1.8, "min": 0.5 * 0.2040, "progress": 0.5 * (0.7 - 0.5)}[credit] + 2.0
+    assert scalar_reward(item, config) == pytest.approx(expected, abs=1e-4)
+    empty = _response([], 1.0)
+    empty.length = 0  # nothing to put a reward on
+    assert scalar_reward(empty, config) == 0.0
 
 
 def test_config_rejects_unknown_forms():

@@ -244,13 +244,20 @@ def test_reward_loop_worker_and_assemble_match_the_batch_manager(models, credit)
     outputs = asyncio.get_event_loop().run_until_complete(worker.compute_score_batch(data))
     scores = [o["reward_score"] for o in outputs]
     rm_scores = resolve_reward_manager_cls(config).assemble_rm_scores(data, scores)
-    expected = dense_manager.PRMDenseRewardManager(models["tokenizer"], prm_path=models["prm_dir"], prm_device="cpu",
-                                                   credit=credit)(data)
+    batch = dense_manager.PRMDenseRewardManager(models["tokenizer"], prm_path=models["prm_dir"], prm_device="cpu",
+                                                credit=credit)(data, return_dict=True)
+    expected = batch["reward_tensor"]
     torch.testing.assert_close(rm_scores, expected, atol=1e-6, rtol=0)
-    # the scalar each row carries is its total reward, what verl keeps where it takes a float
-    if credit == "sum":
-        assert [float(s) for s in scores] == pytest.approx(expected.sum(1).tolist(), abs=1e-5)
+    # the scalar each row carries is its total reward, what verl keeps where it takes a float;
+    # for process_grpo the total before the group normalisation, i.e. the "sum" form's (one
+    # response normalised alone would sum to ~0 and carry no signal)
+    totals = expected if credit == "sum" else dense_manager.PRMDenseRewardManager(
+        models["tokenizer"], prm_path=models["prm_dir"], prm_device="cpu", credit="sum")(data)
+    assert [float(s) for s in scores] == pytest.approx(totals.sum(1).tolist(), abs=1e-5)
+    assert len(set(round(float(s), 3) for s in scores)) > 1  # the rows differ: a signal
     extra = [o["reward_extra_info"] for o in outputs]
+    assert [e["score"] for e in extra] == pytest.approx(totals.sum(1).tolist(), abs=1e-5)
+    assert batch["reward_extra_info"]["score"] == pytest.approx(totals.sum(1).tolist(), abs=1e-5)  # logged alike
     assert [e["outcome"] for e in extra] == _outcomes()
     # reward_extra_info is what compute_rm_score turns into numpy columns
     assert np.array([e["num_steps"] for e in extra]).shape == (len(QUESTIONS),)

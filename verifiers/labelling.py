@@ -7,12 +7,14 @@ the source that decided it:
   (`verifiers.check_step` is False, or `verifiers.check_transition` from the previous step
   is False) labels the step wrong; a step whose claims all check true is labelled right.
 - ``"after_error"``: every step after the first false claim is wrong, whatever it says.
+  Only a false claim does this; a step judged wrong by rollouts does not (see below).
 - ``"answer"``: the final step is right iff the answer it states
   (`verifiers.extract_answer`) is `verifiers.answers_equivalent` to the reference.
 - ``"rollout"``: a step with nothing checkable is estimated as Math-Shepherd does. The
   policy continues the solution from ``policy_prompt(question) + format_solution(steps[:i+1])``
   ``n_rollouts`` times; mode "hard" labels the step right iff ANY rollout reaches the
-  reference answer, mode "soft" labels it with the FRACTION that do.
+  reference answer, mode "soft" labels it with the FRACTION that do. Each step's estimate
+  is its own.
 - ``"outcome"``: without a policy, an unverifiable step takes the label of the whole
   solution's answer (right iff the final answer matches the reference and no claim is
   false). This is the cheap fallback; a policy gives better labels.
@@ -23,8 +25,19 @@ Silent errors: a step can compute correctly on the wrong number or with the wron
 for the story ("She buys 4 more: 12 + 4 = 16" when she bought 6); sympy says True. With
 ``locate_silent_errors=True``, a solution whose final answer is wrong although every claim
 checks (so the error is one sympy cannot see) gets rollouts on its checked steps too, and
-the rollouts decide them (source ``"rollout"``): the first step after which no rollout
-reaches the reference is where the solution went wrong, as Math-Shepherd estimates it.
+the rollouts decide them (source ``"rollout"``), each step by its own estimate as
+Math-Shepherd estimates every step: the first step after which no rollout reaches the
+reference is the estimate of where the solution went wrong, and a later step that some
+rollout still saves is labelled right.
+
+Steps after a rollout-judged wrong step are not forced wrong (a decision, as in
+Math-Shepherd, whose hard labels are per-step estimates). A false claim is certain, so
+everything after it is wrong (PRM800K's convention); 0 hits in ``n_rollouts`` is an
+estimate that a weak policy or few rollouts can get wrong, and forcing the later steps
+wrong would spread that one miss over the rest of the solution (and mode "soft" has no
+"wrong" to spread). So a record may say True after a False from rollouts, and
+`LabelResult.to_record` emits it as labelled; train with ``--first_wrong_only`` to ignore
+the steps after a solution's first wrong one, as PRM800K-style labels would.
 
 Mode "consensus" runs rollouts on every step up to the first false claim and keeps a step
 only where the sources agree: a checked step is kept (source ``"symbolic+rollout"``) when

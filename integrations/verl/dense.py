@@ -11,8 +11,10 @@ policy tokens through character offsets, never token ids: `token_text_ends` deco
 incrementally (a small window of tokens at a time, as vLLM's detokenizer does) and records after
 each token how many characters of the response text are known. A token that ends inside a
 multi-byte character adds nothing until the token that completes it. The response text is the
-concatenation of those pieces; steps are located in it, and step k's last token is the first
-token whose end offset reaches the end of the step's last (non-space) character. Special tokens
+concatenation of those pieces; steps are located in it (a step the splitter took from a
+CRLF-normalised copy, style "blank", is found ignoring carriage returns: `locate_steps`), and
+step k's last token is the first token whose end offset reaches the end of the step's last
+(non-space) character. Special tokens
 (EOS) decode to "" and so never end a step; the outcome goes on the last response token whatever
 it is (EOS when the response finished).
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from prm.ppo.credit import CREDIT_FORMS, assign_credit, process_grpo_rewards
@@ -69,14 +71,32 @@ def token_text_ends(tokenizer, ids: Sequence[int]) -> tuple[str, list[int]]:
 
 
 def locate_steps(text: str, steps: Sequence[str]) -> list[tuple[int, int]]:
-    """Character spans [start, end) of each (stripped) step, found in order in `text`."""
+    """Character spans [start, end) of each (stripped) step, found in order in `text`.
+
+    A step is looked up verbatim first. One that is not there (style "blank" splits a copy of
+    the text with CRLF turned into LF, so its multi-line steps hold "\\n" where the text has
+    "\\r\\n") is looked up with carriage returns left out of both, and its span is mapped back
+    to `text`: from the step's first character to its last, CRs inside included. (Leaving every
+    CR out maps "\\r\\n" and "\\n" alike, so whatever CRLF normalisation the splitter did, the
+    step is found.)
+    """
     spans, cursor = [], 0
+    kept: list[int] | None = None  # indices in `text` of its non-CR characters, built on first need
     for step in steps:
         start = text.find(step, cursor)
-        if start < 0:
-            raise ValueError(f"step {step[:40]!r} not found in the response text after offset {cursor}")
-        spans.append((start, start + len(step)))
-        cursor = start + len(step)
+        if start >= 0:
+            end = start + len(step)
+        else:
+            if kept is None:
+                kept = [i for i, char in enumerate(text) if char != "\r"]
+                bare_text = "".join(text[i] for i in kept)
+            bare_step = step.replace("\r", "")
+            found = bare_text.find(bare_step, bisect.bisect_left(kept, cursor)) if bare_step else -1
+            if found < 0:
+                raise ValueError(f"step {step[:40]!r} not found in the response text after offset {cursor}")
+            start, end = kept[found], kept[found + len(bare_step) - 1] + 1
+        spans.append((start, end))
+        cursor = end
     return spans
 
 
@@ -286,3 +306,22 @@ def assign_rewards(items: list[ResponseRewards], config: DenseRewardConfig) -> N
             outcome = items[i].outcome
             items[i].step_rewards = [config.step_coef * v for v in values]
             items[i].outcome_reward = 0.0 if outcome is None else config.outcome_coef * float(outcome)
+
+
+def scalar_reward(item: ResponseRewards, config: DenseRewardConfig) -> float:
+    """One response's scalar reward: what verl keeps where only a float survives (the agent
+    loop's `reward_score`, put on the last token) and what the managers log as "score".
+
+    "sum", "min", "progress": the total of the response's placed rewards, sum(dense()):
+        step_coef * (the form's step values, summed) + outcome_coef * outcome.
+    "process_grpo": the task reward before the group normalisation, step_coef * sum_k score_k
+        + outcome_coef * outcome (the outcome term only where scored): the total of the raw
+        rewards its group pools, i.e. what the "sum" form gives. A response scored alone (the
+        reward-loop manager's `run_single`) does not know its group, and normalised against
+        itself its rewards sum to 0 whatever its scores, so that total would carry no signal.
+    Reads step_scores, outcome, length and config only; `item` is left as it is.
+    """
+    form = "sum" if config.credit == "process_grpo" else config.credit
+    alone = replace(item, step_rewards=[], outcome_reward=0.0)
+    assign_rewards([alone], replace(config, credit=form))
+    return float(sum(alone.dense()))

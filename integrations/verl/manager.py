@@ -51,7 +51,8 @@ from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, register_adv_est
 from verl.workers.reward_manager import register as register_batch_manager
 from verl.workers.reward_manager.abstract import AbstractRewardManager
 
-from integrations.verl.dense import DenseRewardConfig, DenseRewarder, ResponseRewards, assign_rewards, choose_prompt
+from integrations.verl.dense import (DenseRewardConfig, DenseRewarder, ResponseRewards, assign_rewards,
+                                     choose_prompt, scalar_reward)
 from prm.ppo.credit import reward_to_go
 
 NAME = "prm_dense"
@@ -173,10 +174,12 @@ def _prepare_item(rewarder: DenseRewarder, item) -> tuple[ResponseRewards, Any, 
     return prepared, ground_truth, nt.get("data_source", None), extra_info
 
 
-def _extra_info(item: ResponseRewards) -> dict[str, float]:
+def _extra_info(item: ResponseRewards, config: DenseRewardConfig) -> dict[str, float]:
     scores = item.step_scores
     return {
-        "score": float(sum(item.dense())),
+        # the scalar the reward-loop manager reports (`dense.scalar_reward`), so that both
+        # managers log the same "score": for process_grpo the task reward before normalisation
+        "score": scalar_reward(item, config),
         "outcome": float("nan") if item.outcome is None else float(item.outcome),
         "num_steps": float(len(scores)),
         "step_score_mean": float(sum(scores) / len(scores)) if scores else float("nan"),
@@ -212,7 +215,7 @@ class PRMDenseRewardManager(AbstractRewardManager):
         for i, item in enumerate(responses):
             if item.length:
                 reward_tensor[i, : item.length] = torch.tensor(item.dense(), dtype=torch.float32)
-            for key, value in _extra_info(item).items():
+            for key, value in _extra_info(item, self.rewarder.config).items():
                 reward_extra_info[key].append(value)
             if printed < self.num_examine:
                 printed += 1
@@ -225,7 +228,8 @@ class PRMDenseRewardManager(AbstractRewardManager):
 
 
 class DenseScore(float):
-    """A trajectory's scalar reward (the sum of its dense rewards) that also carries the dense
+    """A trajectory's scalar reward (`dense.scalar_reward`: the sum of its dense rewards; for
+    "process_grpo" the sum before the group normalisation) that also carries the dense
     placement, so `assemble_rm_scores` can write per-token rewards. Where verl keeps only a
     float (the agent loop's async reward, `AgentLoopOutput.reward_score`), the scalar remains."""
 
@@ -262,12 +266,17 @@ class PRMDenseRewardLoopManager(RewardManagerBase):
         prepared, ground_truth, data_source, extra_info = _prepare_item(self.rewarder, data[0])
         self.rewarder.score([prepared])
         prepared.outcome = self.rewarder.outcome_of(prepared, ground_truth, data_source, extra_info)
-        assign_rewards([prepared], self.rewarder.config)  # per-response forms final; process_grpo redone per group
+        config = self.rewarder.config
         payload = {
             "step_tokens": prepared.step_tokens, "step_scores": prepared.step_scores, "outcome": prepared.outcome,
-            "length": prepared.length, "config": asdict(self.rewarder.config),
+            "length": prepared.length, "config": asdict(config),
         }
-        return {"reward_score": DenseScore(sum(prepared.dense()), payload), "reward_extra_info": _extra_info(prepared)}
+        # The float is all verl's agent-loop path keeps: the row's total reward, for process_grpo
+        # before the group normalisation (one response normalised alone sums to ~0). The
+        # per-token rewards, process_grpo's per group, are made from the payload by
+        # assemble_rm_scores.
+        score = DenseScore(scalar_reward(prepared, config), payload)
+        return {"reward_score": score, "reward_extra_info": _extra_info(prepared, config)}
 
     async def run_single(self, data: DataProto) -> dict:
         data = data[-1:]  # multi-sequence outputs: the last sequence, as verl's managers do

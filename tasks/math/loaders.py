@@ -402,19 +402,19 @@ def _convert_prm800k(row, *, where, line, neutral: str, alternatives: bool):
                               line=line, field=f"{name}.chosen_completion")
         if chosen is not None:
             taken = chosen
-            text, step_label, _ = options[chosen]
+            text, step_label, rating = options[chosen]
         elif human is not None:
             # phase 1: every completion was rated -1 and the labeler wrote a correct step
             taken = None
             text = human["text"] if isinstance(human, dict) else human
             if not isinstance(text, str) or not text.strip():
                 raise RecordError("must hold a step text", path=where, line=line, field=f"{name}.human_completion")
-            step_label = True
+            step_label, rating = True, None
         else:
             # the end of the trajectory: the first rated-wrong completion (found_error) closes it
             wrong = [k for k, (_, _, rating) in enumerate(options) if rating == -1]
             taken = wrong[0] if wrong else None
-            text, step_label, _ = options[taken] if taken is not None else (None, None, None)
+            text, step_label, rating = options[taken] if taken is not None else (None, None, None)
         if alternatives:
             for k, (alt_text, alt_label, _) in enumerate(options):
                 if k != taken and alt_label is not None:
@@ -424,7 +424,9 @@ def _convert_prm800k(row, *, where, line, neutral: str, alternatives: bool):
             break  # unrated or unfinished: the labelled prefix ends here
         texts.append(text)
         labels.append(step_label)
-        if chosen is None and human is None:
+        if rating == -1:
+            # the first step rated -1 closes the record, a chosen one too (a labeler may pick a
+            # -1 completion and go on): no step follows a -1, as the first-error labels promise
             break
     reference = question.get("ground_truth_answer")
     if not texts:
@@ -448,8 +450,10 @@ def load_prm800k(
 
     One record per labelled trajectory: the chosen completion of each step (or the
     labeler's own step in phase 1), up to and including the first step rated -1 (phase 2
-    stops there). Ratings: +1 -> True, -1 -> False, 0 -> `neutral`: "positive" (True, as
-    the paper's PRM training treats it), "negative" (False) or "half" (0.5, soft labels).
+    stops there; a chosen completion rated -1 ends the record too, though the trajectory
+    goes on), so no step follows one rated -1. Ratings: +1 -> True, -1 -> False, 0 ->
+    `neutral`: "positive" (True, as the paper's PRM training treats it), "negative" (False)
+    or "half" (0.5, soft labels).
     With `alternatives`, every other rated completion of a step adds a record (the prefix
     plus that completion), as TRL's conversion does. Lines whose labeler marked the
     problem bad or gave up before rating any step are skipped and counted.
