@@ -13,7 +13,7 @@ from tasks.math.steps import (
 )
 
 # Step text: no newline, no surrounding whitespace, no Shepherd tag, no "Step k:" / "####".
-_alphabet = st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"), blacklist_characters="\n\r#кs")
+_alphabet = st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"), blacklist_characters="\n\r#кs$\\")
 step_text = st.text(_alphabet, min_size=1, max_size=30).map(str.strip).filter(bool)
 step_lists = st.lists(step_text, min_size=1, max_size=8)
 
@@ -74,3 +74,37 @@ def test_shepherd_tags_and_other_shapes():
     assert split_steps("") == []
     with pytest.raises(ValueError):
         split_steps("x", "sentences")
+
+
+def test_a_markdown_header_of_four_hashes_is_not_a_gsm8k_answer():
+    # Only a last "#### X" line is GSM8K's answer; a "####" header with text after it is a step
+    # start, and nothing after it is lost.
+    text = ("#### Step 1: Add\n3 + 4 = 7\n#### Step 2: Double\n7 * 2 = 14\n#### Final Answer\nThe answer is 14")
+    assert split_steps(text) == ["#### Step 1: Add\n3 + 4 = 7", "#### Step 2: Double\n7 * 2 = 14\n#### Final Answer",
+                                 "The answer is 14"]
+    assert split_gsm8k("3 + 4 = 7\n#### Final\nThe answer is 7") == (["3 + 4 = 7", "#### Final", "The answer is 7"], None)
+    assert split_gsm8k("3 + 4 = 7\n#### 7\n") == (["3 + 4 = 7"], "7")
+
+
+def test_bold_step_prefixes_and_a_last_answer_line_in_the_step_prefix_style():
+    text = "**Step 1:** Add the apples.\n2 + 3 = 5\n**Step 2:** Double them.\n5 * 2 = 10\nThe answer is 10"
+    assert split_steps(text) == ["**Step 1:** Add the apples.\n2 + 3 = 5", "**Step 2:** Double them.\n5 * 2 = 10",
+                                 "The answer is 10"]
+
+
+def test_a_step_number_with_a_period_inside_prose_does_not_start_a_step():
+    text = "Step 1: We set up; in step 2. we will add.\nStep 2: 2 + 3 = 5\nStep 3: The answer is 5"
+    assert split_steps(text) == ["Step 1: We set up; in step 2. we will add.", "Step 2: 2 + 3 = 5",
+                                 "Step 3: The answer is 5"]
+    assert split_steps("Step 1. Add: 2 + 3 = 5\nStep 2. The answer is 5") == ["Step 1. Add: 2 + 3 = 5",
+                                                                              "Step 2. The answer is 5"]
+
+
+def test_display_math_over_several_lines_stays_in_one_step():
+    text = "We add:\n\\[\n2 + 3 = 5\n\\]\nThe answer is 5"
+    assert split_steps(text) == ["We add:", "\\[\n2 + 3 = 5\n\\]", "The answer is 5"]
+    align = "We have\n\\begin{align*}\nx &= 2 + 3 \\\\\n&= 5\n\\end{align*}\nThe answer is 5"
+    assert split_steps(align) == ["We have", "\\begin{align*}\nx &= 2 + 3 \\\\\n&= 5\n\\end{align*}",
+                                  "The answer is 5"]
+    assert split_steps("$$\n1 + 1 = 2\n$$\nSo 2") == ["$$\n1 + 1 = 2\n$$", "So 2"]
+    assert split_steps("\\[\n1 + 1 = 2\nnever closed\nSo 2") == ["\\[", "1 + 1 = 2", "never closed", "So 2"]

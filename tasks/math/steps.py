@@ -2,11 +2,16 @@
 
 Styles (`split_steps(text, style)`):
 
-* "lines"        one step a line (the toolkit's own format, `STEP_SEPARATOR = "\\n"`)
+* "lines"        one step a line (the toolkit's own format, `STEP_SEPARATOR = "\\n"`); display
+                 math over several lines (`\\[ ... \\]`, `$$ ... $$`, `\\begin{..} ... \\end{..}`)
+                 stays in one step
 * "blank"        steps separated by blank lines (a step may span several lines)
-* "step_prefix"  "Step 1: ... Step 2: ..." (the prefix stays in the step)
+* "step_prefix"  "Step 1: ... Step 2: ..." (the prefix stays in the step; also "#### Step 1:" and
+                 "**Step 1:**"; "Step 1." only at a line start); a last "The answer is X" line
+                 is a step of its own
 * "gsm8k"        GSM8K reference solutions: one step a line, `<<48/2=24>>` calculator
-                 annotations kept, the final "#### 72" line is the answer, not a step
+                 annotations kept, the final "#### 72" line is the answer, not a step (a
+                 "####" line with text after it is a Markdown header, kept as a step)
 * "shepherd"     Math-Shepherd: each step ends with the tag "ки"
 * "auto"         picks one of the above from the text
 
@@ -14,7 +19,7 @@ A list or tuple of steps (PRM800K, ProcessBench, TRL data) is returned as a list
 stripped steps, whatever the style.
 
 Round trip: for steps that are non-empty, have no surrounding whitespace and do not
-contain the separator, `split_steps(join_steps(steps, sep), style) == steps`, with
+contain the separator (nor display-math delimiters, for "lines"), `split_steps(join_steps(steps, sep), style) == steps`, with
 sep "\\n" for "lines", "gsm8k" and "step_prefix", "\\n\\n" for "blank"; and for text that
 is such a join, `join_steps(split_steps(text, style), sep) == text`. Math-Shepherd text is
 rebuilt with `join_shepherd`.
@@ -27,11 +32,20 @@ from collections.abc import Sequence
 
 STEP_STYLES = ("lines", "blank", "step_prefix", "gsm8k", "shepherd")
 SHEPHERD_TAG = "ки"
-_GSM8K_ANSWER = re.compile(r"^[ \t]*####[ \t]*(.*?)[ \t]*$", re.MULTILINE)
+# GSM8K's answer: a "#### 72" line that ends the text (a "#### Step 2" line with text after it
+# is a Markdown header).
+_GSM8K_ANSWER = re.compile(r"(?:^|\n)[ \t]*####[ \t]*([^\n]*?)[ \t]*\s*\Z")
 _CALCULATOR = re.compile(r"<<[^<>]*>>")
 _BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
-# "Step 3:" at the start of the text or after whitespace; "Step 3." too
-_STEP_PREFIX = re.compile(r"(?<!\S)step[ \t]*(\d+)[ \t]*[:.]", re.IGNORECASE)
+# "Step 3:" at the start of the text or after whitespace, also as a Markdown header or in bold
+# ("#### Step 3:", "**Step 3:**"); "Step 3." only where a line starts (in prose it is a reference).
+_STEP_PREFIX = re.compile(r"(?<!\S)(?:#{1,6}[ \t]*)?(?:\*\*)?step[ \t]*(\d+)[ \t]*([:.])", re.IGNORECASE)
+# A last line of its own that states the answer ("The answer is 10"), in the step_prefix style.
+_ANSWER_LINE = re.compile(r"\n[ \t]*((?:the )?(?:final )?answer(?: is)?\b[^\n]*)\s*\Z", re.IGNORECASE)
+# Display math that may span lines: a "lines" step does not end inside it.
+_DISPLAY_DELIMITERS = ((re.compile(r"\\\["), re.compile(r"\\\]")),
+                       (re.compile(r"\\begin\{"), re.compile(r"\\end\{")))
+MAX_DISPLAY_LINES, MAX_UNCLOSED = 50, 20
 
 
 def split_steps(text: str | Sequence[str], style: str = "auto", *, separator: str | None = None) -> list[str]:
@@ -49,7 +63,7 @@ def split_steps(text: str | Sequence[str], style: str = "auto", *, separator: st
     if style == "auto":
         style = detect_style(text)
     if style == "lines":
-        return _nonempty(text.split("\n"))
+        return _nonempty(_lines_keeping_display_math(text))
     if style == "blank":
         return _nonempty(_BLANK_LINE.split(text.replace("\r\n", "\n")))
     if style == "step_prefix":
@@ -90,10 +104,9 @@ def detect_style(text: str) -> str:
 def split_gsm8k(text: str) -> tuple[list[str], str | None]:
     """(steps, answer) of a GSM8K solution: the lines before the last "#### X" line, and X
     (None when there is no such line; then every line is a step)."""
-    matches = list(_GSM8K_ANSWER.finditer(text))
-    if not matches:
+    last = _GSM8K_ANSWER.search(text)
+    if last is None:
         return _nonempty(text.split("\n")), None
-    last = matches[-1]
     return _nonempty(text[: last.start()].split("\n")), last.group(1)
 
 
@@ -106,8 +119,48 @@ def _split_step_prefix(text: str) -> list[str]:
     starts = _step_prefix_starts(text)
     if not starts:
         return _nonempty([text])
-    bounds = ([0] if text[: starts[0]].strip() else []) + starts + [len(text)]
-    return _nonempty(text[begin:end] for begin, end in zip(bounds, bounds[1:]))
+    answer = _ANSWER_LINE.search(text, starts[-1])
+    end = answer.start() if answer else len(text)
+    bounds = ([0] if text[: starts[0]].strip() else []) + starts + [end]
+    return _nonempty([*(text[begin:stop] for begin, stop in zip(bounds, bounds[1:])), text[end:]])
+
+
+def _lines_keeping_display_math(text: str) -> list[str]:
+    """The lines of `text`, except that a display-math block opened on one line and closed on a
+    later one (`\\[ ... \\]`, `$$ ... $$`, `\\begin{..} ... \\end{..}`) stays one piece; a block
+    still open after MAX_DISPLAY_LINES lines, or at the end, is left as separate lines."""
+    lines = text.split("\n")
+    if "$$" not in text and "\\[" not in text and "\\begin{" not in text:
+        return lines
+    counts = [_display_counts(line) for line in lines]
+    pieces, i, unclosed = [], 0, 0
+    while i < len(lines):
+        open_now, end = counts[i], i
+        # Bounded work on any input: after a few blocks that never close, the rest is plain lines.
+        while _display_open(open_now) and unclosed < MAX_UNCLOSED and end + 1 < min(len(lines), i + MAX_DISPLAY_LINES):
+            end += 1
+            open_now = tuple(a + b for a, b in zip(open_now, counts[end]))
+        if end > i and not _display_open(open_now):
+            pieces.append("\n".join(lines[i:end + 1]))
+            i = end + 1
+            continue
+        unclosed += _display_open(counts[i])
+        pieces.append(lines[i])
+        i += 1
+    return pieces
+
+
+def _display_counts(line: str) -> tuple[int, int, int]:
+    """("$$" marks, "\\[" opened minus closed, "\\begin" minus "\\end") of one line."""
+    (open_bracket, close_bracket), (begin, end) = _DISPLAY_DELIMITERS
+    return (line.count("$$"), len(open_bracket.findall(line)) - len(close_bracket.findall(line)),
+            len(begin.findall(line)) - len(end.findall(line)))
+
+
+def _display_open(counts) -> bool:
+    """Do these counts leave display math open?"""
+    dollars, brackets, environments = counts
+    return dollars % 2 == 1 or brackets > 0 or environments > 0
 
 
 def _step_prefix_starts(text: str) -> list[int]:
@@ -116,6 +169,8 @@ def _step_prefix_starts(text: str) -> list[int]:
     starts, expected = [], None
     for match in _STEP_PREFIX.finditer(text):
         number = int(match.group(1))
+        if match.group(2) == "." and text[:match.start()].rstrip(" \t")[-1:] not in ("", "\n"):
+            continue  # "in step 2. we add": a reference in prose
         if expected is None or number == expected:
             starts.append(match.start())
             expected = number + 1
