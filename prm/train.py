@@ -12,8 +12,10 @@ The same run from Python: `train(TrainConfig(data="synthetic:tiny", objective="j
 The loss of an optimizer step is normalised by the number of labelled items (steps,
 solutions or pairs) over all processes and accumulation micro-batches, so 2 processes x
 batch b, 1 process x batch 2b and 1 process x b with 2 accumulation steps follow the same
-curve. Checkpoints hold model, optimizer, scheduler, RNG states and the sampler position, so
-`--resume` continues to the same result as a run that was never stopped.
+curve. Checkpoints hold model (safetensors), optimizer, RNG states and the step and sampler
+position (the LR schedule is a function of the step), so `--resume` continues to the same result
+as a run that was never stopped; nothing in a checkpoint is unpickled beyond
+`torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
@@ -46,7 +48,15 @@ from prm.collate import (
 )
 from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss, token_lm_loss
 from prm.metrics import pairwise_accuracy, processbench_f1, step_accuracy, step_auc
-from prm.modeling import ADAPTER_DIR, RewardModel, RewardSettings, digit_token_ids, lowest_step_features
+from prm.modeling import (
+    ADAPTER_DIR,
+    SAFETENSORS_ONLY,
+    RewardModel,
+    RewardSettings,
+    digit_token_ids,
+    from_pretrained_safetensors,
+    lowest_step_features,
+)
 from prm.outputs import OutputOptions, finish_run, label_source_counts, trackers_of
 from prm.recipe import (
     MetricsLogger,
@@ -226,7 +236,7 @@ def build_model(config: TrainConfig, train_records: list[dict], tokenizer_dir: s
         if config.add_separator_token:
             tokenizer.add_tokens([config.separator], special_tokens=True)
         auto = AutoModelForCausalLM if settings.keeps_lm_head else AutoModel
-        backbone = auto.from_pretrained(name, trust_remote_code=config.trust_remote_code)
+        backbone = from_pretrained_safetensors(auto, name, trust_remote_code=config.trust_remote_code)
     if len(tokenizer) > backbone.get_input_embeddings().num_embeddings:
         backbone.resize_token_embeddings(len(tokenizer))
     if config.number_features:
@@ -528,8 +538,8 @@ HEAD_MODULES = ("step_head", "outcome_head", "likelihood_head", "outcome_likelih
 def make_optimizer(config: TrainConfig, model: RewardModel, device: torch.device):
     """AdamW and its schedule. The scheduler is stepped by hand once per optimizer step (not
     through accelerate, which would step it once per process), so the schedule is the same for
-    any process count. The fused kernel updates all parameters in one call: ~15 % faster steps
-    for small models."""
+    any process count; a resumed run brings it to its step with `advance_schedule`. The fused
+    kernel updates all parameters in one call: ~15 % faster steps for small models."""
     from transformers import get_scheduler
 
     heads, body = [], []
@@ -542,6 +552,16 @@ def make_optimizer(config: TrainConfig, model: RewardModel, device: torch.device
     scheduler = get_scheduler(config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps,
                               num_training_steps=config.max_steps)
     return optimizer, scheduler
+
+
+def advance_schedule(scheduler, steps: int) -> None:
+    """Bring a fresh scheduler to where it stood after `steps` optimizer steps. The learning rate
+    is a function of the step alone (as `prm sft`'s is), so a checkpoint needs only the step in
+    its trainer_state.json: no scheduler state is saved, and none is unpickled on --resume."""
+    with warnings.catch_warnings():  # torch warns that no optimizer step came first: none is due
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+        for _ in range(steps):
+            scheduler.step()
 
 
 def accumulate_gradients(model, micro_batches: list[dict], config: TrainConfig, batching: Batching,
@@ -599,12 +619,12 @@ def train(config: TrainConfig) -> Path:
     batching = make_batching(config, data, accelerator)
     optimizer, scheduler = make_optimizer(config, data.model, accelerator.device)
     model, optimizer = accelerator.prepare(data.model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
     step, epoch, next_batch = 0, 0, 0
     if resume_dir is not None:
-        accelerator.load_state(str(resume_dir))
+        _load_checkpoint(accelerator, model, optimizer, resume_dir)
         state = json.loads((resume_dir / "trainer_state.json").read_text())
         step, epoch, next_batch = state["step"], state["epoch"], state["next_batch"]
+        advance_schedule(scheduler, step)
     stream = BatchStream(batching.loader, batching.sampler, epoch, next_batch)
 
     if accelerator.is_main_process:
@@ -716,6 +736,33 @@ def _save_checkpoint(accelerator, directory: Path, tokenizer, state: dict, finge
             shutil.rmtree(directory)
         partial.rename(directory)
     accelerator.wait_for_everyone()
+
+
+def _load_checkpoint(accelerator, model, optimizer, directory: Path) -> None:
+    """The model, optimizer, fp16 grad scaler and RNG states of a checkpoint: what
+    `accelerator.load_state` reads, with nothing unpickled beyond `torch.load(weights_only=True)`.
+
+    - The model is read from `model.safetensors` only (accelerate falls back to a pickled
+      `pytorch_model.bin`).
+    - `optimizer.bin` (and `scaler.pt`) go through accelerate's `load`, `torch.load` with
+      weights_only=True; so does `random_states_<process>.pkl`, with numpy's RNG state types
+      allowed as safe globals (accelerate.utils.other.load; checked for accelerate 1.16).
+    - `load_state` itself is not called: it reads every `custom_checkpoint_<i>.pkl` of the folder
+      with weights_only=False (`load_custom_state`), and refuses a folder whose count of them
+      differs from the registered objects. Checkpoints written before hold the LR scheduler there;
+      that file is never read (the schedule is rebuilt from the step, `advance_schedule`).
+    """
+    from accelerate.checkpointing import load_accelerator_state
+    from accelerate.utils import DistributedType
+
+    if not (directory / "model.safetensors").is_file():
+        raise ValueError(f"{directory}: no model.safetensors in this checkpoint; {SAFETENSORS_ONLY}")
+    on_device = (accelerator.num_processes > 1 and getattr(accelerator, "multi_device", False)  # as load_state
+                 and accelerator.distributed_type != getattr(DistributedType, "MULTI_XPU", None))
+    restored = load_accelerator_state(str(directory), [model], [optimizer], [], [], accelerator.process_index,
+                                      scaler=accelerator.scaler, map_location="on_device" if on_device else "cpu")
+    if "step" in restored:
+        accelerator.step = restored["step"]
 
 
 def _write_card(config: TrainConfig, output_dir: Path, train_records: list[dict], eval_records: list[dict],

@@ -467,3 +467,59 @@ def test_adapter_on_the_smollm2_alias_falls_back_to_the_hub_id_without_llm_smoll
     monkeypatch.setattr(AutoModel, "from_pretrained", from_hub)
     RewardModel.from_pretrained(path)
     assert asked == [hub.SMOLLM2_HUB_ID]
+
+
+# ------------------------------------------------------------------ safetensors only (no pickles)
+def _pickled_weights(path, weights="model.safetensors", pickled="pytorch_model.bin"):
+    """Replace `path/weights` by the same tensors as a torch pickle `path/pickled` (what an old or
+    crafted folder holds; transformers 5 itself writes safetensors only)."""
+    torch.save(load_file(path / weights), path / pickled)
+    (path / weights).unlink()
+    return path
+
+
+def test_reward_model_folders_with_pytorch_model_bin_only_are_refused(tmp_path, tokenizer):
+    _, path = _saved(tmp_path, tokenizer, RewardSettings())
+    RewardModel.from_pretrained(path)  # loads while its weights are safetensors
+    _pickled_weights(path)
+    for load in (lambda: RewardModel.from_pretrained(path), lambda: prm.load(str(path), device="cpu")):
+        with pytest.raises(ValueError, match=r"rm.*only safetensors weights are loaded") as error:
+            load()
+        assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="only safetensors weights are loaded"):
+        RewardModel.from_pretrained(path, use_safetensors=False)
+
+
+def test_a_backbone_folder_with_pytorch_model_bin_only_is_refused(tmp_path, tokenizer):
+    base = tmp_path / "base"
+    build_tiny_causal_lm(tokenizer, seed=9).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    RewardModel.from_backbone(str(base), RewardSettings())
+    _pickled_weights(base)
+    for settings in (RewardSettings(), RewardSettings(head="plus_minus")):
+        with pytest.raises(ValueError, match=r"base.*only safetensors weights are loaded") as error:
+            RewardModel.from_backbone(str(base), settings, tokenizer=tokenizer)
+        assert "\n" not in str(error.value)
+
+
+def test_an_adapter_saved_as_adapter_model_bin_is_refused(tmp_path, tokenizer):
+    base = tmp_path / "base"
+    build_tiny_causal_lm(tokenizer, seed=9).save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    model = RewardModel.from_backbone(str(base), RewardSettings(), tokenizer=tokenizer)
+    model.add_lora(r=4, alpha=8)
+    path = model.save_pretrained(tmp_path / "rm", adapter_only=True, base_model=str(base))
+    tokenizer.save_pretrained(path)
+    prm.load(str(path), device="cpu")  # loads while its adapter is safetensors
+    adapter = (path / "adapter" / "adapter_model.safetensors").read_bytes()
+    _pickled_weights(path / "adapter", "adapter_model.safetensors", "adapter_model.bin")
+    for load in (lambda: prm.load(str(path), device="cpu"), lambda: RewardModel.from_pretrained(path)):
+        with pytest.raises(ValueError, match=r"adapter.*only safetensors weights are loaded") as error:
+            load()
+        assert "\n" not in str(error.value)
+    # the base that an adapter names is held to the same rule
+    (path / "adapter" / "adapter_model.bin").unlink()
+    (path / "adapter" / "adapter_model.safetensors").write_bytes(adapter)
+    _pickled_weights(base)
+    with pytest.raises(ValueError, match=r"base.*only safetensors weights are loaded"):
+        prm.load(str(path), device="cpu")

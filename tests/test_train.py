@@ -222,3 +222,56 @@ def test_a_truncated_first_error_is_left_out_of_processbench_and_warned(tmp_path
     assert metrics["processbench_correct_accuracy"] != metrics["processbench_correct_accuracy"]  # nan: none judged
     with pytest.warns(UserWarning, match=r"held-out .* beyond --max_length"):
         train(_config(tmp_path / "again", (train_path, eval_path), max_steps=1, max_length=len(full[0]["input_ids"]) - 2))
+
+
+class _WritesMarker:
+    """Unpickling this creates the file `marker` (a harmless stand-in for code a crafted pickle runs)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_resume_never_unpickles_a_checkpoint_file(tmp_path, toy_data):
+    # Checkpoints used to hold the LR scheduler as custom_checkpoint_0.pkl, which accelerate's
+    # load_state reads with weights_only=False: a crafted one ran code on --resume. The schedule
+    # is now rebuilt from the step; an old checkpoint that still holds the file resumes without
+    # reading it, to the same result.
+    straight = train(_config(tmp_path / "a", toy_data, max_steps=6, save_every=3))
+    checkpoint = straight / "checkpoints" / "step-3"
+    assert not list(checkpoint.glob("custom_checkpoint_*.pkl"))  # new checkpoints hold no scheduler pickle
+    marker = tmp_path / "unpickled"
+    torch.save(_WritesMarker(marker), checkpoint / "custom_checkpoint_0.pkl")
+    resumed = train(_config(tmp_path / "b", toy_data, max_steps=6, resume=str(checkpoint)))
+    assert not marker.exists()
+    assert _log(resumed, "lr") == _log(straight, "lr")[3:]
+    assert _log(resumed, "loss") == pytest.approx(_log(straight, "loss")[3:], rel=1e-5)
+    first, second = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=1e-5, atol=1e-6)
+
+
+def test_resume_needs_the_checkpoint_weights_in_safetensors(tmp_path, toy_data):
+    run = train(_config(tmp_path, toy_data, max_steps=4, save_every=2))
+    checkpoint = run / "checkpoints" / "step-2"
+    torch.save(load_file(checkpoint / "model.safetensors"), checkpoint / "pytorch_model.bin")
+    (checkpoint / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match=r"step-2.*only safetensors weights are loaded"):
+        train(_config(tmp_path, toy_data, max_steps=4, resume=str(checkpoint)))
+
+
+def test_train_refuses_a_backbone_folder_with_pytorch_model_bin_only(tmp_path, toy_data):
+    from generation.tiny import build_tiny_causal_lm, train_tokenizer
+
+    tokenizer = train_tokenizer([json.dumps(record) for record in toy_records(40, 0)], vocab_size=300)
+    base = tmp_path / "bin_base"
+    backbone = build_tiny_causal_lm(tokenizer, seed=0)
+    backbone.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    (base / "model.safetensors").unlink()
+    torch.save(backbone.state_dict(), base / "pytorch_model.bin")  # transformers 5 writes safetensors only
+    with pytest.raises(ValueError, match=r"bin_base.*only safetensors weights are loaded") as error:
+        train(_config(tmp_path / "run", toy_data, model=str(base), max_steps=1))
+    assert "\n" not in str(error.value)
