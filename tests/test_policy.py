@@ -110,14 +110,57 @@ def test_kv_reuse_gives_the_same_logits_and_samples_as_re_encoding(model, tokeni
         assert [[c.token_ids for c in g] for g in reused] == [[c.token_ids for c in g] for g in re_encoded]
 
 
+@pytest.mark.parametrize("temperature", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("until_step_end", [True, False])
+def test_shared_prefixes_sample_what_one_row_per_sample_samples(model, tokenizer, temperature, until_step_end):
+    """Samples of a state that drew the same tokens so far run as one row (share_prefixes): the
+    same samples, states and caches as one row per sample, on a fraction of the rows when they agree."""
+    runs = {}
+    for share in (False, True):
+        policy = make_policy(model, tokenizer, share_prefixes=share, seed=11, batch_size=64)
+        rounds, states = [], policy.start(prefixes())
+        for _ in range(3):  # extending the children checks that each one's cache is its own
+            groups = policy.expand(states, 6, temperature=temperature, until_step_end=until_step_end)
+            rounds.append(groups)
+            states = [c.state for group in groups for c in group if not c.finished][:8]
+            if not states:
+                break
+        runs[share] = (rounds, policy.forward_tokens, policy.generated_tokens)
+    (plain, plain_forward, plain_generated), (shared, shared_forward, shared_generated) = runs[False], runs[True]
+    assert len(plain) == len(shared) >= 2
+    for groups_a, groups_b in zip(plain, shared):
+        assert [[(c.text, c.token_ids, c.finished) for c in g] for g in groups_a] == \
+               [[(c.text, c.token_ids, c.finished) for c in g] for g in groups_b]
+        for group_a, group_b in zip(groups_a, groups_b):
+            for a, b in zip(group_a, group_b):
+                assert a.state.token_ids == b.state.token_ids and a.state.text == b.state.text
+                for (keys_a, values_a), (keys_b, values_b) in zip(a.state.cache, b.state.cache):
+                    torch.testing.assert_close(keys_a, keys_b, atol=1e-5, rtol=1e-5)
+                    torch.testing.assert_close(values_a, values_b, atol=1e-5, rtol=1e-5)
+    assert shared_generated == plain_generated
+    assert shared_forward <= plain_forward
+    if not until_step_end:  # whole solutions: many tokens fed after the prompts
+        assert shared_forward < plain_forward
+        if temperature == 0.0:  # greedy: the 6 samples of a state are one row throughout
+            assert shared_forward * 3 < plain_forward
+
+
+def test_shared_prefixes_in_ppo_rollouts(model, tokenizer):
+    plain = make_policy(model, tokenizer, max_new_tokens=20, temperature=0.3, share_prefixes=False)
+    shared = make_policy(model, tokenizer, max_new_tokens=20, temperature=0.3)
+    assert shared.sample_tokens(prefixes(), 5) == plain.sample_tokens(prefixes(), 5)
+    assert shared.forward_tokens < plain.forward_tokens
+
+
 def test_tiny_top_p_is_greedy(model, tokenizer):
     greedy = make_policy(model, tokenizer, temperature=0.0).complete(prefixes(), 1, until_step_end=True)
     nucleus = make_policy(model, tokenizer, top_p=1e-6, seed=5).complete(prefixes(), 2, until_step_end=True)
     assert [[g[0], g[0]] for g in greedy] == nucleus
 
 
-def test_counters_add_up(model, tokenizer):
-    policy = make_policy(model, tokenizer)
+@pytest.mark.parametrize("share_prefixes", [False, True])
+def test_counters_add_up(model, tokenizer, share_prefixes):
+    policy = make_policy(model, tokenizer, share_prefixes=share_prefixes)
     states = policy.start(prefixes())
     groups = policy.expand(states, 3)
     children = [c for group in groups for c in group]
@@ -125,7 +168,12 @@ def test_counters_add_up(model, tokenizer):
     generated = sum(len(c.token_ids) for c in children)
     assert policy.generated_tokens == generated
     # Each prompt is encoded once for its 3 samples; a sample's last token waits unencoded.
-    assert policy.forward_tokens == prompt_tokens + generated - len(children)
+    if share_prefixes:  # and the samples of a state that sampled the same tokens so far are one row
+        distinct = sum(len({tuple(c.token_ids[:j]) for c in group for j in range(1, len(c.token_ids))})
+                       for group in groups)
+        assert policy.forward_tokens == prompt_tokens + distinct
+    else:
+        assert policy.forward_tokens == prompt_tokens + generated - len(children)
     for state, group in zip(states, groups):
         for child in group:
             if child.state is not None and not child.finished:
