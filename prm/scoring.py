@@ -308,7 +308,15 @@ class RewardScorer:
             rows.append(_Row(state, encoded.input_ids, reuse, new_positions))
 
         results: dict[int, tuple[list[float], float | None, LayerCache | None, torch.Tensor | None]] = {}
-        live = [index for index, row in enumerate(rows) if row is not None]
+        # A solution that appears again on the same state (a confident policy's samples repeat) is
+        # run once; its copies get the first one's results, cache included (states are never modified).
+        first_of: dict[tuple, int] = {}
+        copies: dict[int, int] = {}
+        for index, (state, row) in enumerate(zip(states, rows)):
+            if row is not None:
+                key = (state.prompt, state.steps, state.input_ids, id(state.cache), tuple(steps_lists[index]))
+                copies[index] = first_of.setdefault(key, index)
+        live = [index for index, row in enumerate(rows) if row is not None and copies[index] == index]
         # Longest first: similar lengths share a batch, so little padding is run.
         live.sort(key=lambda index: len(rows[index].ids) - rows[index].reuse, reverse=True)
         size = batch_size or self.batch_size
@@ -320,6 +328,8 @@ class RewardScorer:
         for chunk in chunks:
             for index, result in zip(chunk, self._run([rows[index] for index in chunk], keep_cache)):
                 results[index] = result
+        for index, first in copies.items():
+            results[index] = results[first]
 
         scores: list[list[float]] = []
         new_states: list[PrefixState] = []

@@ -87,6 +87,41 @@ def test_best_of_n_shares_the_prompt_and_matches_plain_scores(scorer):
     assert run == sum(full) - (len(SOLUTIONS) - 1) * prompt_ids  # the prompt ran once
 
 
+def test_identical_solutions_are_run_once_and_get_the_same_scores(tokenizer, scorer):
+    """A confident policy's samples repeat: a solution that appears again on the same state is
+    scored once (the scores and outcome of its first copy), in every scoring path."""
+    repeated = [SOLUTIONS[0], SOLUTIONS[1], SOLUTIONS[0], SOLUTIONS[0], SOLUTIONS[2], SOLUTIONS[1]]
+    before = scorer.forward_tokens
+    batched = scorer.score_steps_batch([PROMPT] * len(repeated), repeated, batch_size=2)
+    run = scorer.forward_tokens - before
+    for steps, scores in zip(repeated, batched):
+        assert scores == pytest.approx(_reference(scorer, PROMPT, steps), abs=1e-5)
+    assert run == sum(len(encode_steps(scorer.tokenizer, PROMPT, s, scorer.settings).input_ids) for s in SOLUTIONS[:3])
+    other = scorer.score_steps_batch([PROMPT, "Question: 12 * 5 - 8?\nSolution:\n"], [SOLUTIONS[0]] * 2)
+    assert other[1] == pytest.approx(_reference(scorer, "Question: 12 * 5 - 8?\nSolution:\n", SOLUTIONS[0]), abs=1e-5)
+    assert other[0] != other[1]  # same steps, another prompt: not a copy
+
+    joint = _scorer(tokenizer, RewardSettings(objective="joint"), seed=3)
+    steps_once, outcomes_once = joint.score_solutions(PROMPT, SOLUTIONS[:3])
+    before = joint.forward_tokens
+    steps_scores, outcomes = joint.score_solutions(PROMPT, repeated)
+    root = len(encode_steps(joint.tokenizer, PROMPT, [], joint.settings).input_ids)
+    assert joint.forward_tokens - before == root + sum(
+        len(encode_steps(joint.tokenizer, PROMPT, s, joint.settings).input_ids) - root for s in SOLUTIONS[:3])
+    first = {0: 0, 1: 1, 2: 0, 3: 0, 4: 2, 5: 1}
+    for index, solution in first.items():
+        assert steps_scores[index] == pytest.approx(steps_once[solution], abs=1e-5)
+        assert outcomes[index] == pytest.approx(outcomes_once[solution], abs=1e-5)
+
+    state = scorer.start(PROMPT)
+    before = scorer.forward_tokens
+    scores, states = scorer.extend([state, state, state], ["3 + 4 = 7", "3 + 4 = 8", "3 + 4 = 7"])
+    assert scores[0] == scores[2] and states[0].input_ids == states[2].input_ids
+    assert scorer.forward_tokens - before == 2 * (len(states[0].input_ids) - len(state.input_ids))
+    (next_score,), _ = scorer.extend([states[2]], ["7 - 2 = 5"])
+    assert next_score == pytest.approx(_reference(scorer, PROMPT, ["3 + 4 = 7", "7 - 2 = 5"])[1], abs=1e-5)
+
+
 def test_incremental_extend_matches_full_encoding_and_runs_only_new_tokens(scorer):
     root = scorer.start(PROMPT)
     states = [root] * len(SOLUTIONS)
@@ -104,8 +139,13 @@ def test_incremental_extend_matches_full_encoding_and_runs_only_new_tokens(score
     for i, steps in enumerate(SOLUTIONS):
         assert collected[i] == pytest.approx(scorer.score_steps(PROMPT, steps), abs=1e-5)
         assert list(states[i].step_scores) == collected[i]
-    prompt_ids = len(root.input_ids)
-    assert run == sum(len(state.input_ids) - prompt_ids for state in states)
+    # Each distinct prefix ran its new tokens once (two of the solutions begin with the same step).
+    def length(steps):
+        return len(encode_steps(scorer.tokenizer, PROMPT, list(steps), scorer.settings).input_ids) if steps else len(root.input_ids)
+
+    prefixes = {tuple(s[: k + 1]) for s in SOLUTIONS for k in range(len(s))}
+    assert len(prefixes) < sum(len(s) for s in SOLUTIONS)
+    assert run == sum(length(p) - length(p[:-1]) for p in prefixes)
 
 
 def test_one_state_extended_by_several_candidates_is_not_modified(scorer):
