@@ -216,3 +216,22 @@ def test_answer_sentences_with_a_computation_a_hedge_or_a_scale_word(gold, text)
 
 def test_an_empty_box_is_no_answer():
     assert extract_answer(r"\boxed{}") is None
+
+
+@pytest.mark.parametrize("gold, pred", [
+    ("32", "3:2"), ("12", "1:2"), ("230", "2:30"), ("1030", "10:30"), ("2021", "20:21"),
+    ("120050", r"\$1{,}200.50"), ("314", r"3{.}14"), ("123", "1.2.3"),
+])
+def test_digits_that_did_not_parse_are_not_a_number_without_its_separators(gold, pred):
+    """A ratio, a time or a LaTeX-spaced amount that does not parse as a number is never equal to
+    the number its digits spell with the separators dropped (3:2 is not 32)."""
+    assert not answers_equivalent(gold, pred)
+    assert not answers_equivalent(pred, gold)
+
+
+@pytest.mark.parametrize("gold, pred", [
+    ("1200.5", r"\$1{,}200.50"), ("1200", r"1{,}200.00"), ("1200.5", r"1{,}200.5"), ("3.14", r"3{.}14"),
+    ("3:2", "3:2"), ("10:30", "10:30."),
+])
+def test_latex_spaced_separators_inside_numbers(gold, pred):
+    assert answers_equivalent(gold, pred)

@@ -387,6 +387,7 @@ def _normalise(text: str) -> str:
     text = _LAYOUT.sub(" ", text)
     text = re.sub(r"\\(?:emptyset|varnothing)|\\\{\s*\\\}", "∅", text)
     text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\$", "$")
+    text = _BRACED_SEPARATOR.sub(r"\1", text)  # LaTeX's spacing-free 1{,}200.50 and 3{.}14
     if "." in text or "dots" in text:  # "0.333...": kept apart from a full stop
         text = _ELLIPSIS_AFTER_DECIMAL.sub(r"\1…", text)
     text = re.sub(r"[.\s]+$", "", text).strip()
@@ -739,12 +740,18 @@ def _structure(text: str, limits: Limits, deadline: Deadline, depth: int = 0) ->
     return _Structure("text", [_text_key(text)], raw=text)
 
 
+_BRACED_SEPARATOR = re.compile(r"(?<=\d)\{([,.])\}(?=\d)")
+
+
 def _text_key(text: str) -> str:
+    """What a text answer says once markup, case and punctuation are gone ("\\text{(C)}" -> "c").
+    Between digits the punctuation stays: 3:2, 2:30 and 1.2.3 are not the numbers 32, 230, 123."""
     text = _TEXT_CMD.sub(lambda m: m.group(1), text)
     text = re.sub(r"\\[a-zA-Z]+", lambda m: m.group()[1:], text)
     text = text.lower()
     text = re.sub(r"^(?:the\s+)?(?:answer\s+is\s*:?)", "", text)
-    return re.sub(r"[\s{}()$.,:;!?'\"`*_\\]+", "", text)
+    text = re.sub(r"(?<=\d)\s*([.,:;])\s*(?=\d)", r"\1", text)
+    return re.sub(r"[\s{}()$!?'\"`*_\\]+|[.,:;](?!(?<=\d.)\d)", "", text)
 
 
 def _equal(a: _Structure, b: _Structure, limits: Limits, deadline: Deadline) -> bool:
