@@ -98,6 +98,24 @@ def test_check_transition(prev, step, expected):
     assert check_transition(prev, step) is expected
 
 
+@pytest.mark.parametrize("prev, step", [
+    ("Try n = 4.", "Try n = 5."), ("Case 1: x = 1.", "Case 2: x = 2."), ("x = 12", "With tax, x = 12 + 1 = 13"),
+    ("The cost is c = 3 x 4 = 12 dollars.", "After tax the cost is c = 12 + 1 = 13 dollars."),
+    ("x = 4", "2x = 10"),
+])
+def test_a_new_value_after_a_plain_assignment_is_not_a_wrong_rewrite(prev, step):
+    """`v = 4` has no algebra to rewrite: a later value of v (a new case, a trial, a running
+    total) is a new statement the checker cannot refute, so None, never False."""
+    assert check_transition(prev, step) is None
+
+
+def test_a_running_total_is_not_labelled_wrong():
+    from verifiers.labelling import label_steps
+
+    steps = ["Let t be the total. t = 18", "After 3 more arrive, t = 18 + 3 = 21", "The answer is 21."]
+    assert label_steps("q", steps, reference="21").labels == [True, True, True]
+
+
 def test_verify_solution_finds_first_wrong_step():
     steps = ["3 + 4 = 7", "7 * 2 = 15", "15 - 1 = 14", "The answer is 14"]
     verdict = verify_solution("q", steps, reference="13")
@@ -151,7 +169,7 @@ def test_truncation_is_less_than_one_unit_of_the_last_decimal():
         ("n = 10", "The sum is n(n+1)/2 = 55", True),
         ("x^2 = 4", "x = 2", None),
         ("x + y = 10", "y = 10 - x", True),
-        ("x = 3", "x = 5", False),
+        ("x = 3", "x = 5", None),  # a new value after a plain assignment (a case, a trial)
         ("x^2 = 4", "x = 2 or x = 3", False),
     ],
 )

@@ -1361,13 +1361,20 @@ def _product_poly(equations, limits: Limits, deadline: Deadline):
     return product
 
 
+def _assigns_a_value(equation) -> bool:
+    """`x = 4` or `4 = x`: one side a lone variable, the other free of variables."""
+    left, right = equation
+    return any(side[0] == "sym" and not free_symbols(other) for side, other in ((left, right), (right, left)))
+
+
 def check_transition(prev: str, step: str, limits: Limits = DEFAULT_LIMITS) -> bool | None:
     """Does `step` follow from `prev` algebraically?
 
     Equation -> equation (`_same_solutions`): True when the solution set is kept or implied
     (`2x + 3 = 7` -> `2x = 4`; `x^2 = 4` -> `x = 2 or x = -2`; `x = 3` -> `x^2 = 9`), False when
     in the same one unknown it is lost (-> `2x = 10`), None for a new unknown or a second
-    equation (`x = 4` -> `y = 8`). Expression -> expression: the value must stay equal
+    equation (`x = 4` -> `y = 8`) and for a new value after a plain assignment (`Try n = 4` ->
+    `Try n = 5`, a running total `t = 18` -> `t = 18 + 3 = 21`). Expression -> expression: the value must stay equal
     (`(x+1)^2` -> `x^2 + 2x + 1`), except that a labelled one (`Derivative: 2x + 2`) is a new
     quantity (None); a step starting with `=` continues the previous right-hand side. None
     when either step has no algebra we can compare.
@@ -1386,7 +1393,10 @@ def check_transition(prev: str, step: str, limits: Limits = DEFAULT_LIMITS) -> b
             symbols_b = set().union(*(free_symbols(l) | free_symbols(r) for l, r in b[1]))
             if not symbols_a or not symbols_b:
                 return None
-            return _same_solutions(a[1][-1:], b[1], limits, deadline)
+            follows = _same_solutions(a[1][-1:], b[1], limits, deadline)
+            # `n = 4` has no algebra to rewrite: a later value of n (a new case, a trial, a
+            # running total) is a new statement, not a lost solution.
+            return None if follows is False and _assigns_a_value(a[1][-1]) else follows
         if b[0] == "cont":
             target = a[1][-1][1] if a[0] == "eq" else a[1]
             return functions_equal(target, b[1], limits, deadline)
