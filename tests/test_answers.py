@@ -235,3 +235,8 @@ def test_digits_that_did_not_parse_are_not_a_number_without_its_separators(gold,
 ])
 def test_latex_spaced_separators_inside_numbers(gold, pred):
     assert answers_equivalent(gold, pred)
+
+
+def test_a_latex_mixed_number_with_a_space_before_frac():
+    assert answers_equivalent("2.5", r"2 \frac{1}{2}")
+    assert not answers_equivalent("1", r"2 \frac{1}{2}")

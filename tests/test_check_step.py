@@ -223,3 +223,24 @@ def test_a_solution_that_introduces_a_second_unknown_is_labelled_true():
 )
 def test_prose_arithmetic_review_cases(step, expected):
     assert check_step(step) is expected
+
+
+@pytest.mark.parametrize("step", [
+    "Total = 3 × 12 = 36 (3 packs)", "4 x 3 = 12 (4 x 3)", "8 x 8 = 64 (2)", "6 x 11 = 66 (11 x 6)",
+    "5 @ $2 = $10", "2 items @ 13 = 26",
+    "20 / 6 = 4 boxes (rounded up)", "22 / 5 ≈ 5 buses (rounding up)", "50/8 ≈ 7 buses, rounding up",
+    "Step 4 - 10 + 12 = 22", "Step 12 - 19 x 11 = 209",
+    r"1 \frac{1}{2} + 1 \frac{1}{2} = 3", r"3 \frac{5}{8} + 1 \frac{1}{8} = 4 \frac{3}{4}",
+])
+def test_true_steps_in_forms_a_random_review_found_false(step):
+    """A note in parentheses after the result, `@` for "at", an explicit round-up, a `Step k -`
+    heading, a LaTeX mixed number with a space before \\frac: true steps, never False."""
+    assert check_step(step) is not False
+
+
+@pytest.mark.parametrize("step", [
+    "Total = 3 × 12 = 35 (3 packs)", "8 x 8 = 65 (2)", "20 / 6 = 5 boxes (rounded up)",
+    r"1 \frac{1}{2} + 1 \frac{1}{2} = 4",
+])
+def test_the_same_forms_with_a_wrong_result_are_false(step):
+    assert check_step(step) is False

@@ -423,11 +423,12 @@ class _Parser:
         return node
 
     def _mixed_number(self, whole: Fraction) -> Node | None:
-        # "2 1/2" (spaced integer then integer/integer) or "2\frac{1}{2}".
+        # "2 1/2" (spaced integer then integer/integer) or "2\frac{1}{2}" ("2 \frac{1}{2}" too:
+        # LaTeX ignores the space, so it shows the same mixed number).
         p = self.peek
         t0 = p()
         if t0 is None or not ((t0[0] == "num" and t0[2]) or (t0[0] == "word" and t0[1] == "and")
-                              or (t0[0] == "op" and t0[1] == "frac" and not t0[2])):
+                              or (t0[0] == "op" and t0[1] == "frac")):
             return None  # none of the three shapes below can start here
         # Prose "1 and 1/4", "5 and 2/3", "16 and (2/3)", "$3 and $1/3".
         t0 = p()
@@ -451,7 +452,7 @@ class _Parser:
             if 0 < num < den:
                 self.pos += 3
                 return ("num", whole + Fraction(num, den))
-        if (t1 and t1[0] == "op" and t1[1] == "frac" and not t1[2] and self.is_op("{", 1)
+        if (t1 and t1[0] == "op" and t1[1] == "frac" and self.is_op("{", 1)
                 and p(2) and p(2)[0] == "num" and p(2)[1].isdigit() and self.is_op("}", 3)
                 and self.is_op("{", 4) and p(5) and p(5)[0] == "num" and p(5)[1].isdigit()
                 and self.is_op("}", 6)):

@@ -41,6 +41,7 @@ both with the final-answer check into per-step verdicts.
 from __future__ import annotations
 
 import cmath
+import math
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -117,6 +118,8 @@ _CLAUSE_WORDS = frozenset(["so", "then", "thus", "hence", "therefore", "because"
 # Words after a division's result that say it is a whole quotient ("= 33 stickers each, with 1 remaining").
 _REMAINDER_WORDS = frozenset(["remainder", "remaining", "remain", "remains", "leftover", "left", "full", "whole",
                               "complete"])
+# Words after a quotient's whole result that say it was rounded ("20 / 6 = 4 boxes, rounded up").
+_ROUNDING_WORDS = frozenset(["round", "rounded", "rounding", "rounds"])
 # Number words used as units change a side's value, which we read unchanged ("2 dozen + 6 = 30").
 _NUMBER_UNIT_WORDS = frozenset(["dozen", "dozens", "hundred", "hundreds", "thousand", "thousands", "million",
                                 "millions", "billion", "billions", "score", "gross"])
@@ -125,6 +128,8 @@ _NUMBER_UNIT_WORDS = frozenset(["dozen", "dozens", "hundred", "hundreds", "thous
 _LABEL_WORDS = frozenset("""in on at since from until till after before during by around day days week weeks month
     year years page chapter level grade round step part room floor game number no lap stage section question
     problem row seat bus route gate class unit lesson phase hour minute""".split())
+# Words whose number is an index, which a dash after it separates from the text ("Step 4 - ...").
+_INDEX_WORDS = frozenset(["step", "part", "case", "stage", "phase", "question", "problem", "exercise"])
 _SCALE_WORDS = {"thousand": 1000, "thousands": 1000, "million": 10**6, "millions": 10**6,
                 "billion": 10**9, "billions": 10**9}
 _CLOCK_OR_ID = re.compile(r"0\d")
@@ -413,6 +418,8 @@ def _valid_start(toks: list[Token], i: int) -> bool:
             return False
         if toks[i][0] in ("num", "const") and not toks[i][2]:
             return False  # "D1": an identifier, not a number
+        if value.lower() in _INDEX_WORDS and toks[i][0] == "num" and i + 1 < len(toks) and toks[i + 1][1] == "-":
+            return False  # "Step 4 - 10 + 12 = 22": a step's number and a dash, not 4 - 10
         return toks[i][1] not in ("+", "-")
     return False
 
@@ -423,8 +430,9 @@ def _truncated(toks: list[Token], start: int) -> bool:
     tokens back after an operand ("$25 + her original $98 = $123", "6 sets x every 2 hours =
     12 hours"; a hyphen, `12-pound`, is part of a word), or an operator word right before it
     ("3 x the height of 12 inches = 36", "90 bulbs at $.50 = $45")."""
-    if start > 0 and toks[start - 1][0] == "word" and (
-            toks[start - 1][1] in _OPERATOR_WORDS or toks[start - 1][1] in _TRUNCATING_WORDS):
+    if start > 0 and (toks[start - 1][0] == "word" and (
+            toks[start - 1][1] in _OPERATOR_WORDS or toks[start - 1][1] in _TRUNCATING_WORDS)
+            or toks[start - 1][1] == "@"):  # "5 @ $2 = $10": @ is "at"
         return True
     i = start - 1
     steps = 0
@@ -543,7 +551,32 @@ def _parse_left(toks: list[Token], starts: list[int], eq: int, limits: Limits,
 
 def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadline,
                     approx_context: bool) -> Claim | None:
-    """The claim around the relation token toks[eq], or None when there is none."""
+    """The claim around the relation token toks[eq], or None when there is none. A spaced
+    parenthesis after a number of the right side is a product or a note ("= 36 (3 packs)",
+    "= 64 (2)"): the claim is false only when it is false both ways."""
+    claim = _check_relation_of(toks, eq, limits, deadline, approx_context)
+    if claim is not None and claim.ok is False:
+        note = _note_after_result(toks, eq)
+        if note is not None:
+            without = _check_relation_of(toks[:note], eq, limits, deadline, approx_context)
+            if without is not None and without.ok is not False:
+                return without
+    return claim
+
+
+def _note_after_result(toks: list[Token], eq: int) -> int | None:
+    """Where a spaced "(" right after a number opens, on the right side of toks[eq]."""
+    for i in range(eq + 2, len(toks)):
+        kind, value, space = toks[i]
+        if kind == "op" and value in _STOP_OPS:
+            return None
+        if kind == "op" and value == "(" and space and toks[i - 1][0] == "num":
+            return i
+    return None
+
+
+def _check_relation_of(toks: list[Token], eq: int, limits: Limits, deadline: Deadline,
+                       approx_context: bool) -> Claim | None:
     starts = _left_starts(toks, eq) or _start_after_word_operator(toks, eq)
     if not starts:
         return None
@@ -685,6 +718,9 @@ def _false_alarm(toks: list[Token], start: int, eq: int, end: int, left_values, 
     if slashes and left > 0 and left.denominator != 1 and right == left.numerator // left.denominator \
             and any(t[0] == "word" and t[1].lower() in _REMAINDER_WORDS for t in toks[eq + 1 : end + 12]):
         return "a whole quotient with a remainder, not checked"
+    if slashes and left > 0 and left.denominator != 1 and right in (math.floor(left), math.ceil(left)) \
+            and any(t[0] == "word" and t[1].lower() in _ROUNDING_WORDS for t in toks[eq + 1 : end + 12]):
+        return "a quotient rounded up or down as it says, not checked"
     scales = {_SCALE_WORDS[t[1].lower()] for t in toks if t[0] == "word" and t[1].lower() in _SCALE_WORDS}
     if scales and left and right and any(left * k == right or right * k == left for k in scales):
         return "a quantity counted in thousands or millions, not checked"
