@@ -240,3 +240,21 @@ def test_latex_spaced_separators_inside_numbers(gold, pred):
 def test_a_latex_mixed_number_with_a_space_before_frac():
     assert answers_equivalent("2.5", r"2 \frac{1}{2}")
     assert not answers_equivalent("1", r"2 \frac{1}{2}")
+
+
+@pytest.mark.parametrize("text, expected", [
+    (r"So the total is \frac{45}{4}.", r"\frac{45}{4}"),
+    ("She needs 9 3/4 cups in total.", "9 3/4"),
+    (r"So she uses 2 \frac{1}{2} cups.", r"2 \frac{1}{2}"),
+    (r"That leaves -\dfrac{3}{8} of it.", r"-\dfrac{3}{8}"),
+    ("It is 1 / 2 of them.", "1/2"),
+    ("He pays 1,000 dollars.", "1,000"),
+])
+def test_the_last_number_fallback_takes_a_whole_fraction_or_mixed_number(text, expected):
+    assert extract_answer(text) == expected
+
+
+def test_a_correct_mixed_number_as_the_last_step_is_correct():
+    from verifiers import verify_solution
+
+    assert verify_solution("q", ["She needs 9 3/4 cups in total."], reference="9 3/4").first_wrong == -1

@@ -73,7 +73,9 @@ _IN_TOTAL = re.compile(r"(?<=\S)\s+(?:in\s+total|in\s+all|altogether|total)$", r
 # Arithmetic then its result: "12 + 6 = 18" (an assignment such as "x = 5" is read elsewhere).
 _COMPUTED = re.compile(r"\$?[\d.,]+(?:\s*[-+*/×x÷]\s*\$?[\d.,]+)+\s*=\s*(\$?-?[\d.,]*\d)")
 _A_COLON = re.compile(r"(?:^|\n)[ \t]*A[ \t]*:[ \t]*([^\n]*)")
-_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
+# The last number of a text, whole: "\frac{45}{4}", "2 \frac{1}{2}" and "9 3/4" are not 4, 2 and 3/4.
+_LAST_NUMBER = re.compile(r"-?(?:\d[\d,]*\s*)?\\[dt]?frac\{\d+\}\{\d+\}|-?\d[\d,]*[ \t]+\d+\s*/\s*\d+"
+                          r"|-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
 
 
 def _balanced(text: str, open_at: int) -> str | None:
@@ -328,7 +330,7 @@ def extract_answer(text: str, *, fallback_last_number: bool = True) -> str | Non
             for last in _LAST_NUMBER.finditer(tail[-2000:]):
                 pass
             if last is not None:
-                return re.sub(r"\s+", "", last.group()).rstrip(",")
+                return re.sub(r"\s*/\s*", "/", " ".join(last.group().split())).rstrip(",")
     except Exception:  # extraction must never crash the caller
         return None
     return None
