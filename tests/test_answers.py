@@ -258,3 +258,18 @@ def test_a_correct_mixed_number_as_the_last_step_is_correct():
     from verifiers import verify_solution
 
     assert verify_solution("q", ["She needs 9 3/4 cups in total."], reference="9 3/4").first_wrong == -1
+
+
+@pytest.mark.parametrize("gold, text", [
+    ("45", "The answer is 45 (3 packs of 15)."), ("12", "The answer is 12 (rounded)."),
+    ("7", "The answer is 7 (we checked it twice)."),
+])
+def test_a_remark_in_parentheses_after_the_answer(gold, text):
+    assert answers_equivalent(gold, extract_answer(text))
+
+
+@pytest.mark.parametrize("gold, pred, expected", [
+    ("12", "12 (eggs)", True), ("2", r"2 (\sqrt{3})", False), ("5", "5 (x+1)", False), ("3", "3 (mod 5)", True),
+])
+def test_a_remark_in_parentheses_is_not_part_of_the_value(gold, pred, expected):
+    assert answers_equivalent(gold, pred) is expected

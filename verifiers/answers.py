@@ -372,6 +372,10 @@ def _scaled_value(m: re.Match) -> str:
     return str(value.numerator) if value.denominator == 1 else f"({value.numerator}/{value.denominator})"
 
 
+# A remark in parentheses after the answer ("45 (3 packs of 15)", "12 (eggs)"): words, no math.
+_REMARK = re.compile(r"(?<=\S)\s+\((?=[^()\\]*[A-Za-z]{2})[^()\\]*\)$")
+
+
 def _normalise(text: str) -> str:
     text = text.translate(_SUPERSCRIPTS)
     # "2½" is the mixed number 2 1/2; NFKC alone makes it "21⁄2".
@@ -393,6 +397,7 @@ def _normalise(text: str) -> str:
     if "." in text or "dots" in text:  # "0.333...": kept apart from a full stop
         text = _ELLIPSIS_AFTER_DECIMAL.sub(r"\1…", text)
     text = re.sub(r"[.\s]+$", "", text).strip()
+    text = _REMARK.sub("", text)
     if text[:1].isalpha() or text[:1] in "+-":
         value = number_words_value(text) if _NUMBER_PHRASE.fullmatch(text) else None
         if value is not None:
