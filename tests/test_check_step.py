@@ -244,3 +244,13 @@ def test_true_steps_in_forms_a_random_review_found_false(step):
 ])
 def test_the_same_forms_with_a_wrong_result_are_false(step):
     assert check_step(step) is False
+
+
+@pytest.mark.parametrize("step", ["π × 5^2 = 3.14 × 25 = 78.5", "π × 10^2 = 3.14 × 100 = 314",
+                                  r"\pi \times 7^2 = 22/7 \times 49 = 154", "2π × 3 = 6 × 3.1416 = 18.85"])
+def test_pi_replaced_by_its_value_in_a_chain_is_not_false(step):
+    assert check_step(step) is not False
+
+
+def test_a_wrong_result_after_pi_is_replaced_is_still_false():
+    assert check_step("π × 5^2 = 3.14 × 25 = 80.5") is False

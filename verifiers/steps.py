@@ -697,6 +697,16 @@ def _start_after_word_operator(toks: list[Token], eq: int) -> list[int]:
     return []
 
 
+def _approximates_pi(exact: list[Token], approximate: list[Token]) -> bool:
+    """π on one side, and on the other a value written for it (3.14..., 22/7) and no π."""
+    if not any(t[0] == "const" and t[1] == "pi" for t in exact) or \
+            any(t[0] == "const" and t[1] == "pi" for t in approximate):
+        return False
+    return any(t[0] == "num" and t[1].startswith("3.14") or
+               (t[1] == "22" and i + 2 < len(approximate) and approximate[i + 1][1] == "/" and approximate[i + 2][1] == "7")
+               for i, t in enumerate(approximate))
+
+
 def _false_alarm(toks: list[Token], start: int, eq: int, end: int, left_values, right_values,
                  left_toks: list[Token], limits: Limits, deadline: Deadline) -> str | None:
     """Why a claim that reads false is still not a false claim, or None. Each reason is one that
@@ -707,10 +717,14 @@ def _false_alarm(toks: list[Token], start: int, eq: int, end: int, left_values, 
     - a quantity counted in thousands: `losing 5 thousand dollars ... 5 * 3 = $15,000`;
     - a prose `a / b / c` whose `b / c` is a fraction: `14 / 1 / 4 = 14 * 4`;
     - a range label: `Weeks 1-2 = 96 - 70`;
+    - π written out as 3.14 or 22/7 on the other side: `π × 5^2 = 3.14 × 25`;
     - a number word as a unit, whose value we do not read: `2 dozen + 6 = 30`.
     """
     if any(t[0] == "word" and t[1].lower() in _NUMBER_UNIT_WORDS for t in toks[start:end]):
         return "a number word used as a unit ('2 dozen'), not checked"
+    right_toks = toks[eq + 1 : end]
+    if _approximates_pi(left_toks, right_toks) or _approximates_pi(right_toks, left_toks):
+        return "π replaced by an approximation (3.14, 22/7), not checked"
     left, right = left_values[0], right_values[0]
     if not (isinstance(left, Fraction) and isinstance(right, Fraction)):
         return None
