@@ -101,7 +101,8 @@ def test_check_transition(prev, step, expected):
 @pytest.mark.parametrize("prev, step", [
     ("Try n = 4.", "Try n = 5."), ("Case 1: x = 1.", "Case 2: x = 2."), ("x = 12", "With tax, x = 12 + 1 = 13"),
     ("The cost is c = 3 x 4 = 12 dollars.", "After tax the cost is c = 12 + 1 = 13 dollars."),
-    ("x = 4", "2x = 10"),
+    ("x = 4", "2x = 10"), ("If x = 9, then 2x = 18.", "If x = 11, then 2x = 22."),
+    ("For t = 3: 3t = 9.", "For t = 12: 3t = 36."),
 ])
 def test_a_new_value_after_a_plain_assignment_is_not_a_wrong_rewrite(prev, step):
     """`v = 4` has no algebra to rewrite: a later value of v (a new case, a trial, a running
@@ -254,3 +255,26 @@ def test_pi_replaced_by_its_value_in_a_chain_is_not_false(step):
 
 def test_a_wrong_result_after_pi_is_replaced_is_still_false():
     assert check_step("π × 5^2 = 3.14 × 25 = 80.5") is False
+
+
+@pytest.mark.parametrize("step", ["2-1/2 cups + 1-1/2 cups = 4 cups", "6-1/2 = 6.5",
+                                  "She used 2-1/2 cups of flour, and 2-1/2 x 2 = 5 cups.", "5-1/2 = 4.5"])
+def test_a_hyphenated_mixed_number_is_read_both_ways(step):
+    """Recipe-style 2-1/2 is 2½ or 2 - ½: a step true either way is not False."""
+    assert check_step(step) is not False
+
+
+def test_a_hyphenated_mixed_number_false_both_ways_is_false():
+    assert check_step("2-1/2 cups + 1-1/2 cups = 5 cups") is False
+
+
+@pytest.mark.parametrize("prev, step", [("15h = 60", "h = 4 h"), ("3m = 12", "m = 4 m"), ("5s = 20", "s = 4 s")])
+def test_a_unit_letter_that_is_also_the_variable(prev, step):
+    """`h = 4 h` gives the value 4 with its unit h, not the equation h = 4h."""
+    assert check_transition(prev, step) is not False
+
+
+@pytest.mark.parametrize("step, expected", [("121'599 + 9'369 = 130'968", True), ("1 × 10^3 = 1'000", True),
+                                            ("121'599 + 9'369 = 130'969", False)])
+def test_an_apostrophe_thousands_separator(step, expected):
+    assert check_step(step) is expected

@@ -1253,7 +1253,28 @@ def find_claims(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Claim]:
 
 def _find_claims(text: str, limits: Limits, confirm_plain_prose: bool = False) -> list[Claim]:
     """find_claims; with confirm_plain_prose, prose that `_plain_prose_holds` confirms is not
-    read in full and stands as one true claim (check_step needs verdicts, not claim texts)."""
+    read in full and stands as one true claim (check_step needs verdicts, not claim texts).
+    A recipe-style `2-1/2` is 2 - 1/2 or 2½: a step false as read is read again with the mixed
+    numbers, and those claims stand if none of them is false. An apostrophe between digits
+    before three more is a thousands separator (121'599)."""
+    if isinstance(text, str) and "'" in text:
+        text = _APOSTROPHE_THOUSANDS.sub(",", text)  # Swiss 121'599 is 121,599
+    claims = _find_claims_as_read(text, limits, confirm_plain_prose)
+    if any(claim.ok is False for claim in claims) and isinstance(text, str) and "/" in text:
+        spaced = _HYPHEN_MIXED.sub(lambda m: f"{m[1]} {m[2]}/{m[3]}" if int(m[2]) < int(m[3]) else m[0], text)
+        if spaced != text:
+            mixed = _find_claims_as_read(spaced, limits, confirm_plain_prose)
+            if not any(claim.ok is False for claim in mixed):
+                return mixed
+    return claims
+
+
+_APOSTROPHE_THOUSANDS = re.compile(r"(?<=\d)'(?=\d{3}(?!\d))")
+# "2-1/2": a whole number, a hyphen, a proper fraction, no spaces.
+_HYPHEN_MIXED = re.compile(r"(?<![\d./])(\d+)-([1-9]\d?)/([1-9]\d?)(?![\d/.])")
+
+
+def _find_claims_as_read(text: str, limits: Limits, confirm_plain_prose: bool) -> list[Claim]:
     if not isinstance(text, str) or len(text) > MAX_STEP_CHARS:
         return [Claim("prose", "", None, f"step longer than {MAX_STEP_CHARS} characters")] if isinstance(text, str) else []
     if "=" not in text and "≈" not in text and "approx" not in text:
@@ -1411,6 +1432,16 @@ def _product_poly(equations, limits: Limits, deadline: Deadline):
     return product
 
 
+def _without_unit_letter(equation):
+    """`h = 4 h` is the value 4 in the unit h (hours), not the equation h = 4h."""
+    left, right = equation
+    if left[0] == "sym" and right[0] == "mul" and len(right[1]) == 2:
+        (times_a, number), (times_b, unit) = right[1]
+        if times_a and times_b and number[0] == "num" and unit == left:
+            return left, number
+    return equation
+
+
 def _assigns_a_value(equation) -> bool:
     """`x = 4` or `4 = x`: one side a lone variable, the other free of variables."""
     left, right = equation
@@ -1438,6 +1469,8 @@ def check_transition(prev: str, step: str, limits: Limits = DEFAULT_LIMITS) -> b
         b = _main_math(step, limits, deadline)
         if a is None or b is None:
             return None
+        if b[0] == "eq":
+            b = ("eq", [_without_unit_letter(equation) for equation in b[1]])
         if a[0] == "eq" and b[0] == "eq":
             symbols_a = set().union(*(free_symbols(l) | free_symbols(r) for l, r in a[1]))
             symbols_b = set().union(*(free_symbols(l) | free_symbols(r) for l, r in b[1]))
@@ -1445,8 +1478,8 @@ def check_transition(prev: str, step: str, limits: Limits = DEFAULT_LIMITS) -> b
                 return None
             follows = _same_solutions(a[1][-1:], b[1], limits, deadline)
             # `n = 4` has no algebra to rewrite: a later value of n (a new case, a trial, a
-            # running total) is a new statement, not a lost solution.
-            return None if follows is False and _assigns_a_value(a[1][-1]) else follows
+            # running total: "If x = 9, then 2x = 18." -> "If x = 11, ...") is a new statement.
+            return None if follows is False and any(_assigns_a_value(equation) for equation in a[1]) else follows
         if b[0] == "cont":
             target = a[1][-1][1] if a[0] == "eq" else a[1]
             return functions_equal(target, b[1], limits, deadline)
