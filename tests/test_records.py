@@ -296,3 +296,15 @@ def test_prm_score_and_rerank_read_gsm8k_rows(tmp_path):
                              "--output_dir", str(tmp_path / "rerank"), "--methods", "majority"], env=env,
                             capture_output=True, text=True, timeout=300)
     assert rerank.returncode == 0, rerank.stderr
+
+
+def test_a_step_labelled_record_is_not_a_candidates_record(tmp_path):
+    """Its completions are the steps of one solution: read as candidates, each step would be
+    ranked (and exported for SFT) as a whole solution and its labels dropped."""
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(json.dumps({"prompt": "q", "completions": ["1 + 2 = 3", "The answer is 3"], "reference": "3"}) + "\n"
+                    + json.dumps({"prompt": "q", "completions": ["1 + 2 = 3", "The answer is 3"], "labels": [True, True]})
+                    + "\n")
+    with pytest.raises(RecordError) as error:
+        read_candidates(path)
+    assert "line 2" in str(error.value) and "labels" in str(error.value)

@@ -288,12 +288,18 @@ def candidates_from_record(record: Any, *, path: str, line: int) -> CandidateRec
 
 
 def read_candidates(path: str | os.PathLike) -> list[CandidateRecord]:
-    """Every line of a candidates file (`candidates_from_record`); a missing file or one with
-    no record raises."""
+    """Every line of a candidates file (`candidates_from_record`); a missing file, one with no
+    record, or a step-labelled record (`labels`) raises."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such candidates file")
-    records = [candidates_from_record(record, path=str(path), line=number) for number, record in iter_jsonl(path)]
+    records = []
+    for number, record in iter_jsonl(path):
+        if isinstance(record, dict) and "labels" in record:
+            # Its completions are one solution's steps: each would be ranked as a whole solution.
+            raise RecordError("a step-labelled record (completions = the steps of one solution), not candidates",
+                              path=str(path), line=number, field="labels")
+        records.append(candidates_from_record(record, path=str(path), line=number))
     if not records:
         raise RecordError("no records", path=str(path))
     return records
