@@ -256,3 +256,13 @@ def test_read_jsonl_and_unknown_sources(tmp_path):
         load_step_dataset(odd)
     with pytest.raises(TypeError):
         load_step_dataset(FIXTURES / "gsm8k.jsonl", neutral="half")
+
+
+def test_deeply_nested_json_is_one_clear_error(tmp_path):
+    from tasks.math.loaders import iter_jsonl
+
+    path = tmp_path / "nested.jsonl"
+    path.write_text('{"prompt": "q"}\n' + "[" * 100000 + "]" * 100000 + "\n")
+    with pytest.raises(RecordError) as error:
+        list(iter_jsonl(path))
+    assert "line 2" in str(error.value) and "nested" in str(error.value)

@@ -136,6 +136,9 @@ def _parse_file(path: str) -> Iterator[tuple[int, Any, RecordError | None]]:
                     f"invalid JSON: {error.msg} (character {error.pos + 1})", path=path, line=number
                 )
                 continue
+            except RecursionError:
+                yield number, None, RecordError("invalid JSON: nested too deeply", path=path, line=number)
+                continue
             yield number, row, None
 
 
