@@ -71,7 +71,7 @@ NOT_IN_FINGERPRINT = ("output", "overwrite_output", "resume", "batch_size", "dev
 
 
 def _read_records(path: Path) -> list[tuple[int, dict]]:
-    """(line number, record) for every non-blank line; malformed lines raise RecordError."""
+    """(line number, record) for every non-blank line; malformed lines, or none, raise RecordError."""
     records = []
     for line_number, record in iter_jsonl(path):
         if "labels" in record:
@@ -82,6 +82,8 @@ def _read_records(path: Path) -> list[tuple[int, dict]]:
             if candidate.reference is not None:
                 record["reference"] = candidate.reference
         records.append((line_number, record))
+    if not records:  # as every other command: an empty input is a mistake, not an empty output
+        raise RecordError("no records", path=str(path))
     return records
 
 

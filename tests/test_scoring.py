@@ -235,3 +235,12 @@ def test_joint_model_gives_step_and_outcome_scores_in_one_shared_pass(tokenizer)
             logits = joint.model(torch.tensor([encoded.input_ids])).outcome_logits[0]
         assert outcome == pytest.approx(torch.sigmoid(logits[encoded.step_ends[-1]]).item(), abs=1e-6)
     assert _scorer(tokenizer, RewardSettings(objective="prm")).score_solutions(PROMPT, SOLUTIONS)[1] == [None] * 4
+
+
+def test_score_refuses_a_file_with_no_records(tmp_path):
+    from commands.score import _read_records
+
+    path = tmp_path / "blank.jsonl"
+    path.write_text("\n  \n")
+    with pytest.raises(RecordError, match="no records"):
+        _read_records(path)
