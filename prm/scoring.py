@@ -291,11 +291,21 @@ class RewardScorer:
         if prefetch is not None:
             prefetch([step for new_steps in steps_lists for step in new_steps])
         rows: list[_Row | None] = []
-        for state, new_steps in zip(states, steps_lists):
+        # A solution that appears again on the same state (a confident policy's samples repeat) is
+        # encoded and run once; its copies get the first one's results, cache included (states are
+        # never modified).
+        first_of: dict[tuple, int] = {}
+        copies: dict[int, int] = {}
+        for index, (state, new_steps) in enumerate(zip(states, steps_lists)):
             if isinstance(new_steps, str):
                 raise TypeError("steps must be a list of strings, got a single string")
             if not new_steps:
                 rows.append(None)
+                continue
+            copies[index] = first_of.setdefault(
+                (state.prompt, state.steps, state.input_ids, id(state.cache), tuple(new_steps)), index)
+            if copies[index] != index:
+                rows.append(rows[copies[index]])
                 continue
             steps = state.steps + tuple(new_steps)
             encoded = self._encode(state.prompt, steps)
@@ -308,14 +318,6 @@ class RewardScorer:
             rows.append(_Row(state, encoded.input_ids, reuse, new_positions))
 
         results: dict[int, tuple[list[float], float | None, LayerCache | None, torch.Tensor | None]] = {}
-        # A solution that appears again on the same state (a confident policy's samples repeat) is
-        # run once; its copies get the first one's results, cache included (states are never modified).
-        first_of: dict[tuple, int] = {}
-        copies: dict[int, int] = {}
-        for index, (state, row) in enumerate(zip(states, rows)):
-            if row is not None:
-                key = (state.prompt, state.steps, state.input_ids, id(state.cache), tuple(steps_lists[index]))
-                copies[index] = first_of.setdefault(key, index)
         live = [index for index, row in enumerate(rows) if row is not None and copies[index] == index]
         # Longest first: similar lengths share a batch, so little padding is run.
         live.sort(key=lambda index: len(rows[index].ids) - rows[index].reuse, reverse=True)

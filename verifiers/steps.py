@@ -1455,9 +1455,9 @@ def check_transition(prev: str, step: str, limits: Limits = DEFAULT_LIMITS) -> b
     (`2x + 3 = 7` -> `2x = 4`; `x^2 = 4` -> `x = 2 or x = -2`; `x = 3` -> `x^2 = 9`), False when
     in the same one unknown it is lost (-> `2x = 10`), None for a new unknown or a second
     equation (`x = 4` -> `y = 8`) and for a new value after a plain assignment (`Try n = 4` ->
-    `Try n = 5`, a running total `t = 18` -> `t = 18 + 3 = 21`). Expression -> expression: the value must stay equal
-    (`(x+1)^2` -> `x^2 + 2x + 1`), except that a labelled one (`Derivative: 2x + 2`) is a new
-    quantity (None); a step starting with `=` continues the previous right-hand side. None
+    `Try n = 5`, a running total `t = 18` -> `t = 18 + 3 = 21`). Expression -> expression: the
+    value must stay equal (`(x+1)^2` -> `x^2 + 2x + 1`), except that a labelled one
+    (`Derivative: 2x + 2`) is a new quantity (None); a step starting with `=` continues the previous right-hand side. None
     when either step has no algebra we can compare.
     Never raises.
     """
