@@ -25,9 +25,9 @@ def step_accuracy(probabilities: Sequence[float], labels: Sequence[float], thres
 def step_auc(scores: Sequence[float], labels: Sequence[float]) -> float:
     """ROC AUC of scores for "step is correct" (Mann-Whitney U, ties count half).
 
-    nan when only one class is present.
+    nan when only one class (or no score) is present.
     """
-    hard = torch.tensor(_hard(labels))
+    hard = torch.tensor(_hard(labels), dtype=torch.bool)
     values = torch.tensor([float(s) for s in scores], dtype=torch.float64)
     positives, negatives = int(hard.sum()), int((~hard).sum())
     if positives == 0 or negatives == 0:

@@ -187,6 +187,13 @@ def _texts(records: list[dict]) -> list[str]:
     return texts
 
 
+def _has_label(feature: dict, objective: str) -> bool:
+    """Whether a feature keeps anything to learn from or score within max_length."""
+    if objective == "pairwise":
+        return feature["chosen"]["outcome_position"] >= 0 and feature["rejected"]["outcome_position"] >= 0
+    return bool(feature["labels"]) or (objective != "prm" and feature["outcome_position"] >= 0)
+
+
 def encode_records(tokenizer, records: list[dict], settings: RewardSettings, max_length: int) -> tuple[list[dict], int]:
     """Features for every record and the number of step labels lost to truncation."""
     features, dropped = [], 0
@@ -494,6 +501,10 @@ def prepare_data(config: TrainConfig, resume_dir: Path | None) -> TrainingData:
     if eval_dropped:
         warnings.warn(f"{eval_dropped} step labels of the held-out data lie beyond --max_length {config.max_length}: "
                       "their steps are not scored, and ProcessBench leaves those solutions out", stacklevel=3)
+    for name, records, features in (("training", train_records, train_features), ("held-out", eval_records, eval_features)):
+        if records and not any(_has_label(feature, config.objective) for feature in features):
+            raise ValueError(f"no step label of the {name} data fits --max_length {config.max_length} "
+                             f"({len(records)} records): raise --max_length or shorten the records")
     return TrainingData(tokenizer, model, train_records, eval_records, train_features, eval_features, all_steps)
 
 

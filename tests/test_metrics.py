@@ -22,3 +22,11 @@ def test_expected_calibration_error_is_the_weighted_gap():
 
     rows = calibration_table([0.1, 0.1, 0.9, 0.9], [0, 0, 1, 1], bins=10)
     assert expected_calibration_error(rows) == pytest.approx(0.1)
+
+
+def test_step_auc_of_no_scores_is_nan_like_a_single_class():
+    from prm.metrics import step_auc
+
+    assert step_auc([], []) != step_auc([], [])
+    assert step_auc([0.2, 0.9], [1, 1]) != step_auc([0.2, 0.9], [1, 1])
+    assert step_auc([0.2, 0.9], [0, 1]) == 1.0

@@ -113,6 +113,19 @@ def test_truncation_warns_with_count(tmp_path, toy_data):
         train(_config(tmp_path, toy_data, max_steps=1, max_length=12))
 
 
+@pytest.mark.parametrize("which", ["training", "held-out"])
+def test_no_label_within_max_length_is_refused_before_training(tmp_path, toy_data, which):
+    # Every label of one side lies beyond --max_length: refused in one line before any step is
+    # taken, not a loss of 0.0 (training) or a TypeError after training with the model unsaved.
+    long_records = [{**record, "prompt": "a long question " * 40} for record in toy_records(8, 2)]
+    long_path = write_jsonl(tmp_path / "long.jsonl", long_records)
+    data = (long_path, toy_data[1]) if which == "training" else (toy_data[0], long_path)
+    config = _config(tmp_path, data, max_steps=2, max_length=40)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=rf"no step label of the {which} data fits --max_length 40"):
+        train(config)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
 def test_config_is_the_command_line():
     from transformers import HfArgumentParser
 
