@@ -98,3 +98,13 @@ def test_bad_settings_are_rejected():
         RewardSettings(objective="dpo")
     with pytest.raises(ValueError, match="num_labels"):
         RewardSettings(num_labels=3)
+
+
+@pytest.mark.parametrize("run", ["x" * 20_000, "=" * 20_000, "_-" * 10_000, " " * 20_000])
+def test_tokenizer_learns_no_token_from_a_run_on_word(run):
+    # BPE training time grows about 4-5x per doubling of a word's length (a 2 MB word: about an
+    # hour), so the training texts cut every run; the tokenizer still encodes the whole text.
+    text = "Question: 3 + 4?\nSolution:\n3 + 4 = 7\n" + run + " and 12\n"
+    tokenizer = train_tokenizer(TEXTS + [text], vocab_size=300)
+    assert max(len(token) for token in tokenizer.get_vocab()) <= 64
+    assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
