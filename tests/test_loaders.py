@@ -266,3 +266,26 @@ def test_deeply_nested_json_is_one_clear_error(tmp_path):
     with pytest.raises(RecordError) as error:
         list(iter_jsonl(path))
     assert "line 2" in str(error.value) and "nested" in str(error.value)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_utf8_byte_order_mark_is_read_as_text(tmp_path, suffix):
+    # Windows and spreadsheet exports start with one; it used to be "invalid JSON ... utf-8-sig".
+    from tasks.math.loaders import iter_jsonl
+
+    record = {"prompt": "q", "completions": ["a"], "labels": [True]}
+    body = json.dumps(record) + "\n" + json.dumps(record) if suffix == ".jsonl" else json.dumps([record, record])
+    path = tmp_path / f"bom{suffix}"
+    path.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    assert [row for _, row in iter_jsonl(path)] == [record, record]
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_a_reference_that_is_not_a_finite_number_names_file_line_and_field(tmp_path, value):
+    # json reads bare NaN / Infinity; as the text "nan" such a reference graded every answer wrong.
+    from tasks.math.records import read_problems
+
+    path = tmp_path / "problems.jsonl"
+    path.write_text('{"question": "2 + 2?", "answer": 4}\n{"question": "3 + 3?", "answer": %s}\n' % value)
+    with pytest.raises(RecordError, match=r"problems\.jsonl, line 2, field 'answer'.*finite"):
+        read_problems(path)

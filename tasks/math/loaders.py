@@ -106,7 +106,7 @@ def _parse_file(path: str) -> Iterator[tuple[int, Any, RecordError | None]]:
         with open(path, "rb") as handle:
             raw = handle.read()
         try:
-            data = json.loads(raw.decode("utf-8"))
+            data = json.loads(raw.decode("utf-8-sig"))
         except UnicodeDecodeError as error:
             raise RecordError(f"not UTF-8 text (byte {raw[error.start]:#04x})", path=path,
                               line=raw[: error.start].count(b"\n") + 1) from None
@@ -122,7 +122,7 @@ def _parse_file(path: str) -> Iterator[tuple[int, Any, RecordError | None]]:
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, 1):
             try:
-                text = raw.decode("utf-8")
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a byte order mark starts the file
             except UnicodeDecodeError as error:
                 yield number, None, RecordError(f"not UTF-8 text (byte {raw[error.start]:#04x})", path=path,
                                                 line=number)

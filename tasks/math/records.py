@@ -18,6 +18,7 @@ search`, `prm eval-search`, `prm sft` and `prm ppo` read the same problem files.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,6 +196,8 @@ def _answer_text(record: dict, key: str, where: dict) -> str | None:
         raise RecordError(f"must be a string or a number, got {value!r:.60}", field=key, **where)
     if isinstance(value, str) and not value.strip():
         raise RecordError("is empty", field=key, **where)
+    if isinstance(value, float) and not math.isfinite(value):  # json reads bare NaN and Infinity
+        raise RecordError(f"must be a finite number, got {value}", field=key, **where)
     return str(value)
 
 
