@@ -26,6 +26,9 @@ RECORD_OPTIONS: dict[str, tuple[str, ...]] = {
     "score": ("input",), "label": ("input",), "rerank": ("input",), "search": ("problems",),
     "eval-search": ("problems",), "sft": ("data",), "ppo": ("data", "eval_data"),
 }
+# command -> the options whose hub ids the command reads itself (prm train's load_step_dataset
+# recognises Math-Shepherd, PRM800K, ... from the rows): only checked to be reachable here
+READ_BY_THE_COMMAND: dict[str, tuple[str, ...]] = {"train": ("data", "eval_data")}
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+(:[\w.\-\[\]%:+]+)?")
 _FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".txt")
 
@@ -66,6 +69,14 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def _require_reachable(source: str, *, option: str) -> None:
+    """Fail at once when the hub cannot be reached and offline mode is not set (datasets would
+    retry for half a minute)."""
+    if not _offline() and not _hub_reachable():
+        raise ValueError(f"--{option} {source}: not a local file, and the hub cannot be reached (offline?); "
+                         "give a local JSONL, or set HF_HUB_OFFLINE=1 to use a copy in the datasets cache")
+
+
 def local_copy(source: str, *, option: str) -> str:
     """The JSONL path that holds hub dataset `source` (fetched once), for the option `--option`."""
     dataset_id, _, split = source.partition(":")
@@ -74,9 +85,7 @@ def local_copy(source: str, *, option: str) -> str:
     if target.is_file():
         return str(target)
     offline = _offline()
-    if not offline and not _hub_reachable():
-        raise ValueError(f"--{option} {source}: not a local file, and the hub cannot be reached (offline?); "
-                         "give a local JSONL, or set HF_HUB_OFFLINE=1 to use a copy in the datasets cache")
+    _require_reachable(source, option=option)
     import datasets
 
     try:
@@ -96,7 +105,11 @@ def local_copy(source: str, *, option: str) -> str:
 
 
 def with_local_records(command: str, config: Any) -> Any:
-    """`config` with every record option that names a hub dataset replaced by its local copy."""
+    """`config` with every record option that names a hub dataset replaced by its local copy
+    (options the command reads itself are only checked to be reachable)."""
+    for name in READ_BY_THE_COMMAND.get(command, ()):
+        if is_hub_dataset(getattr(config, name, None)):
+            _require_reachable(getattr(config, name), option=name)
     changes = {name: local_copy(getattr(config, name), option=name)
                for name in RECORD_OPTIONS.get(command, ()) if is_hub_dataset(getattr(config, name, None))}
     return dataclasses.replace(config, **changes) if changes else config

@@ -76,3 +76,22 @@ def test_offline_a_hub_id_fails_at_once(tmp_path, capsys, monkeypatch):
     assert time.perf_counter() - started < 30
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nobody/nothing-here" in err and "offline" in err.lower()
+
+
+@pytest.mark.parametrize("option", ["--data", "--eval_data"])
+def test_train_with_an_unreachable_hub_fails_at_once_in_one_line(tmp_path, capsys, monkeypatch, fake_hub, option):
+    # prm train reads hub ids itself (load_step_dataset detects Math-Shepherd, PRM800K, ...); with
+    # no network, datasets retried for about 28 s and printed 23 warning lines before its error.
+    import commands.hub_data
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(commands.hub_data, "_hub_reachable", lambda timeout=3.0: False)
+    local = tmp_path / "steps.jsonl"
+    local.write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    data = {"--data": str(local), "--eval_data": str(local), option: "nobody/nothing-here"}
+    assert main(["train", "--data", data["--data"], "--eval_data", data["--eval_data"], "--model", "tiny:tiny",
+                 "--output_dir", str(tmp_path / "run"), "--max_steps", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nobody/nothing-here" in err and "cannot be reached" in err
+    assert fake_hub == [] and not (tmp_path / "run").exists()
