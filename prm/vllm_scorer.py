@@ -54,6 +54,10 @@ class VLLMScorer:
             raise ValueError(f"{name_or_path}: VLLMScorer serves token-classification PRMs (head 'classification', "
                              f"objective prm or joint), not head {self.settings.head!r} / objective "
                              f"{self.settings.objective!r}; use prm.load")
+        if self.settings.likelihood_features or self.settings.outcome_likelihood_features:
+            raise ValueError(f"{name_or_path}: its step logits add the model's own step likelihoods "
+                             "(prm train --likelihood_features), which a vLLM pooling engine does not compute; "
+                             "use prm.load")
         if llm is None:
             try:
                 import vllm

@@ -101,3 +101,15 @@ def test_plus_minus_checkpoints_are_refused_clearly(tmp_path):
     (tmp_path / "config.json").write_text('{"prm": {"head": "plus_minus", "separator": "\\n", "num_labels": 1}}')
     with pytest.raises(ValueError, match="token-classification"):
         VLLMScorer(tmp_path, llm=object())
+
+
+def test_likelihood_feature_checkpoints_are_refused_clearly():
+    # The shipped demo PRM adds its own step likelihoods to the step logit (reward_heads.safetensors),
+    # which a vLLM pooling engine never computes: served, its scores would silently differ.
+    from pathlib import Path
+
+    from prm.vllm_scorer import VLLMScorer
+
+    demo_reward = Path(prm.__file__).resolve().parent / "assets" / "demo" / "reward"
+    with pytest.raises(ValueError, match="likelihood"):
+        VLLMScorer(demo_reward, llm=object())
