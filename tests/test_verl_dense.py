@@ -207,3 +207,15 @@ def test_config_rejects_unknown_forms():
         DenseRewardConfig(credit="avg")
     with pytest.raises(ValueError, match="outcome"):
         DenseRewardConfig(outcome="maybe")
+
+
+def test_prepare_data_makes_the_output_folder(tmp_path):
+    # docs/verl.md writes to $DATA/train.parquet before $DATA exists: that was a pandas traceback.
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    from integrations.verl.prepare_data import main as prepare
+
+    out = tmp_path / "data" / "new" / "train.parquet"
+    prepare(["--task", "gsm8k", "--input", "tests/fixtures/gsm8k.jsonl", "--out", str(out)])
+    assert pd.read_parquet(out)["reward_model"][0]["ground_truth"] == "42"

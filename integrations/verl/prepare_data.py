@@ -13,6 +13,7 @@ prompt (one step a line, "The answer is N").
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from tasks.math.loaders import load_gsm8k, load_math
 from tasks.math.prompts import chat_messages
@@ -50,6 +51,7 @@ def main(argv=None) -> None:
     import pandas as pd
 
     table = pd.DataFrame(rows(args.task, args.input, args.split, args.qwen))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(args.out, index=False)
     print(f"wrote {len(table)} rows to {args.out}")
 
