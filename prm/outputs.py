@@ -146,11 +146,14 @@ def label_source_counts(data: str) -> dict[str, int | None]:
 
 
 def command_line(command: str, config: Any) -> str:
-    """`prm <command>` with every option that differs from its default: the run, repeatable."""
+    """`prm <command>` with every option that differs from its default: the run, repeatable (a
+    resume is left out: the line repeats the whole run, and in another folder finds no checkpoint)."""
     import shlex
 
     parts = ["prm", command]
     for item in fields(config):
+        if item.name in ("resume", "overwrite_output_dir", "overwrite_output"):
+            continue
         value = getattr(config, item.name)
         default = item.default if item.default_factory is MISSING else item.default_factory()
         if value == default:
@@ -206,7 +209,8 @@ def model_card(*, command: str, config: Any, kind: str, base_model: str, data: d
         lines.append("None were computed in this run.")
     lines += ["", "## Use", "", "```python", usage.strip(), "```", "",
               "## How it was made", "", "```bash", command_line(command, config), "```", "",
-              f"The resolved options are in `{config_file}`; `prm {command} --config {config_file}` repeats the run.", ""]
+              f"The resolved options are in `{config_file}`; `prm {command} --config {config_file} --output_dir DIR` "
+              "repeats the run in DIR (or, in this folder, `--overwrite_output_dir`, which replaces this run).", ""]
     return "\n".join(lines)
 
 

@@ -644,7 +644,8 @@ def train(config: TrainConfig) -> Path:
             (output_dir / "metrics.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
         else:
             keep_log_until(output_dir / "metrics.jsonl", step)  # the steps after the checkpoint are redone
-        (output_dir / "train_config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+        # The options that repeat the run (a resume is how this run went on, not one of them).
+        (output_dir / "train_config.json").write_text(json.dumps({**asdict(config), "resume": None}, indent=2) + "\n")
     logger = (MetricsLogger(output_dir, trackers=trackers_of(config), command="train", config=asdict(config))
               if accelerator.is_main_process else None)
     progress = tqdm(total=config.max_steps, initial=step, disable=not (config.progress and accelerator.is_main_process),

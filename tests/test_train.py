@@ -75,6 +75,11 @@ def test_resume_continues_to_the_same_result(tmp_path, toy_data):
         assert first.keys() == second.keys()
         for key in first:
             torch.testing.assert_close(first[key], second[key], rtol=1e-5, atol=1e-6)
+    # What the resumed run saves repeats the run anywhere: no --resume, which would look for
+    # checkpoints in the repeat's own folder.
+    assert json.loads((resumed / "train_config.json").read_text())["resume"] is None
+    made = (resumed / "README.md").read_text().split("## How it was made", 1)[1]
+    assert "--resume" not in made and "--overwrite_output_dir" in made
 
 
 def test_gradient_accumulation_matches_a_larger_batch(tmp_path, toy_data):
