@@ -121,10 +121,13 @@ def check_resume(checkpoint_dir: Path, fingerprint: dict[str, Any], run_file: st
         raise ValueError(f"{checkpoint_dir} records no {run_file}, so it cannot be checked against this run; "
                          "start a fresh run (--overwrite_output_dir)")
     stored = json.loads(path.read_text())
-    differences = [f"{key}: checkpoint {stored.get(key)!r}, now {fingerprint.get(key)!r}"
+    # A record beside an output file (<output>.run.json) speaks for that file, not its folder.
+    made, earlier = ((checkpoint_dir, "checkpoint") if run_file == RUN_FILE
+                     else (Path(checkpoint_dir) / run_file.removesuffix(".run.json"), "earlier output"))
+    differences = [f"{key}: {earlier} {stored.get(key)!r}, now {fingerprint.get(key)!r}"
                    for key in sorted(set(stored) | set(fingerprint)) if stored.get(key) != fingerprint.get(key)]
     if differences:
-        raise ValueError(f"{checkpoint_dir} was made by a different run ({'; '.join(differences)})")
+        raise ValueError(f"{made} was made by a different run ({'; '.join(differences)})")
 
 
 def resume_choice(value: Any) -> str | None:

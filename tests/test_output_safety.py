@@ -59,7 +59,7 @@ def test_score_refuses_an_existing_output_and_resumes_only_its_own_run(tmp_path,
     score_file(ScoreConfig(model=tiny_prm, input=source, output=str(output), resume="latest"))
     assert output.read_text() == full
     other = _write(tmp_path / "other.jsonl", STEPS[:3])
-    with pytest.raises(ValueError, match="different run"):
+    with pytest.raises(ValueError, match=r"out\.jsonl was made by a different run \(input: earlier output '"):
         score_file(ScoreConfig(model=tiny_prm, input=other, output=str(output), resume="latest"))
     score_file(ScoreConfig(model=tiny_prm, input=other, output=str(output), overwrite_output=True))
     assert len(output.read_text().splitlines()) == 3
@@ -146,7 +146,7 @@ def test_search_refuses_to_resume_with_another_batch_size(tmp_path, tiny_policy)
     run_search(SearchConfig(**options))
     output.write_text(output.read_text().splitlines(keepends=True)[0])
     kept = output.read_text()
-    with pytest.raises(ValueError, match="different run.*batch_size: checkpoint 16, now 2"):
+    with pytest.raises(ValueError, match="different run.*batch_size: earlier output 16, now 2"):
         run_search(SearchConfig(**{**options, "batch_size": 2}, resume="latest"))
     assert output.read_text() == kept
 
