@@ -482,7 +482,9 @@ def load(path_or_hub_id: str, *, device=None, dtype=None, format: str = "auto", 
     target = _pick_device(device)
     if chosen == "native":
         if format_options:
-            raise TypeError(f"options {sorted(format_options)} apply to published formats only")
+            raise TypeError(f"prm.load got unexpected keyword arguments {sorted(format_options)} for a model of this "
+                            "toolkit, which takes device, dtype, batch_size, aggregation and trust_remote_code (the "
+                            "other keywords are options of published formats: prm.published.load_published)")
         from transformers import AutoTokenizer
 
         from prm.modeling import RewardModel
