@@ -249,7 +249,5 @@ def test_score_refuses_a_file_with_no_records(tmp_path):
 def test_an_unknown_keyword_of_load_is_named_as_unexpected():
     from pathlib import Path
 
-    import prm
-
     with pytest.raises(TypeError, match=r"unexpected keyword arguments \['nosuch'\]"):
         prm.load(str(Path(prm.__file__).resolve().parent / "assets" / "demo" / "reward"), nosuch=1)
