@@ -273,3 +273,15 @@ def test_a_remark_in_parentheses_after_the_answer(gold, text):
 ])
 def test_a_remark_in_parentheses_is_not_part_of_the_value(gold, pred, expected):
     assert answers_equivalent(gold, pred) is expected
+
+
+@pytest.mark.parametrize("gold, pred, expected", [
+    ("2.5", "2-1/2", True), ("5/2", "2-1/2 cups", True), (r"6\frac{1}{2}", "6-1/2", True), ("-2.5", "-2-1/2", True),
+    ("1.5", "2-1/2", False), (r"5\frac{1}{2}", "6-1/2", False),
+    ("1", "2-3/3", True), ("2-x/2", "2-x/2", True), ("x - 1/2", "x-1/2", True),
+])
+def test_a_recipe_style_hyphenated_mixed_number_is_one_value(gold, pred, expected):
+    # A final answer "2-1/2" is 2 1/2 (recipes, measures); read as 2 - 1/2 it made 1.5 a right
+    # answer and 2.5 a wrong one. An improper fraction (2-3/3) stays a subtraction.
+    assert answers_equivalent(gold, pred) is expected
+    assert answers_equivalent(pred, gold) is expected

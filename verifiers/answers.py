@@ -8,7 +8,7 @@ numerically (complex floats at seeded random points when there are variables).
 Equivalence policy (what counts as "the same answer"):
 
 - numbers in any format: `1,000` = `1000` = `1000.0` = `$1,000` = `1000 dollars`,
-  `\\frac{1}{2}` = `1/2` = `0.5`, mixed `2\\frac{1}{2}` = `2 1/2` = `2.5`,
+  `\\frac{1}{2}` = `1/2` = `0.5`, mixed `2\\frac{1}{2}` = `2 1/2` = `2-1/2` (recipe style) = `2.5`,
   `1.5e3` = `1.5 \\times 10^3` = `1500`; radicals and pi by value (`\\sqrt{8}` = `2\\sqrt{2}`).
 - a decimal with >= 4 shown decimals equals a value that is not a short decimal itself when it
   is that value rounded or truncated (`1/3` = `0.3333`, `\\pi` = `3.1416`); shorter
@@ -41,7 +41,8 @@ import unicodedata
 from fractions import Fraction
 
 from verifiers.limits import DEFAULT_LIMITS, Deadline, LimitError, Limits, ParseError
-from verifiers.parser import NotExact, Node, evaluate_complex, evaluate_exact, free_symbols, functions_equal, parse_tree
+from verifiers.parser import (NotExact, Node, evaluate_complex, evaluate_exact, free_symbols, functions_equal, parse_tree,
+                              space_hyphen_mixed_numbers)
 
 MAX_ANSWER_CHARS = 2_000
 _SCAN_TAIL = 20_000
@@ -398,6 +399,8 @@ def _normalise(text: str) -> str:
         text = _ELLIPSIS_AFTER_DECIMAL.sub(r"\1…", text)
     text = re.sub(r"[.\s]+$", "", text).strip()
     text = _REMARK.sub("", text)
+    if "-" in text and "/" in text:  # a final answer "2-1/2" is a value, the mixed number 2 1/2
+        text = space_hyphen_mixed_numbers(text)
     if text[:1].isalpha() or text[:1] in "+-":
         value = number_words_value(text) if _NUMBER_PHRASE.fullmatch(text) else None
         if value is not None:

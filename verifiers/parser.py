@@ -123,6 +123,16 @@ def strip_invisible(text: str) -> str:
     return _INVISIBLE.sub("", text) if not text.isascii() else text
 
 
+# Recipe style "2-1/2": a whole number, a hyphen and a proper fraction, no spaces, is the mixed
+# number 2 1/2 as often as the subtraction 2 - 1/2.
+_HYPHEN_MIXED = re.compile(r"(?<![\d./])(\d+)-([1-9]\d?)/([1-9]\d?)(?![\d/.])")
+
+
+def space_hyphen_mixed_numbers(text: str) -> str:
+    """`text` with every recipe-style `2-1/2` (proper fraction) written as the mixed number `2 1/2`."""
+    return _HYPHEN_MIXED.sub(lambda m: f"{m[1]} {m[2]}/{m[3]}" if int(m[2]) < int(m[3]) else m[0], text)
+
+
 def tokenize(text: str) -> list[Token]:
     """Split text into tokens `(kind, value, space_before)`; never fails.
 

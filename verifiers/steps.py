@@ -66,6 +66,7 @@ from verifiers.parser import (
     number_value,
     parse_prefix,
     parse_tokens,
+    space_hyphen_mixed_numbers,
     strip_invisible,
     to_sympy,
     tokenize,
@@ -1261,7 +1262,7 @@ def _find_claims(text: str, limits: Limits, confirm_plain_prose: bool = False) -
         text = _APOSTROPHE_THOUSANDS.sub(",", text)  # Swiss 121'599 is 121,599
     claims = _find_claims_as_read(text, limits, confirm_plain_prose)
     if any(claim.ok is False for claim in claims) and isinstance(text, str) and "/" in text:
-        spaced = _HYPHEN_MIXED.sub(lambda m: f"{m[1]} {m[2]}/{m[3]}" if int(m[2]) < int(m[3]) else m[0], text)
+        spaced = space_hyphen_mixed_numbers(text)
         if spaced != text:
             mixed = _find_claims_as_read(spaced, limits, confirm_plain_prose)
             if not any(claim.ok is False for claim in mixed):
@@ -1270,8 +1271,6 @@ def _find_claims(text: str, limits: Limits, confirm_plain_prose: bool = False) -
 
 
 _APOSTROPHE_THOUSANDS = re.compile(r"(?<=\d)'(?=\d{3}(?!\d))")
-# "2-1/2": a whole number, a hyphen, a proper fraction, no spaces.
-_HYPHEN_MIXED = re.compile(r"(?<![\d./])(\d+)-([1-9]\d?)/([1-9]\d?)(?![\d/.])")
 
 
 def _find_claims_as_read(text: str, limits: Limits, confirm_plain_prose: bool) -> list[Claim]:
