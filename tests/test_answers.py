@@ -285,3 +285,17 @@ def test_a_recipe_style_hyphenated_mixed_number_is_one_value(gold, pred, expecte
     # answer and 2.5 a wrong one. An improper fraction (2-3/3) stays a subtraction.
     assert answers_equivalent(gold, pred) is expected
     assert answers_equivalent(pred, gold) is expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("So the total is 4{,}698.69.", "4{,}698.69"), ("So the total is 3{,}288 (in dollars).", "3{,}288"),
+    ("That makes 3{.}5 of them.", "3{.}5"),
+])
+def test_the_last_number_fallback_keeps_latex_braced_separators(text, expected):
+    # It cut "4{,}698.69" to 698.69: a wrong True for 698.69, a wrong False for 4698.69.
+    from verifiers import is_correct
+
+    assert extract_answer(text) == expected
+    plain = expected.replace("{,}", "").replace("{.}", ".")
+    assert is_correct(plain, text)
+    assert "{,}" not in expected or not is_correct(expected.split("{,}")[-1], text)

@@ -75,8 +75,9 @@ _IN_TOTAL = re.compile(r"(?<=\S)\s+(?:in\s+total|in\s+all|altogether|total)$", r
 _COMPUTED = re.compile(r"\$?[\d.,]+(?:\s*[-+*/×x÷]\s*\$?[\d.,]+)+\s*=\s*(\$?-?[\d.,]*\d)")
 _A_COLON = re.compile(r"(?:^|\n)[ \t]*A[ \t]*:[ \t]*([^\n]*)")
 # The last number of a text, whole: "\frac{45}{4}", "2 \frac{1}{2}" and "9 3/4" are not 4, 2 and 3/4.
+# LaTeX's braced separators stay inside a number: "4{,}698.69", "3{.}5".
 _LAST_NUMBER = re.compile(r"-?(?:\d[\d,]*\s*)?\\[dt]?frac\{\d+\}\{\d+\}|-?\d[\d,]*[ \t]+\d+\s*/\s*\d+"
-                          r"|-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
+                          r"|-?\d(?:[\d,]|\{,\}(?=\d))*(?:(?:\.|\{\.\})\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
 
 
 def _balanced(text: str, open_at: int) -> str | None:
