@@ -299,3 +299,13 @@ def test_the_last_number_fallback_keeps_latex_braced_separators(text, expected):
     plain = expected.replace("{,}", "").replace("{.}", ".")
     assert is_correct(plain, text)
     assert "{,}" not in expected or not is_correct(expected.split("{,}")[-1], text)
+
+
+@pytest.mark.parametrize("gold, pred, expected", [
+    ("865", "USD 865", True), (r"\$865", "USD 865", True), ("865 USD", "usd 865", True), ("1,200.50", "EUR 1,200.50", True),
+    ("€865", "USD 865", False), ("866", "USD 865", False),
+])
+def test_a_currency_code_before_the_number(gold, pred, expected):
+    # "865 USD" was read, "USD 865" was not (a false alarm on a right answer).
+    assert answers_equivalent(gold, pred) is expected
+    assert answers_equivalent(pred, gold) is expected

@@ -374,6 +374,8 @@ def _scaled_value(m: re.Match) -> str:
     return str(value.numerator) if value.denominator == 1 else f"({value.numerator}/{value.denominator})"
 
 
+# A currency code before the value: "USD 865", "EUR 1,200.50".
+_CODE_FIRST = re.compile(r"(USD|EUR|GBP|JPY|INR)\s*(?=[-+]?\$?[\d.])", re.IGNORECASE)
 # A remark in parentheses after the answer ("45 (3 packs of 15)", "12 (eggs)"): words, no math.
 _REMARK = re.compile(r"(?<=\S)\s+\((?=[^()\\]*[A-Za-z]{2})[^()\\]*\)$")
 
@@ -400,6 +402,9 @@ def _normalise(text: str) -> str:
         text = _ELLIPSIS_AFTER_DECIMAL.sub(r"\1…", text)
     text = re.sub(r"[.\s]+$", "", text).strip()
     text = _REMARK.sub("", text)
+    code = _CODE_FIRST.match(text)
+    if code:  # "USD 865" is "865 USD", which names its currency after the value
+        text = f"{text[code.end():]} {code.group(1)}"
     if "-" in text and "/" in text:  # a final answer "2-1/2" is a value, the mixed number 2 1/2
         text = space_hyphen_mixed_numbers(text)
     if text[:1].isalpha() or text[:1] in "+-":
