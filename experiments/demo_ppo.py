@@ -36,6 +36,7 @@ class PPOSettingsArgs:
     n_minibatches: int | None = field(default=None, metadata={"help": "minibatches per pass"})
     rollout_temperature: float | None = field(default=None, metadata={"help": "sampling temperature of the rollouts (PPOConfig.temperature)"})
     lora_r: int | None = field(default=None, metadata={"help": "LoRA rank (0: full fine-tuning, the demo's)"})
+    outcome_gate: str | None = field(default=None, metadata={"help": "none (the demo's) or checker: no outcome reward for a right answer reached through a false step (PPOConfig.outcome_gate)"})
     validation_seed: int | None = field(default=None, metadata={"help": "judge on fresh problems of this seed (--ppo_eval_problems of them) instead of the demo's held-out problems"})
 
 

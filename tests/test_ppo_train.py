@@ -255,3 +255,22 @@ def test_shared_prefixes_give_the_update_of_independent_responses(workdir, monke
     assert any(not torch.equal(before[name], tensor) for name, tensor in runs[True].items())
     for name, tensor in runs[False].items():
         assert torch.allclose(runs[True][name], tensor, atol=1e-5), name
+
+
+def test_the_checker_gate_gives_no_outcome_reward_to_a_right_answer_reached_through_a_false_step(workdir):
+    # 26 % of the demo policy's distinct right-answer samples contain a false step; an outcome
+    # reward pays them as much as clean ones (experiments/rft_baseline.py).
+    from prm.ppo.train import outcome_rewards
+    from tasks.math.types import Problem
+
+    problem = Problem(id="p", question="Tom has 9 apples and buys 6 more, then eats 3. How many apples are left?",
+                      answer="12", steps=())
+    steps = [["9 + 6 = 15", "15 - 3 = 12", "The answer is 12"], ["9 + 6 = 16", "16 - 3 = 12", "The answer is 12"],
+             ["9 + 6 = 15", "15 - 3 = 11", "The answer is 11"]]
+    texts = ["\n".join(s) for s in steps]
+    plain = outcome_rewards([problem] * 3, steps, texts, _config(workdir, "gate", verifier_coef=2.0))
+    gated = outcome_rewards([problem] * 3, steps, texts, _config(workdir, "gate", verifier_coef=2.0, outcome_gate="checker"))
+    assert plain == ([True, True, False], [2.0, 2.0, 0.0])
+    assert gated == ([True, True, False], [2.0, 0.0, 0.0])  # accuracy still counts the answer
+    with pytest.raises(ValueError, match="outcome_gate"):
+        _config(workdir, "gate", outcome_gate="prm")

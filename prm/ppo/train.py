@@ -83,6 +83,7 @@ from tasks.math.synthetic import synthetic_preset
 from tasks.math.types import Problem
 
 MODES = ("dense", "outcome", "group")
+OUTCOME_GATES = ("none", "checker")
 CRITICS = ("head", "separate")
 
 
@@ -104,6 +105,7 @@ class PPOConfig(OutputOptions):
     step_coef: float = field(default=1.0, metadata={"help": "weight of the PRM step rewards"})
     checker_coef: float = field(default=0.0, metadata={"help": "weight c of the sympy step checker in the step score, (1 - c) * PRM + c * checker (a step: 1 true, 0 false, 0.5 uncheckable); 1 = rule-based dense rewards, no --prm needed"})
     verifier_coef: float = field(default=1.0, metadata={"help": "outcome reward for a correct final answer (verifier), 0 = off"})
+    outcome_gate: str = field(default="none", metadata={"help": "none, or checker: the outcome reward is paid only when the sympy checker finds no false step (a right answer reached through a false step earns nothing)"})
     orm_coef: float | None = field(default=None, metadata={"help": "weight of the ORM score at the last token (default: 1.0 with --orm, else 0; 0 with --orm is an error)"})
     reward_whiten: bool = field(default=False, metadata={"help": "divide the placed step/outcome rewards by their std across the batch (no mean shift, signs kept)"})
     reward_clip: float = field(default=0.0, metadata={"help": "clip each placed reward to [-c, c] (0 = off)"})
@@ -177,6 +179,8 @@ def check_options(config: PPOConfig) -> None:
         raise ValueError(f"--step_score_form must be one of {STEP_SCORE_FORMS}, got {config.step_score_form!r}")
     if config.critic not in CRITICS:
         raise ValueError(f"--critic must be one of {CRITICS}, got {config.critic!r}")
+    if config.outcome_gate not in OUTCOME_GATES:
+        raise ValueError(f"--outcome_gate must be one of {OUTCOME_GATES}, got {config.outcome_gate!r}")
     if config.mode == "group" and config.samples_per_prompt < 2:
         raise ValueError("group mode needs --samples_per_prompt >= 2")
     if config.mode == "group" and config.group_advantage not in GROUP_ADVANTAGES:
@@ -271,6 +275,19 @@ def roll_out(model, tokenizer, problems: list[Problem], config: PPOConfig, seed:
     return prompt_ids, response_ids, texts
 
 
+def outcome_rewards(problems, steps: list[list[str]], texts: list[str], config: PPOConfig) -> tuple[list[bool], list[float]]:
+    """(answer correct, verifier outcome reward) per response; with `--outcome_gate checker` a
+    right answer whose steps hold a false claim (`verifiers.verify_solution`) earns no reward."""
+    from verifiers import is_correct, verify_solution
+
+    correct = [is_correct(p.answer, text) for text, p in zip(texts, problems)]
+    paid = correct
+    if config.outcome_gate == "checker":
+        paid = [ok and not any(v.ok is False for v in verify_solution(p.question, s).steps)
+                for ok, p, s in zip(correct, problems, steps)]
+    return correct, [config.verifier_coef * float(ok) for ok in paid]
+
+
 def score_rollout(problems, prompt_ids, response_ids, texts, tokenizer, is_separator, eos_ids, config: PPOConfig,
                   step_scorer=None, outcome_scorer=None) -> Rollout:
     """PRM step scores (dense and group modes), verifier correctness and outcome rewards.
@@ -278,8 +295,6 @@ def score_rollout(problems, prompt_ids, response_ids, texts, tokenizer, is_separ
     `eos_ids`: the sampler's stop set (`generation.policy.eos_token_ids`), so that no step ends
     on the token that stopped a response.
     """
-    from verifiers import is_correct
-
     step_ends, steps = [], []
     for ids in response_ids:
         ends = step_end_positions(ids, is_separator, eos_ids)
@@ -298,8 +313,7 @@ def score_rollout(problems, prompt_ids, response_ids, texts, tokenizer, is_separ
             results = [step_scorer.score_steps(q, steps[i]) for q, i in zip(questions, scored)]
         for index, result in zip(scored, results):
             step_scores[index] = list(result)
-    correct = [is_correct(p.answer, text) for text, p in zip(texts, problems)]
-    outcome = [config.verifier_coef * float(ok) for ok in correct]
+    correct, outcome = outcome_rewards(problems, steps, texts, config)
     if outcome_scorer is not None and config.orm_coef:
         outcome = [o + config.orm_coef * outcome_scorer.score(p.question, t) for o, p, t in zip(outcome, problems, texts)]
     return Rollout(problems, prompt_ids, response_ids, texts, step_ends, [list(s) for s in step_scores], correct, outcome)
