@@ -45,6 +45,7 @@ class RFTArgs:
     rft_filters: str = field(default=",".join(FILTERS), metadata={"help": f"comma-separated, of {', '.join(FILTERS)}"})
     rft_steps: int = field(default=200, metadata={"help": "fine-tuning steps (batch 32) of every filter"})
     rft_lr: float = field(default=1e-4, metadata={"help": "peak learning rate of the fine-tuning"})
+    rft_seed: int = field(default=0, metadata={"help": "seed of the sampling and of the fine-tuning (the problems stay the demo's)"})
     validation_seed: int = field(default=777, metadata={"help": "seed of the validation problems (as demo_ppo.py)"})
 
 
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
     train, heldout = make_problems(config, shipped_training_questions())
     judged = validation_problems(config, train, heldout, args.validation_seed, config.ppo_eval_problems)
     problems = train[: args.rft_problems]
-    right, stats = right_samples(run, problems, args, config.seed)
+    right, stats = right_samples(run, problems, args, args.rft_seed)
     model, tokenizer = load_policy(str(ASSETS / "policy"))
     results = {"start": heldout_accuracy(model, tokenizer, judged, temperature=0.0, max_new_tokens=64),
                "sampling": stats, "settings": asdict(args), "validation_problems": len(judged), "runs": {}}
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
                                        sum(r["steps"] != reference_steps[r["question"]] for r in records)}
         if records:  # else nothing to fine-tune on
             row["accuracy"] = fine_tuned_accuracy(write_records(records, run / f"{name}.jsonl"), run / name, args,
-                                                  config.seed, judged)
+                                                  args.rft_seed, judged)
         (run / "rft.json").write_text(json.dumps(results, indent=2) + "\n")  # after every filter: a stop keeps the rest
     print(f"samples right {stats['sample_accuracy']:.3f}, problems solved by some sample {stats['solved_problems']:.3f}, "
           f"{stats['distinct_right']} distinct right-answer solutions; SFT start {results['start']:.3f} "
