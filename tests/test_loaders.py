@@ -289,3 +289,15 @@ def test_a_reference_that_is_not_a_finite_number_names_file_line_and_field(tmp_p
     path.write_text('{"question": "2 + 2?", "answer": 4}\n{"question": "3 + 3?", "answer": %s}\n' % value)
     with pytest.raises(RecordError, match=r"problems\.jsonl, line 2, field 'answer'.*finite"):
         read_problems(path)
+
+
+def test_a_directory_given_as_records_is_named_so_by_every_reader(tmp_path):
+    # It was "[Errno 21] Is a directory" in some commands and "no such problems file" in others.
+    from tasks.math.loaders import iter_jsonl
+    from tasks.math.records import read_candidates, read_problems
+
+    folder = tmp_path / "records.jsonl"
+    folder.mkdir()
+    for read in (lambda p: list(iter_jsonl(p)), read_problems, read_candidates):
+        with pytest.raises(RecordError, match=r"records\.jsonl: is a directory, not a JSONL or JSON file"):
+            read(folder)

@@ -94,6 +94,9 @@ def iter_jsonl(
         _log_skips(report)
 
 
+IS_A_DIRECTORY = "is a directory, not a JSONL or JSON file"
+
+
 def read_jsonl(path: str | os.PathLike, *, skip_invalid: bool = False) -> list[dict[str, Any]]:
     """The objects `iter_jsonl` yields, as a list."""
     return [row for _, row in iter_jsonl(path, skip_invalid=skip_invalid)]
@@ -102,6 +105,8 @@ def read_jsonl(path: str | os.PathLike, *, skip_invalid: bool = False) -> list[d
 def _parse_file(path: str) -> Iterator[tuple[int, Any, RecordError | None]]:
     """(line number, parsed value, None) or (line number, None, the parse error) for each
     record of a local JSONL/JSON file."""
+    if os.path.isdir(path):
+        raise RecordError(IS_A_DIRECTORY, path=path)
     if path.endswith(".json"):
         with open(path, "rb") as handle:
             raw = handle.read()

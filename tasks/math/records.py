@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.math.loaders import boxed_answer, iter_jsonl, load_step_dataset
+from tasks.math.loaders import IS_A_DIRECTORY, boxed_answer, iter_jsonl, load_step_dataset
 from tasks.math.prompts import answer_step
 from tasks.math.steps import join_steps, split_gsm8k, split_steps
 from tasks.math.types import (
@@ -214,6 +214,8 @@ def read_problems(source: str | os.PathLike, *, limit: int = 0, n_synthetic: int
         problems = generate_problems(n_synthetic, preset=name, seed=seed)
     else:
         path = Path(source)
+        if path.is_dir():
+            raise RecordError(IS_A_DIRECTORY, path=str(path))
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such problems file (or use synthetic:<preset>)")
         problems = [problem_from_record(record, path=str(path), line=number, require_answer=require_answer,
@@ -294,6 +296,8 @@ def read_candidates(path: str | os.PathLike) -> list[CandidateRecord]:
     """Every line of a candidates file (`candidates_from_record`); a missing file, one with no
     record, or a step-labelled record (`labels`) raises."""
     path = Path(path)
+    if path.is_dir():
+        raise RecordError(IS_A_DIRECTORY, path=str(path))
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such candidates file")
     records = []
