@@ -179,6 +179,20 @@ def _split(records: list[dict], fraction: float, seed: int) -> tuple[list[dict],
     return [records[i] for i in order[held_out:]], [records[i] for i in order[:held_out]]
 
 
+def without_training_records(heldout: list[dict], train: list[dict]) -> list[dict]:
+    """`heldout` without the records whose prompt and solution texts are a training record's
+    (labels aside); how many were left out is printed, never silent."""
+    def texts(record: dict) -> str:
+        return json.dumps([record.get(key) for key in ("prompt", "completions", "completion", "chosen", "rejected")])
+
+    seen = {texts(record) for record in train}
+    kept = [record for record in heldout if texts(record) not in seen]
+    if len(kept) < len(heldout):
+        print(f"warning: {len(heldout) - len(kept)} of {len(heldout)} held-out records are also training records; "
+              f"left out of evaluation ({len(kept)} kept)")
+    return kept
+
+
 def _texts(records: list[dict]) -> list[str]:
     texts = []
     for record in records:
@@ -481,9 +495,10 @@ def prepare_data(config: TrainConfig, resume_dir: Path | None) -> TrainingData:
     records = load_records(config.data, config.objective, synthetic_problems=config.synthetic_problems, seed=config.seed)
     if config.eval_data:
         train_records = records
-        eval_records = load_records(config.eval_data, config.objective,
-                                    synthetic_problems=max(1, round(config.synthetic_problems * config.eval_fraction)),
-                                    seed=config.seed + 1)
+        eval_records = without_training_records(
+            load_records(config.eval_data, config.objective,
+                         synthetic_problems=max(1, round(config.synthetic_problems * config.eval_fraction)),
+                         seed=config.seed + 1), train_records)
     else:
         train_records, eval_records = _split(records, config.eval_fraction, config.seed)
     tokenizer, model = build_model(config, train_records, tokenizer_dir=str(resume_dir) if resume_dir else None)

@@ -92,13 +92,14 @@ def test_gradient_accumulation_matches_a_larger_batch(tmp_path, toy_data):
 def test_outcome_objectives_train(tmp_path, objective):
     rng = random.Random(0)
     if objective == "orm":
-        records = [{"prompt": "Q", "completion": f"step {rng.choice(WORDS)}\nend {label}", "label": label == "ok"}
-                   for label in rng.choices(["ok", "no"], k=64)]
+        records = [{"prompt": "Q", "completion": f"step {rng.choice(WORDS)} {rng.choice(WORDS)}\nend {label}",
+                    "label": label == "ok"} for label in rng.choices(["ok", "no"], k=64)]
     else:
         records = [{"prompt": "Q", "chosen": f"{rng.choice(WORDS)} ok", "rejected": f"{rng.choice(WORDS)} no", "margin": 0.5}
                    for _ in range(64)]
-    data = write_jsonl(tmp_path / "data.jsonl", records)
-    run_dir = train(_config(tmp_path, (data, data), objective=objective, max_steps=30, lr=1e-2))
+    data = write_jsonl(tmp_path / "data.jsonl", records[:48])
+    heldout = write_jsonl(tmp_path / "heldout.jsonl", records[48:])
+    run_dir = train(_config(tmp_path, (data, heldout), objective=objective, max_steps=30, lr=1e-2))
     losses = _log(run_dir, "loss")
     assert sum(losses[-5:]) < sum(losses[:5])
     results = json.loads((run_dir / "eval_results.json").read_text())
@@ -129,6 +130,17 @@ def test_no_label_within_max_length_is_refused_before_training(tmp_path, toy_dat
     with pytest.warns(UserWarning), pytest.raises(ValueError, match=rf"no step label of the {which} data fits --max_length 40"):
         train(config)
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_held_out_records_that_are_training_records_are_left_out_and_counted(tmp_path, capsys):
+    # --eval_data X with --data X reported "held-out" metrics on the training data, without a word.
+    train_records, fresh = toy_records(40, 0), toy_records(4, 7)
+    train_path = write_jsonl(tmp_path / "train.jsonl", train_records)
+    eval_path = write_jsonl(tmp_path / "eval.jsonl", train_records[:4] + fresh)
+    run_dir = train(_config(tmp_path, (train_path, eval_path), max_steps=1))
+    assert "4 of 8 held-out records are also training records; left out of evaluation (4 kept)" in capsys.readouterr().out
+    card = (run_dir / "README.md").read_text()
+    assert card  # the run finishes and reports on the 4 records that are held out
 
 
 def test_config_is_the_command_line():
