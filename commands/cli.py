@@ -151,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prm {name}: error: --log_level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}", file=sys.stderr)
         return 2
     configure_logging(log_level)  # before the command's imports: quiet by default
+    if not debug:  # a warning is a line for a person; --debug keeps Python's file:line form
+        import warnings
+
+        warnings.showwarning = lambda message, *_args, **_kwargs: print(f"prm {name}: warning: {message}",
+                                                                         file=sys.stderr)
     load, _ = COMMANDS[name]
     try:
         config_class, function = load()

@@ -94,3 +94,27 @@ def test_score_of_a_hub_dataset_writes_into_the_current_folder(tmp_path, monkeyp
     assert f"prm score: wrote {target.name}" in capsys.readouterr().out
     assert len(target.read_text().splitlines()) == 1
     assert sorted(path.name for path in cache.rglob("*") if path.is_file()) == ["test.jsonl"]  # cache untouched
+
+
+def test_a_warning_is_one_line_naming_the_command(tmp_path):
+    # A length warning used to come out as a Python warning: "commands/cli.py:167: UserWarning: ..."
+    # and then the source line of the call.
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    record = {"prompt": "a long question " * 30, "completions": ["1 + 1 = 2", "The answer is 2"], "labels": [True, True]}
+    short = {"prompt": "What is 1 + 1?", "completions": ["1 + 1 = 2", "The answer is 2"], "labels": [True, True]}
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in [record] + [short] * 8))
+    done = subprocess.run([sys.executable, "-m", "commands.cli", "train", "--data", str(data), "--eval_fraction", "0",
+                           "--model", "tiny:tiny", "--max_length", "40", "--max_steps", "1", "--batch_size", "4",
+                           "--no_progress", "--output_dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "max_length" in line]
+    assert lines and all(line.startswith("prm train: warning: ") for line in lines), done.stderr
+    assert "UserWarning" not in done.stderr and "with_local_records" not in done.stderr
