@@ -301,3 +301,26 @@ def test_a_directory_given_as_records_is_named_so_by_every_reader(tmp_path):
     for read in (lambda p: list(iter_jsonl(p)), read_problems, read_candidates):
         with pytest.raises(RecordError, match=r"records\.jsonl: is a directory, not a JSONL or JSON file"):
             read(folder)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_key_given_twice_in_one_record_is_an_error(tmp_path, suffix):
+    # JSON's "last one wins" silently replaced the first prompt with the second.
+    from tasks.math.loaders import iter_jsonl
+
+    good = '{"prompt": "q", "completions": ["a"], "labels": [true]}'
+    twice = '{"prompt": "first", "completions": ["a"], "labels": [true], "prompt": "second"}'
+    path = tmp_path / f"twice{suffix}"
+    path.write_text(f"{good}\n{twice}\n" if suffix == ".jsonl" else f"[{good},\n{twice}]")
+    where = "line 2: " if suffix == ".jsonl" else ""  # a .json file is parsed whole: no record position
+    with pytest.raises(RecordError, match=rf"{where}invalid JSON: key 'prompt' appears twice in one object"):
+        list(iter_jsonl(path))
+
+
+def test_a_jsonl_file_named_json_gets_a_hint(tmp_path):
+    from tasks.math.loaders import iter_jsonl
+
+    path = tmp_path / "records.json"
+    path.write_text('{"prompt": "q"}\n{"prompt": "r"}\n')
+    with pytest.raises(RecordError, match=r"one JSON object a line: name it \.jsonl"):
+        list(iter_jsonl(path))

@@ -97,6 +97,19 @@ def iter_jsonl(
 IS_A_DIRECTORY = "is a directory, not a JSONL or JSON file"
 
 
+class _KeyTwice(ValueError):
+    """A JSON object names a key twice (json keeps the last value without a word)."""
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    if len(record) < len(pairs):
+        seen: set[str] = set()
+        key = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise _KeyTwice(f"key {key!r} appears twice in one object")
+    return record
+
+
 def read_jsonl(path: str | os.PathLike, *, skip_invalid: bool = False) -> list[dict[str, Any]]:
     """The objects `iter_jsonl` yields, as a list."""
     return [row for _, row in iter_jsonl(path, skip_invalid=skip_invalid)]
@@ -111,12 +124,16 @@ def _parse_file(path: str) -> Iterator[tuple[int, Any, RecordError | None]]:
         with open(path, "rb") as handle:
             raw = handle.read()
         try:
-            data = json.loads(raw.decode("utf-8-sig"))
+            data = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_object_without_repeats)
         except UnicodeDecodeError as error:
             raise RecordError(f"not UTF-8 text (byte {raw[error.start]:#04x})", path=path,
                               line=raw[: error.start].count(b"\n") + 1) from None
         except json.JSONDecodeError as error:
-            raise RecordError(f"invalid JSON: {error.msg}", path=path, line=error.lineno) from None
+            hint = ("; the file holds one JSON object a line: name it .jsonl"
+                    if error.msg == "Extra data" and raw.lstrip()[:1] == b"{" else "")
+            raise RecordError(f"invalid JSON: {error.msg}{hint}", path=path, line=error.lineno) from None
+        except _KeyTwice as error:
+            raise RecordError(f"invalid JSON: {error}", path=path) from None
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             data = data["data"]
         if not isinstance(data, list):
@@ -135,7 +152,10 @@ def _parse_file(path: str) -> Iterator[tuple[int, Any, RecordError | None]]:
             if not text.strip():
                 continue
             try:
-                row = json.loads(text)
+                row = json.loads(text, object_pairs_hook=_object_without_repeats)
+            except _KeyTwice as error:
+                yield number, None, RecordError(f"invalid JSON: {error}", path=path, line=number)
+                continue
             except json.JSONDecodeError as error:
                 yield number, None, RecordError(
                     f"invalid JSON: {error.msg} (character {error.pos + 1})", path=path, line=number
