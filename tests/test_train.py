@@ -139,8 +139,8 @@ def test_held_out_records_that_are_training_records_are_left_out_and_counted(tmp
     eval_path = write_jsonl(tmp_path / "eval.jsonl", train_records[:4] + fresh)
     run_dir = train(_config(tmp_path, (train_path, eval_path), max_steps=1))
     assert "4 of 8 held-out records are also training records; left out of evaluation (4 kept)" in capsys.readouterr().out
-    card = (run_dir / "README.md").read_text()
-    assert card  # the run finishes and reports on the 4 records that are held out
+    assert "- held-out records: 4" in (run_dir / "README.md").read_text()  # metrics of the 4 held out only
+    assert (run_dir / "eval_results.json").is_file()
 
 
 def test_config_is_the_command_line():
