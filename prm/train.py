@@ -173,20 +173,42 @@ def load_records(source: str, objective: str, *, synthetic_problems: int = 2000,
 
 
 def _split(records: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(training, held-out) records: about `fraction` held out, in a seeded order."""
     order = list(range(len(records)))
     random.Random(f"split/{seed}").shuffle(order)
     held_out = max(1, round(fraction * len(records))) if fraction > 0 else 0
     return [records[i] for i in order[held_out:]], [records[i] for i in order[:held_out]]
 
 
+def _solution_key(record: dict) -> str:
+    """A record's prompt and solution texts, labels aside: equal keys are copies of one solution."""
+    return json.dumps([record.get(key) for key in ("prompt", "completions", "completion", "chosen", "rejected")])
+
+
+def warn_about_copies(records: list[dict], source: str) -> None:
+    """Warn, with counts, when records repeat an earlier record's texts (kept: each copy weighs
+    that solution once more) and when a copy labels them differently."""
+    first_labels: dict[str, Any] = {}
+    copies = conflicting = 0
+    for record in records:
+        key, labels = _solution_key(record), record.get("labels", record.get("label"))
+        if key in first_labels:
+            copies += 1
+            conflicting += labels != first_labels[key]
+        else:
+            first_labels[key] = labels
+    if copies:
+        differ = f"; {conflicting} of them gives different labels than the earlier one" if conflicting else ""
+        warnings.warn(f"{source}: {copies} of the {len(records)} records repeat an earlier record's prompt and steps "
+                      f"(kept for training, so each copy weighs that solution once more; a held-out copy of a "
+                      f"training record is left out of evaluation){differ}", stacklevel=3)
+
+
 def without_training_records(heldout: list[dict], train: list[dict]) -> list[dict]:
     """`heldout` without the records whose prompt and solution texts are a training record's
     (labels aside); how many were left out is printed, never silent."""
-    def texts(record: dict) -> str:
-        return json.dumps([record.get(key) for key in ("prompt", "completions", "completion", "chosen", "rejected")])
-
-    seen = {texts(record) for record in train}
-    kept = [record for record in heldout if texts(record) not in seen]
+    seen = {_solution_key(record) for record in train}
+    kept = [record for record in heldout if _solution_key(record) not in seen]
     if len(kept) < len(heldout):
         print(f"warning: {len(heldout) - len(kept)} of {len(heldout)} held-out records are also training records; "
               f"left out of evaluation ({len(kept)} kept)")
@@ -493,6 +515,7 @@ def prepare_data(config: TrainConfig, resume_dir: Path | None) -> TrainingData:
     """Records -> held-out split -> tokenizer and model -> features (labels after a first wrong
     step dropped with --first_wrong_only)."""
     records = load_records(config.data, config.objective, synthetic_problems=config.synthetic_problems, seed=config.seed)
+    warn_about_copies(records, config.data)
     if config.eval_data:
         train_records = records
         eval_records = without_training_records(
@@ -501,6 +524,8 @@ def prepare_data(config: TrainConfig, resume_dir: Path | None) -> TrainingData:
                          seed=config.seed + 1), train_records)
     else:
         train_records, eval_records = _split(records, config.eval_fraction, config.seed)
+        if eval_records:
+            eval_records = without_training_records(eval_records, train_records)
     tokenizer, model = build_model(config, train_records, tokenizer_dir=str(resume_dir) if resume_dir else None)
     if config.lm_coef > 0 and not model.can_model_language:
         raise ValueError(f"--lm_coef needs next-token logits, and {config.model} has neither an LM head nor "
@@ -537,6 +562,16 @@ def make_batching(config: TrainConfig, data: TrainingData, accelerator) -> Batch
     from torch.utils.data import DataLoader
 
     model = data.model
+    processes = accelerator.num_processes
+    if len(data.train_features) < config.batch_size * processes:
+        held_out = ""
+        if not config.eval_data and data.eval_records:
+            read = len(data.train_records) + len(data.eval_records)
+            held_out = (f" ({len(data.eval_records)} of the {read} read are held out by "
+                        f"--eval_fraction {config.eval_fraction})")
+        raise ValueError(f"{len(data.train_features)} training records{held_out} are fewer than one batch "
+                         f"(--batch_size {config.batch_size} x {processes} process{'es' if processes > 1 else ''}): "
+                         "lower --batch_size or add records")
     use_mask = not is_causal_decoder(model)
     solutions_per_prompt = config.solutions_per_prompt
     reason = tree_mask_unsupported(model)

@@ -132,6 +132,21 @@ def test_no_label_within_max_length_is_refused_before_training(tmp_path, toy_dat
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
+@pytest.mark.parametrize("split", [False, True])
+def test_fewer_training_records_than_a_batch_is_one_line_counting_records_and_the_held_out_share(tmp_path, split):
+    # It said "14 examples are fewer than one global batch" for a file of 16 records: neither
+    # the records nor the 2 that --eval_fraction took were named, nor the option to change.
+    train_path = write_jsonl(tmp_path / "train.jsonl", toy_records(16, 0))
+    data = (train_path, None) if split else (train_path, write_jsonl(tmp_path / "eval.jsonl", toy_records(4, 1)))
+    config = _config(tmp_path, data, batch_size=16 if split else 32)
+    message = (r"14 training records \(2 of the 16 read are held out by --eval_fraction 0.1\) are fewer than one batch "
+               r"\(--batch_size 16 x 1 process\): lower --batch_size" if split else
+               r"16 training records are fewer than one batch \(--batch_size 32 x 1 process\): lower --batch_size")
+    with pytest.raises(ValueError, match=message):
+        train(config)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
 def test_held_out_records_that_are_training_records_are_left_out_and_counted(tmp_path, capsys):
     # --eval_data X with --data X reported "held-out" metrics on the training data, without a word.
     train_records, fresh = toy_records(40, 0), toy_records(4, 7)
@@ -141,6 +156,40 @@ def test_held_out_records_that_are_training_records_are_left_out_and_counted(tmp
     assert "4 of 8 held-out records are also training records; left out of evaluation (4 kept)" in capsys.readouterr().out
     assert "- held-out records: 4" in (run_dir / "README.md").read_text()  # metrics of the 4 held out only
     assert (run_dir / "eval_results.json").is_file()
+
+
+def test_held_out_copies_of_training_records_are_left_out_of_the_split_and_counted(tmp_path, capsys):
+    # A file that holds a record twice (two files concatenated, say) had copies on both sides of
+    # the --eval_fraction split: "held-out" metrics partly on training records, without a word.
+    # The training records stay exactly those of the plain split (the demo's reward model is
+    # trained this way), so only the evaluation changes.
+    from prm.train import _split
+
+    records = toy_records(40, 0)
+    data = records + records[:20]
+    train_path = write_jsonl(tmp_path / "train.jsonl", data)
+    with pytest.warns(UserWarning, match=r"20 of the 60 records repeat an earlier record's prompt and steps"):
+        run_dir = train(_config(tmp_path, (train_path, None), max_steps=1, eval_fraction=0.25))
+    train_records, split_off = _split(data, 0.25, 0)
+    keys = {json.dumps([r["prompt"], r["completions"]]) for r in train_records}
+    fresh = [r for r in split_off if json.dumps([r["prompt"], r["completions"]]) not in keys]
+    assert 0 < len(fresh) < len(split_off) == 15
+    assert (f"{15 - len(fresh)} of 15 held-out records are also training records; left out of evaluation "
+            f"({len(fresh)} kept)") in capsys.readouterr().out
+    card = (run_dir / "README.md").read_text()
+    assert f"- held-out records: {len(fresh)}\n" in card and "- training records: 45\n" in card
+
+
+def test_records_that_label_the_same_steps_differently_are_counted(tmp_path):
+    records = toy_records(40, 0)
+    flipped = {**records[0], "labels": [not label for label in records[0]["labels"]]}
+    train_path = write_jsonl(tmp_path / "train.jsonl", records + [flipped])
+    with pytest.warns(UserWarning, match=r"1 of them gives different labels"):
+        train(_config(tmp_path, (train_path, toy_data_eval(tmp_path)), max_steps=1))
+
+
+def toy_data_eval(tmp_path):
+    return write_jsonl(tmp_path / "eval.jsonl", toy_records(8, 5))
 
 
 def test_config_is_the_command_line():
