@@ -278,3 +278,27 @@ def test_a_unit_letter_that_is_also_the_variable(prev, step):
                                             ("121'599 + 9'369 = 130'969", False)])
 def test_an_apostrophe_thousands_separator(step, expected):
     assert check_step(step) is expected
+
+
+@pytest.mark.parametrize(
+    "step, expected",
+    [
+        # Two equations on two lines of one step (a paragraph, `--step_style paragraphs`): the
+        # line break ran "36" into "(36 + 4)" as one product, so a true step was False, and
+        # "8" into "8 - 2" as nothing readable, so a false one was None.
+        ("12 * 3 = 36\n(36 + 4) / 2 = 20", True),
+        ("3 + 4 = 8\n8 - 2 = 6", False),
+        ("3 + 4 = 7\n7 - 2 = 6", False),
+        ("1 + 2 + 3 = 6\n4 + 5 = 9", True),
+        ("48/2 = 24\n24 + 48 = 72", True),
+        ("x = 8\n2x = 16", None),
+        ("5% of 200 = 10\n10 + 5 = 15", True),
+        # A line that starts with an operator or "=" continues the expression above it.
+        ("Total = 3 + 4 + 5\n+ 6 = 18", True),
+        ("x = 3 + 4\n= 7", True),
+        ("x = 3 +\n4 = 7", True),
+        ("$$\n3 + 4\n= 8\n$$", False),
+    ],
+)
+def test_a_line_break_between_two_operands_ends_the_claim(step, expected):
+    assert check_step(step) is expected

@@ -79,6 +79,10 @@ _CLAIM_RELATIONS = frozenset(["=", "≈"])
 # then a space ("-3 + 5 = 2" keeps its minus). It becomes "; ", which ends the claim of the
 # line before as a line break does not.
 _LIST_MARKER = re.compile(r"(?m)^([ \t]*)[-*•][ \t]+(?=\S)")
+# A line break between the end of one operand and the start of another ("= 36\n(36 + 4) / 2")
+# ends a claim: read as a space, the lines ran together into one product ("36 (36 + 4)").
+# A line that starts with an operator or "=" still continues the expression above it.
+_LINE_BETWEEN_OPERANDS = re.compile(r"(?<=[0-9A-Za-z)\]%])[ \t]*\n(?=[ \t]*[0-9A-Za-z(\[$])")
 _STOP_OPS = frozenset([",", "=", "≈", "<", ">", "<=", ">=", "!=", "..."])
 _OPERATOR_WORDS = frozenset(["times", "of", "plus", "minus", "by", "divided", "multiplied"])
 # One-letter words that are prose, not variables, when they stand before an equation.
@@ -1278,7 +1282,7 @@ def _find_claims_as_read(text: str, limits: Limits, confirm_plain_prose: bool) -
         return [Claim("prose", "", None, f"step longer than {MAX_STEP_CHARS} characters")] if isinstance(text, str) else []
     if "=" not in text and "≈" not in text and "approx" not in text:
         return []
-    text = _LIST_MARKER.sub(r"\1; ", strip_invisible(text))
+    text = _LINE_BETWEEN_OPERANDS.sub(";\n", _LIST_MARKER.sub(r"\1; ", strip_invisible(text)))
     deadline = Deadline(limits.time_budget)
     claims: list[Claim] = []
     annotated = "<<" in text
