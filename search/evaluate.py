@@ -49,13 +49,17 @@ def evaluate_best_of_n(
     tokens_per_problem: Sequence[Sequence[int]] | None = None,
     verifier: VerifierScorer | None = None,
     progress: bool = True,
+    step_style: str = "lines",
 ) -> list[CurvePoint]:
     """Best-of-N accuracy curves from M samples per problem, in memory.
 
     prompts / references: one per problem; samples_per_problem: `[problems][M]` solution texts
     (or step lists); scorers: e.g. {"prm": prm.load(...), "orm": ...}; methods default to
     `default_methods(scorers)`; tokens_per_problem: `[problems][M]` generated tokens, for the
-    accuracy-vs-tokens curve. Returns one `CurvePoint` per (method, N).
+    accuracy-vs-tokens curve; step_style: how sample texts split into steps, one style for
+    every sample (default "lines": the policy writes one step a line, as beam search and
+    `prm search` split them; "auto" would guess per sample, so that a blank line in one
+    sample changed its steps). Returns one `CurvePoint` per (method, N).
     """
     from tqdm.auto import tqdm
 
@@ -72,7 +76,7 @@ def evaluate_best_of_n(
         pools.append(build_pool(
             prompts[index], samples_per_problem[index], scorers=scorers, methods=methods,
             reference=references[index], verifier=verifier,
-            tokens=None if tokens_per_problem is None else tokens_per_problem[index],
+            tokens=None if tokens_per_problem is None else tokens_per_problem[index], step_style=step_style,
         ))
     return accuracy_curve(pools, methods, ns, seeds=seeds, n_subsets=n_subsets)
 

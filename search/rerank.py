@@ -12,9 +12,10 @@ Methods, by name (the same names in `prm rerank`, `prm eval-search` and the tabl
 | `oracle` | a correct candidate if there is one: pass@N, the ceiling |
 
 Answer classes hold only pairwise equivalent answers, and no vote depends on the order the
-candidates are listed in: among answer classes with equal votes (or equal summed scores)
-the class holding the pool's more frequent answer wins, then the one whose answer sorts
-first (`answer_key`: numbers by value, then text); within the winning class a majority vote
+candidates are listed in, nor on candidates outside the vote (accuracy at N from subsets of
+a pool is the vote of each subset alone): among answer classes with equal votes (or equal
+summed scores) the one whose answer comes first in a fixed pseudo-random order of answers
+(`_tie_rank`, blind to their values) wins; within the winning class a majority vote
 returns a candidate of its most frequent answer, a weighted vote its best-scored candidate.
 Correctness is checked per candidate, not per class. Among equal scores (`<scorer>` methods)
 the candidate listed first wins. If the verifier filter would drop every candidate, all are
@@ -31,6 +32,7 @@ estimated from one pool of M samples by averaging over many random subsets
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import Counter
@@ -163,9 +165,9 @@ def _vote(classes: Sequence[int], answers: Sequence[str | None], indices: Sequen
           weights: Sequence[float] | None) -> int | None:
     """The chosen candidate index: the class with most votes (or largest weight sum).
 
-    No tie depends on the order of `indices`: equal totals go to the lower class id (the
-    class holding the more frequent answer of the pool, then the smaller `answer_key`, see
-    `group_answers`); within the class a majority vote returns a candidate of its most
+    No tie depends on the order of `indices` or on candidates outside them: equal totals go
+    to the class whose answer among `indices` has the lowest `_tie_rank`; within the class a
+    majority vote returns a candidate of its most
     frequent answer here, a weighted vote its best-scored candidate, equal ones then by
     smaller `answer_key`, and only candidates with the same key by listing order.
     """
@@ -177,13 +179,30 @@ def _vote(classes: Sequence[int], answers: Sequence[str | None], indices: Sequen
         return None
     # fsum is exactly rounded: a plain running sum could differ in its last bit by order.
     totals = {class_id: math.fsum(values) for class_id, values in votes.items()}
-    winner = min(totals, key=lambda c: (-totals[c], c))
+    most = max(totals.values())
+    tied = [class_id for class_id, total in totals.items() if total == most]
+    winner = tied[0]
+    if len(tied) > 1:
+        ranks: dict[int, bytes] = {}
+        for i in indices:
+            if classes[i] in tied:
+                rank = _tie_rank(answer_key(answers[i]))
+                ranks[classes[i]] = min(ranks.get(classes[i], rank), rank)
+        winner = min(tied, key=lambda class_id: ranks[class_id])
     members = [i for i in indices if classes[i] == winner]
     keys = {i: answer_key(answers[i]) for i in members}
     if weights is None:
         counts = Counter(keys.values())
         return min(members, key=lambda i: (-counts[keys[i]], keys[i]))  # min: first listed of equals
     return min(members, key=lambda i: (-weights[i], keys[i]))
+
+
+@lru_cache(maxsize=1 << 16)
+def _tie_rank(key: tuple[str, Any]) -> bytes:
+    """A fixed pseudo-random rank of an answer for breaking tied votes: blind to the answer's
+    value (a rule such as "the smaller number" could favour right or wrong answers), to the
+    listing order and to the candidates outside the vote."""
+    return hashlib.blake2b(repr(key).encode(), digest_size=8).digest()
 
 
 def _argmax(values: Sequence[float], indices: Sequence[int]) -> int | None:
@@ -396,17 +415,33 @@ def build_pool(
                 raise TypeError(f"method {method.name!r}: scorer {method.scorer!r} has no score_steps")
             pool.step_scores[method.scorer] = score_solutions(scorer, prompt, steps)
         if method.aggregation is None and method.scorer not in pool.outcome_scores:
-            if not hasattr(scorer, "score"):
+            if hasattr(scorer, "score_solutions"):
+                pool.outcome_scores[method.scorer] = _outcome_scores(scorer, prompt, texts, steps)
+            elif hasattr(scorer, "score"):
+                pool.outcome_scores[method.scorer] = [
+                    float(scorer.score(prompt, text)) if text.strip() else 0.0 for text in texts
+                ]
+            else:
                 raise TypeError(f"method {method.name!r}: scorer {method.scorer!r} has no score(prompt, completion)")
-            pool.outcome_scores[method.scorer] = [
-                float(scorer.score(prompt, text)) if text.strip() else 0.0 for text in texts
-            ]
     if any(m.verifier_filter for m in methods):
         verifier = verifier or VerifierScorer()
         pool.passes_verifier = [verifier.passes(s) for s in steps]
     if reference is not None:
         pool.correct = correctness(pool.answers, reference)
     return pool
+
+
+def _outcome_scores(scorer: Any, prompt: str, texts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[float]:
+    """Outcome scores of a reward model (`score_solutions`) on the pool's own steps, the steps
+    its `<scorer>-<agg>` methods read, not the text split again at the model's separator; as
+    `score`, a model without an outcome head gives its aggregated step scores."""
+    non_empty = [i for i, (text, s) in enumerate(zip(texts, steps)) if s and text.strip()]
+    scores = [0.0] * len(texts)
+    if non_empty:
+        step_scores, outcomes = scorer.score_solutions(prompt, [list(steps[i]) for i in non_empty])
+        for i, own_steps, outcome in zip(non_empty, step_scores, outcomes):
+            scores[i] = float(outcome if outcome is not None else scorer.aggregate(own_steps))
+    return scores
 
 
 def correctness(answers: Sequence[str | None], reference: str) -> list[bool]:

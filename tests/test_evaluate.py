@@ -102,3 +102,20 @@ def test_tree_search_grid_runs_with_any_step_scorer(tiny_policy_dir):
                                   beam_width=2, max_steps=2, progress=False)
     assert [(p.method, p.n) for p in points] == [("beam", 2), ("dvts", 2)]
     assert all(p.tokens_mean > 0 and len(p.accuracies) == 2 for p in points)
+
+
+def test_best_of_n_splits_every_sample_at_the_policy_separator():
+    # Each sample's step style was guessed on its own, so one blank line turned a sample's lines
+    # into paragraph steps and changed its PRM score (and the pick) by whitespace alone; beam
+    # search and `prm search --method best_of_n` split every sample at the policy's "\n".
+    seen = []
+
+    class Recorder:
+        def score_steps(self, prompt, steps):
+            seen.append(list(steps))
+            return [0.5] * len(steps)
+
+    samples = [["a = 1\nb = 2\n\nThe answer is 3", "a = 1\nb = 2\nThe answer is 3"]]
+    evaluate_best_of_n(["q"], samples, ["3"], {"prm": Recorder()}, ns=[1], seeds=[0], methods=["prm-min"],
+                       progress=False)
+    assert seen and all(steps == ["a = 1", "b = 2", "The answer is 3"] for steps in seen), seen

@@ -55,7 +55,7 @@ def test_non_numeric_answers_fall_back_to_equivalence():
 
 def test_majority_vote_counts_classes_and_breaks_ties_by_answer_not_by_order():
     assert majority_vote(["7", "1/2", "3", "0.5"]) == 1  # {1/2, 0.5} has two votes
-    # A tie goes to the same answer (here the smaller number) in either order.
+    # A tie goes to the same answer in either order (a fixed rank of the answers, not their value).
     assert majority_vote(["3", "4", "4", "3"]) == 0 and majority_vote(["4", "3", "3", "4"]) == 1
     assert majority_vote([None, None]) is None
 
@@ -283,3 +283,48 @@ def test_weighted_vote_sums_do_not_depend_on_candidate_order():
         index = weighted_majority([answers[i] for i in order], [weights[i] for i in order])
         chosen.add(answers[order[index]])
     assert len(chosen) == 1, chosen
+
+
+@pytest.mark.parametrize("method", ["majority", "weighted-prm-min"])
+def test_a_tied_vote_over_a_subset_does_not_depend_on_candidates_outside_it(method):
+    # Equal votes went to the class holding the pool's more frequent answer: accuracy at N
+    # estimated from subsets of M samples then used the M - N samples a real N-sample vote
+    # never sees (majority@2 was pass@2 for a right answer 4 times among 12 wrong ones).
+    inside = [solution("a", "7"), solution("b", "100")]
+    choices = set()
+    for outside in (["7"] * 5 + ["3"] * 2, ["100"] * 5 + ["3"] * 2):
+        pool = build_pool("q", inside + [solution(f"o{i}", answer) for i, answer in enumerate(outside)],
+                          scorers={"prm": LookupScorer({})}, methods=[Method.parse(method)], reference="7")
+        choices |= {pool.answers[choose(method, pool, [0, 1])], pool.answers[choose(method, pool, [1, 0])]}
+    assert len(choices) == 1, choices
+
+
+def test_majority_at_n_from_subsets_is_the_vote_of_each_subset_alone():
+    answers = ["7"] * 4 + [str(100 + i) for i in range(12)]
+    pool = build_pool("q", [solution(f"s{i}", a) for i, a in enumerate(answers)], reference="7")
+    (point,) = accuracy_curve([pool], ["majority"], [2], n_subsets=200)  # all 120 pairs, exactly
+    pairs = [(answers[i], answers[j]) for i, j in itertools.combinations(range(16), 2)]
+    chosen = [pair[majority_vote(list(pair))] for pair in pairs]
+    assert point.accuracy_mean == pytest.approx(chosen.count("7") / 120)
+    assert point.accuracy_mean < 54 / 120  # pass@2: not every tie goes to the right answer
+
+
+def test_outcome_scores_read_the_steps_the_step_scores_read():
+    # `orm` scored `scorer.score(prompt, text)`, which split the text at the model's separator,
+    # while `prm-*` read the pool's steps (`--step_style`): in one run the two methods saw
+    # different steps, and --step_style did nothing for `orm`.
+    class StepCounter:
+        def score_steps(self, prompt, steps):
+            return [0.5] * len(steps)
+
+        def score_solutions(self, prompt, solutions):
+            return [[0.5] * len(s) for s in solutions], [float(len(s)) for s in solutions]
+
+        def score(self, prompt, completion):
+            return float(len([line for line in completion.split("\n") if line.strip()]))
+
+    texts = ["a = 1\nb = 2\n\nThe answer is 3", "a = 1\n\nb = 2\n\nThe answer is 3"]
+    pool = build_pool("q", texts, scorers={"orm": StepCounter()}, methods=parse_methods("orm,orm-min"),
+                      step_style="blank")
+    assert [len(steps) for steps in pool.steps] == [2, 3]
+    assert pool.outcome_scores["orm"] == [2.0, 3.0]
