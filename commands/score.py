@@ -112,7 +112,7 @@ def score_file(config: ScoreConfig) -> Path:
             return split_steps(text, style=config.step_style)
         return split_steps(text, separator=scorer.encoder.separator)
 
-    skipped = 0
+    skipped = skipped_candidates = 0
 
     def skip(line: int, record: dict, error: TooLong) -> dict:
         nonlocal skipped
@@ -134,13 +134,9 @@ def score_file(config: ScoreConfig) -> Path:
             for line, record in part:
                 if "labels" not in record:
                     continue
-                try:
-                    tokens = scorer.length(record["prompt"], record["completions"])
-                except TooLong as error:
+                error = _too_long(scorer, record["prompt"], record["completions"])
+                if error is not None:
                     results[line] = skip(line, record, error)
-                    continue
-                if scorer.max_positions and tokens > scorer.max_positions:
-                    results[line] = skip(line, record, TooLong(tokens, scorer.max_positions))
                 else:
                     labelled.append((line, record))
             scores = scorer.score_steps_batch([r["prompt"] for _, r in labelled], [r["completions"] for _, r in labelled])
@@ -156,13 +152,24 @@ def score_file(config: ScoreConfig) -> Path:
                         raise RecordError(f"completion {index} has no steps", path=str(source), line=line,
                                           field="completions")
                     solutions.append(steps)
-                try:
-                    step_scores = scorer.score_best_of_n(record["prompt"], solutions)
-                except TooLong as error:
-                    results[line] = skip(line, record, error)
+                too_long = {}
+                for index, steps in enumerate(solutions):
+                    error = _too_long(scorer, record["prompt"], steps)
+                    if error is not None:
+                        too_long[index] = error
+                if len(too_long) == len(solutions):
+                    results[line] = skip(line, record, next(iter(too_long.values())))
                     continue
+                fitting = [i for i in range(len(solutions)) if i not in too_long]
+                scored = dict(zip(fitting, scorer.score_best_of_n(record["prompt"], [solutions[i] for i in fitting])))
+                for index, error in too_long.items():
+                    print(f"prm score: warning: {source}, line {line}: completion {index} skipped, {error}",
+                          file=sys.stderr)
+                skipped_candidates += len(too_long)
+                step_scores = [scored.get(i) for i in range(len(solutions))]
                 results[line] = {**record, "step_scores": step_scores,
-                                 "scores": [scorer.aggregate(scores) for scores in step_scores]}
+                                 "scores": [None if s is None else scorer.aggregate(s) for s in step_scores],
+                                 **({"skipped": {str(i): str(e) for i, e in too_long.items()}} if too_long else {})}
             for line, _ in part:
                 handle.write(json.dumps(results[line]) + "\n")
             handle.flush()
@@ -170,5 +177,22 @@ def score_file(config: ScoreConfig) -> Path:
     if skipped:
         print(f"prm score: warning: {skipped} of {len(records)} records skipped as too long for the model "
               f"({scorer.max_positions} positions); their scores are null", file=sys.stderr)
-    print(f"scored {len(records)} records ({scorer.forward_tokens} tokens through the model) -> {target}")
+    if skipped_candidates:
+        total = sum(len(record["completions"]) for _, record in records if "labels" not in record)
+        print(f"prm score: warning: {skipped_candidates} of {total} candidates skipped as too long for the model; "
+              "their scores are null, the other candidates of their records are scored", file=sys.stderr)
+    left_out = f" ({skipped} skipped)" if skipped else ""
+    print(f"scored {len(records) - skipped} of {len(records)} records{left_out} ({scorer.forward_tokens} tokens "
+          f"through the model) -> {target}")
     return target
+
+
+def _too_long(scorer, prompt: str, steps: list[str]) -> TooLong | None:
+    """Why `steps` cannot be scored by `scorer` (its positions), or None when they fit."""
+    try:
+        tokens = scorer.length(prompt, steps)
+    except TooLong as error:
+        return error
+    if scorer.max_positions and tokens > scorer.max_positions:
+        return TooLong(tokens, scorer.max_positions)
+    return None

@@ -318,3 +318,24 @@ def test_an_earlier_output_is_refused_fast_and_kept(tmp_path, tiny_prm, tiny_pol
     assert_one_line_error(run_reader(command, data, tmp_path, tiny_prm, tiny_policy), flag)
     assert time.monotonic() - started < 30
     assert earlier.read_text() == '{"earlier": true}\n'
+
+
+def test_prm_score_nulls_only_the_candidate_that_is_too_long(tmp_path, tiny_prm):
+    # One candidate past the model's positions nulled the scores of every candidate of the
+    # record, and the closing line counted the skipped records as scored.
+    candidates = json.dumps({"prompt": "What is 3 + 4?", "completions": ["3 + 4 = 7\nThe answer is 7",
+                                                                         "3 + 4 = 7 " * 3000, "The answer is 7"]})
+    source = write_lines(tmp_path / "in.jsonl", [STEP, candidates])
+    result = prm("score", "--model", str(tiny_prm), "--input", str(source), "--output", str(tmp_path / "out.jsonl"))
+    assert result.returncode == 0, result.stderr
+    assert "in.jsonl, line 2: completion 1 skipped" in result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    scores = rows[1]["scores"]
+    assert scores[1] is None and rows[1]["step_scores"][1] is None
+    assert isinstance(scores[0], float) and isinstance(scores[2], float) and len(rows[1]["step_scores"][0]) == 2
+    assert "scored 2 of 2 records" in result.stdout and "1 of 3 candidates" in result.stderr
+
+    huge = json.dumps({"prompt": "What is 3 + 4? " * 4000, "completions": ["3 + 4 = 7"], "labels": [True]})
+    source = write_lines(tmp_path / "in2.jsonl", [STEP, huge])
+    result = prm("score", "--model", str(tiny_prm), "--input", str(source), "--output", str(tmp_path / "out2.jsonl"))
+    assert "scored 1 of 2 records (1 skipped" in result.stdout, result.stdout
