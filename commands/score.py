@@ -75,7 +75,10 @@ def _read_records(path: Path) -> list[tuple[int, dict]]:
     records = []
     for line_number, record in iter_jsonl(path):
         if "labels" in record:
-            record = {**record, **validate_step_example(record, path=str(path), line=line_number)}
+            # Checked, but written back as given: a record's other fields, labels included, are
+            # the user's (1 stays 1, not True).
+            record = {**record, **validate_step_example(record, path=str(path), line=line_number),
+                      "labels": record["labels"]}
         else:  # a candidates record, or a GSM8K row read as one
             candidate = candidates_from_record(record, path=str(path), line=line_number)
             record = {**record, "prompt": candidate.prompt, "completions": candidate.completions}

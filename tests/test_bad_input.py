@@ -339,3 +339,13 @@ def test_prm_score_nulls_only_the_candidate_that_is_too_long(tmp_path, tiny_prm)
     source = write_lines(tmp_path / "in2.jsonl", [STEP, huge])
     result = prm("score", "--model", str(tiny_prm), "--input", str(source), "--output", str(tmp_path / "out2.jsonl"))
     assert "scored 1 of 2 records (1 skipped" in result.stdout, result.stdout
+
+
+def test_prm_score_copies_the_labels_as_they_were_written(tmp_path, tiny_prm):
+    record = json.dumps({"prompt": "What is 3 + 4?", "completions": ["3 + 4 = 7", "7 - 1 = 5", "The answer is 7"],
+                         "labels": [1, 0.7, 0]})
+    source = write_lines(tmp_path / "in.jsonl", [record])
+    result = prm("score", "--model", str(tiny_prm), "--input", str(source), "--output", str(tmp_path / "out.jsonl"))
+    assert result.returncode == 0, result.stderr
+    (row,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert row["labels"] == [1, 0.7, 0] and [type(label) for label in row["labels"]] == [int, float, int]
