@@ -274,3 +274,23 @@ def test_the_checker_gate_gives_no_outcome_reward_to_a_right_answer_reached_thro
     assert gated == ([True, True, False], [2.0, 0.0, 0.0])  # accuracy still counts the answer
     with pytest.raises(ValueError, match="outcome_gate"):
         _config(workdir, "gate", outcome_gate="prm")
+
+
+def test_the_outcome_needs_a_stated_answer_and_the_checker_rewards_read_what_the_gate_reads(workdir):
+    # A response cut off after its last computation ("... 8 + 5 = 13", no answer line) was paid
+    # the outcome reward when that number was the reference (the last-number fallback of answer
+    # extraction). And --checker_coef scored an algebra step the gate calls false as neutral.
+    from prm.ppo.train import outcome_rewards, step_reward_scorer
+    from tasks.math.types import Problem
+
+    problem = Problem(id="p", question="Tom has 3 apples, buys 5, then 5 more. How many?", answer="13", steps=())
+    steps = [["3 + 5 = 8", "8 + 5 = 13"], ["3 + 5 = 8", "8 + 5 = 13", "The answer is 13"]]
+    correct, paid = outcome_rewards([problem] * 2, steps, ["\n".join(s) for s in steps], _config(workdir, "stated"))
+    assert paid == [0.0, 1.0] and correct == [True, True]  # accuracy is measured as everywhere
+
+    algebra = ["x + 2 = 5", "x = 4", "The answer is 4"]
+    scorer = step_reward_scorer(_config(workdir, "stated", checker_coef=1.0), None)
+    gate_problem = Problem(id="q", question="x + 2 = 5. What is x?", answer="4", steps=())
+    _, gated = outcome_rewards([gate_problem], [algebra], ["\n".join(algebra)],
+                               _config(workdir, "stated", outcome_gate="checker"))
+    assert gated == [0.0] and scorer.score_steps(gate_problem.question, algebra)[1] == 0.0

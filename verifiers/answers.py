@@ -875,14 +875,17 @@ def answers_equivalent(gold: str, pred: str, limits: Limits = DEFAULT_LIMITS) ->
         return False
 
 
-def is_correct(reference: str, text: str, limits: Limits = DEFAULT_LIMITS) -> bool:
+def is_correct(reference: str, text: str, limits: Limits = DEFAULT_LIMITS, *, stated: bool = False) -> bool:
     """Does the solution `text` reach the `reference` answer? The one outcome check of the
     toolkit (labels, rollouts, rewards, accuracy): its extracted final answer is equivalent.
+    With `stated`, only an answer the text states counts (`extract_answer` without its
+    last-number fallback): RL rewards use it, so that a response cut off after a computation
+    whose result happens to be the reference is not paid for it.
 
     >>> is_correct("12", "3 * 4 = 12\\nThe answer is 12.")
     True
     >>> is_correct("12", "no answer here")
     False
     """
-    predicted = extract_answer(text)
+    predicted = extract_answer(text, fallback_last_number=not stated)
     return predicted is not None and answers_equivalent(reference, predicted, limits)

@@ -257,7 +257,8 @@ class DenseRewarder:
 
             if ground_truth is None:
                 return None
-            return 1.0 if verifiers.is_correct(str(ground_truth), item.text) else 0.0
+            # A stated answer only: a response cut off by max_response_length is not paid for its last number.
+            return 1.0 if verifiers.is_correct(str(ground_truth), item.text, stated=True) else 0.0
         if kind == "orm":
             return float(self.outcome_scorer.score(item.prompt, item.text))
         result = self.compute_score(data_source=data_source, solution_str=item.text, ground_truth=ground_truth,

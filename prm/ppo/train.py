@@ -276,15 +276,17 @@ def roll_out(model, tokenizer, problems: list[Problem], config: PPOConfig, seed:
 
 
 def outcome_rewards(problems, steps: list[list[str]], texts: list[str], config: PPOConfig) -> tuple[list[bool], list[float]]:
-    """(answer correct, verifier outcome reward) per response; with `--outcome_gate checker` a
-    right answer whose steps hold a false claim (`verifiers.verify_solution`) earns no reward."""
+    """(answer correct, verifier outcome reward) per response. The reward needs a stated answer
+    (`is_correct(..., stated=True)`: a response cut off after a computation is not paid for its
+    last number); accuracy counts answers as everywhere. With `--outcome_gate checker` a right
+    answer whose steps hold a false claim (`verifiers.verify_solution`) earns no reward."""
     from verifiers import is_correct, verify_solution
 
     correct = [is_correct(p.answer, text) for text, p in zip(texts, problems)]
-    paid = correct
+    paid = [ok and is_correct(p.answer, text, stated=True) for ok, text, p in zip(correct, texts, problems)]
     if config.outcome_gate == "checker":
         paid = [ok and not any(v.ok is False for v in verify_solution(p.question, s).steps)
-                for ok, p, s in zip(correct, problems, steps)]
+                for ok, p, s in zip(paid, problems, steps)]
     return correct, [config.verifier_coef * float(ok) for ok in paid]
 
 
@@ -385,11 +387,12 @@ def step_reward_scorer(config: PPOConfig, prm_scorer):
     coef = config.checker_coef  # in [0, 1] (`check_options`)
     if coef == 0.0:
         return prm_scorer
+    # Transitions checked, as `--outcome_gate checker` (verify_solution) checks them.
     if coef == 1.0:
-        return VerifierScorer()
+        return VerifierScorer(check_transitions=True)
     if prm_scorer is None:
         raise ValueError(f"--checker_coef {coef} mixes the checker with a PRM: pass --prm PATH (or --checker_coef 1)")
-    return WeightedScorer([(prm_scorer, 1.0 - coef), (VerifierScorer(), coef)])
+    return WeightedScorer([(prm_scorer, 1.0 - coef), (VerifierScorer(check_transitions=True), coef)])
 
 
 def _check(config: PPOConfig, step_scorer) -> None:
