@@ -302,3 +302,45 @@ def test_an_apostrophe_thousands_separator(step, expected):
 )
 def test_a_line_break_between_two_operands_ends_the_claim(step, expected):
     assert check_step(step) is expected
+
+
+@pytest.mark.parametrize("step", ["x_1 = 3", "a_{10} = 5", "$a_5 = 17$", "S_4 = 30", "p_1 = 0.3", "r_1 = 2 and r_2 = 3",
+                                  "x_1 + x_2 = 5", "The roots are x_1 = 2 and x_2 = 3", "log10(100) = 2",
+                                  "\\log_2 8 = 3", "log_2 8 = 3"])
+def test_a_subscripted_or_based_name_is_never_a_false_claim(step):
+    # "x_1 = 3" was read as the claim "1 = 3" (the letter and underscore dropped as prose), and
+    # log10(100) as log(10 * 100): true MATH-style steps labelled False, and every later step too.
+    assert check_step(step) is not False
+
+
+def test_words_joined_by_an_underscore_are_still_prose_around_a_checked_claim():
+    assert check_step("total_cost = 5 * 3 = 15") is True
+    assert check_step("total_cost = 5 * 3 = 16") is False
+
+
+@pytest.mark.parametrize(
+    "prev, step",
+    [
+        ("\\log_2 x = 3", "x = 8"),
+        ("log_2 x = 3", "x = 8"),
+        ("log2(x) = 3", "x = 8"),
+        ("x - 2 = 3", "x - 2 = -3"),  # the second case of |x - 2| = 3
+        ("|x - 2| = 3 gives x - 2 = 3", "or x - 2 = -3"),
+        ("x - 2 = 3 or x - 2 = -3", "x = 5"),  # one branch worked out
+        ("The sum 1 + 2 + ... + n = n(n+1)/2", "For n = 10 this is 55"),
+        ("(x + 1)^2 = x^2 + 2x + 1", "x = 3"),
+    ],
+)
+def test_a_case_a_branch_or_an_instance_is_not_a_wrong_rewrite(prev, step):
+    assert check_transition(prev, step) is not False
+
+
+def test_a_solution_with_subscripts_and_a_log_is_not_labelled_wrong():
+    from verifiers.labelling import label_steps
+
+    labels = label_steps("Find the sum of the roots.", ["The roots are x_1 = 2 and x_2 = 3", "x_1 + x_2 = 5",
+                                                            "The answer is 5"], reference="5").labels
+    assert False not in labels
+    labels = label_steps("Solve log_2 x = 3, then add 1.", ["\\log_2 x = 3", "x = 2^3 = 8", "8 + 1 = 9",
+                                                                "The answer is 9"], reference="9").labels
+    assert False not in labels

@@ -52,10 +52,10 @@ _TOKEN_RE = re.compile(
      (?P<ws>\s*+)
      (?:(?P<num>(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:[eE][+-]?\d+(?![A-Za-z\d]))?|\.\d+)
     |(?P<op>\*\*|//|\.\.\.|<=|>=|!=|[-+*/^()\[\]{}!%=<>|,×·⋅∙÷−–√π≈≤≥≠∞°])
-    |(?P<word>[^\W\d_]+)
+    |(?P<word>[^\W\d_]+_(?:\{[^{}]{1,24}\}|[^\W_]+)|log\d+(?!\d)|[^\W\d_]+)
     |(?P<cur>[$€£¥₹])
     |(?P<text>\\(?:text|textbf|textit|mathrm|mathit|mathbf|mbox|rm|operatorname)\s*\{(?P<textbody>[^{}]*)\})
-    |(?P<cmd>\\[A-Za-z]+|\\.)
+    |(?P<cmd>\\[A-Za-z]+(?:_(?:\{[^{}]{1,24}\}|[^\W_]))?|\\.)
     |(?P<other>.))
     """,
     re.VERBOSE | re.DOTALL,
@@ -133,6 +133,13 @@ def space_hyphen_mixed_numbers(text: str) -> str:
     return _HYPHEN_MIXED.sub(lambda m: f"{m[1]} {m[2]}/{m[3]}" if int(m[2]) < int(m[3]) else m[0], text)
 
 
+# A logarithm with its base written in (`log_2`, `\log_{10}`, `log10`): read as one name,
+# not as log of the base times the argument; no evaluator knows it, so its claims are None.
+# A letter or word with a subscript (`x_1`, `a_{10}`, `S_n`) is one name too, never the bare
+# subscript number ("x_1 = 3" was the false claim "1 = 3").
+_BASED_LOG = re.compile(r"^(?:log|ln|lg)(?:_|\d)")
+
+
 def tokenize(text: str) -> list[Token]:
     """Split text into tokens `(kind, value, space_before)`; never fails.
 
@@ -151,6 +158,8 @@ def tokenize(text: str) -> list[Token]:
             value = m.group(kind)
             if value in FUNCTIONS:
                 append(("fn", value, space))
+            elif _BASED_LOG.match(value):
+                append(("fn", value, space))  # a function no evaluator knows: never a claim's value
             elif value in _CONSTANTS:
                 append(("const", _CONSTANTS[value], space))
             else:
@@ -175,7 +184,7 @@ def tokenize(text: str) -> list[Token]:
                 append((k, v, space))
             elif name in _IGNORED_COMMANDS:
                 pass
-            elif name in FUNCTIONS:
+            elif name in FUNCTIONS or _BASED_LOG.match(name):
                 append(("fn", name, space))
             elif name in GREEK_WORDS:
                 append(("word", name, space))

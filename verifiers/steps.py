@@ -1451,6 +1451,23 @@ def _assigns_a_value(equation) -> bool:
     return any(side[0] == "sym" and not free_symbols(other) for side, other in ((left, right), (right, left)))
 
 
+_ELLIPSES = ("...", "…", "\\cdots", "\\ldots", "\\dots")
+
+
+def _starts_a_case(before: list, after: list, limits: Limits, deadline: Deadline) -> bool:
+    """Whether `after` (equations) may be a new case or instance of `before` rather than a
+    rewrite of it, so that a lost solution is no error: `before` holds several equations (one
+    branch of "x - 2 = 3 or x - 2 = -3", a system), or is an identity (a formula such as
+    (x + 1)^2 = x^2 + 2x + 1, then one value), or `after` keeps its left side with another
+    value (x - 2 = 3 -> x - 2 = -3, the other case of |x - 2| = 3)."""
+    if len(before) > 1:
+        return True
+    left, right = before[-1]
+    if functions_equal(left, right, limits, deadline):
+        return True
+    return any(new_left == left and new_right != right for new_left, new_right in after)
+
+
 def check_transition(prev: str, step: str, limits: Limits = DEFAULT_LIMITS) -> bool | None:
     """Does `step` follow from `prev` algebraically?
 
@@ -1467,6 +1484,8 @@ def check_transition(prev: str, step: str, limits: Limits = DEFAULT_LIMITS) -> b
     try:
         import sympy  # noqa: F401  -- imported before the clock starts: the first import is slow
 
+        if any(mark in text for text in (prev, step) for mark in _ELLIPSES):
+            return None  # "1 + 2 + ... + n" is no expression we read (it came out as n)
         deadline = Deadline(limits.time_budget)
         a = _main_math(prev, limits, deadline)
         b = _main_math(step, limits, deadline)
@@ -1482,7 +1501,10 @@ def check_transition(prev: str, step: str, limits: Limits = DEFAULT_LIMITS) -> b
             follows = _same_solutions(a[1][-1:], b[1], limits, deadline)
             # `n = 4` has no algebra to rewrite: a later value of n (a new case, a trial, a
             # running total: "If x = 9, then 2x = 18." -> "If x = 11, ...") is a new statement.
-            return None if follows is False and any(_assigns_a_value(equation) for equation in a[1]) else follows
+            if follows is False and (any(_assigns_a_value(equation) for equation in a[1])
+                                     or _starts_a_case(a[1], b[1], limits, deadline)):
+                return None
+            return follows
         if b[0] == "cont":
             target = a[1][-1][1] if a[0] == "eq" else a[1]
             return functions_equal(target, b[1], limits, deadline)
