@@ -56,10 +56,26 @@ def export_sft(config: ExportSFTConfig) -> Path:
         import prm
 
         scorer = prm.load(config.scorer, device=config.device or None)
-    kept = rejection_sample([r.prompt for r in records], [r.completions for r in records], scorer, k=config.k,
+    prompts, completions, references = _by_prompt(records, config.input)
+    kept = rejection_sample(prompts, completions, scorer, k=config.k,
                             aggregation=None if config.aggregation == "outcome" else config.aggregation,
-                            references=[r.reference for r in records], require_correct=config.require_correct,
+                            references=references, require_correct=config.require_correct,
                             verifier_filter=config.verifier_filter, min_score=config.min_score)
-    print(f"prm export-sft: kept {len(kept)} completions of {sum(len(r.completions) for r in records)} "
-          f"for {len({record['prompt'] for record in kept})} of {len(records)} prompts")
+    print(f"prm export-sft: kept {len(kept)} completions of {sum(len(c) for c in completions)} "
+          f"for {len({record['prompt'] for record in kept})} of {len(prompts)} prompts ({len(records)} lines)")
     return write_sft_jsonl(kept, output)
+
+
+def _by_prompt(records, source: str) -> tuple[list[str], list[list[str]], list[str | None]]:
+    """(prompts, their completions, references) with the lines of one prompt merged in file
+    order (several sampling passes in one file): --k and the duplicate check are per prompt.
+    Two lines of one prompt with different references are an error naming both lines."""
+    merged: dict[str, tuple[list[str], object]] = {}
+    for record in records:
+        completions, first = merged.setdefault(record.prompt, ([], record))
+        if record.reference != first.reference:
+            raise ValueError(f"{source}, line {record.line}: the prompt of line {first.line} with another reference "
+                             f"({record.reference!r}, not {first.reference!r})")
+        completions.extend(record.completions)
+    return (list(merged), [completions for completions, _ in merged.values()],
+            [first.reference for _, first in merged.values()])

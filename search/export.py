@@ -37,8 +37,8 @@ def rejection_sample(
     samples_per_problem: `[problems][M]` solution texts (or step lists). A step scorer is
     aggregated with `aggregation` (None: the scorer's outcome score `score(prompt, completion)`).
     require_correct keeps only completions whose answer matches the reference; verifier_filter
-    drops completions with a false equation; min_score drops those scoring below it. Duplicate
-    completions of one prompt are kept once. Order: by prompt, then score (best first, ties by
+    drops completions with a false equation; min_score drops those scoring below it. Completions
+    of one prompt with the same steps (texts equal but for layout) are kept once. Order: by prompt, then score (best first, ties by
     sample order). A prompt may contribute fewer than k records (or none).
     """
     if k < 1:
@@ -64,11 +64,13 @@ def rejection_sample(
             and (not verifier_filter or pool.passes_verifier[i])
             and (min_score is None or scores[i] >= min_score)
         ]
-        seen: set[str] = set()
+        # One solution once: texts that differ only in layout (a blank line) have the same steps.
+        seen: set[tuple[str, ...]] = set()
         for i in sorted(keep, key=lambda i: (-scores[i], i)):
-            if pool.texts[i] in seen:
+            steps = tuple(pool.steps[i])
+            if steps in seen:
                 continue
-            seen.add(pool.texts[i])
+            seen.add(steps)
             records.append({"prompt": prompt, "completion": pool.texts[i], "score": scores[i]})
             if len(seen) == k:
                 break
