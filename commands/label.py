@@ -73,6 +73,9 @@ def _solutions_of(record: dict, fmt: str, step_style: str, where: dict) -> list[
     """The solutions one input line holds (one for a step record, several for candidates);
     the line is checked by `tasks.math.records.candidates_from_record` (the rules of `prm
     rerank` and `prm score`), and its labels, when present, by `validate_step_example`."""
+    if fmt == "steps" and isinstance(record, dict) and "completions" not in record:
+        raise RecordError("missing: --format steps reads step records {\"prompt\", \"completions\": [steps]}; "
+                          "for this line (a GSM8K row?) use --format auto", field="completions", **where)
     candidates = candidates_from_record(record, **where)
     reference = candidates.reference
     if fmt == "steps" or (fmt == "auto" and "labels" in record):

@@ -148,3 +148,13 @@ def test_resume_of_an_output_with_a_broken_line_names_the_file_and_line(tmp_path
         label_file(LabelConfig(**{**config.__dict__, "resume": "latest"}))
     assert str(output) in str(caught.value) and "line 2" in str(caught.value)
     assert output.read_text(encoding="utf-8") == lines[0] + "not json\n" + "".join(lines[1:3])  # left as it was
+
+
+def test_format_steps_refuses_a_line_without_steps_instead_of_one_whole_solution_step(tmp_path):
+    # A GSM8K row under --format steps became a record whose one "step" was the whole solution.
+    row = {"question": QUESTION, "answer": "3 + 4 = <<3+4=7>>7\nSo 7 apples.\n#### 7"}
+    source = write_jsonl(tmp_path / "gsm8k.jsonl", [row])
+    with pytest.raises(RecordError) as caught:
+        label_file(LabelConfig(input=str(source), output=str(tmp_path / "out.jsonl"), format="steps"))
+    assert caught.value.line == 1 and caught.value.field == "completions"
+    assert "--format auto" in str(caught.value)
