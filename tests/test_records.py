@@ -308,3 +308,56 @@ def test_a_step_labelled_record_is_not_a_candidates_record(tmp_path):
     with pytest.raises(RecordError) as error:
         read_candidates(path)
     assert "line 2" in str(error.value) and "labels" in str(error.value)
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+def test_sft_never_takes_a_solution_its_own_labels_call_wrong(tmp_path, capsys):
+    # A "steps" record's labels were never read, so prm sft trained on a ProcessBench row
+    # (label 0: the first step is wrong) and on steps labelled [true, false] as references.
+    from prm.sft import load_sft_problems
+
+    rows = [{"id": "pb-0", "problem": "What is 2+3*4?", "steps": ["2+3=5", "5*4=20", "The answer is 20"],
+             "final_answer_correct": False, "label": 0},
+            {"question": "Q2", "steps": ["a", "b"], "labels": [True, False], "answer": "3"},
+            {"question": "Q3", "steps": ["c", "d"], "answer": "4"},
+            {"id": "pb-1", "problem": "What is 1+1?", "steps": ["1+1=2", "The answer is 2"], "label": -1,
+             "final_answer_correct": True},
+            {"question": "Q5", "answer": "1 + 1 = 3\n#### 3", "label": False}]
+    kept = load_sft_problems(_write(tmp_path / "p.jsonl", rows), 0, 0)
+    assert [p.question for p in kept] == ["Q3", "What is 1+1?"]
+    assert "3 records with an incorrect step or a false label" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("row", [
+    {"prompt": "Q", "completions": ["a", "b"], "labels": [True, True], "label": False},
+    {"question": "Q", "steps": ["a", "b"], "labels": [True, True], "label": False, "answer": "1"},
+    {"question": "Q", "steps": ["a", "b"], "labels": [True], "answer": "1"},
+])
+def test_label_fields_that_disagree_are_an_error_naming_the_field(tmp_path, row):
+    from tasks.math.records import read_problems, read_reward_records
+
+    path = _write(tmp_path / "r.jsonl", [row])
+    with pytest.raises(RecordError) as caught:
+        read_problems(path, require_answer=False, require_steps=True)
+    assert caught.value.line == 1 and caught.value.field in ("label", "labels")
+    if "completions" in row:
+        with pytest.raises(RecordError, match="label"):
+            read_reward_records(path, "outcome")
+
+
+@pytest.mark.parametrize("row", [
+    {"question": "Q?", "answer": "2+2=<<2+2=5>>5\n#### 5", "label": False},
+    {"problem": "Q?", "solution": "x=1 so \\boxed{1}", "label": False},
+])
+def test_a_gsm8k_or_math_row_with_a_label_is_not_read_as_a_correct_reference(tmp_path, row):
+    # Such a row (a model's solution in GSM8K or MATH format, with its verdict) was read as a
+    # reference solution: every step labelled true, its own label: false ignored.
+    from tasks.math.loaders import load_step_dataset
+
+    with pytest.raises(RecordError) as caught:
+        load_step_dataset(_write(tmp_path / "g.jsonl", [row]))
+    assert caught.value.field == "label"

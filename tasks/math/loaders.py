@@ -287,7 +287,18 @@ def _field(row: dict, key: str, where: str, line: int, kind: type | tuple = str,
 # --------------------------------------------------------------------------- GSM8K
 
 
+def _refuse_a_verdict(row, where, line, kind: str) -> None:
+    """A reference-solution row (GSM8K, MATH) is correct by definition; one that carries a verdict
+    is a model's solution, whose every step would otherwise be labelled true."""
+    for key in ("label", "labels", "correct"):
+        if key in row:
+            raise RecordError(f"a {kind} row is a reference solution (every step true); a solution with a verdict "
+                              "is an outcome record {\"prompt\", \"completion\", \"label\"} or a step record "
+                              "{\"prompt\", \"completions\", \"labels\"}", path=where, line=line, field=key)
+
+
 def _convert_gsm8k(row, *, where, line, with_answer_step: bool, keep_annotations: bool):
+    _refuse_a_verdict(row, where, line, "GSM8K")
     question = _field(row, "question", where, line)
     solution = _field(row, "answer", where, line)
     steps, answer = split_gsm8k(solution)
@@ -367,6 +378,7 @@ def _find_all(text: str, marker: str) -> list[int]:
 
 
 def _convert_math(row, *, where, line, style: str):
+    _refuse_a_verdict(row, where, line, "MATH")
     problem = _field(row, "problem", where, line)
     solution = _field(row, "solution", where, line)
     reference = row.get("answer") if isinstance(row.get("answer"), str) and row["answer"].strip() else None

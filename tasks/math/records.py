@@ -31,6 +31,7 @@ from tasks.math.types import (
     Problem,
     RecordError,
     check_label,
+    check_outcome_agrees,
     outcome_from_steps,
     validate_outcome_example,
     validate_pairwise_example,
@@ -170,7 +171,7 @@ def _reference_steps(record: dict, key: str, where: dict, steps: list[str] | Non
         given = record["steps"]
         if not isinstance(given, list) or not given or not all(isinstance(s, str) and s.strip() for s in given):
             raise RecordError("must be a non-empty list of non-empty strings", field="steps", **where)
-        return list(given), {}
+        return list(given), _steps_label_meta(record, len(given), where)
     if "completions" in record and "labels" in record:
         example = validate_step_example(record, **where)
         return example["completions"], {"labels": example["labels"]}
@@ -179,11 +180,48 @@ def _reference_steps(record: dict, key: str, where: dict, steps: list[str] | Non
             text = record[text_key]
             if not isinstance(text, str) or not split_steps(text):
                 raise RecordError("must be a non-empty string", field=text_key, **where)
+            if "labels" in record:
+                raise RecordError(f"step labels need 'completions' (a list of steps), not one '{text_key}' text; "
+                                  "label a whole solution with 'label'", field="labels", **where)
             steps = split_steps(text)
             if "label" in record:  # an outcome record: meta["label"] says whether the solution is right
                 return steps, {"label": check_label(record["label"], field="label", **where)}
             return steps, {}
+    if steps is not None and "label" in record:  # a GSM8K-format solution with its verdict
+        return steps, {"label": check_label(record["label"], field="label", **where)}
     return steps, {}
+
+
+def _steps_label_meta(record: dict, n_steps: int, where: dict) -> dict[str, Any]:
+    """meta of a record with "steps": its "labels" (one per step), its outcome "label", or a
+    ProcessBench "label" (the index of the first wrong step, -1 for none, with
+    "final_answer_correct") as step labels; labels that disagree are an error."""
+    meta: dict[str, Any] = {}
+    if "labels" in record:
+        labels = record["labels"]
+        if not isinstance(labels, list) or len(labels) != n_steps:
+            count = len(labels) if isinstance(labels, list) else type(labels).__name__
+            raise RecordError(f"{count} labels for {n_steps} steps", field="labels", **where)
+        meta["labels"] = [check_label(label, field="labels", **where) for label in labels]
+    label = record.get("label")
+    processbench = "final_answer_correct" in record or (
+        isinstance(label, int) and not isinstance(label, bool) and label not in (0, 1))
+    if "label" in record and processbench:
+        if not isinstance(label, int) or isinstance(label, bool) or not -1 <= label < n_steps:
+            raise RecordError(f"must be -1 or a step index below {n_steps} (ProcessBench), got {label!r}",
+                              field="label", **where)
+        first_wrong = label
+        derived = [first_wrong < 0 or index < first_wrong for index in range(n_steps)]
+        if meta.get("labels", derived) != derived:
+            raise RecordError("disagrees with 'labels'; give one of them", field="label", **where)
+        meta["labels"] = derived
+    elif "label" in record:
+        if "labels" in record:
+            check_outcome_agrees(record, meta["labels"], **where)
+        meta["label"] = check_label(label, field="label", **where)
+    if record.get("final_answer_correct") is False:
+        meta["label"] = False
+    return meta
 
 
 def _answer_text(record: dict, key: str, where: dict) -> str | None:

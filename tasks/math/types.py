@@ -132,7 +132,25 @@ def validate_step_example(record: Any, *, path: str | None = None, line: int | N
             f"{len(labels)} labels for {len(steps)} steps", path=path, line=line, field="labels"
         )
     checked = [check_label(label, field="labels", path=path, line=line) for label in labels]
+    check_outcome_agrees(record, checked, path=path, line=line)
     return {"prompt": prompt, "completions": list(steps), "labels": checked}
+
+
+def is_true_label(label: Label) -> bool:
+    """A hard label, or a soft one thresholded at 0.5."""
+    return label is True or (not isinstance(label, bool) and label >= 0.5)
+
+
+def check_outcome_agrees(record: dict, step_labels: list[Label], *, path: str | None, line: int | None) -> None:
+    """A record that gives step labels and an outcome "label" too: they must agree (the
+    solution is right only if every step is); which one a reader took was otherwise silent."""
+    if "label" not in record:
+        return
+    outcome = check_label(record["label"], field="label", path=path, line=line)
+    steps_right = all(is_true_label(label) for label in step_labels)
+    if is_true_label(outcome) != steps_right:
+        raise RecordError(f"is {record['label']!r} but the step labels say the solution is "
+                          f"{'right' if steps_right else 'wrong'}; give one of them", path=path, line=line, field="label")
 
 
 def validate_outcome_example(record: Any, *, path: str | None = None, line: int | None = None) -> OutcomeExample:
