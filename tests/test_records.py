@@ -361,3 +361,20 @@ def test_a_gsm8k_or_math_row_with_a_label_is_not_read_as_a_correct_reference(tmp
     with pytest.raises(RecordError) as caught:
         load_step_dataset(_write(tmp_path / "g.jsonl", [row]))
     assert caught.value.field == "label"
+
+
+def test_a_reference_given_as_answer_or_as_a_number_is_read(tmp_path):
+    # Candidates read only "reference" (an "answer" key was ignored, so `prm label` passed the
+    # given labels through unchecked); the TRL loader dropped a numeric reference.
+    from tasks.math.loaders import load_trl_stepwise
+    from tasks.math.records import read_candidates
+
+    (candidate,) = read_candidates(_write(tmp_path / "c.jsonl", [{"prompt": "Q", "completions": ["The answer is 3"],
+                                                                     "answer": "3"}]))
+    assert candidate.reference == "3"
+    with pytest.raises(RecordError, match="reference"):
+        read_candidates(_write(tmp_path / "d.jsonl", [{"prompt": "Q", "completions": ["x"], "answer": "3",
+                                                       "reference": "4"}]))
+    rows = [{"prompt": "Q", "completions": ["a"], "labels": [True], "reference": 18},
+            {"prompt": "Q", "completions": ["a"], "labels": [True], "reference": None, "answer": "7"}]
+    assert list(load_trl_stepwise(_write(tmp_path / "t.jsonl", rows))["reference"]) == ["18", "7"]

@@ -555,7 +555,11 @@ def load_math_shepherd(
 
 
 def _convert_trl(row, *, where, line):
-    reference = row.get("reference", row.get("answer"))
+    reference = row.get("reference")
+    if reference is None:
+        reference = row.get("answer")
+    if isinstance(reference, (int, float)) and not isinstance(reference, bool):
+        reference = str(reference)  # as the problems reader reads a numeric answer
     return [{**row, "reference": reference if isinstance(reference, str) else None}]
 
 

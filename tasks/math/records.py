@@ -297,7 +297,7 @@ def candidates_from_record(record: Any, *, path: str, line: int) -> CandidateRec
     empty (or blank) completion is an error naming file, line and field "completions", in
     every command (`prm rerank`, `prm score`, `prm label`): it has no step to score or label,
     and dropping it would shift the indices of the others. `reference` is a string or a
-    number (read as text). Other fields are the caller's.
+    number (read as text), else "answer" (both given must agree). Other fields are the caller's.
 
     A GSM8K row `{"question", "answer": "...\\n#### 72"}` is one candidate: its solution lines
     (calculator annotations kept) and "The answer is 72", with 72 as the reference.
@@ -308,8 +308,8 @@ def candidates_from_record(record: Any, *, path: str, line: int) -> CandidateRec
     if "completions" not in record and isinstance(record.get("question"), str) and isinstance(record.get("answer"), str):
         lines, answer = split_gsm8k(record["answer"])
         if answer is not None:
-            record = {**record, "prompt": record["question"], "completions": [join_steps(lines + [answer_step(answer)])],
-                      "reference": answer}
+            record = {**{k: v for k, v in record.items() if k != "answer"}, "prompt": record["question"],
+                      "completions": [join_steps(lines + [answer_step(answer)])], "reference": answer}
     prompt = record.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         problem = "missing" if "prompt" not in record else f"must be a non-empty string, got {prompt!r:.60}"
@@ -326,7 +326,10 @@ def candidates_from_record(record: Any, *, path: str, line: int) -> CandidateRec
         if not completion.strip():
             raise RecordError(f"completion {index} is empty", field="completions", **where)
     record_id = record.get("id")
-    return CandidateRecord(prompt, list(completions), _answer_text(record, "reference", where), line,
+    reference, answer = _answer_text(record, "reference", where), _answer_text(record, "answer", where)
+    if reference is not None and answer not in (None, reference):
+        raise RecordError(f"disagrees with 'reference' {reference!r}; keep one", field="answer", **where)
+    return CandidateRecord(prompt, list(completions), reference if reference is not None else answer, line,
                            None if record_id is None else str(record_id))
 
 
