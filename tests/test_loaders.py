@@ -129,6 +129,17 @@ def test_math_shepherd_tags_become_labels():
     assert data[1]["labels"] == [True, False, False] and data[1]["reference"] is None
 
 
+def test_a_question_that_says_step_1_keeps_its_text(tmp_path):
+    # The first "step 1:" anywhere started the steps: the question was cut and its end became step 1.
+    row = {"input": "Follow the recipe, step 1: mix. How many cups? Step 1: 2 cups. ки\nStep 2: The answer is: 2 ки",
+           "label": "Follow the recipe, step 1: mix. How many cups? Step 1: 2 cups. +\nStep 2: The answer is: 2 +"}
+    path = tmp_path / "shepherd.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    (record,) = load_math_shepherd(path)
+    assert record["prompt"] == "Follow the recipe, step 1: mix. How many cups?"
+    assert record["completions"] == ["Step 1: 2 cups.", "Step 2: The answer is: 2"] and record["labels"] == [True, True]
+
+
 def test_trl_stepwise_identity_json_and_soft_labels():
     data = load_trl_stepwise(FIXTURES / "trl_stepwise.jsonl")
     rows = [json.loads(line) for line in (FIXTURES / "trl_stepwise.jsonl").read_text().splitlines()]

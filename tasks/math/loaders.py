@@ -523,7 +523,11 @@ def _convert_shepherd(row, *, where, line):
                               path=where, line=line, field="label")
         labels.append(mark == "+")
         position += len(piece) + 1
-    start = text.lower().find("step 1:")
+    # The last "Step 1:" before the first tag: a question may say "step 1:" itself.
+    first_tag = text.find(SHEPHERD_TAG)
+    start = text.lower().rfind("step 1:", 0, first_tag if first_tag >= 0 else len(text))
+    if start < 0:  # a tag before any "Step 1:" (in the question): the tag count below says so
+        start = text.lower().find("step 1:")
     if start < 0:
         raise RecordError("no 'Step 1:' separating the question from the steps", path=where, line=line,
                           field="input")
