@@ -108,3 +108,13 @@ def test_display_math_over_several_lines_stays_in_one_step():
                                   "The answer is 5"]
     assert split_steps("$$\n1 + 1 = 2\n$$\nSo 2") == ["$$\n1 + 1 = 2\n$$", "So 2"]
     assert split_steps("\\[\n1 + 1 = 2\nnever closed\nSo 2") == ["\\[", "1 + 1 = 2", "never closed", "So 2"]
+
+
+def test_display_math_ignores_a_latex_line_break_and_an_escaped_dollar():
+    # "\\[2pt]" (a line break with spacing) opened a display block, and the "$$" inside
+    # "$\$$" (a dollar sign in inline math) opened or closed one: unrelated lines were merged.
+    aligned = "We have\n\\begin{align*}\nx &= 1 \\\\[2pt]\ny &= 2\n\\end{align*}\nSo $x+y=3$."
+    assert split_steps(aligned, "lines") == ["We have", "\\begin{align*}\nx &= 1 \\\\[2pt]\ny &= 2\n\\end{align*}",
+                                             "So $x+y=3$."]
+    dollars = "Each pen costs $\\$$2.\nShe has 10 dollars.\nShe spends $\\$$6.\nThe answer is 4"
+    assert split_steps(dollars, "lines") == dollars.split("\n")

@@ -43,7 +43,8 @@ _STEP_PREFIX = re.compile(r"(?<!\S)(?:#{1,6}[ \t]*)?(?:\*\*)?step[ \t]*(\d+)[ \t
 # A last line of its own that states the answer ("The answer is 10"), in the step_prefix style.
 _ANSWER_LINE = re.compile(r"\n[ \t]*((?:the )?(?:final )?answer(?: is)?\b[^\n]*)\s*\Z", re.IGNORECASE)
 # Display math that may span lines: a "lines" step does not end inside it.
-_DISPLAY_DELIMITERS = ((re.compile(r"\\\["), re.compile(r"\\\]")),
+# An opening \[ not preceded by another backslash: \\[2pt] is a line break with spacing.
+_DISPLAY_DELIMITERS = ((re.compile(r"(?<!\\)\\\["), re.compile(r"(?<!\\)\\\]")),
                        (re.compile(r"\\begin\{"), re.compile(r"\\end\{")))
 MAX_DISPLAY_LINES, MAX_UNCLOSED = 50, 20
 
@@ -153,7 +154,8 @@ def _lines_keeping_display_math(text: str) -> list[str]:
 def _display_counts(line: str) -> tuple[int, int, int]:
     """("$$" marks, "\\[" opened minus closed, "\\begin" minus "\\end") of one line."""
     (open_bracket, close_bracket), (begin, end) = _DISPLAY_DELIMITERS
-    return (line.count("$$"), len(open_bracket.findall(line)) - len(close_bracket.findall(line)),
+    dollars = line.replace("\\$", "\0")  # an escaped dollar ("$\\$$2") is no delimiter
+    return (dollars.count("$$"), len(open_bracket.findall(line)) - len(close_bracket.findall(line)),
             len(begin.findall(line)) - len(end.findall(line)))
 
 
