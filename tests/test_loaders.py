@@ -97,6 +97,20 @@ def _prm800k_step(text, rating, *alternatives):
     return {"completions": completions, "human_completion": None, "chosen_completion": 0}
 
 
+def test_a_prm800k_human_step_without_text_is_a_record_error(tmp_path):
+    # It was a KeyError, which skip_invalid does not catch: one odd line stopped the whole load.
+    human = {"completions": [{"text": "x", "rating": -1, "flagged": None}], "human_completion": {"rating": None},
+             "chosen_completion": None}
+    row = {"question": {"problem": "P", "ground_truth_answer": "1"},
+           "label": {"steps": [_prm800k_step("a", 1), human], "finish_reason": "solution"}}
+    path = tmp_path / "human.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(RecordError) as caught:
+        load_prm800k(path)
+    assert caught.value.field == "label.steps[1].human_completion"
+    assert len(load_prm800k(path, skip_invalid=True)) == 0
+
+
 def test_prm800k_record_ends_at_a_chosen_step_rated_minus_one(tmp_path):
     # A labeler may choose a completion rated -1 and go on; the record still stops there, so
     # no step follows a -1 (no True after that False).

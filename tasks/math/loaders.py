@@ -446,7 +446,7 @@ def _convert_prm800k(row, *, where, line, neutral: str, alternatives: bool):
         elif human is not None:
             # phase 1: every completion was rated -1 and the labeler wrote a correct step
             taken = None
-            text = human["text"] if isinstance(human, dict) else human
+            text = human.get("text") if isinstance(human, dict) else human
             if not isinstance(text, str) or not text.strip():
                 raise RecordError("must hold a step text", path=where, line=line, field=f"{name}.human_completion")
             step_label, rating = True, None
