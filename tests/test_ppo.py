@@ -531,3 +531,28 @@ def test_a_shared_prefix_batch_gives_the_padded_log_probs_values_and_gradients()
         assert shared_grads.keys() == padded_grads.keys()
         for name, grad in padded_grads.items():  # float32 sums in another order: relative to the gradient's size
             assert (shared_grads[name] - grad).abs().max() <= 1e-5 * grad.abs().max() + 1e-6, name
+
+
+def test_a_display_formula_over_several_lines_is_one_step_for_the_prm():
+    # Steps were cut at every "\n": the PRM scored "\\[", "1+1=2" and "\\]" as three steps,
+    # where split_steps (the verl manager, prm label, the PRM's training data) keeps one.
+    from prm.ppo.train import score_rollout
+    from generation.tiny import train_tokenizer
+    from tasks.math.types import Problem
+
+    text = "a = 1\n\\[\n1 + 1 = 2\n\\]\nThe answer is 2\n"
+    tokenizer = train_tokenizer([text] * 4)
+    seen = []
+
+    class RecordingPRM:
+        def score_steps(self, prompt, steps):
+            seen.append(list(steps))
+            return [0.5] * len(steps)
+
+    ids = tokenizer(text, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    rollout = score_rollout([Problem(id="p", question="q", answer="2")], [[0]], [ids], [text], tokenizer,
+                            separator_token_mask(tokenizer), {tokenizer.eos_token_id}, PPOConfig(mode="dense"),
+                            RecordingPRM())
+    assert seen == [["a = 1", "\\[\n1 + 1 = 2\n\\]", "The answer is 2"]]
+    ends = rollout.step_ends[0]
+    assert len(ends) == 3 and tokenizer.decode(ids[ends[0] + 1: ends[1] + 1]).strip() == "\\[\n1 + 1 = 2\n\\]"

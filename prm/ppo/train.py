@@ -78,6 +78,7 @@ from prm.recipe import (
 from prm.sft import batch_indices
 from generation.policy import HFPolicy, eos_token_ids, problems_that_fit
 from tasks.math.prompts import STEP_SEPARATOR, policy_prompt
+from tasks.math.steps import display_math_groups
 from tasks.math.records import read_problems, without_overlap
 from tasks.math.synthetic import synthetic_preset
 from tasks.math.types import Problem
@@ -302,8 +303,10 @@ def score_rollout(problems, prompt_ids, response_ids, texts, tokenizer, is_separ
         ends = step_end_positions(ids, is_separator, eos_ids)
         # A line of only spaces is no step: it gets no PRM score.
         kept = [(end, text) for end, text in zip(ends, step_texts(tokenizer, ids, ends, STEP_SEPARATOR)) if text]
-        step_ends.append([end for end, _ in kept])
-        steps.append([text for _, text in kept])
+        # A display formula over several lines is one step, as `split_steps` reads it.
+        groups = display_math_groups([text for _, text in kept])
+        step_ends.append([kept[last][0] for _, last in groups])
+        steps.append(["\n".join(text for _, text in kept[first:last + 1]) for first, last in groups])
     step_scores: list[list[float]] = [[] for _ in response_ids]
     if config.mode != "outcome" and step_scorer is not None:
         # Responses with no step (EOS straight away) get no PRM call.

@@ -131,10 +131,17 @@ def _lines_keeping_display_math(text: str) -> list[str]:
     later one (`\\[ ... \\]`, `$$ ... $$`, `\\begin{..} ... \\end{..}`) stays one piece; a block
     still open after MAX_DISPLAY_LINES lines, or at the end, is left as separate lines."""
     lines = text.split("\n")
-    if "$$" not in text and "\\[" not in text and "\\begin{" not in text:
-        return lines
+    return ["\n".join(lines[first:last + 1]) for first, last in display_math_groups(lines)]
+
+
+def display_math_groups(lines: Sequence[str]) -> list[tuple[int, int]]:
+    """(first, last) line indices of the pieces of `lines` (one step a line): each line alone,
+    except a display-math block opened on one line and closed on a later one, which is one
+    piece (`split_steps(..., "lines")`; PPO groups its per-line steps the same way)."""
+    if not any("$$" in line or "\\[" in line or "\\begin{" in line for line in lines):
+        return [(i, i) for i in range(len(lines))]
     counts = [_display_counts(line) for line in lines]
-    pieces, i, unclosed = [], 0, 0
+    groups, i, unclosed = [], 0, 0
     while i < len(lines):
         open_now, end = counts[i], i
         # Bounded work on any input: after a few blocks that never close, the rest is plain lines.
@@ -142,13 +149,13 @@ def _lines_keeping_display_math(text: str) -> list[str]:
             end += 1
             open_now = tuple(a + b for a, b in zip(open_now, counts[end]))
         if end > i and not _display_open(open_now):
-            pieces.append("\n".join(lines[i:end + 1]))
+            groups.append((i, end))
             i = end + 1
             continue
         unclosed += _display_open(counts[i])
-        pieces.append(lines[i])
+        groups.append((i, i))
         i += 1
-    return pieces
+    return groups
 
 
 def _display_counts(line: str) -> tuple[int, int, int]:
