@@ -54,11 +54,15 @@ def detect_format(name: str, config: dict) -> str:
         return "native"
     if "Qwen2ForProcessRewardModel" in (config.get("architectures") or []):
         return "qwen-prm"
-    # A local directory is judged by its own name, a hub id by "owner/name".
+    # A local directory is judged by its own name, a hub id by "owner/name"; a name is trusted
+    # only for a causal LM (these PRMs read the LM head's "+"/"-" logits) and, for RLHFlow, one
+    # named a PRM: the organisation's ORMs, preference models and policies are not.
     lowered = (Path(name).name if Path(name).is_dir() else name).lower()
-    if "math-shepherd" in lowered or "math_shepherd" in lowered:
+    architectures = config.get("architectures") or []
+    causal = not architectures or any(a.endswith("ForCausalLM") for a in architectures)
+    if causal and ("math-shepherd" in lowered or "math_shepherd" in lowered):
         return "math-shepherd"
-    if "rlhflow" in lowered:
+    if causal and "rlhflow" in lowered and "prm" in lowered:
         return "rlhflow"
     raise ValueError(
         f"{name}: cannot tell the reward-model format (no 'prm' settings in config.json, no known "
@@ -206,7 +210,12 @@ def load_published(name: str, format: str, *, dtype=None, trust_remote_code: boo
         if unknown:
             raise TypeError(f"unknown options for qwen-prm: {sorted(unknown)}")
         # The checkpoint's auto_map points at remote code; its backbone is a plain Qwen2Model.
-        backbone = AutoModel.from_pretrained(name, dtype=dtype, trust_remote_code=False, use_safetensors=True)
+        backbone, loading = AutoModel.from_pretrained(name, dtype=dtype, trust_remote_code=False, use_safetensors=True,
+                                                      output_loading_info=True)
+        if loading.get("missing_keys"):
+            missing = sorted(loading["missing_keys"])
+            raise ValueError(f"{name}: the checkpoint lacks backbone weights {', '.join(missing[:3])}"
+                             f"{' ...' if len(missing) > 3 else ''}; they would be random")
         settings = RewardSettings(separator=QwenPRMEncoder.separator, head="classification", num_labels=2,
                                   aggregation=aggregation, format=format)
         model = RewardModel(backbone, settings)
@@ -218,12 +227,17 @@ def load_published(name: str, format: str, *, dtype=None, trust_remote_code: boo
         return model.train(False), tokenizer, QwenPRMEncoder(tokenizer, **options)
 
     plus, minus = options.pop("plus_token", "+"), options.pop("minus_token", "-")
-    step_tag = options.pop("step_tag", SHEPHERD_TAG)
+    step_tag = options.pop("step_tag", SHEPHERD_TAG) if format == "math-shepherd" else None
     if options:
         raise TypeError(f"unknown options for {format}: {sorted(options)}")
     plus_id, minus_id = _token_pair(tokenizer, plus, minus, spaced=format == "math-shepherd")
-    causal_lm = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, trust_remote_code=trust_remote_code,
-                                                     use_safetensors=True)
+    causal_lm, loading = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, trust_remote_code=trust_remote_code,
+                                                              use_safetensors=True, output_loading_info=True)
+    if loading.get("missing_keys"):
+        # transformers fills missing weights with random ones: the "+"/"-" logits would be noise.
+        missing = sorted(loading["missing_keys"])
+        raise ValueError(f"{name}: {format} reads a causal LM's '+'/'-' logits, but the checkpoint lacks "
+                         f"{', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''} (not such a model?)")
     settings = RewardSettings(separator="\n", head="plus_minus", plus_token=plus, minus_token=minus,
                               plus_token_id=plus_id, minus_token_id=minus_id, aggregation=aggregation, format=format)
     model = RewardModel.from_backbone(causal_lm, settings)

@@ -249,3 +249,31 @@ def test_detect_format_from_config_and_name():
     assert detect_format("RLHFlow/Llama3.1-8B-PRM-Deepseek-Data", {}) == "rlhflow"
     with pytest.raises(ValueError):
         detect_format("some/model", {"architectures": ["LlamaForCausalLM"]})
+
+
+@pytest.mark.parametrize("name, architectures", [
+    ("RLHFlow/ArmoRM-Llama3-8B-v0.1", ["LlamaForRewardModelWithGating"]),
+    ("RLHFlow/LLaMA3-iterative-DPO-final", ["LlamaForCausalLM"]),  # a policy, not a PRM
+    ("someone/Qwen2-0.5B-math-shepherd-PRM", ["Qwen2ForTokenClassification"]),
+])
+def test_a_name_alone_does_not_make_a_model_an_lm_head_prm(name, architectures):
+    # Any RLHFlow model, or any "math-shepherd" name, was read as an LM-head PRM whatever its
+    # architecture; a checkpoint with no LM head then got a random one and plausible scores.
+    with pytest.raises(ValueError, match="format="):
+        detect_format(name, {"architectures": architectures})
+    assert detect_format("RLHFlow/Llama3.1-8B-PRM-Deepseek-Data", {"architectures": ["LlamaForCausalLM"]}) == "rlhflow"
+
+
+def test_a_checkpoint_without_its_lm_head_is_refused_not_given_a_random_one(tmp_path):
+    from transformers import AutoModelForTokenClassification
+
+    tokenizer = _bos_tokenizer()
+    config = tiny_config(tokenizer)
+    config.num_labels, config.tie_word_embeddings = 2, False
+    path = tmp_path / "classifier"
+    AutoModelForTokenClassification.from_config(config).save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    with pytest.raises(ValueError, match="lm_head"):
+        prm.load(str(path), format="math-shepherd", device="cpu")
+    with pytest.raises(TypeError, match="step_tag"):
+        prm.load(str(path), format="rlhflow", step_tag="XYZ", device="cpu")
