@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from generation.loading import build_policy, load_policy
+from generation.policy import render_prompt
 from prm.outputs import OutputOptions, finish_run, trackers_of
 from prm.recipe import (
     MetricsLogger,
@@ -130,7 +131,10 @@ def sft_example(tokenizer, problem: Problem, max_length: int) -> tuple[list[int]
     Prompt and solution are tokenized separately, as generation sees them (the policy
     continues the prompt's ids).
     """
-    prompt_ids = tokenizer(policy_prompt(problem.question), add_special_tokens=False).input_ids
+    # As the samplers render it (`HFPolicy`'s default): through the chat template when the
+    # tokenizer has one, so that PPO, search and labelling sample the prompt trained here.
+    prompt = render_prompt(tokenizer, policy_prompt(problem.question), bool(getattr(tokenizer, "chat_template", None)))
+    prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids
     solution_ids = tokenizer(format_solution(list(problem.steps)), add_special_tokens=False).input_ids
     solution_ids = solution_ids + [tokenizer.eos_token_id]
     input_ids = (prompt_ids + solution_ids)[:max_length]
@@ -194,7 +198,7 @@ def heldout_accuracy(model, tokenizer, problems: list[Problem], *, temperature: 
     was_training = model.training
     model.eval()
     policy = HFPolicy(model, tokenizer, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-                      batch_size=64, use_chat_template=False)
+                      batch_size=64)
     completions = [texts[0] for texts in policy.complete([policy_prompt(p.question) for p in problems], 1)]
     model.train(was_training)
     return sum(is_correct(p.answer, c) for c, p in zip(completions, problems)) / max(len(problems), 1)

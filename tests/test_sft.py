@@ -50,6 +50,25 @@ def test_prompt_tokens_carry_no_loss():
     assert ids[-1] == tokenizer.eos_token_id
 
 
+def test_the_prompt_is_trained_as_the_samplers_render_it():
+    # SFT trained the plain "Question: ...\nSolution:\n" prompt while PPO, search and label sample
+    # a tokenizer with a chat template through that template (HFPolicy's default): the policy
+    # was optimised and evaluated on a prompt format its fine-tuning never saw.
+    from generation.policy import HFPolicy
+    from generation.tiny import build_tiny_causal_lm, train_tokenizer
+
+    tokenizer = train_tokenizer(["Question: 1 + 1?\nSolution:\n1 + 1 = 2\nThe answer is 2\n<user> <bot>"] * 3)
+    tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}<bot> {% endif %}")
+    problem = Problem(id="a", question="1 + 1?", answer="2", steps=("1 + 1 = 2", "The answer is 2"))
+    ids, labels = sft_example(tokenizer, problem, max_length=256)
+    sampler = HFPolicy(build_tiny_causal_lm(tokenizer, size="tiny", seed=0), tokenizer)
+    (state,) = sampler.start([policy_prompt(problem.question)])
+    n_prompt = len(state.token_ids)
+    assert ids[:n_prompt] == list(state.token_ids) and labels[:n_prompt] == [-100] * n_prompt
+    assert labels[n_prompt] != -100
+
+
 def _interrupt_at(monkeypatch, step):
     """Send SIGINT to this process when the run draws the batch of `step` (0-based), as Ctrl-C would."""
     import signal

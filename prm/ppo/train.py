@@ -481,14 +481,14 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
 
     train_problems, heldout = load_problems(config)
     model, reference, tokenizer = build_models(config)
-    # Each set is measured as it is rendered later: rollouts use the chat template when the
-    # tokenizer has one, `heldout_accuracy` the plain prompt.
-    train_problems = problems_that_fit(train_problems, HFPolicy(model.policy, tokenizer), command="prm ppo",
-                                       source=config.data, what="training")
+    # Rollouts and `heldout_accuracy` render prompts alike (the chat template when the tokenizer
+    # has one), as `prm sft` trained them.
+    sampler = HFPolicy(model.policy, tokenizer)
+    train_problems = problems_that_fit(train_problems, sampler, command="prm ppo", source=config.data, what="training")
     if not train_problems:
         raise ValueError(f"{config.data}: no training problem fits the policy's positions")
-    heldout = problems_that_fit(heldout, HFPolicy(model.policy, tokenizer, use_chat_template=False),
-                                command="prm ppo", source=config.eval_data or config.data, what="held-out")
+    heldout = problems_that_fit(heldout, sampler, command="prm ppo", source=config.eval_data or config.data,
+                                what="held-out")
     is_separator = separator_token_mask(tokenizer, STEP_SEPARATOR)
     eos_ids = eos_token_ids(model.policy, tokenizer)
     share_prefixes = config.share_prefixes and config.samples_per_prompt > 1
