@@ -111,12 +111,14 @@ def save_resolved_config(command: str, config: Any) -> Path | None:
     """Write the resolved config (every option, defaults included) into the output folder of a
     command that has one, unless the recipe wrote it itself (train, sft and ppo do, at the start of
     the run); `prm <command> --config <that file>` repeats the run."""
-    from dataclasses import asdict, is_dataclass
+    from dataclasses import is_dataclass
+
+    from prm.recipe import saved_config
 
     output_dir = getattr(config, "output_dir", None)
     if not output_dir or not is_dataclass(config) or not Path(output_dir).is_dir():
         return None
     path = Path(output_dir) / config_file_name(command)
     if not path.exists():
-        path.write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(saved_config(config), indent=2) + "\n", encoding="utf-8")
     return path

@@ -109,6 +109,19 @@ def run_fingerprint(config: Any, *, ignore: tuple[str, ...], data_fields: tuple[
     return json_safe(fields)
 
 
+def saved_config(config: Any) -> dict[str, Any]:
+    """The config as a run saves it for `--config` (train_config.json, ...): what the run did,
+    without what it was allowed to do to its folder. A repeat with `--config` neither resumes nor
+    replaces a run unless asked again (a saved `overwrite_output_dir: true` wiped the folder)."""
+    from dataclasses import asdict
+
+    values = asdict(config)
+    for key, off in (("resume", None), ("overwrite_output_dir", False)):
+        if key in values:
+            values[key] = off
+    return values
+
+
 def write_run_file(checkpoint_dir: Path, fingerprint: dict[str, Any], run_file: str = RUN_FILE) -> None:
     (Path(checkpoint_dir) / run_file).write_text(dumps(fingerprint, indent=2, sort_keys=True) + "\n")
 

@@ -50,6 +50,7 @@ from prm.recipe import (
     run_fingerprint,
     save_or_stop,
     saved_atomically,
+    saved_config,
     write_run_file,
 )
 from tasks.math.prompts import format_solution, policy_prompt
@@ -277,7 +278,7 @@ def train_sft(config: SFTConfig) -> Path:
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         if resume_dir is None:  # the options of the run; a resume keeps them (up to NOT_IN_FINGERPRINT)
-            (output_dir / "sft_config.json").write_text(json.dumps(asdict(config), indent=2))
+            (output_dir / "sft_config.json").write_text(json.dumps(saved_config(config), indent=2))
         keep_log_until(output_dir / "metrics.jsonl", start_step)  # the steps after the checkpoint are redone
         logger = MetricsLogger(output_dir, trackers=trackers_of(config), command="sft", config=asdict(config))
     progress = tqdm(range(start_step, config.max_steps), desc="sft", initial=start_step, total=config.max_steps,

@@ -72,6 +72,7 @@ from prm.recipe import (
     keep_log_until,
     run_fingerprint,
     save_or_stop,
+    saved_config,
     write_run_file,
 )
 from tasks.math.records import read_reward_records
@@ -695,7 +696,7 @@ def train(config: TrainConfig) -> Path:
         else:
             keep_log_until(output_dir / "metrics.jsonl", step)  # the steps after the checkpoint are redone
         # The options that repeat the run (a resume is how this run went on, not one of them).
-        (output_dir / "train_config.json").write_text(json.dumps({**asdict(config), "resume": None}, indent=2) + "\n")
+        (output_dir / "train_config.json").write_text(json.dumps(saved_config(config), indent=2) + "\n")
     logger = (MetricsLogger(output_dir, trackers=trackers_of(config), command="train", config=asdict(config))
               if accelerator.is_main_process else None)
     progress = tqdm(total=config.max_steps, initial=step, disable=not (config.progress and accelerator.is_main_process),

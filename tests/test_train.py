@@ -354,3 +354,16 @@ def test_train_refuses_a_backbone_folder_with_pytorch_model_bin_only(tmp_path, t
     with pytest.raises(ValueError, match=r"bin_base.*only safetensors weights are loaded") as error:
         train(_config(tmp_path / "run", toy_data, model=str(base), max_steps=1))
     assert "\n" not in str(error.value)
+
+
+def test_a_saved_config_repeats_the_run_without_its_permission_to_replace_one(tmp_path, toy_data, capsys):
+    # train_config.json kept "overwrite_output_dir": true, so `prm train --config` on it wiped and
+    # retrained the run folder without a word.
+    from commands.cli import main
+
+    run_dir = train(_config(tmp_path, toy_data, max_steps=1, overwrite_output_dir=True))
+    saved = json.loads((run_dir / "train_config.json").read_text())
+    assert saved["overwrite_output_dir"] is False and saved["resume"] is None
+    before = (run_dir / "model.safetensors").read_bytes()
+    assert main(["train", "--config", str(run_dir / "train_config.json")]) != 0
+    assert (run_dir / "model.safetensors").read_bytes() == before

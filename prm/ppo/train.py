@@ -73,6 +73,7 @@ from prm.recipe import (
     run_fingerprint,
     save_or_stop,
     saved_atomically,
+    saved_config,
     write_run_file,
 )
 from prm.sft import batch_indices
@@ -513,7 +514,7 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
     metrics_path = output_dir / "metrics.jsonl"
     if start_update == 0 and accelerator.is_main_process:
         metrics_path.write_text("")
-        (output_dir / "ppo_config.json").write_text(json.dumps(asdict(config), indent=2))
+        (output_dir / "ppo_config.json").write_text(json.dumps(saved_config(config), indent=2))
     elif accelerator.is_main_process:
         keep_log_until(metrics_path, start_update, key="update")  # the updates after the checkpoint are redone
 
