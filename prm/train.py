@@ -626,6 +626,12 @@ def advance_schedule(scheduler, steps: int) -> None:
             scheduler.step()
 
 
+def loss_weights(config: TrainConfig) -> dict[str, float]:
+    """The weight of each loss term in the optimised loss (and in the logged `loss`)."""
+    return {"step": 1.0, "outcome": config.outcome_weight if config.objective == "joint" else 1.0,
+            "lm": config.lm_coef}
+
+
 def accumulate_gradients(model, micro_batches: list[dict], config: TrainConfig, batching: Batching,
                          accelerator) -> dict[str, float]:
     """Forward and backward over the micro-batches of one optimizer step; returns the mean
@@ -636,8 +642,7 @@ def accumulate_gradients(model, micro_batches: list[dict], config: TrainConfig, 
         for name, count in _labelled_items(batch, config).items():
             totals[name] += count
     totals = {name: accelerator.reduce(count, reduction="sum").clamp(min=1) for name, count in totals.items()}
-    weights = {"step": 1.0, "outcome": config.outcome_weight if config.objective == "joint" else 1.0,
-               "lm": config.lm_coef}
+    weights = loss_weights(config)
     summed = {name: 0.0 for name in totals}
     for index, batch in enumerate(micro_batches):
         with nullcontext() if index == len(micro_batches) - 1 else accelerator.no_sync(model):
@@ -716,7 +721,9 @@ def train(config: TrainConfig) -> Path:
             optimizer.zero_grad(set_to_none=True)
             step += 1
 
-            meter.add(*batch_tokens(micro_batches, accelerator), loss=sum(losses.values()))
+            # The loss optimised: the terms weighted as in `accumulate_gradients` (`loss_<term>` unweighted).
+            meter.add(*batch_tokens(micro_batches, accelerator),
+                      loss=sum(loss_weights(config)[name] * value for name, value in losses.items()))
             progress.update(1)
             progress.set_postfix(loss=f"{meter.last_loss:.4f}")
             if logger is not None and (step % config.log_every == 0 or step == config.max_steps):

@@ -367,3 +367,11 @@ def test_a_saved_config_repeats_the_run_without_its_permission_to_replace_one(tm
     before = (run_dir / "model.safetensors").read_bytes()
     assert main(["train", "--config", str(run_dir / "train_config.json")]) != 0
     assert (run_dir / "model.safetensors").read_bytes() == before
+
+
+def test_the_logged_loss_is_the_weighted_loss_that_is_optimised(tmp_path, toy_data):
+    # It was the plain sum of the terms: with --lm_coef 0.5 the LM term counted twice as much.
+    run_dir = train(_config(tmp_path, toy_data, max_steps=2, objective="joint", lm_coef=0.5, outcome_weight=2.0))
+    row = next(json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+               if '"loss_lm"' in line)
+    assert row["loss"] == pytest.approx(row["loss_step"] + 2.0 * row["loss_outcome"] + 0.5 * row["loss_lm"], rel=1e-4)
