@@ -67,7 +67,8 @@ def check_output_dir(output_dir: Path, *, overwrite: bool, resuming: bool, writt
                      can_resume: bool = True) -> None:
     """Refuse to start a fresh run in a folder that holds something, unless told to overwrite
     (the transformers convention). Overwriting removes `written` (this recipe's own outputs, e.g.
-    checkpoints/ and metrics.jsonl), so a stale checkpoint can never be resumed into the new run.
+    checkpoints/ and metrics.jsonl, glob patterns allowed), so a stale checkpoint can never be
+    resumed into the new run; other files stay.
     can_resume: whether the command has a --resume to suggest."""
     import shutil
 
@@ -77,12 +78,19 @@ def check_output_dir(output_dir: Path, *, overwrite: bool, resuming: bool, writt
     if not overwrite:
         raise ValueError(f"output folder {output_dir} is not empty; pass --overwrite_output_dir to replace its run"
                          + (", or --resume latest to continue it" if can_resume else ""))
-    for name in written:
-        target = output_dir / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink(missing_ok=True)
+    for pattern in written:
+        for target in output_dir.glob(pattern):
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+
+
+# What `save_pretrained` of a model and its tokenizer writes (and a peft adapter/ folder): an
+# overwritten run removes them, so that no earlier weights sit beside, or stand in for, the new
+# run's (a run stopped before its final save left the old model in place).
+MODEL_FILES = ("config.json", "generation_config.json", "*.safetensors", "*.safetensors.index.json", "tokenizer*",
+               "special_tokens_map.json", "added_tokens.json", "vocab.*", "merges.txt", "chat_template.jinja", "adapter")
 
 
 def file_digest(path: str | Path) -> str:

@@ -37,6 +37,7 @@ from generation.loading import build_policy, load_policy
 from generation.policy import render_prompt
 from prm.outputs import OutputOptions, finish_run, trackers_of
 from prm.recipe import (
+    MODEL_FILES,
     MetricsLogger,
     SaveClock,
     StopSignals,
@@ -96,7 +97,7 @@ class SFTConfig(OutputOptions):
 # What a fresh run writes into --output_dir besides the model (removed by --overwrite_output_dir),
 # and the options that do not change the trained model (a checkpoint may be resumed with other
 # values of these: they only say where and how often to save, log and evaluate).
-RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "sft_config.json", "tensorboard", "README.md")
+RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "sft_config.json", "tensorboard", "README.md", *MODEL_FILES)
 NOT_IN_FINGERPRINT = ("output_dir", "resume", "overwrite_output_dir", "save_every", "save_minutes", "log_every",
                       "n_eval", "eval_every", "eval_temperatures", "max_new_tokens", "trust_remote_code",
                       "report_to", "push_to_hub", "hub_model_id", "hub_private_repo")

@@ -59,6 +59,7 @@ from prm.modeling import (
 )
 from prm.outputs import OutputOptions, finish_run, label_source_counts, trackers_of
 from prm.recipe import (
+    MODEL_FILES,
     MetricsLogger,
     SaveClock,
     StopSignals,
@@ -489,7 +490,8 @@ class BatchStream:
 
 # What a fresh run writes into --output_dir (removed by --overwrite_output_dir), and the options
 # that do not change the trained model (a checkpoint may be resumed with other values of these).
-RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "eval_results.json", "train_config.json", "tensorboard", "README.md")
+RUN_OUTPUTS = ("checkpoints", "metrics.jsonl", "eval_results.json", "train_config.json", "tensorboard", "README.md",
+               *MODEL_FILES)
 NOT_IN_FINGERPRINT = ("output_dir", "resume", "overwrite_output_dir", "progress", "save_every", "save_minutes", "log_every",
                       "eval_every", "eval_batch_size", "tensorboard", "save_adapter", "adapter_only",
                       "report_to", "push_to_hub", "hub_model_id", "hub_private_repo")

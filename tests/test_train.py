@@ -375,3 +375,16 @@ def test_the_logged_loss_is_the_weighted_loss_that_is_optimised(tmp_path, toy_da
     row = next(json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()
                if '"loss_lm"' in line)
     assert row["loss"] == pytest.approx(row["loss_step"] + 2.0 * row["loss_outcome"] + 0.5 * row["loss_lm"], rel=1e-4)
+
+
+def test_overwriting_a_run_removes_the_earlier_model_files(tmp_path, toy_data):
+    # --overwrite_output_dir removed checkpoints and logs only: an earlier run's adapter/ (or its
+    # weight shards) stayed beside the new model, to be loaded or uploaded as this run's.
+    run_dir = train(_config(tmp_path, toy_data, max_steps=1))
+    (run_dir / "adapter").mkdir()
+    (run_dir / "adapter" / "adapter_model.safetensors").write_bytes(b"stale")
+    (run_dir / "model-00002-of-00002.safetensors").write_bytes(b"stale")
+    (run_dir / "notes.txt").write_text("the user's own file")
+    train(_config(tmp_path, toy_data, max_steps=1, overwrite_output_dir=True))
+    assert not (run_dir / "adapter").exists() and not (run_dir / "model-00002-of-00002.safetensors").exists()
+    assert (run_dir / "model.safetensors").is_file() and (run_dir / "notes.txt").read_text() == "the user's own file"
