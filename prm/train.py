@@ -86,6 +86,7 @@ class TrainConfig(OutputOptions):
     data: str = field(default="synthetic:tiny", metadata={"help": "JSONL path, hub id, or synthetic:<preset> (tasks.math.synthetic)"})
     eval_data: str | None = field(default=None, metadata={"help": "Held-out data (same forms as --data); default: split --eval_fraction off --data"})
     eval_fraction: float = field(default=0.1, metadata={"help": "Share of --data held out for evaluation when --eval_data is not given"})
+    split_by: str = field(default="record", metadata={"help": "record: hold out --eval_fraction of the records; prompt: of the prompts, with all their solutions (held-out problems are new problems)"})
     synthetic_problems: int = field(default=2000, metadata={"help": "Number of problems generated for synthetic:<preset> data"})
     model: str = field(default="tiny:small", metadata={"help": "Backbone: path or hub id, or tiny:<tiny|small|base> for a fresh model with a tokenizer trained on the data"})
     output_dir: str = field(default="runs/prm", metadata={"help": "Where the model, checkpoints and metrics.jsonl go"})
@@ -141,6 +142,8 @@ class TrainConfig(OutputOptions):
             raise ValueError(f"--objective must be prm, orm, joint or pairwise, got {self.objective!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"--mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.split_by not in ("record", "prompt"):
+            raise ValueError(f"--split_by must be record or prompt, got {self.split_by!r}")
         if self.solutions_per_prompt < 1:
             raise ValueError(f"--solutions_per_prompt must be at least 1, got {self.solutions_per_prompt!r}")
         if self.lm_coef < 0:
@@ -174,12 +177,36 @@ def load_records(source: str, objective: str, *, synthetic_problems: int = 2000,
     return read_reward_records(source, kind, n_synthetic=synthetic_problems, seed=seed)
 
 
-def _split(records: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
-    """(training, held-out) records: about `fraction` held out, in a seeded order."""
-    order = list(range(len(records)))
-    random.Random(f"split/{seed}").shuffle(order)
-    held_out = max(1, round(fraction * len(records))) if fraction > 0 else 0
-    return [records[i] for i in order[held_out:]], [records[i] for i in order[:held_out]]
+def _split(records: list[dict], fraction: float, seed: int, by: str = "record") -> tuple[list[dict], list[dict]]:
+    """(training, held-out) records: about `fraction` held out, in a seeded order; with
+    by="prompt" whole prompts (all their solutions) are held out, at least `fraction` of the
+    records."""
+    target = max(1, round(fraction * len(records))) if fraction > 0 else 0
+    if by == "record":
+        order = list(range(len(records)))
+        random.Random(f"split/{seed}").shuffle(order)
+        return [records[i] for i in order[target:]], [records[i] for i in order[:target]]
+    members: dict[str, list[int]] = {}
+    for index, record in enumerate(records):
+        members.setdefault(record["prompt"], []).append(index)
+    prompts = list(members)
+    random.Random(f"split/{seed}").shuffle(prompts)
+    held: set[int] = set()
+    for prompt in prompts:
+        if len(held) >= target:
+            break
+        held.update(members[prompt])
+    return ([r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held])
+
+
+def warn_about_shared_prompts(heldout: list[dict], train: list[dict]) -> None:
+    """Print how many held-out records have a training record's prompt: their metrics measure
+    new solutions to problems seen in training, not new problems."""
+    seen = {record["prompt"] for record in train}
+    shared = sum(record["prompt"] in seen for record in heldout)
+    if shared:
+        print(f"warning: {shared} of {len(heldout)} held-out records share their prompt with training records "
+              "(new solutions to seen problems); --split_by prompt holds out whole problems")
 
 
 def _solution_key(record: dict) -> str:
@@ -525,10 +552,12 @@ def prepare_data(config: TrainConfig, resume_dir: Path | None) -> TrainingData:
             load_records(config.eval_data, config.objective,
                          synthetic_problems=max(1, round(config.synthetic_problems * config.eval_fraction)),
                          seed=config.seed + 1), train_records)
+        warn_about_shared_prompts(eval_records, train_records)
     else:
-        train_records, eval_records = _split(records, config.eval_fraction, config.seed)
+        train_records, eval_records = _split(records, config.eval_fraction, config.seed, by=config.split_by)
         if eval_records:
             eval_records = without_training_records(eval_records, train_records)
+            warn_about_shared_prompts(eval_records, train_records)
     tokenizer, model = build_model(config, train_records, tokenizer_dir=str(resume_dir) if resume_dir else None)
     if config.lm_coef > 0 and not model.can_model_language:
         raise ValueError(f"--lm_coef needs next-token logits, and {config.model} has neither an LM head nor "

@@ -388,3 +388,22 @@ def test_overwriting_a_run_removes_the_earlier_model_files(tmp_path, toy_data):
     train(_config(tmp_path, toy_data, max_steps=1, overwrite_output_dir=True))
     assert not (run_dir / "adapter").exists() and not (run_dir / "model-00002-of-00002.safetensors").exists()
     assert (run_dir / "model.safetensors").is_file() and (run_dir / "notes.txt").read_text() == "the user's own file"
+
+
+def test_held_out_records_of_training_prompts_are_counted_and_a_prompt_split_holds_out_whole_problems(tmp_path, capsys):
+    # Several solutions per prompt: a record split put solutions of one problem on both sides
+    # without a word (held-out metrics then measure new solutions to seen problems).
+    from prm.train import _split
+
+    records = toy_records(40, 0, solutions_per_prompt=4)
+    train_path = write_jsonl(tmp_path / "train.jsonl", records)
+    train(_config(tmp_path, (train_path, None), max_steps=1, eval_fraction=0.25))
+    assert "held-out records share their prompt with training records" in capsys.readouterr().out
+    train(_config(tmp_path, (train_path, None), max_steps=1, eval_fraction=0.25, split_by="prompt",
+                  overwrite_output_dir=True))
+    assert "share their prompt" not in capsys.readouterr().out
+    kept, held_out = _split(records, 0.25, 0, by="prompt")
+    assert {r["prompt"] for r in kept}.isdisjoint({r["prompt"] for r in held_out}) and len(held_out) == 12
+    assert _split(records, 0.25, 0) == _split(records, 0.25, 0, by="record")  # the default is unchanged
+    with pytest.raises(ValueError, match="split_by"):
+        TrainConfig(split_by="problem")
