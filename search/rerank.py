@@ -410,14 +410,16 @@ def build_pool(
         if method.scorer not in scorers:
             raise KeyError(f"method {method.name!r} needs a scorer named {method.scorer!r}; have {sorted(scorers)}")
         scorer = scorers[method.scorer]
+        if hasattr(scorer, "score_solutions") and method.scorer not in pool.step_scores:
+            # A reward model gives step and outcome scores of the pool's steps in one pass.
+            pool.step_scores[method.scorer], pool.outcome_scores[method.scorer] = _reward_model_scores(
+                scorer, prompt, texts, steps)
         if method.aggregation is not None and method.scorer not in pool.step_scores:
             if not hasattr(scorer, "score_steps"):
                 raise TypeError(f"method {method.name!r}: scorer {method.scorer!r} has no score_steps")
             pool.step_scores[method.scorer] = score_solutions(scorer, prompt, steps)
         if method.aggregation is None and method.scorer not in pool.outcome_scores:
-            if hasattr(scorer, "score_solutions"):
-                pool.outcome_scores[method.scorer] = _outcome_scores(scorer, prompt, texts, steps)
-            elif hasattr(scorer, "score"):
+            if hasattr(scorer, "score"):
                 pool.outcome_scores[method.scorer] = [
                     float(scorer.score(prompt, text)) if text.strip() else 0.0 for text in texts
                 ]
@@ -431,17 +433,21 @@ def build_pool(
     return pool
 
 
-def _outcome_scores(scorer: Any, prompt: str, texts: Sequence[str], steps: Sequence[Sequence[str]]) -> list[float]:
-    """Outcome scores of a reward model (`score_solutions`) on the pool's own steps, the steps
-    its `<scorer>-<agg>` methods read, not the text split again at the model's separator; as
-    `score`, a model without an outcome head gives its aggregated step scores."""
+def _reward_model_scores(scorer: Any, prompt: str, texts: Sequence[str], steps: Sequence[Sequence[str]]
+                         ) -> tuple[list[list[float]], list[float]]:
+    """(step scores, outcome scores) of a reward model (`score_solutions`) on the pool's own
+    steps, the steps its `<scorer>-<agg>` methods read, not the text split again at the model's
+    separator; as `score`, a model without an outcome head gives its aggregated step scores. An
+    empty candidate gets no step score and outcome 0."""
     non_empty = [i for i, (text, s) in enumerate(zip(texts, steps)) if s and text.strip()]
-    scores = [0.0] * len(texts)
+    step_scores: list[list[float]] = [[] for _ in texts]
+    outcomes = [0.0] * len(texts)
     if non_empty:
-        step_scores, outcomes = scorer.score_solutions(prompt, [list(steps[i]) for i in non_empty])
-        for i, own_steps, outcome in zip(non_empty, step_scores, outcomes):
-            scores[i] = float(outcome if outcome is not None else scorer.aggregate(own_steps))
-    return scores
+        batch, batch_outcomes = scorer.score_solutions(prompt, [list(steps[i]) for i in non_empty])
+        for i, own_steps, outcome in zip(non_empty, batch, batch_outcomes):
+            step_scores[i] = [float(score) for score in own_steps]
+            outcomes[i] = float(outcome if outcome is not None else scorer.aggregate(own_steps))
+    return step_scores, outcomes
 
 
 def correctness(answers: Sequence[str | None], reference: str) -> list[bool]:
