@@ -162,8 +162,9 @@ class HFPolicy:
         self.separator_ids = tokenizer.encode(separator, add_special_tokens=False)
         # Never read past the model's positions: a prompt that fills them raises TooLong in
         # `start`, a sample is cut where its sequence reaches them (a step cut there is finished:
-        # its separator would not fit), and a state with no room left gets one empty, finished
-        # continuation (it cannot be extended).
+        # its separator would not fit; a step whose separator fills the last position is finished
+        # too: nothing can follow it), and a state with no room left gets empty, finished
+        # continuations (it cannot be extended).
         self.max_positions = max_positions(model)
         self.forward_tokens = 0
         self.generated_tokens = 0
@@ -485,6 +486,8 @@ class HFPolicy:
                 tail = ids + self.separator_ids
             if not finished and self.max_positions and len(prefix.token_ids) + len(tail) > self.max_positions:
                 tail, finished = ids, True  # a stop token re-encoded longer than the room left
+            elif not finished and self.max_positions and len(prefix.token_ids) + len(tail) == self.max_positions:
+                finished = True  # the closed step fills the positions: no token can follow it
         state = None
         if cache is not None:
             suffix = text + ("" if finished or not until_step_end else self.separator)

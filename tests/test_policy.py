@@ -3,6 +3,8 @@ never reading past the model's positions."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -305,16 +307,20 @@ def test_a_step_limit_that_meets_the_position_limit(tokenizer, kind):
     (child,), = policy.expand(policy.start([long]), 1)
     assert len(child.token_ids) == 4 and child.finished and len(child.state.token_ids) == length + 4
     assert model.max_position < length + 4
-    # One position more: the separator fits and fills the positions; the full state then gets
-    # empty, finished continuations while a state with room in the same batch samples on, and the
-    # full state's padding is never fed past the positions.
+    # One position more: the separator fits and fills the positions, so the step is closed and
+    # finished (it was left open, and the next expand gave k empty "finished" steps that beam
+    # search scored as steps). A full state built by hand still gets empty, finished
+    # continuations while a state with room in the same batch samples on, and the full state's
+    # padding is never fed past the positions.
     limit = length + 5
     model = PositionLimitedLM(tokenizer, kind, limit)
     policy = make_policy(model, tokenizer, max_step_tokens=4)
     (child,), = policy.expand(policy.start([long]), 1)
-    assert not child.finished and child.state.token_ids[-len(policy.separator_ids):] == policy.separator_ids
+    assert child.finished and child.state.finished
+    assert child.state.token_ids[-len(policy.separator_ids):] == policy.separator_ids
     assert len(child.state.token_ids) == limit
-    full, roomy = policy.expand([child.state] + policy.start([short]), 2)
+    full_state = dataclasses.replace(child.state, finished=False)
+    full, roomy = policy.expand([full_state] + policy.start([short]), 2)
     assert [(c.text, c.token_ids, c.finished) for c in full] == [("", [], True)] * 2
     assert all(len(c.token_ids) == 4 and not c.finished for c in roomy)
     assert model.max_position < limit
