@@ -64,7 +64,7 @@ from typing import Sequence, Union
 import verifiers
 from tasks.math.prompts import format_solution, policy_prompt
 from tasks.math.protocols import Policy
-from tasks.math.types import Label, Problem
+from tasks.math.types import Label, Problem, is_true_label
 
 MODES = ("hard", "soft", "consensus")
 ROLLOUT_CHUNK = 256  # prefixes per policy call: big enough to batch, small enough to show progress
@@ -228,7 +228,7 @@ def _finish(plan: _Plan, mode: str) -> LabelResult:
             label, source = value(outcome_ok), "outcome"
         else:
             given = plan.given_labels[index]
-            label, source = (float(given) if soft else _as_bool(given)), "given"
+            label, source = (float(given) if soft else is_true_label(given)), "given"
         labels.append(label)
         sources.append(source)
     return LabelResult(labels, sources, details, plan.first_false_claim)
@@ -319,10 +319,6 @@ def label_steps(
     )[0]
 
 
-def _as_bool(label: Label) -> bool:
-    return label >= 0.5 if isinstance(label, float) else bool(label)
-
-
 @dataclass
 class LabelStats:
     """Counts over many labelled solutions: which source labelled how many steps, how often
@@ -352,7 +348,7 @@ class LabelStats:
             for label, given, source in zip(result.labels, given_labels, result.sources):
                 if label is not None and source != "given":
                     self.compared_to_given += 1
-                    self.agree_with_given += _as_bool(label) == _as_bool(given)
+                    self.agree_with_given += is_true_label(label) == is_true_label(given)
         self.emitted_steps += result.n_kept
         self.dropped_solutions += result.n_kept == 0
 

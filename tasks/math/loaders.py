@@ -28,7 +28,7 @@ from typing import Any
 
 from tasks.math.prompts import answer_step
 from tasks.math.steps import SHEPHERD_TAG, split_gsm8k, split_steps, strip_calculator_annotations
-from tasks.math.types import RecordError, validate_step_example
+from tasks.math.types import RecordError, first_error_labels, validate_step_example
 
 logger = logging.getLogger(__name__)
 
@@ -585,11 +585,8 @@ def load_trl_stepwise(
 def _convert_processbench(row, *, where, line):
     problem = _field(row, "problem", where, line)
     steps = _field(row, "steps", where, line, list)
-    first_wrong = _field(row, "label", where, line, int)
-    if not -1 <= first_wrong < len(steps):
-        raise RecordError(f"must be -1 or a step index below {len(steps)}, got {first_wrong}", path=where,
-                          line=line, field="label")
-    labels = [first_wrong < 0 or index < first_wrong for index in range(len(steps))]
+    labels = first_error_labels(_field(row, "label", where, line, int), len(steps), field="label", path=where,
+                                line=line)
     return [{"id": row.get("id"), "prompt": problem, "completions": steps, "labels": labels}]
 
 

@@ -32,6 +32,7 @@ from tasks.math.types import (
     RecordError,
     check_label,
     check_outcome_agrees,
+    first_error_labels,
     outcome_from_steps,
     validate_outcome_example,
     validate_pairwise_example,
@@ -207,11 +208,7 @@ def _steps_label_meta(record: dict, n_steps: int, where: dict) -> dict[str, Any]
     processbench = "final_answer_correct" in record or (
         isinstance(label, int) and not isinstance(label, bool) and label not in (0, 1))
     if "label" in record and processbench:
-        if not isinstance(label, int) or isinstance(label, bool) or not -1 <= label < n_steps:
-            raise RecordError(f"must be -1 or a step index below {n_steps} (ProcessBench), got {label!r}",
-                              field="label", **where)
-        first_wrong = label
-        derived = [first_wrong < 0 or index < first_wrong for index in range(n_steps)]
+        derived = first_error_labels(label, n_steps, field="label", **where)
         if meta.get("labels", derived) != derived:
             raise RecordError("disagrees with 'labels'; give one of them", field="label", **where)
         meta["labels"] = derived

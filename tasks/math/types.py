@@ -136,6 +136,15 @@ def validate_step_example(record: Any, *, path: str | None = None, line: int | N
     return {"prompt": prompt, "completions": list(steps), "labels": checked}
 
 
+def first_error_labels(first_wrong: Any, n_steps: int, *, field: str, path: str | None, line: int | None) -> list[bool]:
+    """Step labels from the index of the first wrong step (ProcessBench; -1: none): the steps
+    before it True, it and every later step False (the benchmark does not judge steps after it)."""
+    if isinstance(first_wrong, bool) or not isinstance(first_wrong, int) or not -1 <= first_wrong < n_steps:
+        raise RecordError(f"must be -1 or a step index below {n_steps}, got {first_wrong!r}", path=path, line=line,
+                          field=field)
+    return [first_wrong < 0 or index < first_wrong for index in range(n_steps)]
+
+
 def is_true_label(label: Label) -> bool:
     """A hard label, or a soft one thresholded at 0.5."""
     return label is True or (not isinstance(label, bool) and label >= 0.5)
