@@ -5,7 +5,8 @@
 
 From the shipped SFT policy (prm/assets/demo/policy): sample `--rft_samples` solutions at
 `--rft_temperature` for the first `--rft_problems` training problems of the demo and keep the
-distinct ones whose final answer is right (`verifiers.is_correct`). Each filter then fine-tunes the
+distinct ones whose final answer is right (`verifiers.is_correct`; `--rft_distinct false` keeps repeats too,
+as an online update sees them). Each filter then fine-tunes the
 policy with `prm sft` (`--rft_steps`, `--rft_lr`) on what it keeps of those:
 
 - `outcome`: every right-answer solution (what an outcome reward accepts);
@@ -45,6 +46,8 @@ class RFTArgs:
     rft_filters: str = field(default=",".join(FILTERS), metadata={"help": f"comma-separated, of {', '.join(FILTERS)}"})
     rft_steps: int = field(default=200, metadata={"help": "fine-tuning steps (batch 32) of every filter"})
     rft_lr: float = field(default=1e-4, metadata={"help": "peak learning rate of the fine-tuning"})
+    rft_warmup_steps: int = field(default=20, metadata={"help": "linear warmup steps of the fine-tuning (then cosine decay)"})
+    rft_distinct: bool = field(default=True, metadata={"help": "keep each right-answer solution once per problem (false: every right sample, repeats included, as an online update sees them)"})
     rft_seed: int = field(default=0, metadata={"help": "seed of the sampling and of the fine-tuning (the problems stay the demo's)"})
     validation_seed: int = field(default=777, metadata={"help": "seed of the validation problems (as demo_ppo.py)"})
 
@@ -57,12 +60,13 @@ def write_records(records: list[dict], path: Path) -> Path:
 
 
 def right_samples(run: Path, problems: list, args: RFTArgs, seed: int) -> tuple[list[dict], dict]:
-    """The distinct right-answer samples ({question, answer, steps}) and sampling statistics,
+    """The (distinct, by default) right-answer samples ({question, answer, steps}) and sampling statistics,
     drawn once and kept in run/right_samples.jsonl for later runs with the same settings."""
     from commands.demo import ASSETS, demo_policy, sample_solutions, solution_steps
     from verifiers import is_correct
 
-    settings = {"problems": len(problems), "samples": args.rft_samples, "temperature": args.rft_temperature, "seed": seed}
+    settings = {"problems": len(problems), "samples": args.rft_samples, "temperature": args.rft_temperature, "seed": seed,
+                "distinct": args.rft_distinct}
     cache, stats_file = run / "right_samples.jsonl", run / "right_samples.stats.json"
     if cache.is_file() and stats_file.is_file() and json.loads(stats_file.read_text())["settings"] == settings:
         return [json.loads(line) for line in cache.open()], json.loads(stats_file.read_text())
@@ -72,10 +76,10 @@ def right_samples(run: Path, problems: list, args: RFTArgs, seed: int) -> tuple[
     for problem, samples in zip(problems, texts):
         correct = [text for text in samples if is_correct(problem.answer, text)]
         right, solved = right + len(correct), solved + bool(correct)
-        for text in dict.fromkeys(correct):  # distinct solutions, in sampling order
+        for text in (dict.fromkeys(correct) if args.rft_distinct else correct):  # in sampling order
             kept.append({"question": problem.question, "answer": problem.answer, "steps": solution_steps(text)})
     stats = {"settings": settings, "sample_accuracy": right / (len(problems) * args.rft_samples),
-             "solved_problems": solved / len(problems), "distinct_right": len(kept)}
+             "solved_problems": solved / len(problems), "right_kept": len(kept)}
     write_records(kept, cache)
     stats_file.write_text(json.dumps(stats, indent=2) + "\n")
     return kept, stats
@@ -104,7 +108,7 @@ def fine_tuned_accuracy(data: Path, output_dir: Path, args: RFTArgs, seed: int, 
     from prm.sft import SFTConfig, heldout_accuracy, train_sft
 
     output = train_sft(SFTConfig(data=str(data), model=str(ASSETS / "policy"), output_dir=str(output_dir),
-                                 max_steps=args.rft_steps, lr=args.rft_lr, warmup_steps=min(20, args.rft_steps),
+                                 max_steps=args.rft_steps, lr=args.rft_lr, warmup_steps=min(args.rft_warmup_steps, args.rft_steps),
                                  n_eval=0, seed=seed, save_every=0, overwrite_output_dir=True))
     model, tokenizer = load_policy(str(output))
     return heldout_accuracy(model, tokenizer, judged, temperature=0.0, max_new_tokens=64)
@@ -143,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                   args.rft_seed, judged)
         (run / "rft.json").write_text(json.dumps(results, indent=2) + "\n")  # after every filter: a stop keeps the rest
     print(f"samples right {stats['sample_accuracy']:.3f}, problems solved by some sample {stats['solved_problems']:.3f}, "
-          f"{stats['distinct_right']} distinct right-answer solutions; SFT start {results['start']:.3f} "
+          f"{stats['right_kept']} right-answer solutions kept ({'distinct' if args.rft_distinct else 'repeats included'}); SFT start {results['start']:.3f} "
           f"on {len(judged)} validation problems (seed {args.validation_seed})")
     print("| fine-tuned on | solutions | of them not the reference | validation accuracy (greedy) |\n|---|---|---|---|")
     for name, row in results["runs"].items():

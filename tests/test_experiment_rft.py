@@ -41,3 +41,17 @@ def test_a_tiny_run_reports_every_filter_and_reuses_its_samples(tmp_path, monkey
     monkeypatch.setattr(commands.demo, "sample_solutions", lambda *args: pytest.fail("sampled again"))
     again = rft_baseline.main(options + ["--rft_filters", "outcome"])
     assert again["sampling"] == result["sampling"]
+
+
+def test_repeats_are_kept_only_when_asked_and_each_choice_has_its_own_cache(tmp_path, monkeypatch):
+    import commands.demo
+    import rft_baseline
+    from tasks.math.types import Problem
+
+    problem = Problem(id="p0", question=QUESTION, answer="12", steps=tuple(CLEAN["steps"]))
+    text = "\n".join(CLEAN["steps"])
+    monkeypatch.setattr(commands.demo, "demo_policy", lambda *args, **kwargs: None)
+    monkeypatch.setattr(commands.demo, "sample_solutions", lambda policy, problems, n: ([[text] * n], [[9] * n]))
+    distinct, _ = rft_baseline.right_samples(tmp_path, [problem], rft_baseline.RFTArgs(rft_samples=3), 0)
+    repeats, stats = rft_baseline.right_samples(tmp_path, [problem], rft_baseline.RFTArgs(rft_samples=3, rft_distinct=False), 0)
+    assert len(distinct) == 1 and len(repeats) == 3 and stats["right_kept"] == 3
