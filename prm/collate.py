@@ -41,6 +41,7 @@ import torch
 
 from prm.encoding import encode_steps
 from tasks.math.steps import split_steps
+from tasks.math.types import is_true_label
 
 
 def _label_value(label) -> float:
@@ -105,7 +106,7 @@ def collate_features(features: Sequence[dict], pad_token_id: int, solutions_per_
     [R, W] float (how many sequences have a label there; step_labels holds their mean) and
     step_mask [R, W] bool at the label positions;
     lm_targets [R, W] long: the next token where a token and its successor lie in one step
-    labelled correct (label > 0.5), else -100; lm_weights [R, W] float: how many sequences
+    labelled correct (label >= 0.5, `is_true_label`), else -100; lm_weights [R, W] float: how many sequences
     have that correct step there (the auxiliary LM loss of `--lm_coef`);
     outcome_positions [N] long, one per feature in input order, an index into the flattened
     [R * W] logits (-1 = none); outcome_paths [N, S] long: the same kind of index for each of
@@ -247,7 +248,7 @@ class _PrefixTree:
     ids, positions, nodes: per row token, its id, its position in its sequence and its node.
     parents[node]: the node it continues (-1 for a root: a prompt, or the first step of a
     sequence without one). labels: row index -> [sum of labels, number of sequences labelled
-    there]; correct: row index -> how many of those labels are correct (> 0.5). outcomes:
+    there]; correct: row index -> how many of those labels are correct (>= 0.5). outcomes:
     feature index -> row index; step_ends: feature index -> row index of each of its labelled
     steps' ends, in order; token_rows: feature index -> row index of each of its tokens.
     """
@@ -298,7 +299,7 @@ def _prefix_tree(features: Sequence[dict], members: list[int]) -> _PrefixTree:
                 total = tree.labels.setdefault(ends[node], [0.0, 0])
                 total[0] += labels[cut - 1]
                 total[1] += 1
-                tree.correct[ends[node]] = tree.correct.get(ends[node], 0) + (labels[cut - 1] > 0.5)
+                tree.correct[ends[node]] = tree.correct.get(ends[node], 0) + is_true_label(labels[cut - 1])
             if cut - 1 == feature["outcome_position"]:
                 tree.outcomes[index] = ends[node]
             parent, start = node, cut

@@ -399,9 +399,12 @@ class RewardModel(nn.Module):
             if self.likelihood_head is None or self.outcome_head is None:
                 raise ValueError("outcome likelihood features need likelihood_features and an outcome head "
                                  "(objective joint)")
-            # Zero at the start: the outcome head alone until the weights are fitted.
+            # Zero at the start: the outcome head alone until the weights are fitted. Fitted after
+            # training (`prm.train.fit_outcome_likelihood`), never by the optimizer: a trainable
+            # parameter that gets no gradient stops DDP at its second step.
             self.outcome_likelihood_head = nn.Linear(self.likelihood_head.in_features, 1, bias=False, dtype=dtype)
             nn.init.zeros_(self.outcome_likelihood_head.weight)
+            self.outcome_likelihood_head.weight.requires_grad_(False)
 
     # ----------------------------------------------------------------------------- building
     @classmethod

@@ -254,10 +254,10 @@ def train_sft(config: SFTConfig) -> Path:
     problems = load_sft_problems(config.data, config.n_train, config.seed)
     texts = [policy_prompt(p.question) + format_solution(list(p.steps)) for p in problems]
     if resume_dir is not None:
-        model, tokenizer = load_policy(str(resume_dir), trust_remote_code=config.trust_remote_code)
+        model, tokenizer = load_policy(str(resume_dir), trust_remote_code=config.trust_remote_code, dtype=torch.float32)
     else:
         model, tokenizer = build_policy(config.model, texts, vocab_size=config.vocab_size, seed=config.seed,
-                                        trust_remote_code=config.trust_remote_code)
+                                        trust_remote_code=config.trust_remote_code, dtype=torch.float32)
     problems, examples = examples_that_fit(tokenizer, problems, config.max_length, config.data)
 
     heldout = _heldout_problems(config, problems)

@@ -308,7 +308,10 @@ def build_model(config: TrainConfig, train_records: list[dict], tokenizer_dir: s
         if config.add_separator_token:
             tokenizer.add_tokens([config.separator], special_tokens=True)
         auto = AutoModelForCausalLM if settings.keeps_lm_head else AutoModel
-        backbone = from_pretrained_safetensors(auto, name, trust_remote_code=config.trust_remote_code)
+        # float32 master weights whatever the checkpoint's dtype: AdamW on bf16 weights rounds most
+        # small updates away; --mixed_precision sets the compute dtype only.
+        backbone = from_pretrained_safetensors(auto, name, trust_remote_code=config.trust_remote_code,
+                                               dtype=torch.float32)
     if len(tokenizer) > backbone.get_input_embeddings().num_embeddings:
         backbone.resize_token_embeddings(len(tokenizer))
     if config.number_features:

@@ -200,3 +200,18 @@ def model_tokenizer(run):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(run)
+
+
+def test_the_outcome_likelihood_head_is_not_a_trained_parameter():
+    """It is fitted after training (Newton steps), never by the optimizer: as a trainable parameter
+    without a gradient it made multi-process (DDP) training fail at its second step."""
+    from prm.train import make_optimizer
+
+    tokenizer = train_tokenizer(["3 + 4 = 7\nThe answer is 7\n"] * 4, vocab_size=300)
+    settings = RewardSettings(objective="joint", likelihood_features=True, outcome_likelihood_features=True)
+    model = RewardModel.from_backbone(build_tiny_causal_lm(tokenizer, size="tiny"), settings, tokenizer=tokenizer)
+    head = model.outcome_likelihood_head.weight
+    optimizer, _ = make_optimizer(TrainConfig(objective="joint", likelihood_features=True, outcome_likelihood_features=True),
+                                  model, torch.device("cpu"))
+    assert not head.requires_grad
+    assert all(p is not head for group in optimizer.param_groups for p in group["params"])

@@ -33,6 +33,17 @@ def test_targets_are_the_next_tokens_inside_correct_steps_only(prm_model):
     assert (targets[feature["label_positions"]] == -100).all()  # a step end predicts nothing
 
 
+def test_a_soft_label_of_one_half_is_a_correct_step_for_the_lm_loss_too(prm_model):
+    """0.5 (2 of 4 rollouts) counts as correct everywhere (`is_true_label`, the metrics, the
+    first-wrong cut), so the LM loss trains on it as well."""
+    tokenizer, model = prm_model
+    hard = {"prompt": "Problem 1: check", "completions": ["add two ok", "take half no"], "labels": [True, False]}
+    soft = {**hard, "labels": [0.5, 0.0]}
+    weights = [collate_features(encode_records(tokenizer, [r], model.settings, 512)[0], tokenizer.pad_token_id)["lm_weights"]
+               for r in (hard, soft)]
+    assert weights[0].sum() > 0 and torch.equal(weights[0], weights[1])
+
+
 def test_lm_loss_is_the_same_in_shared_rows_and_padded_rows(prm_model):
     tokenizer, model = prm_model
     records = toy_records(12, 5, solutions_per_prompt=4)

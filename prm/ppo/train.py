@@ -365,7 +365,8 @@ def build_models(config: PPOConfig):
     """(actor-critic, reference, tokenizer) from the starting policy."""
     from generation.loading import load_policy
 
-    policy, tokenizer = load_policy(config.policy, trust_remote_code=config.trust_remote_code)
+    # float32 master weights whatever the checkpoint's dtype (`load_policy`)
+    policy, tokenizer = load_policy(config.policy, trust_remote_code=config.trust_remote_code, dtype=torch.float32)
     critic = None
     if config.critic == "separate" and config.mode != "group":  # group mode has no critic to train
         from transformers import AutoModel
@@ -373,7 +374,7 @@ def build_models(config: PPOConfig):
         from generation.hub import resolve_model
 
         critic = AutoModel.from_pretrained(resolve_model(config.policy), trust_remote_code=config.trust_remote_code,
-                                           use_safetensors=True)
+                                           dtype=torch.float32, use_safetensors=True)
     if config.lora_r > 0:
         from peft import LoraConfig, get_peft_model
 
