@@ -169,12 +169,14 @@ class TrainConfig(OutputOptions):
 
 
 # ------------------------------------------------------------------------------------------ data
-def load_records(source: str, objective: str, *, synthetic_problems: int = 2000, seed: int = 0) -> list[dict]:
+def load_records(source: str, objective: str, *, synthetic_problems: int = 2000, seed: int = 0,
+                 separator: str = "\n") -> list[dict]:
     """Validated records for `objective` (prm / joint: step-labelled, orm: outcome, pairwise)
     through `tasks.math.records.read_reward_records`; a bad record raises `RecordError` with
-    file, line and field."""
+    file, line and field. Step lists joined into one solution (the outcome and pairwise views)
+    are joined with the model's `separator`, on which the encoder splits them again."""
     kind = {"orm": "outcome", "pairwise": "pairwise"}.get(objective, "step")
-    return read_reward_records(source, kind, n_synthetic=synthetic_problems, seed=seed)
+    return read_reward_records(source, kind, n_synthetic=synthetic_problems, seed=seed, separator=separator)
 
 
 def _split(records: list[dict], fraction: float, seed: int, by: str = "record") -> tuple[list[dict], list[dict]]:
@@ -547,14 +549,15 @@ class TrainingData:
 def prepare_data(config: TrainConfig, resume_dir: Path | None) -> TrainingData:
     """Records -> held-out split -> tokenizer and model -> features (labels after a first wrong
     step dropped with --first_wrong_only)."""
-    records = load_records(config.data, config.objective, synthetic_problems=config.synthetic_problems, seed=config.seed)
+    records = load_records(config.data, config.objective, synthetic_problems=config.synthetic_problems, seed=config.seed,
+                           separator=config.separator)
     warn_about_copies(records, config.data)
     if config.eval_data:
         train_records = records
         eval_records = without_training_records(
             load_records(config.eval_data, config.objective,
                          synthetic_problems=max(1, round(config.synthetic_problems * config.eval_fraction)),
-                         seed=config.seed + 1), train_records)
+                         seed=config.seed + 1, separator=config.separator), train_records)
         warn_about_shared_prompts(eval_records, train_records)
     else:
         train_records, eval_records = _split(records, config.eval_fraction, config.seed, by=config.split_by)

@@ -378,3 +378,17 @@ def test_a_reference_given_as_answer_or_as_a_number_is_read(tmp_path):
     rows = [{"prompt": "Q", "completions": ["a"], "labels": [True], "reference": 18},
             {"prompt": "Q", "completions": ["a"], "labels": [True], "reference": None, "answer": "7"}]
     assert list(load_trl_stepwise(_write(tmp_path / "t.jsonl", rows))["reference"]) == ["18", "7"]
+
+
+def test_outcome_and_pairwise_views_of_step_records_keep_the_training_separator(tmp_path):
+    """An ORM / pairwise model reads the joined solution split again on --separator: joined with
+    "\\n" under --separator "\\n\\n", a whole solution was one step in training and four in scoring."""
+    from prm.train import load_records
+
+    steps = ["3 + 4 = 7", "7 - 2 = 5", "The answer is 5"]
+    path = tmp_path / "steps.jsonl"
+    path.write_text(json.dumps({"prompt": "What is 3 + 4 - 2?", "completions": steps, "labels": [True] * 3}) + "\n")
+    (outcome,) = load_records(str(path), "orm", separator="\n\n")
+    assert outcome["completion"] == "\n\n".join(steps)
+    pairs = load_records("synthetic:tiny", "pairwise", synthetic_problems=3, separator="\n\n")
+    assert all("\n\n" in pair["chosen"] and "\n\n" in pair["rejected"] for pair in pairs)

@@ -46,13 +46,15 @@ QUESTION_KEYS = ("question", "prompt", "problem")
 # --------------------------------------------------------------------------- reward-model records
 
 
-def read_reward_records(source: str | os.PathLike, kind: str, *, n_synthetic: int = 2000, seed: int = 0) -> list[dict]:
+def read_reward_records(source: str | os.PathLike, kind: str, *, n_synthetic: int = 2000, seed: int = 0,
+                        separator: str = "\n") -> list[dict]:
     """Validated training records of `kind` from a JSONL / JSON file, a hub id (through
     `loaders.load_step_dataset`) or `synthetic[:PRESET]` (`n_synthetic` problems, half of
     their solutions corrupted; pairwise: each correct solution against a corrupted one).
 
     step: step-labelled records; outcome: outcome records, or step-labelled records as their
-    outcome view (`outcome_from_steps`); pairwise: `{prompt, chosen, rejected, margin?}`.
+    outcome view (`outcome_from_steps`); pairwise: `{prompt, chosen, rejected, margin?}`. Steps
+    joined into one solution (those views, synthetic pairs) are joined with `separator`.
     A bad record raises `RecordError` with file, line and field; a source with no record too.
     """
     from tasks.math.synthetic import generate_problems, step_labelled_records, synthetic_preset
@@ -66,10 +68,10 @@ def read_reward_records(source: str | os.PathLike, kind: str, *, n_synthetic: in
         if kind == "pairwise":
             correct = step_labelled_records(problems, corrupt_fraction=0.0, seed=seed)
             wrong = step_labelled_records(problems, corrupt_fraction=1.0, seed=seed)
-            return [{"prompt": c["prompt"], "chosen": join_steps(c["completions"]),
-                     "rejected": join_steps(w["completions"])} for c, w in zip(correct, wrong)]
+            return [{"prompt": c["prompt"], "chosen": join_steps(c["completions"], separator),
+                     "rejected": join_steps(w["completions"], separator)} for c, w in zip(correct, wrong)]
         records = step_labelled_records(problems, corrupt_fraction=0.5, seed=seed)
-        return [outcome_from_steps(r) for r in records] if kind == "outcome" else records
+        return [outcome_from_steps(r, separator) for r in records] if kind == "outcome" else records
     if Path(source).exists():
         rows = ((row, source, line) for line, row in iter_jsonl(source))
     else:
@@ -81,7 +83,7 @@ def read_reward_records(source: str | os.PathLike, kind: str, *, n_synthetic: in
         elif kind == "outcome" and isinstance(row, dict) and "completion" in row:
             records.append(validate_outcome_example(row, path=path, line=line))
         elif kind == "outcome":
-            records.append(outcome_from_steps(validate_step_example(row, path=path, line=line)))
+            records.append(outcome_from_steps(validate_step_example(row, path=path, line=line), separator))
         else:
             records.append(validate_step_example(row, path=path, line=line))
     if not records:
