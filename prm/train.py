@@ -121,7 +121,7 @@ class TrainConfig(OutputOptions):
     adapter_only: bool = field(default=False, metadata={"help": "With --lora_r > 0, save the final model as the adapter and heads only, without backbone weights; loading fetches the base named by --model"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     lora_target_modules: str = field(default="all-linear", metadata={"help": "Comma-separated module names, or all-linear"})
-    mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16"})
+    mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16: the compute dtype (autocast); the weights and optimizer state stay float32 whatever the checkpoint was saved in"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations in backward to save memory"})
     eval_every: int = field(default=100, metadata={"help": "Evaluate every N steps (0 = only at the end)"})
     eval_batch_size: int = field(default=32, metadata={"help": "Sequences per evaluation batch"})
