@@ -30,6 +30,7 @@ class PPOSettingsArgs:
     """Replacements for the demo's PPO_SETTINGS (unset = the demo's value)."""
 
     lr: float | None = field(default=None, metadata={"help": "AdamW learning rate"})
+    warmup_updates: int | None = field(default=None, metadata={"help": "linear learning-rate warm-up over this many updates (PPOConfig.warmup_updates; the demo's is 0)"})
     batch_size: int | None = field(default=None, metadata={"help": "prompts per update"})
     samples_per_prompt: int | None = field(default=None, metadata={"help": "samples per prompt (the group)"})
     ppo_epochs: int | None = field(default=None, metadata={"help": "passes over each rollout batch"})

@@ -230,6 +230,7 @@ BAD_OPTIONS = [
     ({"kl_coef": -0.1}, "kl_coef"),
     ({"reward_clip": -1.0}, "reward_clip"),
     ({"lr": -1e-4}, "lr"),
+    ({"warmup_updates": -1}, "warmup_updates"),
     ({"temperature": 0.0}, "temperature"),
     ({"max_new_tokens": 0}, "max_new_tokens"),
     ({"mode": "nosuch"}, "mode"),

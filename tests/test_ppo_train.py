@@ -294,3 +294,10 @@ def test_the_outcome_needs_a_stated_answer_and_the_checker_rewards_read_what_the
     _, gated = outcome_rewards([gate_problem], [algebra], ["\n".join(algebra)],
                                _config(workdir, "stated", outcome_gate="checker"))
     assert gated == [0.0] and scorer.score_steps(gate_problem.question, algebra)[1] == 0.0
+
+
+def test_warmup_raises_the_learning_rate_linearly_over_its_updates_then_holds_it(workdir):
+    out = train_ppo(_config(workdir, "warmup", mode="outcome", lr=1e-4, warmup_updates=2, max_updates=3))
+    assert [record["lr"] for record in _metrics(out)] == pytest.approx([5e-5, 1e-4, 1e-4])
+    out = train_ppo(_config(workdir, "no-warmup", mode="outcome", lr=1e-4, max_updates=2))
+    assert [record["lr"] for record in _metrics(out)] == pytest.approx([1e-4, 1e-4])

@@ -133,6 +133,7 @@ class PPOConfig(OutputOptions):
     n_minibatches: int = field(default=2, metadata={"help": "minibatches per epoch (with --samples_per_prompt > 1 each holds whole groups)"})
     share_prefixes: bool = field(default=True, metadata={"help": "compute the prompt and the common step prefixes of a prompt's samples once in every forward pass (a prefix tree with a tree attention mask: the same log-probs and gradients, fewer tokens; causal decoders with sdpa or eager attention)"})
     lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate"})
+    warmup_updates: int = field(default=0, metadata={"help": "raise the learning rate linearly over the first K updates (lr * u / K at update u), then hold it; 0 = constant lr"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank (0 = full fine-tuning); the reference is then the base with the adapter off"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
@@ -194,6 +195,8 @@ def check_options(config: PPOConfig) -> None:
     for name in ("batch_size", "samples_per_prompt", "ppo_epochs", "n_minibatches", "max_new_tokens"):
         if getattr(config, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(config, name)}")
+    if config.warmup_updates < 0:
+        raise ValueError(f"--warmup_updates must be >= 0 (0 = off), got {config.warmup_updates}")
     # Divided by or clipped to (`not > 0` also catches NaN). PPO's ratio needs a sampling
     # distribution, so no temperature 0 (greedy has none).
     for name in ("temperature", "clip_range", "value_clip_range", "max_grad_norm", "kl_horizon"):
@@ -554,7 +557,11 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
             # 4. advantages: GAE with the critic, or group baselines
             advantages, returns = advantages_and_returns(rewards, placed, old_values, mask, config)
 
-            # 5. clipped updates
+            # 5. clipped updates, at the lr of this update (a function of the update alone, so a
+            # resumed run continues the same schedule)
+            lr = config.lr * min(1.0, (update + 1) / config.warmup_updates) if config.warmup_updates else config.lr
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             stats = _optimise(model, optimizer, accelerator, batch, old_logprobs, old_values, ref_logprobs, advantages,
                               returns, config, kl_controller.value, generator=torch.Generator().manual_seed(update_seed))
 
@@ -574,6 +581,7 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
                 "kl_k1": kl_per_response["k1"],
                 "kl_k3": kl_per_response["k3"],
                 "kl_coef": kl_controller.value,
+                "lr": lr,
                 "response_tokens": mask.sum(1).mean().item(),
                 **stats,
                 "seconds": time.perf_counter() - started,
