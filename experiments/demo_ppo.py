@@ -6,6 +6,7 @@ from the shipped SFT policy and reward model (prm/assets/demo), several seeds.
     python experiments/demo_ppo.py --validation_seed 777 --lr 3e-5 --batch_size 32 --samples_per_prompt 8 \
         --ppo_epochs 1 --ppo_modes outcome,checker          # other settings, judged on a validation set
     python experiments/demo_ppo.py --validation_seed 777 --rollout_temperature 1.0 --lora_r 8 --lr 3e-4 ...
+    python experiments/demo_ppo.py --validation_seed 777 --policy runs/base-policy ...  # another SFT policy
 
 The same problems, held-out split, baseline and PPO settings as `prm demo` (commands/demo.py,
 `run_ppo`, `PPO_SETTINGS`); writes <output_dir>/ppo.json and prints the accuracy table. Other
@@ -39,6 +40,7 @@ class PPOSettingsArgs:
     lora_r: int | None = field(default=None, metadata={"help": "LoRA rank (0: full fine-tuning, the demo's)"})
     outcome_gate: str | None = field(default=None, metadata={"help": "none (the demo's) or checker: no outcome reward for a right answer reached through a false step (PPOConfig.outcome_gate)"})
     validation_seed: int | None = field(default=None, metadata={"help": "judge on fresh problems of this seed (--ppo_eval_problems of them) instead of the demo's held-out problems"})
+    policy: str | None = field(default=None, metadata={"help": "SFT policy to start from (a path; default the shipped prm/assets/demo/policy). Dense modes still score with the shipped reward model, which reads the text"})
 
 
 def validation_problems(config, train, heldout, seed: int, count: int) -> list:
@@ -74,15 +76,16 @@ def main(argv: list[str] | None = None) -> dict:
     judged_file = write_problems(judged, run / ("validation_problems.jsonl" if overrides.validation_seed is not None
                                                 else "heldout_problems.jsonl"))
     train_file = write_problems(train, run / "train_problems.jsonl")
-    model, tokenizer = load_policy(str(ASSETS / "policy"))
+    policy_dir = Path(overrides.policy) if overrides.policy else ASSETS / "policy"
+    model, tokenizer = load_policy(str(policy_dir))
     start = heldout_accuracy(model, tokenizer, judged, temperature=0.0, max_new_tokens=64)
     renamed = {"rollout_temperature": "temperature"}
     settings = {renamed.get(key, key): value for key, value in asdict(overrides).items()
-                if value is not None and key != "validation_seed"}
+                if value is not None and key not in ("validation_seed", "policy")}
     with worker_pool(config.workers, "cuda" if torch.cuda.is_available() else "cpu") as pool:
-        curves = run_ppo(config, run, ASSETS / "policy", ASSETS / "reward", train_file, judged_file, start, settings, pool)
+        curves = run_ppo(config, run, policy_dir, ASSETS / "reward", train_file, judged_file, start, settings, pool)
     summary = _ppo_summary(curves)
-    (run / "ppo.json").write_text(json.dumps({"start": start, "settings": settings,
+    (run / "ppo.json").write_text(json.dumps({"start": start, "policy": str(policy_dir), "settings": settings,
                                               "validation_seed": overrides.validation_seed, "curves": curves,
                                               "summary": summary}, indent=2) + "\n")
     updates = next(iter(summary.values()))["updates"]

@@ -23,13 +23,21 @@ def test_validation_problems_are_unseen_and_counted():
     assert not set(questions) & ({p.question for p in train} | {p.question for p in heldout})
 
 
-def test_settings_override_the_demo_ppo_runs(tmp_path):
+def test_settings_and_the_starting_policy_override_the_demo_ppo_runs(tmp_path):
+    import shutil
+
     import demo_ppo
 
+    from commands.demo import ASSETS
+
+    policy = shutil.copytree(ASSETS / "policy", tmp_path / "other-policy")
     demo_ppo.main(["--smoke", "--ppo_modes", "outcome", "--ppo_seeds", "1", "--validation_seed", "777",
                    "--lr", "3e-5", "--samples_per_prompt", "2", "--batch_size", "2", "--ppo_epochs", "1",
-                   "--rollout_temperature", "1.0", "--workers", "1", "--output_dir", str(tmp_path)])
+                   "--rollout_temperature", "1.0", "--workers", "1", "--policy", str(policy),
+                   "--output_dir", str(tmp_path / "run")])
+    tmp_path = tmp_path / "run"
     written = json.loads((tmp_path / "ppo.json").read_text())
+    assert written["policy"] == str(policy)
     assert written["settings"] == {"lr": 3e-5, "batch_size": 2, "samples_per_prompt": 2, "ppo_epochs": 1,
                                    "temperature": 1.0}
     assert written["validation_seed"] == 777
@@ -37,6 +45,7 @@ def test_settings_override_the_demo_ppo_runs(tmp_path):
     assert (used["lr"], used["batch_size"], used["samples_per_prompt"], used["ppo_epochs"], used["temperature"]
             ) == (3e-5, 2, 2, 1, 1.0)
     assert used["n_minibatches"] == 2  # not overridden: the demo's value
+    assert used["policy"] == str(policy)
     assert (tmp_path / "validation_problems.jsonl").exists()
 
 
