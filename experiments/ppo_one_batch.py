@@ -3,8 +3,9 @@ exact advantages, several optimizers: the diagnosis behind the demo's PPO settin
 
     python experiments/ppo_one_batch.py                      # 64 training problems x 8 samples
     python experiments/ppo_one_batch.py --problems 32 --steps 4
+    python experiments/ppo_one_batch.py --policy runs/base-policy   # another SFT policy
 
-From the shipped SFT policy (prm/assets/demo/policy): sample `samples` solutions per problem at
+From the shipped SFT policy (prm/assets/demo/policy, or --policy): sample `samples` solutions per problem at
 T = 0.7, give each the GRPO advantage of the verifier's outcome within its problem's group, take
 `steps` gradient steps of the plain policy-gradient loss -A * log p (no clipping, no KL: the most
 the batch can teach), then report per setting: the change of the summed log-probability of the
@@ -33,6 +34,7 @@ class OneBatchArgs:
     other_problems: int = field(default=128, metadata={"help": "training problems outside the batch, for greedy accuracy"})
     temperature: float = field(default=0.7, metadata={"help": "sampling temperature (the demo's PPO rollouts)"})
     seed: int = field(default=1, metadata={"help": "sampling seed of the batch (fresh samples use seed + 1)"})
+    policy: str | None = field(default=None, metadata={"help": "SFT policy to probe (a path; default the shipped prm/assets/demo/policy)"})
 
 
 SETTINGS = {  # name -> (optimizer, lr, which advantages, which weights are trained)
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> dict:
     from verifiers import is_correct
 
     (args,) = HfArgumentParser(OneBatchArgs).parse_args_into_dataclasses(args=argv)
-    base, tokenizer = load_policy(str(ASSETS / "policy"))
+    policy_dir = args.policy or str(ASSETS / "policy")
+    base, tokenizer = load_policy(policy_dir)
     train, _ = make_problems(DemoConfig())
     batch_problems = train[: args.problems]
     other = train[len(train) // 2: len(train) // 2 + args.other_problems]
@@ -122,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
         row = rows[name]
         print(f"| {name} | {row['positive']:+.2f} | {row['negative']:+.2f} | {row['same']:.3f} | {row['other']:.3f} |",
               flush=True)
-    return {"batch_accuracy": correct.mean().item(), "other_start": start_other, "settings": rows}
+    return {"policy": policy_dir, "batch_accuracy": correct.mean().item(), "other_start": start_other, "settings": rows}
 
 
 if __name__ == "__main__":

@@ -49,10 +49,17 @@ def test_settings_and_the_starting_policy_override_the_demo_ppo_runs(tmp_path):
     assert (tmp_path / "validation_problems.jsonl").exists()
 
 
-def test_one_batch_probe_reports_every_setting():
+def test_one_batch_probe_reports_every_setting_for_the_policy_given(tmp_path):
+    import shutil
+
     import ppo_one_batch
 
-    result = ppo_one_batch.main(["--problems", "2", "--samples", "2", "--steps", "1", "--other_problems", "2"])
+    from commands.demo import ASSETS
+
+    policy = shutil.copytree(ASSETS / "policy", tmp_path / "other-policy")
+    result = ppo_one_batch.main(["--problems", "2", "--samples", "2", "--steps", "1", "--other_problems", "2",
+                                 "--policy", str(policy)])
+    assert result["policy"] == str(policy)
     assert set(result["settings"]) == set(ppo_one_batch.SETTINGS)
     for row in result["settings"].values():
         assert 0.0 <= row["same"] <= 1.0 and 0.0 <= row["other"] <= 1.0
