@@ -39,6 +39,8 @@ class PPOSettingsArgs:
     rollout_temperature: float | None = field(default=None, metadata={"help": "sampling temperature of the rollouts (PPOConfig.temperature)"})
     lora_r: int | None = field(default=None, metadata={"help": "LoRA rank (0: full fine-tuning, the demo's)"})
     outcome_gate: str | None = field(default=None, metadata={"help": "none (the demo's) or checker: no outcome reward for a right answer reached through a false step (PPOConfig.outcome_gate)"})
+    ptx_coef: float | None = field(default=None, metadata={"help": "weight of a supervised loss on the training problems' reference solutions in every minibatch (PPOConfig.ptx_coef, PPO-ptx; the demo's is 0)"})
+    verifier_coef: float | None = field(default=None, metadata={"help": "outcome reward of a right answer (PPOConfig.verifier_coef; 0 with --ppo_modes outcome: no advantage at all, the control of --ptx_coef alone)"})
     validation_seed: int | None = field(default=None, metadata={"help": "judge on fresh problems of this seed (--ppo_eval_problems of them) instead of the demo's held-out problems"})
     policy: str | None = field(default=None, metadata={"help": "SFT policy to start from (a path; default the shipped prm/assets/demo/policy). Dense modes still score with the shipped reward model, which reads the text"})
 

@@ -231,6 +231,8 @@ BAD_OPTIONS = [
     ({"reward_clip": -1.0}, "reward_clip"),
     ({"lr": -1e-4}, "lr"),
     ({"warmup_updates": -1}, "warmup_updates"),
+    ({"ptx_coef": -0.5}, "ptx_coef"),
+    ({"ptx_batch_size": 0}, "ptx_batch_size"),
     ({"temperature": 0.0}, "temperature"),
     ({"max_new_tokens": 0}, "max_new_tokens"),
     ({"mode": "nosuch"}, "mode"),

@@ -97,7 +97,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_to_the_same_result(workd
     from prm.recipe import Interrupted
 
     common = dict(mode="dense", step_score_form="diff", kl_coef=0.1, kl_target=1.0, kl_estimator="k3", max_updates=3,
-                  save_every=0, save_minutes=0)
+                  save_every=0, save_minutes=0, ptx_coef=0.5, ptx_batch_size=4)
     straight = train_ppo(_config(workdir, "straight", **common), step_scorer=ConstantPRM())
     restore = _interrupt_at(monkeypatch, 1)
     with pytest.raises(KeyboardInterrupt) as stopped:
@@ -301,3 +301,34 @@ def test_warmup_raises_the_learning_rate_linearly_over_its_updates_then_holds_it
     assert [record["lr"] for record in _metrics(out)] == pytest.approx([5e-5, 1e-4, 1e-4])
     out = train_ppo(_config(workdir, "no-warmup", mode="outcome", lr=1e-4, max_updates=2))
     assert [record["lr"] for record in _metrics(out)] == pytest.approx([1e-4, 1e-4])
+
+
+def _reference_nll(policy_dir, problems_file):
+    """Mean token NLL of the problems' reference solutions under the policy, as `prm sft` scores them."""
+    from generation.loading import load_policy
+    from prm.sft import pad_batch, sft_example
+    from tasks.math.records import read_problems
+
+    model, tokenizer = load_policy(str(policy_dir), dtype=torch.float32)
+    rows = [sft_example(tokenizer, p, max_length=512) for p in read_problems(str(problems_file))]
+    with torch.no_grad():
+        return model(**pad_batch(rows, tokenizer.pad_token_id)).loss.item()
+
+
+def test_the_ptx_term_alone_fits_the_reference_solutions(workdir):
+    # No reward and no KL: the advantages are all zero, so only the ptx term can move the policy.
+    common = dict(mode="outcome", verifier_coef=0.0, kl_coef=0.0, max_updates=3, save_every=0, lr=3e-3,
+                  max_new_tokens=32, ptx_batch_size=4)
+    out = train_ppo(_config(workdir, "ptx", ptx_coef=1.0, **common))
+    losses = [record["ptx_loss"] for record in _metrics(out)]
+    start = _reference_nll(workdir / "policy", workdir / "problems.jsonl")
+    assert _reference_nll(out / "policy", workdir / "problems.jsonl") < 0.8 * start
+    assert losses[-1] < losses[0]
+    assert "ptx_loss" not in _metrics(train_ppo(_config(workdir, "no-ptx", **common)))[0]
+
+
+def test_the_ptx_term_needs_reference_steps(workdir):
+    bare = workdir / "bare.jsonl"
+    bare.write_text(json.dumps({"question": QUESTIONS[0][0], "answer": "5"}) + "\n")
+    with pytest.raises(ValueError, match=r"bare.jsonl: --ptx_coef needs training problems with reference steps"):
+        train_ppo(_config(workdir, "ptx-bare", data=str(bare), mode="outcome", ptx_coef=1.0, max_updates=1))

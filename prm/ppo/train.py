@@ -76,7 +76,7 @@ from prm.recipe import (
     saved_config,
     write_run_file,
 )
-from prm.sft import batch_indices
+from prm.sft import batch_indices, pad_batch, sft_example
 from generation.policy import HFPolicy, eos_token_ids, problems_that_fit
 from tasks.math.prompts import STEP_SEPARATOR, policy_prompt
 from tasks.math.steps import display_math_groups
@@ -135,6 +135,8 @@ class PPOConfig(OutputOptions):
     lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate"})
     warmup_updates: int = field(default=0, metadata={"help": "raise the learning rate linearly over the first K updates (lr * u / K at update u), then hold it; 0 = constant lr"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
+    ptx_coef: float = field(default=0.0, metadata={"help": "weight of a supervised loss on the reference solutions of training problems, added to every minibatch (InstructGPT's PPO-ptx: it holds the policy to what SFT taught on the problems an update does not sample); 0 = off"})
+    ptx_batch_size: int = field(default=16, metadata={"help": "reference solutions in each minibatch's --ptx_coef loss"})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank (0 = full fine-tuning); the reference is then the base with the adapter off"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     # generation
@@ -192,7 +194,7 @@ def check_options(config: PPOConfig) -> None:
         raise ValueError(f"group mode puts the KL in the loss: use --kl_estimator one of {LOSS_KL_ESTIMATORS}")
     # Counts of things an update is made of; max_new_tokens: every response needs a sampled
     # token to carry its reward.
-    for name in ("batch_size", "samples_per_prompt", "ppo_epochs", "n_minibatches", "max_new_tokens"):
+    for name in ("batch_size", "samples_per_prompt", "ppo_epochs", "n_minibatches", "max_new_tokens", "ptx_batch_size"):
         if getattr(config, name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {getattr(config, name)}")
     if config.warmup_updates < 0:
@@ -204,7 +206,7 @@ def check_options(config: PPOConfig) -> None:
             raise ValueError(f"--{name} must be > 0, got {getattr(config, name)}")
     if config.kl_target is not None and not config.kl_target > 0:
         raise ValueError(f"--kl_target must be > 0 (leave it unset for a fixed beta), got {config.kl_target}")
-    for name in ("kl_coef", "reward_clip", "lr"):  # 0 is allowed: no KL penalty, no clipping, no step
+    for name in ("kl_coef", "reward_clip", "lr", "ptx_coef"):  # 0 is allowed: no KL penalty, no clipping, no step, no ptx
         if not getattr(config, name) >= 0:
             raise ValueError(f"--{name} must be >= 0, got {getattr(config, name)}")
     for name in ("gamma", "lam", "checker_coef"):
@@ -242,6 +244,34 @@ def load_problems(config: PPOConfig) -> tuple[list[Problem], list[Problem]]:
     else:
         return train, []
     return train, without_overlap(heldout, train)
+
+
+class ReferenceSolutionLoss:
+    """PPO-ptx's supervised term (Ouyang et al., 2022): the mean token NLL of reference solutions
+    of training problems, as `prm sft` trains them (prompt tokens carry no loss), cut at
+    `max_new_tokens` solution tokens like a rollout. Minibatch k draws `batch_size` of them by
+    `batch_indices`, so the draw is a function of k alone and a resumed run draws the same."""
+
+    def __init__(self, tokenizer, problems: list[Problem], max_new_tokens: int, batch_size: int, seed: int, source: str):
+        solved = [p for p in problems if p.steps]
+        if not solved:
+            raise ValueError(f"{source}: --ptx_coef needs training problems with reference steps, and none has any")
+        if len(solved) < len(problems):
+            warnings.warn(f"{source}: {len(problems) - len(solved)} of {len(problems)} training problems have no "
+                          "reference steps; --ptx_coef uses the other ones", stacklevel=2)
+        self.examples = []
+        for problem in solved:
+            input_ids, labels = sft_example(tokenizer, problem, max_length=1 << 30)
+            prompt_length = labels.count(-100)
+            self.examples.append((input_ids[: prompt_length + max_new_tokens], labels[: prompt_length + max_new_tokens]))
+        self.pad_id = tokenizer.pad_token_id
+        self.batch_size, self.seed = batch_size, seed
+
+    def __call__(self, policy, minibatch: int) -> torch.Tensor:
+        """The loss of minibatch `minibatch`'s reference solutions (a scalar, with gradients)."""
+        rows = [self.examples[i] for i in batch_indices(minibatch, len(self.examples), self.batch_size, self.seed)]
+        batch = {key: value.to(policy.device) for key, value in pad_batch(rows, self.pad_id).items()}
+        return policy(**batch).loss
 
 
 # --------------------------------------------------------------------------- rollout and scoring
@@ -496,6 +526,8 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
                                 what="held-out")
     is_separator = separator_token_mask(tokenizer, STEP_SEPARATOR)
     eos_ids = eos_token_ids(model.policy, tokenizer)
+    reference_loss = (ReferenceSolutionLoss(tokenizer, train_problems, config.max_new_tokens, config.ptx_batch_size,
+                                            config.seed + 7_000_001, config.data) if config.ptx_coef > 0 else None)
     share_prefixes = config.share_prefixes and config.samples_per_prompt > 1
     reason = tree_mask_unsupported(model.policy) if share_prefixes else None
     if reason:
@@ -562,8 +594,11 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
             lr = config.lr * min(1.0, (update + 1) / config.warmup_updates) if config.warmup_updates else config.lr
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            ptx = None if reference_loss is None else (
+                lambda k, update=update: reference_loss(unwrapped.policy, update * config.ppo_epochs * config.n_minibatches + k))
             stats = _optimise(model, optimizer, accelerator, batch, old_logprobs, old_values, ref_logprobs, advantages,
-                              returns, config, kl_controller.value, generator=torch.Generator().manual_seed(update_seed))
+                              returns, config, kl_controller.value, generator=torch.Generator().manual_seed(update_seed),
+                              ptx=ptx)
 
             # KL per response of the rollout policy, by the estimator in use (it drives the
             # adaptive beta) and by both unbiased ones for comparison.
@@ -613,10 +648,11 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
 
 
 def _optimise(model, optimizer, accelerator, batch: ResponseBatch, old_logprobs, old_values, ref_logprobs, advantages,
-              returns, config: PPOConfig, kl_coef: float, generator: torch.Generator) -> dict[str, float]:
+              returns, config: PPOConfig, kl_coef: float, generator: torch.Generator, ptx=None) -> dict[str, float]:
     """`ppo_epochs` passes of shuffled minibatches; returns the mean statistics.
 
-    loss = clipped policy loss [+ beta * KL loss (k2/k3)] - ent_coef * entropy [+ vf_coef * value loss].
+    loss = clipped policy loss [+ beta * KL loss (k2/k3)] - ent_coef * entropy [+ vf_coef * value loss]
+    [+ ptx_coef * ptx(k), the supervised loss of the update's k-th minibatch (`ReferenceSolutionLoss`)].
     """
     rows = batch.response_ids.shape[0]
     # A minibatch holds whole groups (the samples of a prompt are consecutive), so that shared
@@ -625,6 +661,7 @@ def _optimise(model, optimizer, accelerator, batch: ResponseBatch, old_logprobs,
     totals: dict[str, list[float]] = {}
     use_critic = config.mode != "group"
     kl_in_loss = config.kl_estimator in LOSS_KL_ESTIMATORS
+    minibatch_number = 0
     for _ in range(config.ppo_epochs):
         epoch_kl = []
         for groups in torch.randperm(rows // group, generator=generator).chunk(config.n_minibatches):
@@ -646,6 +683,11 @@ def _optimise(model, optimizer, accelerator, batch: ResponseBatch, old_logprobs,
                 critic_loss = value_loss(values, old_values[chunk], returns[chunk], mask, config.value_clip_range)
                 loss = loss + config.vf_coef * critic_loss
                 stats["value_loss"] = critic_loss.item()
+            if ptx is not None:
+                ptx_term = ptx(minibatch_number)
+                loss = loss + config.ptx_coef * ptx_term
+                stats["ptx_loss"] = ptx_term.item()
+            minibatch_number += 1
             stats["entropy"] = entropy.item()
             accelerator.backward(loss)
             accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
