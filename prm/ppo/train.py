@@ -594,8 +594,9 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
             lr = config.lr * min(1.0, (update + 1) / config.warmup_updates) if config.warmup_updates else config.lr
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            # Drawn by the shard, as the prompts are: each process trains on its own reference solutions.
             ptx = None if reference_loss is None else (
-                lambda k, update=update: reference_loss(unwrapped.policy, update * config.ppo_epochs * config.n_minibatches + k))
+                lambda k, shard=shard: reference_loss(unwrapped.policy, shard * config.ppo_epochs * config.n_minibatches + k))
             stats = _optimise(model, optimizer, accelerator, batch, old_logprobs, old_values, ref_logprobs, advantages,
                               returns, config, kl_controller.value, generator=torch.Generator().manual_seed(update_seed),
                               ptx=ptx)
