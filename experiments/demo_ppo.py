@@ -41,6 +41,7 @@ class PPOSettingsArgs:
     outcome_gate: str | None = field(default=None, metadata={"help": "none (the demo's) or checker: no outcome reward for a right answer reached through a false step (PPOConfig.outcome_gate)"})
     ptx_coef: float | None = field(default=None, metadata={"help": "weight of a supervised loss on the training problems' reference solutions in every minibatch (PPOConfig.ptx_coef, PPO-ptx; the demo's is 0)"})
     verifier_coef: float | None = field(default=None, metadata={"help": "outcome reward of a right answer (PPOConfig.verifier_coef; 0 with --ppo_modes outcome: no advantage at all, the control of --ptx_coef alone)"})
+    max_new_tokens: int | None = field(default=None, metadata={"help": "solution length limit in tokens, of the rollouts and of every accuracy (the demo's is 64; longer presets need more)"})
     validation_seed: int | None = field(default=None, metadata={"help": "judge on fresh problems of this seed (--ppo_eval_problems of them) instead of the demo's held-out problems"})
     policy: str | None = field(default=None, metadata={"help": "SFT policy to start from (a path; default the shipped prm/assets/demo/policy). Dense modes still score with the shipped reward model, which reads the text"})
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from commands.demo import ASSETS, DemoConfig, make_problems, run_ppo, shipped_training_questions, write_problems
+    from commands.demo import ASSETS, PPO_SETTINGS, DemoConfig, make_problems, run_ppo, shipped_training_questions, write_problems
     from commands.workers import worker_pool
     from commands.demo_report import _ppo_summary
     from generation.loading import load_policy
@@ -80,10 +81,11 @@ def main(argv: list[str] | None = None) -> dict:
     train_file = write_problems(train, run / "train_problems.jsonl")
     policy_dir = Path(overrides.policy) if overrides.policy else ASSETS / "policy"
     model, tokenizer = load_policy(str(policy_dir))
-    start = heldout_accuracy(model, tokenizer, judged, temperature=0.0, max_new_tokens=64)
     renamed = {"rollout_temperature": "temperature"}
     settings = {renamed.get(key, key): value for key, value in asdict(overrides).items()
                 if value is not None and key not in ("validation_seed", "policy")}
+    start = heldout_accuracy(model, tokenizer, judged, temperature=0.0,
+                             max_new_tokens=settings.get("max_new_tokens", PPO_SETTINGS["max_new_tokens"]))
     with worker_pool(config.workers, "cuda" if torch.cuda.is_available() else "cpu") as pool:
         curves = run_ppo(config, run, policy_dir, ASSETS / "reward", train_file, judged_file, start, settings, pool)
     summary = _ppo_summary(curves)
