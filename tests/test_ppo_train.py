@@ -226,6 +226,27 @@ def test_checker_step_rewards_alone_and_mixed_with_a_prm(workdir):
     # Rule-based dense rewards need no PRM.
     out = train_ppo(_config(workdir, "checker", mode="dense", checker_coef=1.0, max_updates=1, save_every=0))
     assert _metrics(out)[0]["update"] == 1
+    assert "step rewards: sympy checker step verdicts" in (out / "policy" / "README.md").read_text()
+
+
+@pytest.mark.parametrize("options, says, never", [
+    (dict(mode="dense", prm="runs/prm", checker_coef=0.25, step_score_form="diff", step_coef=2.0),
+     ["step rewards: 0.75 x PRM runs/prm + 0.25 x sympy checker step verdicts (diff, x2)", "GAE"], ["PPO-ptx"]),
+    (dict(mode="outcome", outcome_gate="checker", ptx_coef=4.0, kl_estimator="k3", kl_coef=0.1, temperature=1.5),
+     ["outcome reward: verifier (x1), paid only when the sympy checker finds no false step",
+      "KL to the reference: k3 as a loss term, beta 0.1", "PPO-ptx: next-token loss on reference solutions (x4)",
+      "rollouts at T = 1.5"], ["step rewards"]),
+    (dict(mode="group", samples_per_prompt=4, group_advantage="grpo_process", checker_coef=1.0, orm="runs/orm"),
+     ["step rewards: sympy checker", "ORM runs/orm (x1)", "group baseline (grpo_process), no critic"], ["GAE"]),
+])
+def test_the_model_card_names_every_term_the_run_optimised(workdir, options, says, never):
+    from prm.ppo.train import objective_summary
+
+    summary = objective_summary(_config(workdir, "card", **options))
+    for text in says:
+        assert text in summary
+    for text in never:
+        assert text not in summary
 
 
 def test_shared_prefixes_give_the_update_of_independent_responses(workdir, monkeypatch):

@@ -743,6 +743,34 @@ def _save_policy(policy, tokenizer, path: Path) -> None:
     tokenizer.save_pretrained(path)
 
 
+def objective_summary(config: PPOConfig) -> str:
+    """What a run optimised, for its model card: every reward term in use with its weight, the
+    advantage estimator, the KL term, the supervised term and the rollout temperature."""
+    terms = []
+    # Step rewards come from the step scorer that `train_ppo` builds: none in outcome mode.
+    if config.mode != "outcome" and (config.prm or config.checker_coef == 1.0 or config.mode == "dense"):
+        coef = config.checker_coef
+        source = {0.0: f"PRM {config.prm or '(given in Python)'} step scores",
+                  1.0: "sympy checker step verdicts (1 true, 0 false, 0.5 uncheckable)"}.get(
+            coef, f"{1 - coef:g} x PRM {config.prm} + {coef:g} x sympy checker step verdicts")
+        terms.append(f"step rewards: {source} ({config.step_score_form}, x{config.step_coef:g})")
+    if config.verifier_coef:
+        gate = ", paid only when the sympy checker finds no false step" if config.outcome_gate == "checker" else ""
+        terms.append(f"outcome reward: verifier (x{config.verifier_coef:g}){gate}")
+    if config.orm and config.orm_coef:
+        terms.append(f"ORM {config.orm} (x{config.orm_coef:g})")
+    placement = ("as a per-token reward penalty" if config.kl_estimator not in LOSS_KL_ESTIMATORS
+                 else "as a loss term")
+    adaptive = f", adaptive to {config.kl_target:g} per sequence" if config.kl_target is not None else ""
+    terms.append(f"KL to the reference: {config.kl_estimator} {placement}, beta {config.kl_coef:g}{adaptive}")
+    if config.ptx_coef:
+        terms.append(f"PPO-ptx: next-token loss on reference solutions (x{config.ptx_coef:g})")
+    advantages = (f"group baseline ({config.group_advantage}), no critic" if config.mode == "group"
+                  else f"GAE (gamma {config.gamma:g}, lambda {config.lam:g}), {config.critic} critic")
+    return (f"PPO, {config.mode} mode, {advantages}; " + "; ".join(terms)
+            + f"; rollouts at T = {config.temperature:g}")
+
+
 def _write_card(config: PPOConfig, output_dir: Path, train_problems: list[Problem], heldout: list[Problem]) -> None:
     """README.md model card in output_dir and output_dir/policy (the folder --push_to_hub uploads)."""
     lines = (output_dir / "metrics.jsonl").read_text().splitlines()
@@ -752,9 +780,6 @@ def _write_card(config: PPOConfig, output_dir: Path, train_problems: list[Proble
                "kl (last update)": last.get("kl")}
     if evaluated:
         metrics["heldout_accuracy"] = evaluated[-1]["heldout_accuracy"]
-    rewards = {"dense": f"PRM step scores ({config.step_score_form}, x{config.step_coef}) + verifier outcome "
-                        f"(x{config.verifier_coef}) - KL, GAE", "outcome": "verifier outcome only - KL, GAE",
-               "group": f"group baseline ({config.group_advantage}), no critic"}[config.mode]
     policy_dir = output_dir / "policy"
     usage = f"""from transformers import AutoModelForCausalLM, AutoTokenizer
 model = AutoModelForCausalLM.from_pretrained("{policy_dir}")
@@ -765,7 +790,7 @@ tokenizer = AutoTokenizer.from_pretrained("{policy_dir}")"""
                      "label sources": {f"PRM {config.prm}": None} if config.prm and config.mode != "outcome"
                      else {"verifier (final answer)": None},
                      "steps": "rewards per solution step, at its separator"},
-               objective=f"PPO, {config.mode} rewards: {rewards}; reward model {config.prm or 'none'}",
+               objective=objective_summary(config),
                steps=f"{config.max_updates} updates x {config.batch_size} prompts x {config.samples_per_prompt} samples, "
                      f"{config.ppo_epochs} epochs, lr {config.lr}, seed {config.seed}",
                metrics={k: v for k, v in metrics.items() if v is not None}, usage=usage, config_file="ppo_config.json")
