@@ -194,6 +194,10 @@ def resolve_preset(preset: str | SyntheticConfig) -> tuple[str, SyntheticConfig]
 def generate_problems(n: int, preset: str | SyntheticConfig = "tiny", seed: int = 0) -> list[Problem]:
     """`n` problems of the preset, the same for the same (preset, seed).
 
+    Problems are drawn independently, so a small preset repeats questions: at seed 0, 4,000
+    `tiny` problems hold 3,414 distinct questions (`easy`: 3,998). Held-out sets must leave out
+    the training questions, as `prm demo` does.
+
     Each `Problem` has reference `steps` ending with `answer_step(answer)`, `source`
     "synthetic", and `meta` holding its family, preset and the structure `corrupt` needs.
     """
