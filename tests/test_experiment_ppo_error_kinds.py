@@ -1,0 +1,45 @@
+"""experiments/ppo_error_kinds.py: a policy's greedy solutions sorted into the kinds of right and
+wrong that the checker and the reference steps tell apart."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+
+REFERENCE = ["He buys 1 more: 6 + 1 = 7", "He buys 7 more: 7 + 7 = 14", "The answer is 14"]
+
+
+@pytest.mark.parametrize("steps, kind", [
+    (REFERENCE, 0),
+    (["He buys 1 more and 7 more: 6 + 8 = 14", "The answer is 14"], 1),
+    (["He buys 1 more: 6 + 1 = 8", "He buys 7 more: 8 + 7 = 14", "The answer is 14"], 2),
+    (["He buys 1 more: 6 + 1 = 8", "He buys 7 more: 8 + 7 = 15", "The answer is 15"], 3),
+    (["He buys 1 more: 6 + 1 = 7", "He buys 7 more: 7 - 7 = 0", "The answer is 0"], 4),
+])
+def test_each_kind_of_solution(steps, kind):
+    from ppo_error_kinds import KINDS, solution_kind
+
+    assert solution_kind(steps, REFERENCE, "14") == KINDS[kind]
+
+
+def test_the_counts_cover_every_problem_and_the_accuracy_is_the_right_kinds(tmp_path):
+    import ppo_error_kinds
+
+    from commands.demo import ASSETS
+
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"question": q, "answer": a, "steps": s}) + "\n" for q, a, s in [
+        ("Sam has 6 cards. He buys 1 more. He buys 7 more. How many cards does he have now?", "14", REFERENCE),
+        ("Mia has 5 eggs. She buys 2 more. How many eggs does she have now?", "7",
+         ["She buys 2 more: 5 + 2 = 7", "The answer is 7"]),
+    ]))
+    result = ppo_error_kinds.main(["--problems", str(problems), "--policies", str(ASSETS / "policy"),
+                                   "--output", str(tmp_path / "kinds.json")])
+    row = result["policies"][str(ASSETS / "policy")]
+    assert sum(row["counts"].values()) == 2 == len(row["kinds"])
+    assert row["fixed"] == row["broken"] == 0  # the first policy is the one compared against
+    assert row["accuracy"] == sum(row["counts"][k] for k in ppo_error_kinds.KINDS[:3]) / 2
+    assert json.loads((tmp_path / "kinds.json").read_text()) == result
