@@ -7,6 +7,7 @@ from the shipped SFT policy and reward model (prm/assets/demo), several seeds.
         --ppo_epochs 1 --ppo_modes outcome,checker          # other settings, judged on a validation set
     python experiments/demo_ppo.py --validation_seed 777 --rollout_temperature 1.0 --lora_r 8 --lr 3e-4 ...
     python experiments/demo_ppo.py --validation_seed 777 --policy runs/base-policy ...  # another SFT policy
+    python experiments/demo_ppo.py --policy runs/few500 --reward runs/few500-demo/models/reward ...  # and reward model
 
 The same problems, held-out split, baseline and PPO settings as `prm demo` (commands/demo.py,
 `run_ppo`, `PPO_SETTINGS`); writes <output_dir>/ppo.json and prints the accuracy table. Other
@@ -43,7 +44,8 @@ class PPOSettingsArgs:
     verifier_coef: float | None = field(default=None, metadata={"help": "outcome reward of a right answer (PPOConfig.verifier_coef; 0 with --ppo_modes outcome: no advantage at all, the control of --ptx_coef alone)"})
     max_new_tokens: int | None = field(default=None, metadata={"help": "solution length limit in tokens, of the rollouts and of every accuracy (the demo's is 64; longer presets need more)"})
     validation_seed: int | None = field(default=None, metadata={"help": "judge on fresh problems of this seed (--ppo_eval_problems of them) instead of the demo's held-out problems"})
-    policy: str | None = field(default=None, metadata={"help": "SFT policy to start from (a path; default the shipped prm/assets/demo/policy). Dense modes still score with the shipped reward model, which reads the text"})
+    policy: str | None = field(default=None, metadata={"help": "SFT policy to start from (a path; default the shipped prm/assets/demo/policy)"})
+    reward: str | None = field(default=None, metadata={"help": "reward model of the dense modes (a path; default the shipped prm/assets/demo/reward, which reads the text, so it scores any policy's samples)"})
 
 
 def validation_problems(config, train, heldout, seed: int, count: int) -> list:
@@ -80,16 +82,18 @@ def main(argv: list[str] | None = None) -> dict:
                                                 else "heldout_problems.jsonl"))
     train_file = write_problems(train, run / "train_problems.jsonl")
     policy_dir = Path(overrides.policy) if overrides.policy else ASSETS / "policy"
+    reward_dir = Path(overrides.reward) if overrides.reward else ASSETS / "reward"
     model, tokenizer = load_policy(str(policy_dir))
     renamed = {"rollout_temperature": "temperature"}
     settings = {renamed.get(key, key): value for key, value in asdict(overrides).items()
-                if value is not None and key not in ("validation_seed", "policy")}
+                if value is not None and key not in ("validation_seed", "policy", "reward")}
     start = heldout_accuracy(model, tokenizer, judged, temperature=0.0,
                              max_new_tokens=settings.get("max_new_tokens", PPO_SETTINGS["max_new_tokens"]))
     with worker_pool(config.workers, "cuda" if torch.cuda.is_available() else "cpu") as pool:
-        curves = run_ppo(config, run, policy_dir, ASSETS / "reward", train_file, judged_file, start, settings, pool)
+        curves = run_ppo(config, run, policy_dir, reward_dir, train_file, judged_file, start, settings, pool)
     summary = _ppo_summary(curves)
-    (run / "ppo.json").write_text(json.dumps({"start": start, "policy": str(policy_dir), "settings": settings,
+    (run / "ppo.json").write_text(json.dumps({"start": start, "policy": str(policy_dir), "reward": str(reward_dir),
+                                              "settings": settings,
                                               "validation_seed": overrides.validation_seed, "curves": curves,
                                               "summary": summary}, indent=2) + "\n")
     updates = next(iter(summary.values()))["updates"]

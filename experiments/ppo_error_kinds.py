@@ -13,6 +13,9 @@ A solution is then put in one of five kinds, by the sympy checker and by the ref
 - wrong, every step the checker can check true (a true equation on the wrong number or
   operation, or a dropped step: what the checker cannot see).
 
+With `--prm`, also how a reward model scores each policy's first false steps against the
+checked-true steps before them (the contrast a dense step reward needs).
+
 Prints a table (with the problems each policy has right that the first has wrong, and the
 reverse) and writes `--output` JSON: the kind of every solution and three examples of each kind.
 """
@@ -35,6 +38,7 @@ class ErrorKindsArgs:
     problems: str = field(metadata={"help": "problems JSONL with reference steps (a demo_ppo run's heldout_problems.jsonl)"})
     policies: list[str] = field(metadata={"help": "policy directories to compare (the SFT start first)"})
     max_new_tokens: int = field(default=64, metadata={"help": "solution length limit, as the PPO runs sampled"})
+    prm: str | None = field(default=None, metadata={"help": "also score the solutions with this reward model: how it scores the first false steps the checker finds, against the checked-true steps before them"})
     output: str = field(default="ppo_error_kinds.json", metadata={"help": "where the counts and examples go"})
 
 
@@ -52,6 +56,21 @@ def solution_kind(steps: list[str], reference_steps: list[str], answer: str) -> 
     return KINDS[3] if false_step else KINDS[4]
 
 
+def first_error_scores(steps: list[str], scores: list[float]) -> tuple[list[float], list[float]]:
+    """(scores of the checked-true steps before the first false step, [the first false step's
+    score] or []), the final answer step left out: what a step reward must tell apart."""
+    from verifiers import verify_solution
+
+    verdicts = verify_solution(None, steps, reference=None).steps[:-1]
+    true_steps = []
+    for verdict, score in zip(verdicts, scores):
+        if verdict.ok is False:
+            return true_steps, [score]
+        if verdict.ok:
+            true_steps.append(score)
+    return true_steps, []
+
+
 def main(argv: list[str] | None = None) -> dict:
     from transformers import HfArgumentParser
 
@@ -63,7 +82,12 @@ def main(argv: list[str] | None = None) -> dict:
 
     args, = HfArgumentParser(ErrorKindsArgs).parse_args_into_dataclasses(args=argv)
     problems = read_problems(args.problems, require_steps=True)
-    results = {"problems": args.problems, "policies": {}}
+    results = {"problems": args.problems, "prm": args.prm, "policies": {}}
+    scorer = None
+    if args.prm:
+        import prm
+
+        scorer = prm.load(args.prm)
     for path in args.policies:
         model, tokenizer = load_policy(path)
         model.eval()
@@ -82,6 +106,22 @@ def main(argv: list[str] | None = None) -> dict:
         right = [kind < 3 for kind in kinds]
         results["policies"][path] = {"counts": counts, "accuracy": sum(right) / len(problems), "examples": examples,
                                      "kinds": kinds}
+        if scorer is not None:
+            from prm.metrics import step_auc
+
+            true_scores, false_scores = [], []
+            for problem, text in zip(problems, texts):
+                steps = split_steps(text, "lines")
+                if steps:
+                    before, first = first_error_scores(steps, scorer.score_steps(problem.question, steps))
+                    true_scores += before
+                    false_scores += first
+            results["policies"][path]["prm_scores"] = {
+                "true_steps": len(true_scores), "first_false_steps": len(false_scores),
+                "mean_true": sum(true_scores) / max(len(true_scores), 1),
+                "mean_first_false": sum(false_scores) / max(len(false_scores), 1),
+                "first_false_at_least_half": sum(x >= 0.5 for x in false_scores),
+                "auc": step_auc(true_scores + false_scores, [1.0] * len(true_scores) + [0.0] * len(false_scores))}
     first = results["policies"][args.policies[0]]["kinds"]
     for row in results["policies"].values():  # against the first policy (the start): what changed
         row["fixed"] = sum(a >= 3 and b < 3 for a, b in zip(first, row["kinds"]))
@@ -92,6 +132,14 @@ def main(argv: list[str] | None = None) -> dict:
     for path, row in results["policies"].items():
         print(f"| {path} | {row['accuracy']:.3f} | " + " | ".join(str(row["counts"][k]) for k in KINDS)
               + f" | {row['fixed']} | {row['broken']} |")
+    if scorer is not None:
+        print(f"\n{args.prm} on the steps up to the first false one (final answer steps left out):\n")
+        print("| policy | true steps, mean score | first false steps, mean score | of them scored >= 0.5 | AUC |")
+        print("|---|---|---|---|---|")
+        for path, row in results["policies"].items():
+            stats = row["prm_scores"]
+            print(f"| {path} | {stats['true_steps']}, {stats['mean_true']:.2f} | {stats['first_false_steps']}, "
+                  f"{stats['mean_first_false']:.2f} | {stats['first_false_at_least_half']} | {stats['auc']:.3f} |")
     return results
 
 

@@ -31,21 +31,22 @@ def test_settings_and_the_starting_policy_override_the_demo_ppo_runs(tmp_path):
     from commands.demo import ASSETS
 
     policy = shutil.copytree(ASSETS / "policy", tmp_path / "other-policy")
+    reward = shutil.copytree(ASSETS / "reward", tmp_path / "other-reward")
     run = tmp_path / "run"
-    demo_ppo.main(["--smoke", "--ppo_modes", "outcome", "--ppo_seeds", "1", "--validation_seed", "777",
+    demo_ppo.main(["--smoke", "--ppo_modes", "dense", "--ppo_seeds", "1", "--validation_seed", "777",
                    "--lr", "3e-5", "--samples_per_prompt", "2", "--batch_size", "2", "--ppo_epochs", "1",
                    "--rollout_temperature", "1.0", "--ptx_coef", "2", "--max_new_tokens", "48", "--workers", "1", "--policy", str(policy),
-                   "--output_dir", str(run)])
+                   "--reward", str(reward), "--output_dir", str(run)])
     written = json.loads((run / "ppo.json").read_text())
-    assert written["policy"] == str(policy)
+    assert (written["policy"], written["reward"]) == (str(policy), str(reward))
     assert written["settings"] == {"lr": 3e-5, "batch_size": 2, "samples_per_prompt": 2, "ppo_epochs": 1,
                                    "temperature": 1.0, "ptx_coef": 2.0, "max_new_tokens": 48}
     assert written["validation_seed"] == 777
-    used = json.loads((run / "ppo" / "outcome-seed0" / "ppo_config.json").read_text())
+    used = json.loads((run / "ppo" / "dense-seed0" / "ppo_config.json").read_text())
     assert (used["lr"], used["batch_size"], used["samples_per_prompt"], used["ppo_epochs"], used["temperature"],
             used["ptx_coef"], used["max_new_tokens"]) == (3e-5, 2, 2, 1, 1.0, 2.0, 48)
     assert used["n_minibatches"] == 2  # not overridden: the demo's value
-    assert used["policy"] == str(policy)
+    assert (used["policy"], used["prm"]) == (str(policy), str(reward))
     assert (run / "validation_problems.jsonl").exists()
 
 

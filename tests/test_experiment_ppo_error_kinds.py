@@ -25,6 +25,14 @@ def test_each_kind_of_solution(steps, kind):
     assert solution_kind(steps, REFERENCE, "14") == KINDS[kind]
 
 
+def test_first_error_scores_are_the_checked_steps_up_to_the_first_false_one():
+    from ppo_error_kinds import first_error_scores
+
+    steps = ["He buys 1 more: 6 + 1 = 7", "He is happy", "He buys 7 more: 7 + 7 = 15", "15 - 1 = 14", "The answer is 14"]
+    assert first_error_scores(steps, [0.9, 0.5, 0.2, 0.8, 1.0]) == ([0.9], [0.2])
+    assert first_error_scores(REFERENCE, [0.9, 0.8, 0.1]) == ([0.9, 0.8], [])  # the answer step is left out
+
+
 def test_the_counts_cover_every_problem_and_the_accuracy_is_the_right_kinds(tmp_path):
     import ppo_error_kinds
 
@@ -37,9 +45,12 @@ def test_the_counts_cover_every_problem_and_the_accuracy_is_the_right_kinds(tmp_
          ["She buys 2 more: 5 + 2 = 7", "The answer is 7"]),
     ]))
     result = ppo_error_kinds.main(["--problems", str(problems), "--policies", str(ASSETS / "policy"),
-                                   "--output", str(tmp_path / "kinds.json")])
+                                   "--prm", str(ASSETS / "reward"), "--output", str(tmp_path / "kinds.json")])
     row = result["policies"][str(ASSETS / "policy")]
     assert sum(row["counts"].values()) == 2 == len(row["kinds"])
     assert row["fixed"] == row["broken"] == 0  # the first policy is the one compared against
     assert row["accuracy"] == sum(row["counts"][k] for k in ppo_error_kinds.KINDS[:3]) / 2
     assert json.loads((tmp_path / "kinds.json").read_text()) == result
+    stats = row["prm_scores"]
+    assert stats["true_steps"] + stats["first_false_steps"] > 0
+    assert 0.0 <= stats["mean_true"] <= 1.0
