@@ -79,6 +79,7 @@ class DemoConfig:
     sft_steps: int = field(default=600, metadata={"help": "--retrain: SFT steps of the policy"})
     sft_problems: int = field(default=4000, metadata={"help": "--retrain: SFT training problems"})
     prm_problems: int = field(default=300, metadata={"help": "--retrain: training problems the policy samples for PRM data"})
+    prm_first_problem: int = field(default=0, metadata={"help": "--retrain: index of the first of those training problems (a policy that knows its first SFT problems by heart makes few errors on them to learn from)"})
     prm_samples: int = field(default=8, metadata={"help": "--retrain: samples per PRM training problem"})
     prm_synthetic: int = field(default=4000, metadata={"help": "--retrain: reference + corrupted solutions added to the PRM data"})
     prm_steps: int = field(default=1500, metadata={"help": "--retrain: reward-model training steps"})
@@ -115,7 +116,8 @@ def make_problems(config: DemoConfig, also_trained_on: frozenset[str] = frozense
     run's: `shipped_training_questions`)."""
     from tasks.math.synthetic import generate_problems
 
-    train = generate_problems(max(config.sft_problems, config.prm_problems), config.preset, seed=config.seed)
+    train = generate_problems(max(config.sft_problems, config.prm_first_problem + config.prm_problems), config.preset,
+                              seed=config.seed)
     heldout = unseen_problems(4 * (config.n_eval_problems + config.ppo_eval_problems) + 100, config.preset,
                               config.seed + 10_007, {p.question for p in train} | also_trained_on)
     needed = max(config.n_eval_problems, config.ppo_eval_problems)
@@ -220,7 +222,8 @@ def train_reward_model(config: DemoConfig, run: Path, policy_dir: Path, policy, 
 
     if finished_model(run / "models" / "reward", config.resume):
         return run / "models" / "reward", json.loads((run / "reward_data.json").read_text())
-    records, stats = label_policy_samples(policy, train[: config.prm_problems], config, mode="hard")
+    first = config.prm_first_problem
+    records, stats = label_policy_samples(policy, train[first : first + config.prm_problems], config, mode="hard")
     synthetic = synthetic_reward_records(train, config)
     data = run / "reward_data.jsonl"
     with data.open("w") as handle:

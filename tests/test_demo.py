@@ -12,8 +12,22 @@ from commands.demo import DemoConfig, run_demo
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     output = tmp_path_factory.mktemp("demo")
-    results = run_demo(DemoConfig(smoke=True, retrain=True, output_dir=str(output)))
+    results = run_demo(DemoConfig(smoke=True, retrain=True, output_dir=str(output), prm_first_problem=3))
     return output, results
+
+
+def test_the_reward_data_samples_the_training_problems_from_prm_first_problem_on(demo):
+    from commands.demo import make_problems
+
+    output, _ = demo
+    config = DemoConfig(smoke=True, prm_first_problem=3)
+    train, _ = make_problems(config)
+    n_sampled = json.loads((output / "reward_data.json").read_text())["policy_samples"]
+    records = [json.loads(line) for line in (output / "reward_data.jsonl").read_text().splitlines()[:n_sampled]]
+    sampled = {record["prompt"] for record in records}
+    assert n_sampled > 0
+    assert sampled <= {p.question for p in train[3 : 3 + config.prm_problems]}
+    assert not sampled <= {p.question for p in train[: config.prm_problems]}
 
 
 def test_every_stage_writes_its_artifacts(demo):
