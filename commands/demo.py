@@ -116,8 +116,9 @@ def make_problems(config: DemoConfig, also_trained_on: frozenset[str] = frozense
     run's: `shipped_training_questions`)."""
     from tasks.math.synthetic import generate_problems
 
-    train = generate_problems(max(config.sft_problems, config.prm_first_problem + config.prm_problems), config.preset,
-                              seed=config.seed)
+    # Enough for every use: the SFT, the policy samples of the reward data and its synthetic part.
+    count = max(config.sft_problems, config.prm_first_problem + config.prm_problems, config.prm_synthetic)
+    train = generate_problems(count, config.preset, seed=config.seed)
     heldout = unseen_problems(4 * (config.n_eval_problems + config.ppo_eval_problems) + 100, config.preset,
                               config.seed + 10_007, {p.question for p in train} | also_trained_on)
     needed = max(config.n_eval_problems, config.ppo_eval_problems)

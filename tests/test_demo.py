@@ -103,6 +103,17 @@ def test_quick_tour_is_smaller_than_the_judged_sizes():
     assert quick.ppo_modes == "dense,outcome" and quick.tree_scorers == "prm"
 
 
+def test_the_training_problems_cover_every_reward_data_source_however_few_the_sft_takes():
+    from commands.demo import make_problems, synthetic_reward_records
+
+    config = DemoConfig(sft_problems=100, prm_problems=50, prm_first_problem=120, prm_synthetic=300,
+                        n_eval_problems=8, ppo_eval_problems=8)
+    train, heldout = make_problems(config)
+    assert len(train) == 300
+    assert len(synthetic_reward_records(train, config)) == 300
+    assert not {p.question for p in heldout} & {p.question for p in train}
+
+
 def test_paired_synthetic_records_give_each_problem_its_reference_and_a_corruption():
     from commands.demo import synthetic_reward_records
     from tasks.math.synthetic import generate_problems
