@@ -42,28 +42,24 @@ class ErrorKindsArgs:
     output: str = field(default="ppo_error_kinds.json", metadata={"help": "where the counts and examples go"})
 
 
-def solution_kind(steps: list[str], reference_steps: list[str], answer: str) -> str:
-    """One of KINDS for a solution's steps, given the reference steps and answer."""
-    from verifiers import is_correct, verify_solution
+def solution_kind(steps: list[str], verdicts: list, reference_steps: list[str], answer: str) -> str:
+    """One of KINDS for a solution's steps and their checker verdicts (`verify_solution(...).steps`,
+    no reference), given the reference steps and answer."""
+    from verifiers import is_correct
 
-    verdict = verify_solution(None, steps, reference=None)
-    false_step = any(v.ok is False for v in verdict.steps)
-    right = is_correct(answer, "\n".join(steps))
-    if right:
+    false_step = any(v.ok is False for v in verdicts)
+    if is_correct(answer, "\n".join(steps)):
         if [s.strip() for s in steps] == [s.strip() for s in reference_steps]:
             return KINDS[0]
         return KINDS[2] if false_step else KINDS[1]
     return KINDS[3] if false_step else KINDS[4]
 
 
-def first_error_scores(steps: list[str], scores: list[float]) -> tuple[list[float], list[float]]:
+def first_error_scores(verdicts: list, scores: list[float]) -> tuple[list[float], list[float]]:
     """(scores of the checked-true steps before the first false step, [the first false step's
     score] or []), the final answer step left out: what a step reward must tell apart."""
-    from verifiers import verify_solution
-
-    verdicts = verify_solution(None, steps, reference=None).steps[:-1]
     true_steps = []
-    for verdict, score in zip(verdicts, scores):
+    for verdict, score in zip(verdicts[:-1], scores):
         if verdict.ok is False:
             return true_steps, [score]
         if verdict.ok:
@@ -76,9 +72,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     from generation.loading import load_policy
     from generation.policy import HFPolicy
+    from prm.metrics import step_auc
     from tasks.math.prompts import policy_prompt
     from tasks.math.records import read_problems
     from tasks.math.steps import split_steps
+    from verifiers import verify_solution
 
     args, = HfArgumentParser(ErrorKindsArgs).parse_args_into_dataclasses(args=argv)
     problems = read_problems(args.problems, require_steps=True)
@@ -96,9 +94,10 @@ def main(argv: list[str] | None = None) -> dict:
         counts = dict.fromkeys(KINDS, 0)
         examples: dict[str, list] = {kind: [] for kind in KINDS}
         kinds = []
-        for problem, text in zip(problems, texts):
-            steps = split_steps(text, "lines")
-            kind = solution_kind(steps, list(problem.steps), problem.answer)
+        solutions = [split_steps(text, "lines") for text in texts]
+        verdicts = [verify_solution(None, steps, reference=None).steps for steps in solutions]
+        for problem, steps, checked in zip(problems, solutions, verdicts):
+            kind = solution_kind(steps, checked, list(problem.steps), problem.answer)
             counts[kind] += 1
             kinds.append(KINDS.index(kind))
             if len(examples[kind]) < 3 and kind != KINDS[0]:
@@ -107,15 +106,13 @@ def main(argv: list[str] | None = None) -> dict:
         results["policies"][path] = {"counts": counts, "accuracy": sum(right) / len(problems), "examples": examples,
                                      "kinds": kinds}
         if scorer is not None:
-            from prm.metrics import step_auc
-
+            scored = [i for i, steps in enumerate(solutions) if steps]
+            all_scores = scorer.score_steps_batch([problems[i].question for i in scored], [solutions[i] for i in scored])
             true_scores, false_scores = [], []
-            for problem, text in zip(problems, texts):
-                steps = split_steps(text, "lines")
-                if steps:
-                    before, first = first_error_scores(steps, scorer.score_steps(problem.question, steps))
-                    true_scores += before
-                    false_scores += first
+            for i, scores in zip(scored, all_scores):
+                before, first = first_error_scores(verdicts[i], scores)
+                true_scores += before
+                false_scores += first
             results["policies"][path]["prm_scores"] = {
                 "true_steps": len(true_scores), "first_false_steps": len(false_scores),
                 "mean_true": sum(true_scores) / max(len(true_scores), 1),

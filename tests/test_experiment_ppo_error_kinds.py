@@ -22,15 +22,20 @@ REFERENCE = ["He buys 1 more: 6 + 1 = 7", "He buys 7 more: 7 + 7 = 14", "The ans
 def test_each_kind_of_solution(steps, kind):
     from ppo_error_kinds import KINDS, solution_kind
 
-    assert solution_kind(steps, REFERENCE, "14") == KINDS[kind]
+    from verifiers import verify_solution
+
+    assert solution_kind(steps, verify_solution(None, steps).steps, REFERENCE, "14") == KINDS[kind]
 
 
 def test_first_error_scores_are_the_checked_steps_up_to_the_first_false_one():
     from ppo_error_kinds import first_error_scores
 
+    from verifiers import verify_solution
+
     steps = ["He buys 1 more: 6 + 1 = 7", "He is happy", "He buys 7 more: 7 + 7 = 15", "15 - 1 = 14", "The answer is 14"]
-    assert first_error_scores(steps, [0.9, 0.5, 0.2, 0.8, 1.0]) == ([0.9], [0.2])
-    assert first_error_scores(REFERENCE, [0.9, 0.8, 0.1]) == ([0.9, 0.8], [])  # the answer step is left out
+    assert first_error_scores(verify_solution(None, steps).steps, [0.9, 0.5, 0.2, 0.8, 1.0]) == ([0.9], [0.2])
+    # The answer step is left out.
+    assert first_error_scores(verify_solution(None, REFERENCE).steps, [0.9, 0.8, 0.1]) == ([0.9, 0.8], [])
 
 
 def test_the_counts_cover_every_problem_and_the_accuracy_is_the_right_kinds(tmp_path):
