@@ -45,11 +45,12 @@ class ErrorKindsArgs:
 def solution_kind(steps: list[str], verdicts: list, reference_steps: list[str], answer: str) -> str:
     """One of KINDS for a solution's steps and their checker verdicts (`verify_solution(...).steps`,
     no reference), given the reference steps and answer."""
+    from commands.demo import reference_step_labels
     from verifiers import is_correct
 
     false_step = any(v.ok is False for v in verdicts)
     if is_correct(answer, "\n".join(steps)):
-        if [s.strip() for s in steps] == [s.strip() for s in reference_steps]:
+        if len(steps) == len(reference_steps) and all(reference_step_labels(steps, reference_steps)):
             return KINDS[0]
         return KINDS[2] if false_step else KINDS[1]
     return KINDS[3] if false_step else KINDS[4]
@@ -110,9 +111,9 @@ def main(argv: list[str] | None = None) -> dict:
             all_scores = scorer.score_steps_batch([problems[i].question for i in scored], [solutions[i] for i in scored])
             true_scores, false_scores = [], []
             for i, scores in zip(scored, all_scores):
-                before, first = first_error_scores(verdicts[i], scores)
+                before, first_false = first_error_scores(verdicts[i], scores)
                 true_scores += before
-                false_scores += first
+                false_scores += first_false
             results["policies"][path]["prm_scores"] = {
                 "true_steps": len(true_scores), "first_false_steps": len(false_scores),
                 "mean_true": sum(true_scores) / max(len(true_scores), 1),
