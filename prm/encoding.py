@@ -14,8 +14,8 @@ A prompt that already ends with the separator (``policy_prompt`` ends with "\\n"
 one: the trailing separator is cut off and its ids appended, so both spellings encode the same.
 Leading special tokens the tokenizer adds to a text (a BOS) are kept at the very start.
 
-A step that contains the separator before its end ("3 + 4 = 8\\n8 - 2 = 6", a paragraph of two
-lines) is read with each inner separator as one space (`step_text`): the model reads every
+A step is read stripped, and one that contains the separator ("3 + 4 = 8\\n8 - 2 = 6", a paragraph
+of two lines) is read with each inner separator as one space (`step_text`): the model reads every
 separator as the end of a step, so otherwise its score would cover the last line only.
 """
 
@@ -55,12 +55,14 @@ def leading_special_ids(tokenizer) -> list[int]:
 
 
 def step_text(step: str, separator: str) -> str:
-    """The step as the model reads it: a separator inside it (not in its trailing whitespace)
-    becomes one space, with the whitespace around it ("a\\nb" -> "a b" for separator "\\n")."""
-    body = step.rstrip()
+    """The step as the model reads it: stripped, and a separator inside it becomes one space,
+    with the whitespace around it (" a\\nb " -> "a b" for separator "\\n"). Stripped because
+    `split_steps` strips the steps of a completion for scoring, and a record's or a policy's steps
+    must reach the model as the same text."""
+    body = step.strip()
     if separator not in body:
-        return step
-    return " ".join(part.strip() for part in body.split(separator) if part.strip()) + step[len(body):]
+        return body
+    return " ".join(part.strip() for part in body.split(separator) if part.strip())
 
 
 def encode_steps(tokenizer, prompt: str, steps: list[str], settings, max_length: int | None = None) -> EncodedSteps:

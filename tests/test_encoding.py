@@ -143,3 +143,13 @@ def test_a_multi_line_step_is_scored_as_a_whole():
     [batched] = scorer.score_steps_batch([prompt], [["He buys 4 more: 3 + 4 = 8\nHe gives away 2: 8 - 2 = 6",
                                                      "The answer is 6"]])
     assert batched == pytest.approx(joined, abs=1e-5)
+
+
+def test_a_step_is_read_without_the_whitespace_around_it(bpe):
+    # Training reads step records' completions as given, while `score`, the outcome view and the
+    # PPO rewards split and strip them: one step " 3 + 4 = 7 " must not be two texts to the model.
+    settings = RewardSettings(separator="\n")
+    padded = encode_steps(bpe, "Question: 3 + 4?", ["  3 + 4 = 7 ", "The answer is 7\n", "\tok"], settings)
+    assert padded == encode_steps(bpe, "Question: 3 + 4?", ["3 + 4 = 7", "The answer is 7", "ok"], settings)
+    inner = encode_steps(bpe, "Question: 3 + 4?", [" 3 + 4 = 7 \n 7 - 2 = 5 "], settings)
+    assert inner == encode_steps(bpe, "Question: 3 + 4?", ["3 + 4 = 7 7 - 2 = 5"], settings)
