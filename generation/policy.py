@@ -217,12 +217,7 @@ class HFPolicy:
         """States for prefixes (nothing is run yet: the first `expand` encodes them once)."""
         states = []
         for prefix in prefixes:
-            rendered = self.render(prefix)
-            # A chat template writes its own special tokens; a plain prompt gets the
-            # tokenizer's usual ones (e.g. BOS).
-            ids = self.tokenizer.encode(rendered, add_special_tokens=rendered == prefix)
-            if not ids:
-                raise ValueError("empty prefix: the policy needs at least one token to condition on")
+            ids = prompt_ids(self.tokenizer, prefix, self.use_chat_template)
             if self.max_positions and len(ids) >= self.max_positions:
                 raise TooLong(len(ids), self.max_positions - 1, "prompt")
             states.append(PolicyState(token_ids=list(ids), text=prefix))
@@ -510,6 +505,17 @@ def render_prompt(tokenizer, prefix: str, use_chat_template: bool) -> str:
         return prefix
     chat = tokenizer.apply_chat_template(chat_messages(match["question"]), tokenize=False, add_generation_prompt=True)
     return chat + prefix[match.end():]
+
+
+def prompt_ids(tokenizer, prefix: str, use_chat_template: bool) -> list[int]:
+    """The ids a policy reads for `prefix` (`render_prompt`, then encoded); raises ValueError
+    when there are none. A chat template writes its own special tokens, so only a plain prompt
+    gets the tokenizer's usual ones (e.g. BOS): with both, a Llama 3 prompt would start with two."""
+    rendered = render_prompt(tokenizer, prefix, use_chat_template)
+    ids = tokenizer.encode(rendered, add_special_tokens=rendered == prefix)
+    if not ids:
+        raise ValueError("empty prefix: the policy needs at least one token to condition on")
+    return ids
 
 
 def eos_token_ids(model, tokenizer) -> set[int]:

