@@ -1,5 +1,10 @@
 """`prm eval-search`: a grid of search methods (best-of-N with every reranker, beam search, DVTS)
-over N and seeds on held-out problems, with JSON, markdown and plots."""
+over N and seeds on held-out problems, with JSON, markdown and plots.
+
+Problems that do not fit the policy are left out before any method runs (each named in a
+warning), so every method and N is measured on the same problems; results.json counts them
+(`problems`: those evaluated, `skipped`: those left out) and results.md names both in its title.
+"""
 
 from __future__ import annotations
 
@@ -115,6 +120,7 @@ def eval_search(config: EvalSearchConfig) -> dict[str, Any]:
         raise ValueError(f"methods need scorers {missing}; pass --prm / --orm (have {sorted(scorers) or 'none'})")
 
     problems = load_problems(config)
+    asked = len(problems)
     policy = HFPolicy.from_pretrained(
         config.policy, device=config.device or None, trust_remote_code=config.trust_remote_code,
         temperature=config.temperature, max_new_tokens=config.max_new_tokens,
@@ -137,12 +143,16 @@ def eval_search(config: EvalSearchConfig) -> dict[str, Any]:
 
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    results = {"config": asdict(config), "problems": len(questions), "points": [asdict(p) for p in points]}
+    skipped = asked - len(questions)
+    results = {"config": asdict(config), "problems": len(questions), "skipped": skipped,
+               "points": [asdict(p) for p in points]}
     (output_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     plot_accuracy_vs_n(points, output_dir / "accuracy_vs_n.png")
     plot_accuracy_vs_tokens(points, output_dir / "accuracy_vs_tokens.png")
     markdown = "\n".join([
-        f"# Search evaluation: {len(questions)} problems ({config.problems}), seeds {seeds}",
+        f"# Search evaluation: {len(questions)} problems"
+        + (f", {skipped} skipped as too long for the policy" if skipped else "")
+        + f" ({config.problems}), seeds {seeds}",
         "", "## Accuracy vs N", "", curve_markdown(points),
         "## Accuracy vs generated tokens", "", tokens_markdown(points),
         "![accuracy vs N](accuracy_vs_n.png)", "", "![accuracy vs tokens](accuracy_vs_tokens.png)", "",

@@ -9,6 +9,12 @@ optional) or `synthetic:PRESET` (generated with the preset's reference answers).
 the problem, the best candidate (steps, step scores, score, answer), all candidates and the
 cost counters; with references, the accuracy of the best candidates is printed and written
 to `<output>.metrics.json`.
+
+A problem that does not fit the models is skipped (a line with `"skipped"`, a warning naming
+it) and, when it has a reference, counted as not solved (`"correct": false`): the accuracy is
+over every problem with a reference that was asked, so a skip never raises it and two runs
+over one problems file are averaged over the same problems. The number skipped is printed
+beside the accuracy and written as `skipped` (`judged`: the problems with a reference).
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ class SearchConfig:
     device: str = field(default="", metadata={"help": "Torch device: cpu, cuda, cuda:1, ...; empty: cuda if available, else cpu."})
     output: str = field(default="search_results.jsonl", metadata={"help": "Where to write one JSON line per problem."})
     overwrite_output: bool = field(default=False, metadata={"help": "Replace an existing --output (without it, or --resume latest, an existing output is refused)."})
-    resume: str | None = field(default=None, metadata={"help": "'latest': continue an interrupted --output of the same run (same models, problems and options)."})
+    resume: str | None = field(default=None, metadata={"help": "'latest': continue an interrupted --output of the same run (same models, problems, options and device type: cpu, cuda, ...)."})
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -65,7 +71,8 @@ class SearchConfig:
 
 # Options that do not change what is written for a problem. Not batch_size: the policy samples a
 # round's rows in chunks of batch_size // k, each drawing from the one generator for all its
-# tokens before the next, so another batch size samples other candidates.
+# tokens before the next, so another batch size samples other candidates. `device` as given is
+# left out ("" and "cuda:0" may be the same run); the fingerprint holds the type it resolved to.
 NOT_IN_FINGERPRINT = ("output", "overwrite_output", "resume", "device")
 
 
@@ -104,12 +111,17 @@ def search_batch(problems: list, first_index: int, policy, scorer, config: Searc
 
 
 def _result_record(problem, result, config: SearchConfig) -> dict:
-    """The output line of one problem (a skipped one is named in a warning)."""
+    """The output line of one problem (a skipped one is named in a warning and, with a
+    reference, not solved)."""
     from verifiers import answers_equivalent, extract_answer
 
     if isinstance(result, TooLong):
         print(f"prm search: warning: {config.problems}, problem {problem.id}: skipped, {result}", file=sys.stderr)
-        return {"id": problem.id, "prompt": problem.question[:200], "reference": problem.answer, "skipped": str(result)}
+        record = {"id": problem.id, "prompt": problem.question[:200], "reference": problem.answer,
+                  "skipped": str(result)}
+        if problem.answer is not None:
+            record["correct"] = False
+        return record
     answer = extract_answer(result.best.text) if result.candidates else None
     record = {
         "id": problem.id, "prompt": problem.question, "reference": problem.answer,
@@ -123,7 +135,9 @@ def _result_record(problem, result, config: SearchConfig) -> dict:
 
 
 def run_search(config: SearchConfig) -> dict:
-    """Search every problem, write JSONL results; returns the metrics (accuracy if references)."""
+    """Search every problem, write JSONL results; returns the metrics: `problems` (all asked),
+    `skipped`, `counters` and, with references, `judged` (the problems with one, skipped ones
+    included) and `accuracy` (solved / judged)."""
     from tqdm.auto import tqdm
 
     from generation.policy import HFPolicy
@@ -140,6 +154,10 @@ def run_search(config: SearchConfig) -> dict:
         batch_size=config.batch_size,
     )
     scorer = load_scorer(config.prm, device, config.batch_size)
+    # The sampler's generator lives on the policy's device, and CPU and CUDA draw other streams
+    # from one seed (and their kernels round differently), so a run resumed on another device type
+    # would write a second run's lines after the first's.
+    fingerprint["device"] = policy.device.type
     done = start_output_file(output, fingerprint, overwrite=config.overwrite_output, resume=config.resume)
     if done:
         print(f"prm search: resuming {output} after {done} of {len(problems)} problems")
@@ -171,8 +189,11 @@ def run_search(config: SearchConfig) -> dict:
         print(f"prm search: warning: {skipped} of {len(problems)} problems skipped as too long for the models",
               file=sys.stderr)
     if judged:
+        metrics["judged"] = judged
         metrics["accuracy"] = correct / judged
-        print(f"accuracy {correct}/{judged} = {correct / judged:.3f}")
+        judged_skipped = sum("skipped" in row and "correct" in row for row in rows)
+        print(f"accuracy {correct}/{judged} = {correct / judged:.3f}"
+              + (f" ({judged_skipped} skipped, counted as not solved)" if judged_skipped else ""))
     Path(str(output) + ".metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"wrote {output}")
     return metrics
