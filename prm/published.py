@@ -158,13 +158,24 @@ class RLHFlowEncoder:
         return EncodedSteps(ids, positions)
 
 
+def _spaced_token(tokenizer, label: str, before: str) -> int:
+    """The id of `label` as the one token that follows `before` and a space."""
+    head = tokenizer.encode(before, add_special_tokens=False)
+    ids = tokenizer.encode(f"{before} {label}", add_special_tokens=False)
+    if len(ids) != len(head) + 1 or ids[: len(head)] != head:
+        raise ValueError(f"the math-shepherd label {label!r} is not one token after a space on this tokenizer: "
+                         f"{before + ' ' + label!r} encodes as {ids}, {before!r} as {head}")
+    return ids[-1]
+
+
 def _token_pair(tokenizer, plus: str, minus: str, *, spaced: bool) -> tuple[int, int]:
     """The (+, -) token ids as the model cards pick them."""
-    if spaced:  # Math-Shepherd: encode("+ -") without its BOS
-        ids = tokenizer.encode(f"{plus} {minus}", add_special_tokens=False)
-        if len(ids) != 2:
-            raise ValueError(f"expected '{plus} {minus}' to be two tokens, got {ids}")
-        return ids[0], ids[1]
+    if spaced:
+        # Math-Shepherd's card takes encode("+ -")[1:], written for Mistral's SentencePiece, where
+        # both come out as "▁+" / "▁-". A label stands where the tag stood, after " ", so each is
+        # taken in that spaced form: the card's ids on SentencePiece, "Ġ+" / "Ġ-" (not "+" / "Ġ-")
+        # on byte-level BPE.
+        return _spaced_token(tokenizer, plus, before=minus), _spaced_token(tokenizer, minus, before=plus)
     return tokenizer.encode(plus, add_special_tokens=False)[-1], tokenizer.encode(minus, add_special_tokens=False)[-1]
 
 

@@ -149,20 +149,52 @@ def _bos_tokenizer():
     return tokenizer
 
 
-def _save_causal_lm(path, tokenizer, seed):
-    model = _spread_weights(build_tiny_causal_lm(tokenizer, seed=seed), seed=seed)
+def _sentencepiece_tokenizer():
+    """A Mistral-style tokenizer: SentencePiece BPE (spaces live inside tokens as "▁"), BOS."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    backend.decoder = decoders.Metaspace()
+    backend.train_from_iterator(TEXTS, trainers.BpeTrainer(vocab_size=200, special_tokens=["<pad>", "<s>", "</s>"],
+                                                           show_progress=False))
+    backend.add_tokens(["ки"])
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                           special_tokens=[("<s>", backend.token_to_id("<s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+
+
+def _tiny_mistral(tokenizer, seed):
+    """A tiny `MistralForCausalLM`: with model_type "mistral", AutoTokenizer reloads the saved
+    SentencePiece tokenizer as it is (a "qwen2" config would rebuild it as byte-level)."""
+    from transformers import MistralConfig, MistralForCausalLM
+
+    qwen = tiny_config(tokenizer)
+    keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+            "num_key_value_heads", "max_position_embeddings", "tie_word_embeddings", "pad_token_id", "eos_token_id")
+    torch.manual_seed(seed)
+    return MistralForCausalLM(MistralConfig(**{key: getattr(qwen, key) for key in keys},
+                                            bos_token_id=tokenizer.bos_token_id))
+
+
+def _save_causal_lm(path, tokenizer, seed, build=build_tiny_causal_lm):
+    model = _spread_weights(build(tokenizer, seed=seed), seed=seed)
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return AutoModelForCausalLM.from_pretrained(path).eval()
 
 
 def test_math_shepherd_matches_model_card(tmp_path):
-    tokenizer = _bos_tokenizer()
+    # The card's "+"/"-" rule is written for Mistral's SentencePiece tokenizer.
+    tokenizer = _sentencepiece_tokenizer()
     assert tokenizer.encode("x")[0] == tokenizer.bos_token_id
+    assert tokenizer.convert_ids_to_tokens(tokenizer.encode("+ -")[1:]) == ["▁+", "▁-"]
     path = tmp_path / "math-shepherd-tiny"
-    reference_model = _save_causal_lm(path, tokenizer, seed=2)
+    reference_model = _save_causal_lm(path, tokenizer, seed=2, build=_tiny_mistral)
     scorer = prm.load(str(path), device="cpu")  # recognised by its name
     assert scorer.format == "math-shepherd"
+    assert [scorer.settings.plus_token_id, scorer.settings.minus_token_id] == tokenizer.encode("+ -")[1:]
     ours, card = [], []
     for steps in (STEPS, WRONG_STEPS):
         ours.append(scorer.score_steps(QUESTION, steps))
@@ -173,6 +205,29 @@ def test_math_shepherd_matches_model_card(tmp_path):
         assert a == pytest.approx(b, abs=1e-5)
     # Steps that still carry their tag (Math-Shepherd data) are tagged once, not twice.
     assert scorer.score_steps(QUESTION, [s + " ки" for s in STEPS]) == pytest.approx(ours[0], abs=1e-6)
+
+
+def test_math_shepherd_labels_are_both_spaced_on_a_byte_level_tokenizer(tmp_path):
+    # Labels stand where the tag stands, after " ": on byte-level BPE the card's encode("+ -")
+    # would pair "+" with " -".
+    tokenizer = _bos_tokenizer()
+    assert tokenizer.convert_ids_to_tokens(tokenizer.encode("+ -")[1:]) == ["+", "Ġ-"]
+    path = tmp_path / "math-shepherd-tiny"
+    _save_causal_lm(path, tokenizer, seed=2)
+    settings = prm.load(str(path), device="cpu").settings
+    assert tokenizer.decode([settings.plus_token_id]) == " +"
+    assert tokenizer.decode([settings.minus_token_id]) == " -"
+
+
+def test_math_shepherd_labels_that_are_not_single_tokens_are_refused():
+    from prm.published import _token_pair
+
+    tokenizer = _bos_tokenizer()
+    assert len(tokenizer.encode(" Janet", add_special_tokens=False)) > 1
+    with pytest.raises(ValueError, match=r"math-shepherd label 'Janet' is not one token after a space"):
+        _token_pair(tokenizer, "Janet", "-", spaced=True)
+    with pytest.raises(ValueError, match=r"math-shepherd label 'Janet' is not one token after a space"):
+        _token_pair(tokenizer, "+", "Janet", spaced=True)
 
 
 # ---------------------------------------------------------------------------------- RLHFlow
