@@ -135,6 +135,33 @@ def test_prm800k_record_ends_at_a_chosen_step_rated_minus_one(tmp_path):
     assert load_prm800k(path, neutral="negative")[0]["labels"] == [True, False, True, True]
 
 
+def test_prm800k_records_cut_at_an_unrated_step_are_counted_and_logged(tmp_path, caplog):
+    def row(*steps):
+        return {"question": {"problem": "P", "ground_truth_answer": "1"},
+                "label": {"steps": list(steps), "finish_reason": "solution"}}
+
+    rows = [row(_prm800k_step("a", 1), _prm800k_step("b (unrated)", None), _prm800k_step("c", 1),
+                _prm800k_step("# Answer\n\n1", 1)),
+            row(_prm800k_step("a", 1), _prm800k_step("b", 1), _prm800k_step("c (unrated)", None)),
+            row(_prm800k_step("a", 1), _prm800k_step("# Answer\n\n1", 1))]
+    path = tmp_path / "unrated.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with caplog.at_level(logging.WARNING):
+        data = load_prm800k(path)
+    assert [len(r["completions"]) for r in data] == [1, 2, 2]
+    report = load_report(data)
+    # steps lost: the unrated one and every step after it
+    assert (report["records_cut"], report["steps_cut"]) == (2, 4)
+    assert "cut 2 record(s) at an unrated step (4 step(s) not written)" in caplog.text
+
+
+def test_a_prm800k_trajectory_that_ends_on_its_first_error_is_not_counted_as_cut(caplog):
+    with caplog.at_level(logging.WARNING):
+        data = load_prm800k(FIXTURES / "prm800k_phase2.jsonl")
+    assert (load_report(data)["records_cut"], load_report(data)["steps_cut"]) == (0, 0)
+    assert "unrated" not in caplog.text
+
+
 def test_math_shepherd_tags_become_labels():
     data = load_math_shepherd(FIXTURES / "math_shepherd.jsonl")
     assert data[0]["prompt"] == "Janet has 16 eggs and eats 3. She sells the rest at $2 each. How much does she make?"

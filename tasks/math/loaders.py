@@ -36,13 +36,15 @@ NEUTRAL_POLICIES = ("positive", "negative", "half")
 _MAX_KEPT_ERRORS = 20
 
 # A converter turns one source row into zero or more step-labelled records (dicts with
-# prompt, completions, labels and optionally id, reference), raising RecordError.
+# prompt, completions, labels and optionally id, reference), raising RecordError; what it
+# cuts from a row it keeps counts of in the load's report.
 Converter = Callable[..., list[dict[str, Any]]]
 
 
 @dataclass
 class LoadReport:
-    """What a load did: records made, lines skipped (with the first error messages)."""
+    """What a load did: records made, lines skipped (with the first error messages), records
+    cut short (PRM800K: at an unrated step) and the steps that cut left out."""
 
     source: str
     location: str
@@ -50,6 +52,8 @@ class LoadReport:
     records: int = 0
     skipped_invalid: int = 0
     skipped_unlabelled: int = 0
+    records_cut: int = 0
+    steps_cut: int = 0
     errors: list[str] = field(default_factory=list)
 
 
@@ -209,7 +213,7 @@ def _build(
         try:
             if not isinstance(row, dict):
                 raise RecordError(f"must be a JSON object, got {type(row).__name__}", path=where, line=line)
-            converted = convert(row, where=where, line=line, **options)
+            converted = convert(row, where=where, line=line, report=report, **options)
             if not converted:
                 report.skipped_unlabelled += 1
                 continue
@@ -262,6 +266,11 @@ def _log_skips(report: LoadReport) -> None:
             "%s: skipped %d record(s) with no labelled step (e.g. PRM800K bad_problem / give_up)",
             report.location, report.skipped_unlabelled,
         )
+    if report.records_cut:
+        logger.warning(
+            "%s: cut %d record(s) at an unrated step (%d step(s) not written): the labelled prefix ends there",
+            report.location, report.records_cut, report.steps_cut,
+        )
 
 
 def _load(source, convert, path_or_id, *, split, name, skip_invalid, **options):
@@ -297,7 +306,7 @@ def _refuse_a_verdict(row, where, line, kind: str) -> None:
                               "{\"prompt\", \"completions\", \"labels\"}", path=where, line=line, field=key)
 
 
-def _convert_gsm8k(row, *, where, line, with_answer_step: bool, keep_annotations: bool):
+def _convert_gsm8k(row, *, where, line, report, with_answer_step: bool, keep_annotations: bool):
     _refuse_a_verdict(row, where, line, "GSM8K")
     question = _field(row, "question", where, line)
     solution = _field(row, "answer", where, line)
@@ -377,7 +386,7 @@ def _find_all(text: str, marker: str) -> list[int]:
     return found
 
 
-def _convert_math(row, *, where, line, style: str):
+def _convert_math(row, *, where, line, report, style: str):
     _refuse_a_verdict(row, where, line, "MATH")
     problem = _field(row, "problem", where, line)
     solution = _field(row, "solution", where, line)
@@ -409,7 +418,7 @@ def load_math(
 # --------------------------------------------------------------------------- PRM800K
 
 
-def _convert_prm800k(row, *, where, line, neutral: str, alternatives: bool):
+def _convert_prm800k(row, *, where, line, report: LoadReport, neutral: str, alternatives: bool):
     question = _field(row, "question", where, line, dict)
     problem = _field(question, "problem", where, line, label="question.problem")
     label = _field(row, "label", where, line, dict)
@@ -427,6 +436,7 @@ def _convert_prm800k(row, *, where, line, neutral: str, alternatives: bool):
         return text, None if rating is None else rating_to_label[rating], rating
 
     texts, labels, records = [], [], []
+    steps_cut = 0
     for number, step in enumerate(steps):
         name = f"label.steps[{number}]"
         if not isinstance(step, dict):
@@ -461,7 +471,11 @@ def _convert_prm800k(row, *, where, line, neutral: str, alternatives: bool):
                     records.append({"prompt": problem, "completions": texts + [alt_text],
                                     "labels": labels + [alt_label]})
         if text is None or step_label is None:
-            break  # unrated or unfinished: the labelled prefix ends here
+            # unrated or unfinished: the labelled prefix ends here. An unchosen last step is the
+            # trajectory's own end; an unrated chosen step, or any step after, is data cut.
+            if chosen is not None or number + 1 < len(steps):
+                steps_cut = len(steps) - number
+            break
         texts.append(text)
         labels.append(step_label)
         if rating == -1:
@@ -473,6 +487,9 @@ def _convert_prm800k(row, *, where, line, neutral: str, alternatives: bool):
         if label.get("finish_reason") in ("bad_problem", "give_up"):
             return []  # nothing labelled: counted and reported, not an error
         raise RecordError("no labelled step", path=where, line=line, field="label.steps")
+    if steps_cut:
+        report.records_cut += 1
+        report.steps_cut += steps_cut
     main = {"prompt": problem, "completions": texts, "labels": labels}
     return [{**record, "reference": reference} for record in [main] + records]
 
@@ -496,7 +513,9 @@ def load_prm800k(
     or "half" (0.5, soft labels).
     With `alternatives`, every other rated completion of a step adds a record (the prefix
     plus that completion), as TRL's conversion does. Lines whose labeler marked the
-    problem bad or gave up before rating any step are skipped and counted.
+    problem bad or gave up before rating any step are skipped and counted. A chosen step
+    left unrated ends its record there too: such records and the steps they leave out are
+    counted (`records_cut`, `steps_cut` in `load_report`) and logged as a warning.
     """
     if neutral not in NEUTRAL_POLICIES:
         raise ValueError(f"neutral must be one of {NEUTRAL_POLICIES}, got {neutral!r}")
@@ -507,7 +526,7 @@ def load_prm800k(
 # --------------------------------------------------------------------------- Math-Shepherd
 
 
-def _convert_shepherd(row, *, where, line):
+def _convert_shepherd(row, *, where, line, report):
     text = _field(row, "input", where, line)
     marks = _field(row, "label", where, line)
     pieces = text.split(SHEPHERD_TAG)
@@ -558,7 +577,7 @@ def load_math_shepherd(
 # --------------------------------------------------------------------------- TRL stepwise
 
 
-def _convert_trl(row, *, where, line):
+def _convert_trl(row, *, where, line, report):
     reference = row.get("reference")
     if reference is None:
         reference = row.get("answer")
@@ -582,7 +601,7 @@ def load_trl_stepwise(
 # --------------------------------------------------------------------------- ProcessBench
 
 
-def _convert_processbench(row, *, where, line):
+def _convert_processbench(row, *, where, line, report):
     problem = _field(row, "problem", where, line)
     steps = _field(row, "steps", where, line, list)
     labels = first_error_labels(_field(row, "label", where, line, int), len(steps), field="label", path=where,
