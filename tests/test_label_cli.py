@@ -106,6 +106,34 @@ def test_rollouts_through_a_saved_tiny_policy_and_resume(tmp_path):
     assert [r["line"] for r in read_jsonl(tmp_path / "out.jsonl")] == [1, 2, 3]
 
 
+def test_consensus_statistics_count_exactly_the_written_labels(tmp_path, monkeypatch):
+    from generation.policy import HFPolicy
+    from test_labelling import StubPolicy
+
+    # No rollout from "7 * 2 = 14" reaches 14 though its claim checks: each solution is cut
+    # there (the second before its first step, so not written at all).
+    policy = StubPolicy("14", hits=lambda prefix: 0 if prefix.endswith("7 * 2 = 14\n") else 2)
+    monkeypatch.setattr(HFPolicy, "from_pretrained", classmethod(lambda cls, *args, **kwargs: policy))
+    records = [{"prompt": QUESTION, "completions": ["3 + 4 = 7", "7 * 2 = 14", "14 - 0 = 14", "The answer is 14"],
+                "labels": [True, True, False, False], "reference": "14"},
+               {"prompt": QUESTION, "completions": ["7 * 2 = 14", "14 - 0 = 14", "The answer is 14"],
+                "labels": [True, True, True], "reference": "14"}]
+    source = write_jsonl(tmp_path / "in.jsonl", records)
+    output = tmp_path / "out.jsonl"
+    stats = label_file(LabelConfig(input=str(source), output=str(output), policy="stub", mode="consensus",
+                                   n_rollouts=2))
+    written = read_jsonl(output)
+    assert [r["label_sources"] for r in written] == [["symbolic+rollout"]]
+    saved = json.loads((tmp_path / "out.stats.json").read_text())
+    assert saved == stats
+    sources = [source for record in written for source in record["label_sources"]]
+    assert saved["steps_by_source"] == {source: sources.count(source) for source in set(sources)}
+    assert saved["emitted_steps"] == sum(saved["steps_by_source"].values()) == 1
+    assert saved["compared_with_given_labels"] == 1
+    assert saved["symbolic_rollout_compared"] == 5  # the labellers' agreement: every step both judged
+    assert (saved["steps"], saved["dropped_solutions"]) == (7, 1)
+
+
 def _candidates_and_full_output(tmp_path):
     """Four input lines of three candidate solutions each (no policy: checks only), labelled in
     batches of one line, and the uninterrupted output."""

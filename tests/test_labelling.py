@@ -193,13 +193,34 @@ def test_stats_count_sources_and_agreement():
     stats.add(label_steps(PROBLEM, ["3 + 4 = 8", "The answer is 14"]), [False, True])
     summary = stats.as_dict()
     assert summary["solutions"] == 2 and summary["steps"] == 5
-    assert summary["steps_by_source"] == {"disagree": 1, "rollout": 1, "answer": 1, "symbolic": 1, "after_error": 1}
-    assert summary["symbolic_rollout_agreement"] == 0.0  # the one step with both sources disagreed
-    # Compared with the given labels: rollout True, answer True (agree), symbolic False
-    # (agree), after_error False vs True (disagree).
-    assert summary["agreement_with_given_labels"] == pytest.approx(3 / 4)
-    assert summary["dropped_solutions"] == 1
-    assert "disagree" in str(stats)
+    # The consensus solution disagrees at its first step, so none of it is written or counted.
+    assert summary["steps_by_source"] == {"symbolic": 1, "after_error": 1}
+    # The labellers' agreement covers every step both judged: the one step with both disagreed.
+    assert summary["symbolic_rollout_compared"] == 1 and summary["symbolic_rollout_agreement"] == 0.0
+    # Compared with the given labels: symbolic False (agree), after_error False vs True (disagree).
+    assert summary["agreement_with_given_labels"] == pytest.approx(1 / 2)
+    assert summary["emitted_steps"] == 2 and summary["dropped_solutions"] == 1
+    assert "1 solutions had no agreeing first step" in str(stats)
+
+
+def test_stats_describe_only_the_labels_written_after_a_consensus_cut():
+    # Step 2 disagrees (its claim checks, no rollout from it succeeds), so the record stops
+    # after step 1; steps 3 and 4 are labelled but not written and must not be counted.
+    steps = ["3 + 4 = 7", "7 * 2 = 14", "14 - 0 = 14", "The answer is 14"]
+    policy = StubPolicy("14", hits=lambda prefix: 0 if prefix.endswith("7 * 2 = 14\n") else 2)
+    result = label_steps(PROBLEM, steps, policy=policy, n_rollouts=2, mode="consensus")
+    assert result.labels == [True, None, True, True]
+    written = result.to_record(QUESTION, steps)
+    assert written["labels"] == [True]
+    stats = LabelStats()
+    stats.add(result, [True, False, False, False])
+    summary = stats.as_dict()
+    assert summary["steps_by_source"] == {"symbolic+rollout": 1}
+    # The labellers' agreement is over the three steps both judged, the cut one included (over the
+    # written steps alone it would be 100 % by construction).
+    assert (summary["symbolic_rollout_compared"], summary["symbolic_rollout_agreement"]) == (3, pytest.approx(2 / 3))
+    assert (summary["compared_with_given_labels"], summary["agreement_with_given_labels"]) == (1, 1.0)
+    assert summary["steps"] == 4 and summary["emitted_steps"] == len(written["labels"])
 
 
 def test_silent_errors_are_located_by_rollouts_only_when_the_answer_is_unexplained():

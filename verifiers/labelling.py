@@ -324,6 +324,10 @@ class LabelStats:
     """Counts over many labelled solutions: which source labelled how many steps, how often
     symbolic checks and rollouts agree (steps where both ran), and, where the records came
     with labels, how often the new labels agree with them (soft labels thresholded at 0.5).
+
+    The source counts and the agreement with given labels cover the steps
+    `LabelResult.to_record` writes (`emitted_steps`), not those a consensus cut leaves out;
+    `steps` and the symbolic-vs-rollout agreement cover every step labelled.
     """
 
     solutions: int = 0
@@ -337,20 +341,23 @@ class LabelStats:
     dropped_solutions: int = 0
 
     def add(self, result: LabelResult, given_labels: Sequence[Label] | None = None) -> None:
+        kept = result.n_kept
         self.solutions += 1
         self.steps += len(result.labels)
-        self.sources.update(result.sources)
+        self.sources.update(result.sources[:kept])
+        # Agreement is a measure of the two labellers, not of the records: over every step both
+        # judged (over the written ones only it would be 100 % in consensus mode, which cuts there).
         for detail in result.details:
             if detail.symbolic is not None and detail.rollout_total:
                 self.both_checked += 1
                 self.both_agree += detail.symbolic == (detail.rollout_hits > 0)
         if given_labels is not None:
-            for label, given, source in zip(result.labels, given_labels, result.sources):
-                if label is not None and source != "given":
+            for label, given, source in zip(result.labels[:kept], given_labels, result.sources):
+                if source != "given":
                     self.compared_to_given += 1
                     self.agree_with_given += is_true_label(label) == is_true_label(given)
-        self.emitted_steps += result.n_kept
-        self.dropped_solutions += result.n_kept == 0
+        self.emitted_steps += kept
+        self.dropped_solutions += kept == 0
 
     @property
     def symbolic_rollout_agreement(self) -> float | None:
@@ -376,7 +383,7 @@ class LabelStats:
     def __str__(self) -> str:
         lines = [f"labelled {self.steps} steps of {self.solutions} solutions"]
         for source, count in self.sources.most_common():
-            lines.append(f"  {source:<17} {count:>7}  ({count / max(self.steps, 1):.1%})")
+            lines.append(f"  {source:<17} {count:>7}  ({count / max(self.emitted_steps, 1):.1%})")
         if self.both_checked:
             lines.append(
                 f"symbolic vs rollout agreement: {self.symbolic_rollout_agreement:.1%} of {self.both_checked} steps"
@@ -387,7 +394,7 @@ class LabelStats:
             )
         if self.emitted_steps != self.steps:
             lines.append(
-                f"emitted {self.emitted_steps} steps (truncated at disagreements); "
-                f"{self.dropped_solutions} solutions had no agreeing first step and were not written"
+                f"emitted {self.emitted_steps} steps (truncated at disagreements; the source counts above are of "
+                f"these); {self.dropped_solutions} solutions had no agreeing first step and were not written"
             )
         return "\n".join(lines)
