@@ -65,11 +65,14 @@ def encode_step_record(tokenizer, record: dict, settings, max_length: int | None
     }
 
 
-def encode_outcome_record(tokenizer, prompt: str, completion: str, label, settings,
+def encode_outcome_record(tokenizer, prompt: str, completion: str | Sequence[str], label, settings,
                           max_length: int | None = None) -> dict:
-    """An outcome record -> feature; the completion is split into steps on the separator so the
-    ORM is read where a PRM reads the last step."""
-    steps = split_steps(completion, separator=settings.separator)
+    """An outcome record -> feature, the ORM read where a PRM reads the last step. completion:
+    the solution text, split into steps at the separator (as `RewardScorer.score` splits it), or
+    its list of steps (the outcome view of a step-labelled record), encoded as they are, as a
+    scored step list is."""
+    steps = (split_steps(completion, separator=settings.separator) if isinstance(completion, str)
+             else list(completion))
     if not steps:
         raise ValueError("completion has no non-empty step")
     encoded = encode_steps(tokenizer, prompt, steps, settings, max_length)
@@ -431,23 +434,27 @@ class LengthGroupedBatchSampler:
 
     Each epoch (seed + epoch): the examples are put in units, shuffled, optionally length-grouped,
     and cut into global batches of `batch_size * num_processes`; process p takes the p-th slice of
-    `batch_size` of every global batch. A unit is one example, or with `prompts` and
+    `batch_size` of every global batch, and `accumulation_steps` consecutive global batches make
+    one optimizer step. A unit is one example, or with `prompts` and
     `solutions_per_prompt` > 1 up to that many examples with the same prompt (shuffled within
     the prompt), which then land in the same batch and can share the prompt's encoding
     (`collate_features(..., solutions_per_row)`). With `group_by_length`, units are cut into
-    groups of `group_batches` global batches and each group is sorted by length, longest first.
-    The order depends only on the global batch size, so 2 processes x b see the same global
-    batches as 1 process x 2b. Incomplete last global batches are dropped.
+    groups of `group_batches` optimizer steps and each group is sorted by length, longest first.
+    The order depends only on the examples per optimizer step, so 2 processes x b, 1 process x 2b
+    and 1 process x b x 2 accumulation steps give every optimizer step the same examples.
+    Incomplete last optimizer steps are dropped.
     `set_epoch` picks the epoch; `start_batch` skips batches already consumed (resume).
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, *, num_processes: int = 1, process_index: int = 0,
                  seed: int = 0, group_batches: int = 16, group_by_length: bool = True,
-                 prompts: Sequence[Hashable] | None = None, solutions_per_prompt: int = 1):
+                 prompts: Sequence[Hashable] | None = None, solutions_per_prompt: int = 1,
+                 accumulation_steps: int = 1):
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.num_processes = num_processes
         self.process_index = process_index
+        self.accumulation_steps = accumulation_steps
         self.seed = seed
         self.group_batches = group_batches
         self.group_by_length = group_by_length
@@ -461,15 +468,17 @@ class LengthGroupedBatchSampler:
         self.epoch = 0
         self.start_batch = 0
         if len(self) == 0:
-            raise ValueError(f"{len(self.lengths)} examples are fewer than one global batch "
-                             f"({batch_size} x {num_processes} processes)")
+            raise ValueError(f"{len(self.lengths)} examples are fewer than one optimizer step "
+                             f"({batch_size} x {num_processes} processes x {accumulation_steps} accumulation steps)")
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch = epoch
         self.start_batch = start_batch
 
     def __len__(self) -> int:
-        return len(self.lengths) // (self.batch_size * self.num_processes)
+        """Micro-batches per epoch (of each process)."""
+        step = self.batch_size * self.num_processes * self.accumulation_steps
+        return len(self.lengths) // step * self.accumulation_steps
 
     def _units(self, generator: torch.Generator) -> list[list[int]]:
         if self.solutions_per_prompt == 1:
@@ -485,7 +494,7 @@ class LengthGroupedBatchSampler:
         units = self._units(generator)
         global_size = self.batch_size * self.num_processes
         if self.group_by_length:
-            group = global_size * self.group_batches
+            group = global_size * self.accumulation_steps * self.group_batches
             chunks, chunk, size = [], [], 0
             for unit in units:  # consecutive chunks of about `group` examples, each sorted
                 chunk.append(unit)

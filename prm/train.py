@@ -121,7 +121,7 @@ class TrainConfig(OutputOptions):
     adapter_only: bool = field(default=False, metadata={"help": "With --lora_r > 0, save the final model as the adapter and heads only, without backbone weights; loading fetches the base named by --model"})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha"})
     lora_target_modules: str = field(default="all-linear", metadata={"help": "Comma-separated module names, or all-linear"})
-    mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16: the compute dtype (autocast); the weights and optimizer state stay float32 whatever the checkpoint was saved in"})
+    mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16: the compute dtype of training (autocast; evaluation and the outcome likelihood fit run in float32, as the saved model scores); the weights and optimizer state stay float32 whatever the checkpoint was saved in"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations in backward to save memory"})
     eval_every: int = field(default=100, metadata={"help": "Evaluate every N steps (0 = only at the end)"})
     eval_batch_size: int = field(default=32, metadata={"help": "Sequences per evaluation batch"})
@@ -174,7 +174,8 @@ def load_records(source: str, objective: str, *, synthetic_problems: int = 2000,
     """Validated records for `objective` (prm / joint: step-labelled, orm: outcome, pairwise)
     through `tasks.math.records.read_reward_records`; a bad record raises `RecordError` with
     file, line and field. Step lists joined into one solution (the outcome and pairwise views)
-    are joined with the model's `separator`, on which the encoder splits them again."""
+    are joined with the model's `separator`; the outcome view keeps its steps too ("steps"), which
+    `encode_records` encodes as they are, as a scorer does a step list."""
     kind = {"orm": "outcome", "pairwise": "pairwise"}.get(objective, "step")
     return read_reward_records(source, kind, n_synthetic=synthetic_problems, seed=seed, separator=separator)
 
@@ -272,8 +273,8 @@ def encode_records(tokenizer, records: list[dict], settings: RewardSettings, max
             feature = encode_step_record(tokenizer, record, settings, max_length)
             dropped += feature["n_dropped"]
         else:
-            feature = encode_outcome_record(tokenizer, record["prompt"], record["completion"], record["label"],
-                                            settings, max_length)
+            feature = encode_outcome_record(tokenizer, record["prompt"], record.get("steps", record["completion"]),
+                                            record["label"], settings, max_length)
             dropped += feature["n_dropped"]
         features.append(feature)
     return features, dropped
@@ -601,15 +602,16 @@ def make_batching(config: TrainConfig, data: TrainingData, accelerator) -> Batch
 
     model = data.model
     processes = accelerator.num_processes
-    if len(data.train_features) < config.batch_size * processes:
+    if len(data.train_features) < config.batch_size * processes * config.grad_accum:
         held_out = ""
         if not config.eval_data and data.eval_records:
             read = len(data.train_records) + len(data.eval_records)
             held_out = (f" ({len(data.eval_records)} of the {read} read are held out by "
                         f"--eval_fraction {config.eval_fraction})")
+        accumulation = f" x --grad_accum {config.grad_accum}" if config.grad_accum > 1 else ""
         raise ValueError(f"{len(data.train_features)} training records{held_out} are fewer than one batch "
-                         f"(--batch_size {config.batch_size} x {processes} process{'es' if processes > 1 else ''}): "
-                         "lower --batch_size or add records")
+                         f"(--batch_size {config.batch_size} x {processes} process{'es' if processes > 1 else ''}"
+                         f"{accumulation}): lower --batch_size{' or --grad_accum' if accumulation else ''} or add records")
     use_mask = not is_causal_decoder(model)
     solutions_per_prompt = config.solutions_per_prompt
     reason = tree_mask_unsupported(model)
@@ -622,7 +624,7 @@ def make_batching(config: TrainConfig, data: TrainingData, accelerator) -> Batch
                                         process_index=accelerator.process_index, seed=config.seed,
                                         group_by_length=config.group_by_length,
                                         prompts=[prompt_key(f) for f in data.train_features],
-                                        solutions_per_prompt=solutions_per_prompt)
+                                        solutions_per_prompt=solutions_per_prompt, accumulation_steps=config.grad_accum)
     collate = collate_pairs if config.objective == "pairwise" else collate_features
     loader = DataLoader(data.train_features, batch_sampler=sampler,
                         collate_fn=partial(collate, pad_token_id=data.tokenizer.pad_token_id,
@@ -683,8 +685,9 @@ def accumulate_gradients(model, micro_batches: list[dict], config: TrainConfig, 
     summed = {name: 0.0 for name in totals}
     for index, batch in enumerate(micro_batches):
         with nullcontext() if index == len(micro_batches) - 1 else accelerator.no_sync(model):
-            output = model(batch["input_ids"], **model_inputs(batch, batching.use_mask, batching.mask_dtype,
-                                                              lm=config.lm_coef > 0))
+            with accelerator.autocast():  # --mixed_precision: the compute dtype of training alone
+                output = model(batch["input_ids"], **model_inputs(batch, batching.use_mask, batching.mask_dtype,
+                                                                  lm=config.lm_coef > 0))
             sums = loss_sums(output, batch, config)
             loss = sum(weights[name] * value / totals[name] for name, value in sums.items())
             accelerator.backward(loss * accelerator.num_processes)
@@ -723,6 +726,10 @@ def train(config: TrainConfig) -> Path:
     batching = make_batching(config, data, accelerator)
     optimizer, scheduler = make_optimizer(config, data.model, accelerator.device)
     model, optimizer = accelerator.prepare(data.model, optimizer)
+    # Under --mixed_precision, prepare puts autocast into the model's forward. It is taken out again:
+    # evaluation and the outcome likelihood fit must score as the saved model does (float32, as
+    # `prm.load` runs it), so only the training forward autocasts (`accumulate_gradients`).
+    accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     step, epoch, next_batch = 0, 0, 0
     if resume_dir is not None:
         _load_checkpoint(accelerator, model, optimizer, resume_dir)

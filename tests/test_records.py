@@ -252,7 +252,8 @@ def test_reward_records_of_each_kind_from_one_reader(tmp_path):
     with pytest.raises(RecordError, match=r"steps.jsonl, line 2, field 'completions'"):
         read_reward_records(path, "step")
     outcome = read_reward_records(path, "outcome")
-    assert outcome == [{"prompt": "q", "completion": "3 + 4 = 7\nThe answer is 7", "label": False},
+    assert outcome == [{"prompt": "q", "completion": "3 + 4 = 7\nThe answer is 7", "label": False,
+                        "steps": ["3 + 4 = 7", "The answer is 7"]},
                        {"prompt": "q", "completion": "x", "label": 0.5}]
     with pytest.raises(RecordError, match=r"line 1, field 'chosen'"):
         read_reward_records(path, "pairwise")

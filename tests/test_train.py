@@ -82,9 +82,13 @@ def test_resume_continues_to_the_same_result(tmp_path, toy_data):
     assert "--resume" not in made and "--overwrite_output_dir" in made
 
 
-def test_gradient_accumulation_matches_a_larger_batch(tmp_path, toy_data):
-    big = train(_config(tmp_path / "big", toy_data, batch_size=8, max_steps=6, group_by_length=False))
-    accumulated = train(_config(tmp_path / "acc", toy_data, batch_size=4, grad_accum=2, max_steps=6, group_by_length=False))
+@pytest.mark.parametrize("group_by_length", [False, True])
+def test_gradient_accumulation_matches_a_larger_batch(tmp_path, toy_data, group_by_length):
+    # With --group_by_length the sampler sorted chunks of 16 micro-batches, whatever --grad_accum:
+    # the accumulated steps saw other examples than the larger batches.
+    big = train(_config(tmp_path / "big", toy_data, batch_size=8, max_steps=6, group_by_length=group_by_length))
+    accumulated = train(_config(tmp_path / "acc", toy_data, batch_size=4, grad_accum=2, max_steps=6,
+                                group_by_length=group_by_length))
     assert _log(accumulated, "loss") == pytest.approx(_log(big, "loss"), rel=1e-4)
 
 
@@ -144,6 +148,16 @@ def test_fewer_training_records_than_a_batch_is_one_line_counting_records_and_th
                r"16 training records are fewer than one batch \(--batch_size 32 x 1 process\): lower --batch_size")
     with pytest.raises(ValueError, match=message):
         train(config)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_fewer_training_records_than_one_accumulated_step_is_one_line_naming_grad_accum(tmp_path):
+    # The sampler drops an epoch's incomplete last optimizer step; with fewer records than one
+    # step there would be nothing to train on.
+    data = (write_jsonl(tmp_path / "train.jsonl", toy_records(20, 0)), write_jsonl(tmp_path / "eval.jsonl", toy_records(4, 1)))
+    with pytest.raises(ValueError, match=r"20 training records are fewer than one batch \(--batch_size 8 x 1 process "
+                                         r"x --grad_accum 4\): lower --batch_size or --grad_accum or add records"):
+        train(_config(tmp_path, data, batch_size=8, grad_accum=4))
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
@@ -407,3 +421,22 @@ def test_held_out_records_of_training_prompts_are_counted_and_a_prompt_split_hol
     assert _split(records, 0.25, 0) == _split(records, 0.25, 0, by="record")  # the default is unchanged
     with pytest.raises(ValueError, match="split_by"):
         TrainConfig(split_by="problem")
+
+
+def test_an_orm_trains_on_the_ids_it_scores_for_a_step_record_with_a_multi_line_step(tmp_path):
+    # The outcome view of a step record joined its steps with the separator and the encoder split
+    # the text again there: a step of two lines became two steps in training, while a list of
+    # steps is scored with the step's inner separator read as a space (`prm.encoding.step_text`).
+    from generation.tiny import build_tiny_causal_lm, train_tokenizer
+    from prm.modeling import RewardSettings
+    from prm.scoring import RewardScorer
+    from prm.train import load_records
+
+    prompt, steps = "What is 3 + 4 - 2?", ["3 + 4 = 7\n7 - 2 = 5", "The answer is 5"]
+    path = write_jsonl(tmp_path / "steps.jsonl", [{"prompt": prompt, "completions": steps, "labels": [True, False]}])
+    tokenizer = train_tokenizer([prompt, *steps] * 3, vocab_size=280)
+    model = RewardModel.from_backbone(build_tiny_causal_lm(tokenizer), RewardSettings(objective="orm"))
+    (feature,), _ = encode_records(tokenizer, load_records(path, "orm"), model.settings, 512)
+    scored = RewardScorer(model, tokenizer).encoder.encode(prompt, steps)
+    assert feature["input_ids"] == scored.input_ids
+    assert feature["outcome_position"] == scored.step_ends[-1] and feature["outcome_label"] == 0.0

@@ -29,3 +29,12 @@ def test_bad_records_name_file_line_and_field(record, field):
 def test_outcome_view_is_worst_step():
     assert outcome_from_steps({"prompt": "q", "completions": ["a", "b"], "labels": [True, False]})["label"] is False
     assert outcome_from_steps({"prompt": "q", "completions": ["a", "b"], "labels": [0.9, 0.4]})["label"] == 0.4
+
+
+def test_outcome_view_keeps_the_steps_it_joins():
+    # A step holding the separator ("a\nb") would come back as two steps if the joined text
+    # were split again, so the view carries the steps themselves.
+    record = {"prompt": "q", "completions": ["3 + 4 = 7\n7 - 2 = 5", "The answer is 5"], "labels": [True, True]}
+    view = outcome_from_steps(record)
+    assert view["steps"] == record["completions"] and view["steps"] is not record["completions"]
+    assert view["completion"] == "3 + 4 = 7\n7 - 2 = 5\nThe answer is 5" and view["label"] is True

@@ -53,8 +53,9 @@ def read_reward_records(source: str | os.PathLike, kind: str, *, n_synthetic: in
     their solutions corrupted; pairwise: each correct solution against a corrupted one).
 
     step: step-labelled records; outcome: outcome records, or step-labelled records as their
-    outcome view (`outcome_from_steps`); pairwise: `{prompt, chosen, rejected, margin?}`. Steps
-    joined into one solution (those views, synthetic pairs) are joined with `separator`.
+    outcome view (`outcome_from_steps`, which keeps the steps as "steps" too); pairwise:
+    `{prompt, chosen, rejected, margin?}`. Steps joined into one solution (those views,
+    synthetic pairs) are joined with `separator`.
     A bad record raises `RecordError` with file, line and field; a source with no record too.
     """
     from tasks.math.synthetic import generate_problems, step_labelled_records, synthetic_preset

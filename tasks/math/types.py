@@ -31,10 +31,17 @@ class StepLabelledExample(TypedDict):
     labels: list[Label]
 
 
-class OutcomeExample(TypedDict):
+class _OutcomeRequired(TypedDict):
     prompt: str
     completion: str
     label: Label
+
+
+class OutcomeExample(_OutcomeRequired, total=False):
+    # The outcome view of a step-labelled record (`outcome_from_steps`) keeps the steps as they
+    # were given: a step may contain the separator, so splitting `completion` again at it could
+    # give other steps than the record's.
+    steps: list[str]
 
 
 class _PairwiseRequired(TypedDict):
@@ -195,10 +202,13 @@ def outcome_from_steps(record: StepLabelledExample, separator: str = "\n") -> Ou
     """The outcome view of a step-labelled record: the solution is right iff every step is.
 
     Soft labels give the minimum over steps (a solution is as good as its worst step).
+    `completion` is the steps joined with `separator`; `steps` keeps the record's steps, which a
+    reward model encodes as they are, as it does a step list it scores (nothing is split again).
     """
     labels = record["labels"]
     if all(isinstance(label, bool) for label in labels):
         label: Label = all(labels)
     else:
         label = float(min(float(x) for x in labels))
-    return {"prompt": record["prompt"], "completion": separator.join(record["completions"]), "label": label}
+    steps = list(record["completions"])
+    return {"prompt": record["prompt"], "completion": separator.join(steps), "label": label, "steps": steps}
