@@ -84,11 +84,12 @@ def test_dense_rewards_land_on_step_end_tokens_with_a_real_tokenizer():
         expected[ends[0]] += 0.9
         expected[ends[1]] += 0.2
         expected[len(ids) - 1] += 1.0  # outcome on the last token (EOS when finished)
-        assert torch.allclose(scores[0], expected)
-        assert placed[0].nonzero().flatten().tolist() == sorted({ends[0], ends[1], len(ids) - 1})
+        assert torch.allclose(scores.sum(0)[0], expected)
+        assert placed[0, 0].nonzero().flatten().tolist() == ends  # the step rewards
+        assert placed[1, 0].nonzero().flatten().tolist() == [len(ids) - 1]  # the outcome
     # outcome mode ignores the steps
     scores, _ = score_tensor(rollout, len(truncated), PPOConfig(mode="outcome"))
-    assert scores[0].nonzero().flatten().tolist() == [len(truncated) - 1]
+    assert scores.sum(0)[0].nonzero().flatten().tolist() == [len(truncated) - 1]
 
 
 def test_step_score_forms():
@@ -155,7 +156,7 @@ def test_group_outcome_all_correct_zero_advantage(form, std):
     ref_logprobs = old_logprobs - 0.3 * torch.randn(4, 30, generator=generator).abs()
     config = _group_config(form, std)
     rewards = token_rewards(scores, old_logprobs, ref_logprobs, mask, 0.05, config.kl_estimator)
-    advantages, _ = advantages_and_returns(rewards, placed, torch.zeros(4, 30), mask, config)
+    advantages, _ = advantages_and_returns(rewards, scores, placed, torch.zeros(4, 30), mask, config)
     assert torch.equal(advantages, torch.zeros_like(advantages))
 
 
@@ -165,7 +166,7 @@ def test_group_outcome_equal_totals_zero_advantage(form, std):
     # are sequence-level, so neither sample is preferred at any token.
     rewards = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     mask = torch.ones(2, 3)
-    advantages, _ = advantages_and_returns(rewards, (rewards != 0).float(), torch.zeros(2, 3), mask,
+    advantages, _ = advantages_and_returns(rewards, rewards, (rewards != 0).float(), torch.zeros(2, 3), mask,
                                            _group_config(form, std, group_size=2))
     assert torch.equal(advantages, torch.zeros_like(advantages))
 
@@ -194,7 +195,7 @@ def test_group_process_advantages_match_hand_computation():
     expected = torch.tensor([[0.0, 0.0, -1.0, -1.0, 0.0], [0.0, 1.0, 1.0, 0.0, 0.0]])
     advantages = process_group_advantages(rewards, placed, mask, group_size=2)
     assert torch.allclose(advantages, expected, atol=1e-3)
-    via_config, _ = advantages_and_returns(rewards, placed, torch.zeros(2, 5), mask,
+    via_config, _ = advantages_and_returns(rewards, rewards, placed, torch.zeros(2, 5), mask,
                                            _group_config("grpo_process", group_size=2))
     assert torch.equal(via_config, advantages)
 
@@ -329,7 +330,7 @@ def test_reward_whitening_rescales_without_shifting():
     config = dict(mode="dense", step_score_form="raw")
     raw, placed = score_tensor(rollout, 12, PPOConfig(**config))
     whitened, _ = score_tensor(rollout, 12, PPOConfig(**config, reward_whiten=True))
-    raw_totals, whitened_totals = raw.sum(1), whitened.sum(1)
+    raw_totals, whitened_totals = raw.sum((0, 2)), whitened.sum((0, 2))
     assert raw_totals[0] < raw_totals[1] and whitened_totals[0] < whitened_totals[1]
     kept = placed.bool()
     assert torch.equal(torch.sign(whitened[kept]), torch.sign(raw[kept]))
@@ -359,7 +360,7 @@ def test_reward_whitening_keeps_the_reward_of_an_all_correct_outcome_batch():
     raw, placed = score_tensor(rollout, 6, PPOConfig(mode="outcome"))
     whitened, _ = score_tensor(rollout, 6, PPOConfig(mode="outcome", reward_whiten=True))
     assert torch.equal(whitened, raw)
-    assert whitened.sum(1).tolist() == [1.0] * 4
+    assert whitened.sum((0, 2)).tolist() == [1.0] * 4
 
 
 def test_roll_out_with_two_eos_ids_appends_no_unsampled_token(monkeypatch):
@@ -559,3 +560,21 @@ def test_a_display_formula_over_several_lines_is_one_step_for_the_prm():
     assert seen == [["a = 1", "\\[\n1 + 1 = 2\n\\]", "The answer is 2"]]
     ends = rollout.step_ends[0]
     assert len(ends) == 3 and tokenizer.decode(ids[ends[0] + 1: ends[1] + 1]).strip() == "\\[\n1 + 1 = 2\n\\]"
+
+
+@pytest.mark.parametrize("outcome", [0.0, 1.0])
+def test_process_grpo_counts_a_truncated_responses_last_step_and_outcome_as_two_rewards(outcome):
+    # A truncated response's last step ends on its last token, where the outcome goes too. Pooled
+    # as one reward, a wrong truncated answer gave no outcome 0 to the group's normalisation and
+    # escaped the penalty a finished one pays. Here B is A without its EOS: the same steps, scores
+    # and outcome, so every token they share must get the same advantage.
+    config = PPOConfig(mode="group", group_advantage="grpo_process", samples_per_prompt=2, step_score_form="raw")
+    rollout = Rollout(problems=[None, None], prompt_ids=[[0], [0]], response_ids=[[5, 9, 6, 7, EOS], [5, 9, 6, 7]],
+                      texts=["", ""], step_ends=[[1, 3], [1, 3]], step_scores=[[0.6, 0.4], [0.6, 0.4]],
+                      correct=[bool(outcome)] * 2, outcome=[outcome] * 2)
+    scores, placed = score_tensor(rollout, 5, config)
+    mask = torch.tensor([[1.0, 1, 1, 1, 1], [1.0, 1, 1, 1, 0]])
+    rewards = token_rewards(scores.sum(0), torch.zeros(2, 5), torch.zeros(2, 5), mask, 0.0, config.kl_estimator)
+    advantages, _ = advantages_and_returns(rewards, scores, placed, torch.zeros(2, 5), mask, config)
+    assert torch.allclose(advantages[1, :4], advantages[0, :4], atol=1e-6)
+    assert advantages[0, 0] != 0  # the pool is not degenerate: 0.6, 0.4 and the outcome differ

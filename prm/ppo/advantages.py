@@ -108,16 +108,22 @@ def process_group_advantages(rewards: torch.Tensor, placed: torch.Tensor, mask: 
                              ) -> torch.Tensor:
     """GRPO with process supervision (DeepSeekMath, Shao et al. 2024, sec. 4.1.3): [B, T] -> [B, T].
 
-    `placed` [B, T] marks the tokens that carry a reward (each step's end, the outcome's
-    last token). Every reward of a group is normalised by the mean and std (unbiased)
-    of all the rewards placed in that group, r~ = (r - mean) / (std + 1e-4), and token t's
-    advantage is the sum of the normalised rewards of the steps ending at or after t:
+    rewards, placed: [B, T], or [K, B, T] for K kinds of reward that may fall on one token (the
+    toolkit's PPO: K = 2, the step rewards and the outcome, which share a truncated response's
+    last token); `placed` marks the entries that carry a reward (each step's end, the
+    outcome's last token). Every reward of a group is normalised by the mean and std
+    (unbiased) of all the rewards placed in that group, r~ = (r - mean) / (std + 1e-4), and
+    token t's advantage is the sum of the normalised rewards placed at or after t:
     A_t = sum_{s >= t, placed} r~_s (0 on padding).
     """
-    values = _group_view(rewards, group_size).flatten(1)  # [groups, group_size * T]
-    weights = _group_view(placed * mask, group_size).flatten(1).to(values.dtype)
+    if rewards.dim() == 2:
+        rewards, placed = rewards[None], placed[None]
+    kinds, batch, width = rewards.shape
+    # [K, B, T] -> [groups, K * group_size * T]: every entry of a group's samples in one row.
+    values = _group_view(rewards.transpose(0, 1), group_size).flatten(1)
+    weights = _group_view((placed * mask).transpose(0, 1), group_size).flatten(1).to(values.dtype)
     count = weights.sum(1, keepdim=True)
     mean = (values * weights).sum(1, keepdim=True) / count.clamp(min=1.0)
     std = (((values - mean) ** 2 * weights).sum(1, keepdim=True) / (count - 1).clamp(min=1.0)).sqrt()
-    normalised = ((values - mean) / (std + 1e-4) * weights).view_as(rewards)
+    normalised = ((values - mean) / (std + 1e-4) * weights).view(batch, kinds, width).sum(1)
     return normalised.flip(1).cumsum(1).flip(1) * mask

@@ -359,31 +359,34 @@ def score_rollout(problems, prompt_ids, response_ids, texts, tokenizer, is_separ
 
 
 def score_tensor(rollout: Rollout, width: int, config: PPOConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scores [B, C], placed [B, C]): the rewards PPO uses on their tokens (`placed_scores`,
+    """(scores [2, B, C], placed [2, B, C]): the rewards PPO uses on their tokens (`placed_scores`,
     then `rescaled_scores`), and a mask of where a reward was placed."""
     scores, placed = placed_scores(rollout, width, config)
     return rescaled_scores(scores, placed, config), placed
 
 
 def placed_scores(rollout: Rollout, width: int, config: PPOConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scores [B, C], placed [B, C]): the task's step and outcome rewards on their tokens, as
-    the scorers gave them times their coefficients, and a mask of where a reward was placed."""
-    rows, placed_rows = [], []
-    for ends, scores, outcome, ids in zip(rollout.step_ends, rollout.step_scores, rollout.outcome, rollout.response_ids):
-        use_steps = config.mode != "outcome" and scores
-        step_rewards = [config.step_coef * r for r in shape_step_scores(scores, config.step_score_form)] if use_steps else []
-        row = torch.zeros(width)
-        row[: len(ids)] = place_rewards(len(ids), ends if use_steps else [], step_rewards, outcome)
-        placed = torch.zeros(width)
-        placed[[*(ends if use_steps else []), len(ids) - 1]] = 1.0
-        rows.append(row)
-        placed_rows.append(placed)
-    return torch.stack(rows), torch.stack(placed_rows)
+    """(scores [2, B, C], placed [2, B, C]): the task's rewards on their tokens, as the scorers
+    gave them times their coefficients (kind 0: each step's reward at its end token, kind 1: the
+    outcome on the last token), and masks of where a reward was placed. The kinds are kept apart
+    because a truncated response's last step ends on the outcome's token, and process GRPO and
+    `--reward_whiten` count each reward as one entry; the per-token reward is `scores.sum(0)`."""
+    scores, placed = torch.zeros(2, len(rollout.response_ids), width), torch.zeros(2, len(rollout.response_ids), width)
+    rows = zip(rollout.step_ends, rollout.step_scores, rollout.outcome, rollout.response_ids)
+    for row, (ends, step_scores, outcome, ids) in enumerate(rows):
+        if config.mode != "outcome" and step_scores:
+            step_rewards = [config.step_coef * r for r in shape_step_scores(step_scores, config.step_score_form)]
+            scores[0, row, : len(ids)] = place_rewards(len(ids), ends, step_rewards, None)
+            placed[0, row, ends] = 1.0
+        scores[1, row, : len(ids)] = place_rewards(len(ids), [], [], outcome)
+        placed[1, row, len(ids) - 1] = 1.0
+    return scores, placed
 
 
 def rescaled_scores(scores: torch.Tensor, placed: torch.Tensor, config: PPOConfig) -> torch.Tensor:
-    """`--reward_whiten` (r / std over the batch's placed rewards) then `--reward_clip`: [B, C] -> [B, C].
-    Whitening's scale changes with the batch, so the logged reward is taken before this."""
+    """`--reward_whiten` (r / std over the batch's placed rewards) then `--reward_clip`, each
+    reward on its own: [2, B, C] -> [2, B, C] (`placed_scores`). Whitening's scale changes with
+    the batch, so the logged reward is taken before this."""
     if config.reward_whiten:
         scores = whiten(scores, placed, shift_mean=False)
     if config.reward_clip > 0:
@@ -440,20 +443,23 @@ def _check(config: PPOConfig, step_scorer) -> None:
         raise ValueError("dense mode needs a PRM: pass --prm PATH (or use --mode outcome)")
 
 
-def advantages_and_returns(rewards: torch.Tensor, placed: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
-                           config: PPOConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+def advantages_and_returns(rewards: torch.Tensor, scores: torch.Tensor, placed: torch.Tensor, values: torch.Tensor,
+                           mask: torch.Tensor, config: PPOConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Step 4 of an update: (advantages [B, C], returns [B, C] for the critic, None in group mode).
 
+    rewards [B, C]: the per-token rewards (`token_rewards`); scores, placed [2, B, C]: the task's
+    rewards by kind and where they were placed (`score_tensor`), which grpo_process normalises
+    one by one (in group mode the KL is a loss term, so the rewards are the scores' sum).
     dense/outcome: GAE on the per-token rewards with the critic's values, whitened over the
     batch. group: `group_advantage` over each prompt's `samples_per_prompt` samples, from the
-    rewards alone (`placed` [B, C] marks the reward tokens, for grpo_process), with no batch
-    whitening: a batch-wide shift would move a group whose samples all did equally well.
+    rewards alone, with no batch whitening: a batch-wide shift would move a group whose samples
+    all did equally well.
     """
     if config.mode != "group":
         advantages, returns = gae(rewards, values, mask, config.gamma, config.lam)
         return (whiten(advantages, mask) if config.whiten_advantages else advantages), returns
     if config.group_advantage == "grpo_process":
-        return process_group_advantages(rewards, placed, mask, config.samples_per_prompt), None
+        return process_group_advantages(scores * mask, placed, mask, config.samples_per_prompt), None
     baseline = "leave_one_out" if config.group_advantage == "rloo" else "mean"
     normalise_std = config.group_std or config.group_advantage == "grpo"
     return outcome_group_advantages(rewards, mask, config.samples_per_prompt, baseline, normalise_std), None
@@ -584,10 +590,11 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
             task_scores, placed = placed_scores(rollout, mask.shape[1], config)
             scores = rescaled_scores(task_scores, placed, config).to(accelerator.device)
             placed = placed.to(accelerator.device)
-            rewards = token_rewards(scores, old_logprobs, ref_logprobs, mask, kl_controller.value, config.kl_estimator)
+            rewards = token_rewards(scores.sum(0), old_logprobs, ref_logprobs, mask, kl_controller.value,
+                                    config.kl_estimator)
 
             # 4. advantages: GAE with the critic, or group baselines
-            advantages, returns = advantages_and_returns(rewards, placed, old_values, mask, config)
+            advantages, returns = advantages_and_returns(rewards, scores, placed, old_values, mask, config)
 
             # 5. clipped updates, at the lr of this update (a function of the update alone, so a
             # resumed run continues the same schedule)
@@ -611,7 +618,7 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
                 "update": update + 1,
                 # The task reward per response, before --reward_whiten (whose scale changes with
                 # every batch) and --reward_clip: one scale for the whole curve.
-                "reward": task_scores.sum(1).mean().item(),
+                "reward": task_scores.sum((0, 2)).mean().item(),
                 "train_accuracy": float(np.mean(rollout.correct)),
                 "kl": mean_kl,
                 "kl_k1": kl_per_response["k1"],
