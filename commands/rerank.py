@@ -136,7 +136,9 @@ def rerank_file(config: RerankConfig) -> dict[str, Any]:
     }
     low, high = metrics["candidates_min"], metrics["candidates_max"]
     markdown = [f"# Best-of-N reranking of `{config.input}`", "",
-                f"{len(records)} problems, {low if low == high else f'{low}–{high}'} candidates each.", ""]
+                f"{len(records)} problems, {low if low == high else f'{low}–{high}'} candidates each"
+                + (f"; {len(skipped)} skipped as too long for the reward models, left out of every method."
+                   if skipped else "."), ""]
     if has_reference:
         metrics["accuracy"] = accuracy
         ns = powers_of_two(metrics["candidates_min"]) if config.ns == "auto" else int_list(config.ns, "ns")

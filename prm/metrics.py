@@ -89,6 +89,9 @@ def calibration_table(probabilities: Sequence[float], labels: Sequence[float], b
     hard = _hard(labels)
     members: list[list[int]] = [[] for _ in range(bins)]
     for index, p in enumerate(probabilities):
+        if not 0.0 <= float(p) <= 1.0:
+            # int(p * bins) of a negative score indexes the list from its end: a wrong bin, silently.
+            raise ValueError(f"calibration needs probabilities in [0, 1], got {p} (score {index})")
         members[min(int(float(p) * bins), bins - 1)].append(index)
     rows = []
     for b, indices in enumerate(members):

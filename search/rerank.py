@@ -122,7 +122,8 @@ def group_answers(answers: Sequence[str | None]) -> list[int]:
     the first argument), or opens a new class. So class ids run 0, 1, ... in that canonical
     order, and an answer equivalent to two answers that are not equivalent to each other
     ("50%" to "0.5" and to "50") joins one of them instead of chaining them together. Two
-    different plain numbers are never compared: their values already differ.
+    different plain numbers are compared only when one is written with a decimal point: a
+    rounded decimal can equal another value ("0.3333" and "1/3"), two exact forms cannot.
     """
     keys = [None if answer is None or not answer.strip() else answer_key(answer) for answer in answers]
     counts = Counter(key for key in keys if key is not None)
@@ -147,7 +148,7 @@ def group_answers(answers: Sequence[str | None]) -> list[int]:
 
 def _keys_equivalent(first: tuple[str, Any], second: tuple[str, Any], text_of: dict[tuple[str, Any], str]) -> bool:
     """`first` sorts before `second` in the canonical order; equal keys never get here."""
-    if first[0] == second[0] == "number":
+    if first[0] == second[0] == "number" and "." not in text_of[first] + text_of[second]:
         return False
     return verifiers.answers_equivalent(text_of[first], text_of[second])
 
@@ -303,7 +304,8 @@ class Method:
 def parse_methods(text: str | Sequence[str]) -> list[Method]:
     """Methods from "majority,prm-min,orm" or a list of names."""
     names = text.split(",") if isinstance(text, str) else list(text)
-    return [Method.parse(name) for name in names if name.strip()]
+    # A method named twice is one method: results are keyed by name.
+    return list(dict.fromkeys(Method.parse(name) for name in names if name.strip()))
 
 
 def default_methods(scorer_names: Sequence[str], *, has_reference: bool = True) -> list[Method]:
@@ -558,7 +560,8 @@ def accuracy_curve(
     comparison). Accuracy for a seed = mean over problems of the fraction of subsets where
     the chosen candidate is correct. Pools need references; N larger than a pool is refused.
     """
-    methods = [Method.parse(m) if isinstance(m, str) else m for m in methods]
+    # Hits are summed per method name: a method listed twice would be counted twice.
+    methods = list(dict.fromkeys(Method.parse(m) if isinstance(m, str) else m for m in methods))
     if not pools:
         raise ValueError("no problems to evaluate")
     for index, pool in enumerate(pools):

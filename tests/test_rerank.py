@@ -328,3 +328,42 @@ def test_outcome_scores_read_the_steps_the_step_scores_read():
                       step_style="blank")
     assert [len(steps) for steps in pool.steps] == [2, 3]
     assert pool.outcome_scores["orm"] == [2.0, 3.0]
+
+
+def test_a_rounded_decimal_votes_with_the_value_it_rounds():
+    # answers_equivalent takes "0.3333" for 1/3 (a decimal of >= 4 places rounds the value), so
+    # the reference judges both right; grouping never compared two plain numbers and split
+    # their votes, so three "0.5" outvoted four answers of 1/3.
+    assert verifiers.answers_equivalent("1/3", "0.3333")
+    classes = group_answers(["1/3", "0.3333", "0.5", "\\frac{1}{3}"])
+    assert classes[0] == classes[1] == classes[3] != classes[2]
+    answers = ["0.5"] * 3 + ["1/3"] * 2 + ["0.3333"] * 2
+    pool = build_pool("q", [solution(f"s{i}", a) for i, a in enumerate(answers)], reference="1/3")
+    assert pool.correct[choose("majority", pool)]
+    assert group_answers(["3", "4", "12.5", "13"]) == [0, 1, 2, 3]  # distinct values stay apart
+
+
+def test_a_method_named_twice_is_counted_once():
+    # The curve summed each name's hits once per listing: "oracle,oracle" scored 2.0 at N = 2.
+    pool = build_pool("q", [solution("a", "7"), solution("b", "8")], reference="7")
+    assert parse_methods("majority, majority,oracle") == parse_methods("majority,oracle")
+    points = accuracy_curve([pool], ["oracle", "oracle", "majority"], [1, 2])
+    assert [(p.method, p.n) for p in points] == [("oracle", 1), ("majority", 1), ("oracle", 2), ("majority", 2)]
+    assert {p.n: p.accuracy_mean for p in points if p.method == "oracle"} == {1: 0.5, 2: 1.0}
+
+
+def test_rerank_report_names_the_problems_left_out_as_too_long(tmp_path, monkeypatch):
+    # metrics.md said "1 problems" and gave accuracies over them with no word of the skipped one.
+    import commands.rerank as command
+    from tasks.math.limits import TooLong
+
+    def build(prompt, *args, **kwargs):
+        if prompt == FIXTURE[0]["prompt"]:
+            raise TooLong(999, 64)
+        return build_pool(prompt, *args, **kwargs)
+
+    monkeypatch.setattr(command, "build_pool", build)
+    path = write_jsonl(tmp_path / "cands.jsonl", FIXTURE)
+    metrics = rerank_file(RerankConfig(input=str(path), output_dir=str(tmp_path / "out"), seeds="0"))
+    assert metrics["problems"] == 1 and metrics["skipped"] == 1
+    assert "1 skipped as too long" in (tmp_path / "out" / "metrics.md").read_text()
