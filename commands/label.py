@@ -34,6 +34,8 @@ from verifiers.labelling import MODES, LabelStats, label_many
 
 FORMATS = ("auto", "steps", "candidates")
 # Options that do not change the labels (a run may be resumed with other values of these).
+# `device` as given is left out ("" and "cuda:0" may be the same run); with a policy, the
+# fingerprint holds the device type the rollouts sample on.
 NOT_IN_FINGERPRINT = ("output", "resume", "overwrite_output", "device", "trust_remote_code")
 
 
@@ -55,7 +57,7 @@ class LabelConfig:
     step_style: str = field(default="auto", metadata={"help": "How candidate solutions split into steps (split_steps styles)"})
     device: str = field(default="", metadata={"help": "Torch device of the policy: cpu, cuda, cuda:1, ...; empty: cuda if available, else cpu"})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the hub"})
-    resume: str | None = field(default=None, metadata={"help": "'latest': keep the lines already in --output and label only the rest; refused when --output was made from another input or settings"})
+    resume: str | None = field(default=None, metadata={"help": "'latest': keep the lines already in --output and label only the rest; refused when --output was made from another input or settings, or with a policy on another device type"})
     overwrite_output: bool = field(default=False, metadata={"help": "Replace an existing --output (without it, or --resume latest, an existing output is refused)"})
 
 
@@ -170,6 +172,12 @@ def label_file(config: LabelConfig) -> dict:
         raise ValueError(f"prm label --resume takes 'latest' (continue --output), got {config.resume!r}")
     check_output_file(output, overwrite=config.overwrite_output, resuming=bool(resume))
     fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("input",))
+    if config.policy:
+        import torch
+
+        # The rollouts' generator lives on the policy's device, and CPU and CUDA draw other
+        # streams from one seed: a run resumed on another device type would mix two runs' labels.
+        fingerprint["device"] = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu")).type
     resuming, done = bool(resume) and output.exists(), 0
     if resuming:
         # Checked before the policy loads (a fast refusal); the output is changed only after it did.

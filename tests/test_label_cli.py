@@ -105,6 +105,16 @@ def test_rollouts_through_a_saved_tiny_policy_and_resume(tmp_path):
     assert resumed["solutions"] == 1
     assert [r["line"] for r in read_jsonl(tmp_path / "out.jsonl")] == [1, 2, 3]
 
+    # Rollouts on another device type draw another random stream: as if lines 1-2 came from a
+    # GPU, going on here would put a second run's labels after the first's, so it is refused.
+    record = tmp_path / "out.jsonl.run.json"
+    assert json.loads(record.read_text())["device"] == "cpu"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "device": "cuda"}))
+    kept = (tmp_path / "out.jsonl").read_text()
+    with pytest.raises(ValueError, match="device: earlier output 'cuda', now 'cpu'"):
+        label_file(LabelConfig(**{**config.__dict__, "resume": True}))
+    assert (tmp_path / "out.jsonl").read_text() == kept
+
 
 def test_consensus_statistics_count_exactly_the_written_labels(tmp_path, monkeypatch):
     from generation.policy import HFPolicy
