@@ -205,7 +205,47 @@ def _side_values(node: Node, toks: list[Token], limits: Limits, deadline: Deadli
         change = _percent_change(toks, limits, deadline)
         if change is not None:
             values.append(change)
+    names = {t[1] for t in toks if t[0] == "fn"}
+    if "log" in names:
+        # log without a base is ln to a mathematician, log10 in school ("log 100 = 2").
+        values.append(_value(_rewrite(node, _common_log), limits, deadline))
+    degrees = any(t[0] == "op" and t[1] == "°" for t in toks)
+    if names & _TRIGONOMETRY:
+        # "sin 30 = 1/2" is in degrees as often as not; "sin 30°" only ever is (the parser drops
+        # the degree sign, so its radian reading is no reading at all).
+        in_degrees = _value(_rewrite(node, _trigonometry_in_degrees), limits, deadline)
+        values = [in_degrees] if degrees else [*values, in_degrees]
+    elif degrees:
+        values.append(values[0] * cmath.pi / 180)  # "30° = π/6"
     return values
+
+
+_TRIGONOMETRY = frozenset(["sin", "cos", "tan", "cot", "sec", "csc", "arcsin", "arccos", "arctan"])
+
+
+def _rewrite(node: Node, replace) -> Node:
+    """`node` with every subtree for which replace(subtree) is not None replaced by it."""
+    new = replace(node)
+    if new is not None:
+        return new
+    return tuple(_rewrite(c, replace) if isinstance(c, tuple) else
+                 [(k, _rewrite(v, replace)) for k, v in c] if isinstance(c, list) else c for c in node)
+
+
+def _common_log(node: Node) -> Node | None:
+    if node[0] == "fn" and node[1] == "log":
+        return ("mul", [(True, ("fn", "log", _rewrite(node[2], _common_log))),
+                        (False, ("fn", "log", ("num", Fraction(10))))])
+    return None
+
+
+def _trigonometry_in_degrees(node: Node) -> Node | None:
+    if node[0] != "fn" or node[1] not in _TRIGONOMETRY:
+        return None
+    argument = _rewrite(node[2], _trigonometry_in_degrees)
+    if node[1].startswith("arc"):
+        return ("mul", [(True, ("fn", node[1], argument)), (True, ("num", Fraction(180))), (False, ("const", "pi"))])
+    return ("fn", node[1], ("mul", [(True, argument), (True, ("const", "pi")), (False, ("num", Fraction(180)))]))
 
 
 def _percent_change(toks: list[Token], limits: Limits, deadline: Deadline) -> Fraction | complex | None:
@@ -233,7 +273,7 @@ def _compare_readings(left_values, right_values, left_toks, right_toks, approx: 
             ok, why = compare_sides(lv, rv, left_toks, right_toks, approx)
             if ok:
                 if len(left_values) + len(right_values) > 2:
-                    why += " (under one reading of an ambiguous a/ b/c)"
+                    why += " (under one reading of an ambiguous notation)"
                 return True, why
     return False, why
 
@@ -307,8 +347,9 @@ def _larger(a: Fraction | complex, b: Fraction | complex) -> bool:
 
 
 def compare_sides(left: Fraction | complex, right: Fraction | complex, left_toks: list[Token],
-                  right_toks: list[Token], approx: bool = False) -> tuple[bool, str]:
-    """Apply the rounding policy (module docstring) to two evaluated sides."""
+                  right_toks: list[Token], approx: bool = False, percent_labels: bool = True) -> tuple[bool, str]:
+    """Apply the rounding policy (module docstring) to two evaluated sides; percent_labels=False
+    leaves out the reading of % as a unit label."""
     if isinstance(left, Fraction) and isinstance(right, Fraction):
         if left == right:
             return True, "exact"
@@ -327,7 +368,7 @@ def compare_sides(left: Fraction | complex, right: Fraction | complex, left_toks
         if _close(other, shown, ulp, strict=True) and _larger(other, shown):
             return True, "equal after truncating to the shown decimals"
     left_percent, right_percent = (any(t[1] == "%" for t in toks) for toks in (left_toks, right_toks))
-    if left_percent != right_percent and not _percent_of_a_quantity(left_toks) \
+    if percent_labels and left_percent != right_percent and not _percent_of_a_quantity(left_toks) \
             and not _percent_of_a_quantity(right_toks) \
             and (abs(complex(right if left_percent else left)) >= 1
                  or _hundred_factor(left_toks) or _hundred_factor(right_toks)):
@@ -335,11 +376,14 @@ def compare_sides(left: Fraction | complex, right: Fraction | complex, left_toks
         # Not when a percentage is taken of a quantity ("10% of 50 = 500" is false), nor when
         # both sides carry % ("75% = 0.75%"), nor for a side below 1 shown as a percentage of
         # itself with no factor 100 anywhere ("1/4 = 0.25%": the classic slip).
+        # A side scaled by 100 keeps its shown decimals only if its % was dropped with it
+        # ("1/3 * 100 = 33.33%" is 33.33 to two decimals); an unscaled side keeps its own.
         hundred = Fraction(100)
-        plain_left = [t for t in left_toks if t[1] != "%"]
-        plain_right = [t for t in right_toks if t[1] != "%"]
-        for a, b in ((left * hundred, right), (left, right * hundred)):
-            ok, why = compare_sides(a, b, plain_left if a is left else [], plain_right if b is right else [], approx)
+        plain_left = [t for t in left_toks if t[1] != "%"] if left_percent else []
+        plain_right = [t for t in right_toks if t[1] != "%"] if right_percent else []
+        for a, b, a_toks, b_toks in ((left * hundred, right, plain_left, right_toks),
+                                     (left, right * hundred, left_toks, plain_right)):
+            ok, why = compare_sides(a, b, a_toks, b_toks, approx, percent_labels=False)
             if ok:
                 return True, why + " (reading % as a unit label)"
     if approx:
@@ -429,12 +473,28 @@ def _valid_start(toks: list[Token], i: int) -> bool:
     return False
 
 
+# LaTeX commands after which a new expression starts ("x = 2 \\Rightarrow 3 + 4 = 7"); after any
+# other unknown command ("\\bmod", "\\pm", "\\overline") the left side is only part of one.
+_CONNECTIVE_COMMANDS = frozenset(
+    "therefore because Rightarrow rightarrow Longrightarrow longrightarrow implies impliedby iff Leftrightarrow "
+    "Longleftrightarrow to mapsto item newline hline quad qquad colon".split()
+)
+
+
 def _truncated(toks: list[Token], start: int) -> bool:
     """Is the left side we found only the end of a longer quantity? An arithmetic operator
     behind a few unit words ("9 cups + drank 1 cup = ...") or, behind a prose word, at most two
     tokens back after an operand ("$25 + her original $98 = $123", "6 sets x every 2 hours =
     12 hours"; a hyphen, `12-pound`, is part of a word), or an operator word right before it
-    ("3 x the height of 12 inches = 36", "90 bulbs at $.50 = $45")."""
+    ("3 x the height of 12 inches = 36", "90 bulbs at $.50 = $45"), or a LaTeX command that is
+    not a connective ("7 \\bmod 3 = 1", "\\overline{3}") or a decimal point ("0.(3)") right before it."""
+    if start > 0 and toks[start - 1][0] == "other":
+        value = toks[start - 1][1]
+        if value.startswith("\\") and value[1:].isalpha() and value[1:] not in _CONNECTIVE_COMMANDS:
+            return True
+        if value == "." and start > 1 and toks[start - 2][0] == "num" and not toks[start - 1][2] \
+                and not toks[start][2]:
+            return True
     if start > 0 and (toks[start - 1][0] == "word" and (
             toks[start - 1][1] in _OPERATOR_WORDS or toks[start - 1][1] in _TRUNCATING_WORDS)
             or toks[start - 1][1] == "@"):  # "5 @ $2 = $10": @ is "at"
@@ -491,8 +551,7 @@ def _left_starts(toks: list[Token], eq: int) -> list[int]:
         kind, value, _ = toks[i]
         if kind == "other" or (kind == "op" and value in _STOP_OPS):
             break
-        if kind == "word" and value == "and" and i > 0 and toks[i - 1][0] == "num" and i + 2 < eq \
-                and toks[i + 1][0] in ("num", "cur") and (toks[i + 2][1] == "/" or toks[i + 3][1] == "/"):
+        if _joins_mixed_number(toks, i, eq):
             i -= 1  # "1 and 1/4": a mixed number
             continue
         if kind == "word" and (len(value) > 1 or value in _PROSE_LETTERS) and value not in _OPERATOR_WORDS:
@@ -513,6 +572,35 @@ def _left_starts(toks: list[Token], eq: int) -> list[int]:
         i -= 1
     starts.reverse()
     return starts
+
+
+def _joins_mixed_number(toks: list[Token], i: int, eq: int) -> bool:
+    """Is toks[i] the "and" of a mixed number ("1 and 1/4") in a left side ending before toks[eq]?"""
+    kind, value, _ = toks[i]
+    return kind == "word" and value == "and" and i > 0 and toks[i - 1][0] == "num" and i + 2 < eq \
+        and toks[i + 1][0] in ("num", "cur") and (toks[i + 2][1] == "/" or i + 3 < len(toks) and toks[i + 3][1] == "/")
+
+
+def _mixed_number_and(toks: list[Token], eq: int) -> int | None:
+    """The "and" that `_left_starts` reads as part of a mixed number in the left side of toks[eq]."""
+    for i in range(eq - 1, max(0, eq - _MAX_LEFT_TOKENS) - 1, -1):
+        kind, value, _ = toks[i]
+        if kind == "other" or (kind == "op" and value in _STOP_OPS):
+            return None
+        if _joins_mixed_number(toks, i, eq):
+            return i
+    return None
+
+
+def _mixed_number_and_after(toks: list[Token], eq: int) -> int | None:
+    """The first "and" of a mixed number ("= 5 and 2/5") on the right side of toks[eq]."""
+    for i in range(eq + 1, min(len(toks), eq + 1 + _MAX_LEFT_TOKENS)):
+        kind, value, _ = toks[i]
+        if kind == "other" or (kind == "op" and (value in _STOP_OPS or value in _CLAIM_RELATIONS)):
+            return None
+        if _joins_mixed_number(toks, i, len(toks)):
+            return i
+    return None
 
 
 def _claim_text(toks: list[Token]) -> str:
@@ -558,7 +646,8 @@ def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadli
                     approx_context: bool) -> Claim | None:
     """The claim around the relation token toks[eq], or None when there is none. A spaced
     parenthesis after a number of the right side is a product or a note ("= 36 (3 packs)",
-    "= 64 (2)"): the claim is false only when it is false both ways."""
+    "= 64 (2)"), and an "and" before a fraction a mixed number or a clause break ("5 * 2 = 10 and
+    1/2 of 10 = 5"): the claim is false only when it is false both ways."""
     claim = _check_relation_of(toks, eq, limits, deadline, approx_context)
     if claim is not None and claim.ok is False:
         note = _note_after_result(toks, eq)
@@ -566,6 +655,14 @@ def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadli
             without = _check_relation_of(toks[:note], eq, limits, deadline, approx_context)
             if without is not None and without.ok is not False:
                 return without
+        # "5 * 2 = 10 and 1/2 of 10 = 5": the "and" may join two clauses, not a mixed number.
+        before, after = _mixed_number_and(toks, eq), _mixed_number_and_after(toks, eq)
+        for joined in (j for j in (before, after) if j is not None):
+            split = [*toks[:joined], ("other", ";", True), *toks[joined + 1:]]
+            other = _check_relation_of(split, eq, limits, deadline, approx_context)
+            if other is None or other.ok is not False:
+                return Claim(claim.source, claim.text, None, "false as a mixed number 'N and a/b', "
+                                                             "not as two clauses: not checked")
     return claim
 
 
