@@ -436,11 +436,12 @@ class HFPolicy:
             return logits.argmax(dim=-1)
         probs = torch.softmax(logits / temperature, dim=-1)
         if self.top_p < 1.0:
-            sorted_probs, order = probs.sort(dim=-1, descending=True)
-            # Keep the smallest set of tokens whose mass reaches top_p (the first always kept).
-            outside = sorted_probs.cumsum(dim=-1) - sorted_probs >= self.top_p
-            sorted_probs = sorted_probs.masked_fill(outside, 0.0)
-            probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+            sorted_probs, _ = probs.sort(dim=-1, descending=True)
+            # Keep the smallest set of tokens whose mass reaches top_p (the first always kept), and
+            # every token as likely as the last one kept: the sort orders a tie arbitrarily, so
+            # cutting inside it would favour some tokens over others of the same probability.
+            n_kept = (sorted_probs.cumsum(dim=-1) - sorted_probs < self.top_p).sum(dim=-1, keepdim=True)
+            probs = probs.masked_fill(probs < sorted_probs.gather(-1, n_kept - 1), 0.0)
         return torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
 
     def _ends_step(self, ids: list[int]) -> bool:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from generation.loading import build_policy, load_policy
-from generation.policy import render_prompt
+from generation.policy import prompt_ids
 from prm.outputs import OutputOptions, finish_run, trackers_of
 from prm.recipe import (
     MODEL_FILES,
@@ -133,14 +133,14 @@ def sft_example(tokenizer, problem: Problem, max_length: int) -> tuple[list[int]
     Prompt and solution are tokenized separately, as generation sees them (the policy
     continues the prompt's ids).
     """
-    # As the samplers render it (`HFPolicy`'s default): through the chat template when the
-    # tokenizer has one, so that PPO, search and labelling sample the prompt trained here.
-    prompt = render_prompt(tokenizer, policy_prompt(problem.question), bool(getattr(tokenizer, "chat_template", None)))
-    prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids
+    # The ids the samplers read (`HFPolicy`'s default): through the chat template when the
+    # tokenizer has one, a plain prompt with the tokenizer's BOS, so that PPO, search and
+    # labelling sample the prompt trained here.
+    prompt = prompt_ids(tokenizer, policy_prompt(problem.question), bool(getattr(tokenizer, "chat_template", None)))
     solution_ids = tokenizer(format_solution(list(problem.steps)), add_special_tokens=False).input_ids
     solution_ids = solution_ids + [tokenizer.eos_token_id]
-    input_ids = (prompt_ids + solution_ids)[:max_length]
-    labels = ([-100] * len(prompt_ids) + solution_ids)[:max_length]
+    input_ids = (prompt + solution_ids)[:max_length]
+    labels = ([-100] * len(prompt) + solution_ids)[:max_length]
     return input_ids, labels
 
 

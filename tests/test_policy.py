@@ -351,3 +351,35 @@ def test_whole_solutions_stop_at_the_position_limit(tokenizer, kind):
     with pytest.raises(TooLong):
         policy.expand([PolicyState(token_ids=child.state.token_ids + [5], text=long)], 1)
     assert model.max_position < limit
+
+
+class FixedLM(torch.nn.Module):
+    """A tiny model whose next-token distribution is always `probs` (token id -> probability)."""
+
+    def __init__(self, model, probs: dict[int, float]):
+        super().__init__()
+        self.inner = model
+        self.logits = torch.full((model.config.vocab_size,), -1e4)
+        for token, p in probs.items():
+            self.logits[token] = float(torch.tensor(p).log())
+
+    def forward(self, **kwargs):
+        output = self.inner(**kwargs)
+        output.logits = self.logits.expand_as(output.logits).clone()
+        return output
+
+
+def test_top_p_treats_tokens_of_equal_probability_alike(tokenizer):
+    # A dominant token and four tied ones: top_p 0.5 is reached inside the tie, and which of the
+    # tied tokens made the cut depended on the sort's order (bf16 logits tie often). All four are
+    # kept, each as likely as the others.
+    tied, dominant = [10, 11, 12, 13], 14
+    model = FixedLM(build_tiny_causal_lm(tokenizer, "tiny", seed=0), {dominant: 0.4, **{t: 0.15 for t in tied}})
+    policy = make_policy(model, tokenizer, top_p=0.5, max_new_tokens=1, seed=0)
+    (group,) = policy.expand(policy.start(prefixes()[:1]), 4000, until_step_end=False, keep_cache=False)
+    counts = torch.bincount(torch.tensor([child.token_ids[0] for child in group]), minlength=15)
+    assert counts.sum() == counts[[dominant, *tied]].sum()
+    # Kept mass 1.0: the dominant token 0.4, each tied one 0.15 (binomial sd about 23 of 4000).
+    assert abs(int(counts[dominant]) - 1600) < 120
+    for token in tied:
+        assert abs(int(counts[token]) - 600) < 100, counts[tied].tolist()

@@ -69,6 +69,25 @@ def test_the_prompt_is_trained_as_the_samplers_render_it():
     assert labels[n_prompt] != -100
 
 
+@pytest.mark.parametrize("chat", [False, True])
+def test_the_prompt_is_trained_with_the_samplers_special_tokens(chat):
+    # A tokenizer that adds a BOS (Llama, Mistral): the sampler reads a plain prompt with its BOS,
+    # so SFT must train it so; a chat template writes its own BOS and gets no second one.
+    from generation.policy import HFPolicy
+    from generation.tiny import build_tiny_causal_lm
+    from test_vllm_policy import LLAMA3, bos_tokenizer
+
+    tokenizer = bos_tokenizer(LLAMA3 if chat else None)
+    problem = Problem(id="a", question="What is 2 + 3?", answer="5", steps=("2 + 3 = 5", "The answer is 5"))
+    ids, labels = sft_example(tokenizer, problem, max_length=256)
+    sampler = HFPolicy(build_tiny_causal_lm(tokenizer, size="tiny", seed=0), tokenizer)
+    (state,) = sampler.start([policy_prompt(problem.question)])
+    n_prompt = len(state.token_ids)
+    assert ids[:n_prompt] == list(state.token_ids) and labels[:n_prompt] == [-100] * n_prompt
+    assert ids.count(tokenizer.bos_token_id) == 1
+    assert labels[n_prompt:] == ids[n_prompt:] and ids[-1] == tokenizer.eos_token_id
+
+
 def _interrupt_at(monkeypatch, step):
     """Send SIGINT to this process when the run draws the batch of `step` (0-based), as Ctrl-C would."""
     import signal
