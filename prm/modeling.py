@@ -447,7 +447,14 @@ class RewardModel(nn.Module):
                 raise ValueError("likelihood features need a tokenizer to find the separator's token id")
             from prm.encoding import separator_ids
 
-            settings.separator_token_id = separator_ids(tokenizer, settings.separator)[-1]
+            ids = separator_ids(tokenizer, settings.separator)
+            if ids[-1] in ids[:-1]:
+                # Every copy of that token ends a step (`step_likelihood_features`): the separator's
+                # last copy would be a step of its own, and every step's features 0 and 0.
+                raise ValueError(f"likelihood features need a separator whose last token occurs in it once; "
+                                 f"the tokenizer gives {settings.separator!r} as {ids} (add it as one token: "
+                                 "--add_separator_token)")
+            settings.separator_token_id = ids[-1]
         text_config = backbone.config.get_text_config()
         if tokenizer is not None and getattr(text_config, "pad_token_id", None) is None:
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -366,7 +366,9 @@ class RewardScorer:
             new = row.ids[row.reuse:]
             input_ids[i, : len(new)] = torch.tensor(new, dtype=torch.long)
             attention_mask[i, past - row.reuse: past + len(new)] = 1
-            position_ids[i] = torch.arange(row.reuse, row.reuse + width)
+            # Pads stay at position 0: counting on past a row's end could leave a model's
+            # position table (a long cached prefix beside a long continuation).
+            position_ids[i, : len(new)] = torch.arange(row.reuse, row.reuse + len(new))
             self.forward_tokens += len(new)
         cache = self._batch_cache(rows, past) if past > 0 else None
         use_cache = keep_cache or cache is not None

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from prm.collate import collate_features
+from prm.encoding import encode_steps
 from prm.modeling import RewardModel, RewardSettings, digit_token_ids, step_likelihood_features
 from generation.tiny import build_tiny_causal_lm, train_tokenizer
 from prm.train import TrainConfig, encode_records, model_inputs, train
@@ -215,3 +216,25 @@ def test_the_outcome_likelihood_head_is_not_a_trained_parameter():
                                   model, torch.device("cpu"))
     assert not head.requires_grad
     assert all(p is not head for group in optimizer.param_groups for p in group["params"])
+
+
+def test_a_separator_that_repeats_its_end_token_is_refused():
+    """Steps end at every copy of the separator's last token: with "\\n\\n" as two "\\n" tokens
+    the second one alone would be a step, and every step's features would be 0 and 0."""
+    records = toy_records(10, 3, solutions_per_prompt=1)
+    tokenizer = train_tokenizer([r["prompt"] for r in records] + [s for r in records for s in r["completions"]],
+                                vocab_size=300)
+    ids = tokenizer.encode("\n\n", add_special_tokens=False)
+    assert len(ids) == 2 and ids[0] == ids[1]
+    backbone = build_tiny_causal_lm(tokenizer)
+    with pytest.raises(ValueError, match="separator"):
+        RewardModel.from_backbone(backbone, RewardSettings(separator="\n\n", likelihood_features=True),
+                                  tokenizer=tokenizer)
+    tokenizer.add_tokens(["\n\n"], special_tokens=True)  # --add_separator_token: one token, accepted
+    backbone.resize_token_embeddings(len(tokenizer))
+    model = RewardModel.from_backbone(backbone, RewardSettings(separator="\n\n", likelihood_features=True),
+                                      tokenizer=tokenizer)
+    encoded = encode_steps(tokenizer, "Problem: add", ["1 + 2 = 3", "3 + 4 = 7"], model.settings)
+    with torch.no_grad():
+        features = model(torch.tensor([encoded.input_ids])).step_features[0, encoded.step_ends]
+    assert (features != 0).all()

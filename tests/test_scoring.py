@@ -251,3 +251,28 @@ def test_an_unknown_keyword_of_load_is_named_as_unexpected():
 
     with pytest.raises(TypeError, match=r"unexpected keyword arguments \['nosuch'\]"):
         prm.load(str(Path(prm.__file__).resolve().parent / "assets" / "demo" / "reward"), nosuch=1)
+
+
+def test_extend_with_unequal_caches_fits_a_backbone_with_absolute_positions(tokenizer):
+    """Rows of one batch keep their own positions: a short continuation of a long cached prefix
+    beside a long continuation of a short one must not give the padding positions past the
+    model's table (GPT-2 style position embeddings raise, or assert on a GPU)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    prompt_ids = len(encode_steps(tokenizer, PROMPT, [], RewardSettings()).input_ids)
+    long_step = "3 + 4 = 7 and 4 + 3 = 7 and so 7 - 2 = 5"
+    lengths = [len(encode_steps(tokenizer, PROMPT, steps, RewardSettings()).input_ids)
+               for steps in (["3 + 4 = 7"], ["3 + 4 = 7", "7 - 2 = 5"], [long_step])]
+    limit = max(lengths[1], lengths[2]) + 1
+    assert lengths[0] + lengths[2] - prompt_ids > limit  # what the padded rows reached before
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=limit, n_embd=32, n_layer=2, n_head=2,
+                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+                        pad_token_id=tokenizer.pad_token_id)
+    model = RewardModel.from_backbone(GPT2LMHeadModel(config), RewardSettings(), tokenizer=tokenizer)
+    scorer = RewardScorer(model.eval(), tokenizer)
+    root = scorer.start(PROMPT)
+    _, (first,) = scorer.extend([root], ["3 + 4 = 7"])
+    scores, _ = scorer.extend([first, root], ["7 - 2 = 5", long_step])
+    assert scores[0] == pytest.approx(scorer.score_steps(PROMPT, ["3 + 4 = 7", "7 - 2 = 5"])[1], abs=1e-5)
+    assert scores[1] == pytest.approx(scorer.score_steps(PROMPT, [long_step])[0], abs=1e-5)
