@@ -106,6 +106,24 @@ def test_hard_and_soft_rollouts_follow_math_shepherd_in_one_batched_call():
     ]
 
 
+def test_a_rollout_is_judged_as_the_whole_solution_it_completes():
+    """Evaluation judges a whole solution (`verifiers.is_correct` on its text); a rollout is
+    the prefix's steps plus the continuation, and a continuation that adds no answer of its
+    own (the policy stopped) reaches what the solution so far states."""
+    problem = Problem(id="p2", question="Tom has 3 apples and buys 4 more. How many apples?", answer="7")
+    steps = ["So Tom has 7 apples now.", "The answer is 7"]
+    assert verifiers.check_step(steps[0]) is None
+
+    class StopsAtOnce:
+        def complete(self, prefixes, n, *, until_step_end=False):
+            return [["He is done."] * n for _ in prefixes]
+
+    result = label_steps(problem, steps, policy=StopsAtOnce(), n_rollouts=2, mode="soft")
+    whole = format_solution(steps[:1]) + "He is done."
+    assert verifiers.is_correct(problem.answer, whole)
+    assert result.details[0].rollout_hits == 2 and result.labels[0] == 1.0
+
+
 def test_a_step_no_rollout_saves_does_not_make_later_steps_wrong():
     """Rollout labels are per-step Monte Carlo estimates, as in Math-Shepherd: 0 hits in n
     rollouts is an estimate (the policy may just be weak), not a proven error, so the steps

@@ -216,3 +216,10 @@ def test_custom_config_and_validation():
         SyntheticConfig(operations=("^",))
     with pytest.raises(ValueError):
         generate_problems(1, "impossible")
+
+
+def test_a_config_whose_stories_cannot_be_drawn_is_refused_not_looped_on():
+    # From every start, "*"-only events leave 1..10 within two steps: three can never be drawn.
+    config = SyntheticConfig(operations=("*",), min_steps=3, max_steps=3, max_value=10)
+    with pytest.raises(ValueError, match="steps"):
+        generate_problems(1, config, seed=0)

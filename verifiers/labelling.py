@@ -12,7 +12,8 @@ the source that decided it:
   (`verifiers.extract_answer`) is `verifiers.answers_equivalent` to the reference.
 - ``"rollout"``: a step with nothing checkable is estimated as Math-Shepherd does. The
   policy continues the solution from ``policy_prompt(question) + format_solution(steps[:i+1])``
-  ``n_rollouts`` times; mode "hard" labels the step right iff ANY rollout reaches the
+  ``n_rollouts`` times; mode "hard" labels the step right iff ANY rollout (those steps and
+  the continuation, judged by `verifiers.is_correct` as a whole solution is) reaches the
   reference answer, mode "soft" labels it with the FRACTION that do. Each step's estimate
   is its own.
 - ``"outcome"``: without a policy, an unverifiable step takes the label of the whole
@@ -283,7 +284,12 @@ def label_many(
                 f"{len(prefixes)} prefixes x {n_rollouts}; expected {n_rollouts} for each prefix"
             )
         for (plan, index), samples in zip(owners, completions):
-            plan.details[index].rollout_hits = sum(verifiers.is_correct(plan.reference, text) for text in samples)
+            # Judged as evaluation judges a whole solution: a continuation that adds no answer of
+            # its own (the policy stopped) reaches what the steps so far state.
+            solution = format_solution(plan.steps[: index + 1])
+            plan.details[index].rollout_hits = sum(
+                verifiers.is_correct(plan.reference, solution + text) for text in samples
+            )
             plan.details[index].rollout_total = len(samples)
     return [_finish(plan, mode) for plan in plans]
 

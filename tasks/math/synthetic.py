@@ -65,6 +65,8 @@ _PHRASES: dict[str, tuple[str, ...]] = {
     "/": ("splits them into {k} equal piles and keeps one", "keeps one of {k} equal shares", "divides them by {k}"),
 }
 _TEMPLATE_COUNT = 3
+# Story redraws before a config is declared unable to make its stories (the presets never come near it).
+_STORY_DRAWS = 10_000
 _CHARACTERS: tuple[tuple[str, str, str], ...] = (
     # (name, pronoun, item): tiny draws from the first four
     ("Tom", "he", "apples"),
@@ -225,7 +227,7 @@ def generate_problems(n: int, preset: str | SyntheticConfig = "tiny", seed: int 
 def _arithmetic_problem(config: SyntheticConfig, rng: random.Random) -> tuple[str, dict[str, Any]]:
     name, pronoun, item = _CHARACTERS[rng.randrange(config.characters)]
     n_events = rng.randint(config.min_steps, config.max_steps)
-    while True:  # redraw in the rare case the amount reaches a value no operation can leave
+    for _ in range(_STORY_DRAWS):  # redraw in the rare case the amount reaches a value no operation can leave
         # at least 2, so that the story never starts with "1 apples"
         start = value = rng.randint(max(config.min_operand, 2), max(config.max_operand, 2))
         events = []
@@ -240,6 +242,9 @@ def _arithmetic_problem(config: SyntheticConfig, rng: random.Random) -> tuple[st
             value = int(_SYMBOL_APPLY[op](value, operand))
         if len(events) == n_events:
             break
+    else:
+        raise ValueError(f"{config} cannot make a story of {n_events} steps: every draw reached an amount "
+                         "no operation can leave within 1..max_value")
     meta = {"name": name, "pronoun": pronoun, "item": item, "start": start, "events": events}
     sentences = [f"{name} has {start} {item}."]
     sentences += [f"{pronoun.capitalize()} {_phrase(op, k, t)}." for op, k, t in events]
