@@ -10,7 +10,8 @@ variants, each adding one thing:
     +likelihood  --likelihood_features (the model's own step log-probabilities feed the step logit)
     +first_wrong --first_wrong_only (no labels after a solution's first wrong step)
 
-Evaluation on --eval_problems problems of seed 99991 (never trained on): for each error kind, the
+Evaluation on --eval_problems problems of seed 99991 whose questions are not training questions
+(the generator repeats questions: about a quarter of seed 99991's are seed 0's): for each error kind, the
 AUC of the first wrong step of a corrupted solution against every step of the reference
 solutions, and the mean score of correct steps per position (a PRM that learned the position of a
 step, not its truth, scores later correct steps lower).
@@ -51,7 +52,7 @@ class AblationConfig:
     problems: int = field(default=7967, metadata={"help": "training problems (each: reference + corruptions)"})
     corruptions: int = field(default=3, metadata={"help": "corrupted solutions per training problem"})
     steps: int = field(default=1000, metadata={"help": "reward-model training steps per variant"})
-    eval_problems: int = field(default=400, metadata={"help": "held-out problems (seed 99991)"})
+    eval_problems: int = field(default=400, metadata={"help": "held-out problems (seed 99991, no training question)"})
     variants: str = field(default=",".join(VARIANTS), metadata={"help": "comma-separated subset of the variants"})
     policy: str = field(default="", metadata={"help": "backbone to start from (default: the demo's shipped policy)"})
 
@@ -74,15 +75,29 @@ def write_data(path: Path, n: int, corruptions: int) -> None:
                                          "labels": labels}) + "\n")
 
 
-def evaluate(model_dir: Path, n: int) -> dict:
+def evaluation_problems(n: int, n_training: int) -> list:
+    """The first `n` distinct problems of seed 99991 whose question is none of the `n_training`
+    training problems' (seed 0)."""
+    from commands.demo import unseen_problems
+    from tasks.math.synthetic import generate_problems
+
+    taken = {p.question for p in generate_problems(n_training, "tiny", seed=0)}
+    count = n
+    while True:  # draw more until n are left: a larger draw keeps the smaller one's problems first
+        problems = unseen_problems(count, "tiny", 99991, taken)
+        if len(problems) >= n:
+            return problems[:n]
+        count *= 2
+
+
+def evaluate(model_dir: Path, problems: list) -> dict:
     import numpy as np
 
     import prm
     from prm.metrics import step_auc
-    from tasks.math.synthetic import corrupt, generate_problems
+    from tasks.math.synthetic import corrupt
 
     scorer = prm.load(str(model_dir))
-    problems = generate_problems(n, "tiny", seed=99991)
     correct = scorer.score_steps_batch([p.question for p in problems], [list(p.steps) for p in problems])
     flat = [x for row in correct for x in row]
     by_position: dict[int, list[float]] = {}
@@ -117,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not data.exists():
         write_data(data, config.problems, config.corruptions)
     policy = config.policy or str(Path(__file__).resolve().parents[1] / "prm" / "assets" / "demo" / "policy")
+    problems = evaluation_problems(config.eval_problems, config.problems)
     results = {}
     for name in [v.strip() for v in config.variants.split(",") if v.strip()]:
         out = root / name.strip("+")
@@ -124,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
             train(TrainConfig(data=str(data), model=policy, output_dir=str(out), objective="prm", batch_size=32,
                               max_steps=config.steps, lr=1e-3, eval_every=0, seed=0, overwrite_output_dir=True,
                               **VARIANTS[name]))
-        results[name] = evaluate(out, config.eval_problems)
+        results[name] = evaluate(out, problems)
     (root / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print("| variant | " + " | ".join(KINDS) + " | correct-step mean by position |")
     print("|---|" + "---|" * (len(KINDS) + 1))
