@@ -81,3 +81,17 @@ def test_a_degree_solution_is_not_labelled_wrong():
 @pytest.mark.parametrize("step", ["3 + 4 = 8 and 2 5", "3 + 4 = 8 and 2"])
 def test_a_false_claim_before_and_at_the_end_of_a_step_stays_false(step):
     assert check_step(step) is False
+
+
+@pytest.mark.parametrize("step", ["3 * 4 = 12 * 2 = 24", "4 + 4 = 8 + 2 = 10", "He pays $5 * 3 = $15 + $2 = $17.",
+                                  "So 20 - 5 = 15 / 3 = 5 boxes"])
+def test_a_running_total_written_as_a_chain_is_not_false(step):
+    # "3 * 4 = 12 * 2 = 24" is false read link by link, but it is how people write "3 * 4 = 12,
+    # then 12 * 2 = 24": a true step must not become a false training label.
+    assert check_step(step) is True
+
+
+@pytest.mark.parametrize("step", ["3 * 4 = 13 * 2 = 26", "3 * 4 = 12 * 2 = 25", "4 + 4 = 9 + 2 = 11",
+                                  "3 * 4 = 12 * 2"])
+def test_a_chain_with_a_false_link_is_still_false(step):
+    assert check_step(step) is False

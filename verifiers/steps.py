@@ -663,7 +663,31 @@ def _check_relation(toks: list[Token], eq: int, limits: Limits, deadline: Deadli
             if other is None or other.ok is not False:
                 return Claim(claim.source, claim.text, None, "false as a mixed number 'N and a/b', "
                                                              "not as two clauses: not checked")
+        # "3 * 4 = 12 * 2 = 24": a running total written as a chain, the result carried on. Its
+        # next link is checked on its own; this one only as far as the carried result.
+        carried = _carried_result(toks, eq)
+        if carried is not None:
+            first = _check_relation_of(toks[:carried], eq, limits, deadline, approx_context)
+            if first is not None and first.ok:
+                return Claim(claim.source, claim.text, None, "a running total written as a chain: "
+                                                             "true up to the result carried on, not checked")
     return claim
+
+
+def _carried_result(toks: list[Token], eq: int) -> int | None:
+    """The end of the first number of toks[eq]'s right side, when that side goes on with an
+    operator and then another "=" ("3 * 4 = 12 * 2 = 24", "= $15 + $2 = $17"); else None."""
+    i = eq + 1
+    while i < len(toks) and toks[i][0] == "cur":
+        i += 1
+    if i + 1 >= len(toks) or toks[i][0] != "num" or toks[i + 1][0] != "op" or toks[i + 1][1] in _STOP_OPS:
+        return None
+    for kind, value, _ in toks[i + 1:]:
+        if kind == "op" and value in _CLAIM_RELATIONS:
+            return i + 1
+        if kind == "other" or (kind == "op" and value in _STOP_OPS):
+            return None
+    return None
 
 
 def _note_after_result(toks: list[Token], eq: int) -> int | None:
