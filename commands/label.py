@@ -171,7 +171,8 @@ def label_file(config: LabelConfig) -> dict:
     if resume not in (None, "latest"):
         raise ValueError(f"prm label --resume takes 'latest' (continue --output), got {config.resume!r}")
     check_output_file(output, overwrite=config.overwrite_output, resuming=bool(resume))
-    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("input",))
+    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("input",),
+                                  model_fields=("policy",))
     if config.policy:
         import torch
 

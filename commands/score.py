@@ -99,7 +99,7 @@ def score_file(config: ScoreConfig) -> Path:
     source = Path(config.input)
     target = Path(config.output) if config.output else source.with_suffix(".scored.jsonl")
     records = _read_records(source)
-    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("input",))
+    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("input",), model_fields=("model",))
     check_output_file(target, overwrite=config.overwrite_output, resuming=bool(config.resume))
     scorer = load(config.model, device=config.device or None, dtype=config.dtype or None, format=config.format,
                   trust_remote_code=config.trust_remote_code, batch_size=config.batch_size,

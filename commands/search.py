@@ -145,7 +145,8 @@ def run_search(config: SearchConfig) -> dict:
     problems = read_problems(config.problems, limit=config.n_problems, n_synthetic=config.n_problems or 16,
                              require_answer=False)
     output = Path(config.output)
-    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("problems",))
+    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("problems",),
+                                  model_fields=("policy", "prm"))
     check_output_file(output, overwrite=config.overwrite_output, resuming=bool(config.resume))
     device = config.device or None
     policy = HFPolicy.from_pretrained(

@@ -78,7 +78,7 @@ def _smollm2_dir() -> Path:
     record of its GGUF (made by an older version of this module)."""
     target = cache_dir() / SMOLLM2_ALIAS
     gguf = _find_smollm2_gguf()
-    source = _gguf_fingerprint(gguf)
+    source = file_fingerprint(gguf)
     if _converted_from(target) == source:
         return target
     # Write aside and rename, so an interrupted conversion never leaves a half directory; the
@@ -95,16 +95,16 @@ def _smollm2_dir() -> Path:
     return target
 
 
-def _gguf_fingerprint(gguf: Path) -> dict:
-    """What tells one GGUF file from another, cheaply.
+def file_fingerprint(path: Path) -> dict:
+    """What tells one large file (a GGUF, a safetensors) from another, cheaply.
 
-    Hashing the whole file (100+ MB) would slow every load of the alias. Size and modification
-    time are no record of the content (an install may keep the wheel's times, a copy resets
-    them), so: the size, and a hash of the first and last MiB, which hold the header with the
-    tokenizer and metadata, and the last tensors' data."""
-    size = gguf.stat().st_size
+    Hashing the whole file (100+ MB, or GBs) would slow every load. Size and modification time
+    are no record of the content (an install may keep the wheel's times, a copy resets them),
+    so: the size, and a hash of the first and last MiB, which hold the header (a GGUF's
+    tokenizer and metadata, a safetensors' tensor table) and the last tensors' data."""
+    size = path.stat().st_size
     digest = hashlib.sha256()
-    with open(gguf, "rb") as file:
+    with open(path, "rb") as file:
         digest.update(file.read(_MIB))
         file.seek(max(size - _MIB, 0))
         digest.update(file.read(_MIB))

@@ -104,9 +104,26 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def run_fingerprint(config: Any, *, ignore: tuple[str, ...], data_fields: tuple[str, ...]) -> dict[str, Any]:
+def model_fingerprint(name_or_path: str | None) -> dict[str, Any] | None:
+    """What tells one saved model from another under the same name: `file_fingerprint` of each
+    model file (`MODEL_FILES`) of a local directory, by relative path; None for anything else
+    (a hub id or an alias, whose files are not read here; "verifier")."""
+    from generation.hub import file_fingerprint
+
+    if not name_or_path or not Path(name_or_path).is_dir():
+        return None
+    root = Path(name_or_path)
+    paths = {path for pattern in MODEL_FILES for path in root.glob(pattern)}
+    files = sorted(file for path in paths for file in ([path] if path.is_file() else path.rglob("*")) if file.is_file())
+    return {str(file.relative_to(root)): file_fingerprint(file) for file in files}
+
+
+def run_fingerprint(config: Any, *, ignore: tuple[str, ...], data_fields: tuple[str, ...],
+                    model_fields: tuple[str, ...] = ()) -> dict[str, Any]:
     """The config fields that decide a run's result (all but `ignore`), plus a digest of each
-    data file named by `data_fields`; two runs with equal fingerprints train the same model."""
+    data file named by `data_fields` and the `model_fingerprint` of each model named by
+    `model_fields` (a model retrained in place is another run); two runs with equal
+    fingerprints train the same model."""
     from dataclasses import asdict
 
     fields = {key: value for key, value in asdict(config).items() if key not in ignore}
@@ -114,6 +131,8 @@ def run_fingerprint(config: Any, *, ignore: tuple[str, ...], data_fields: tuple[
         value = getattr(config, name, None)
         if value and Path(value).is_file():
             fields[f"{name}_sha256"] = file_digest(value)
+    for name in model_fields:
+        fields[f"{name}_files"] = model_fingerprint(getattr(config, name, None))
     return json_safe(fields)
 
 
@@ -134,6 +153,18 @@ def write_run_file(checkpoint_dir: Path, fingerprint: dict[str, Any], run_file: 
     (Path(checkpoint_dir) / run_file).write_text(dumps(fingerprint, indent=2, sort_keys=True) + "\n")
 
 
+def _difference(key: str, before: Any, now: Any, earlier: str) -> str:
+    """One difference of two fingerprints; of two `model_fingerprint`s, the files that differ
+    (all their fingerprints would not fit on the line)."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        changed = sorted(name for name in set(before) | set(now) if before.get(name) != now.get(name))
+        return f"{key}: the files {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''} differ from the {earlier}'s"
+    def short(value: Any) -> str:
+        return f"the files of a local model ({len(value)})" if isinstance(value, dict) else repr(value)
+
+    return f"{key}: {earlier} {short(before)}, now {short(now)}"
+
+
 def check_resume(checkpoint_dir: Path, fingerprint: dict[str, Any], run_file: str = RUN_FILE) -> None:
     """Refuse a checkpoint made by a different run, naming what differs. `run_file`: the name of
     the record inside `checkpoint_dir` (a command whose output is a file keeps it beside the file)."""
@@ -145,7 +176,7 @@ def check_resume(checkpoint_dir: Path, fingerprint: dict[str, Any], run_file: st
     # A record beside an output file (<output>.run.json) speaks for that file, not its folder.
     made, earlier = ((checkpoint_dir, "checkpoint") if run_file == RUN_FILE
                      else (Path(checkpoint_dir) / run_file.removesuffix(".run.json"), "earlier output"))
-    differences = [f"{key}: {earlier} {stored.get(key)!r}, now {fingerprint.get(key)!r}"
+    differences = [_difference(key, stored.get(key), fingerprint.get(key), earlier)
                    for key in sorted(set(stored) | set(fingerprint)) if stored.get(key) != fingerprint.get(key)]
     if differences:
         raise ValueError(f"{made} was made by a different run ({'; '.join(differences)})")

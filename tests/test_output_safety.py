@@ -65,6 +65,24 @@ def test_score_refuses_an_existing_output_and_resumes_only_its_own_run(tmp_path,
     assert len(output.read_text().splitlines()) == 3
 
 
+def test_score_refuses_to_resume_with_a_model_retrained_in_place(tmp_path, tiny_prm):
+    import shutil
+
+    from prm.train import TrainConfig, train
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_prm, model)
+    source = _write(tmp_path / "in.jsonl", STEPS)
+    output = tmp_path / "out.jsonl"
+    score_file(ScoreConfig(model=str(model), input=source, output=str(output)))
+    output.write_text(output.read_text().splitlines(keepends=True)[0])
+    # Another model under the same path: the lines scored so far came from the first one.
+    train(TrainConfig(data="synthetic:tiny", synthetic_problems=20, model="tiny:tiny", max_steps=2, eval_every=0,
+                      progress=False, output_dir=str(model), overwrite_output_dir=True, seed=1))
+    with pytest.raises(ValueError, match=r"different run \(model_files: the files .*model\.safetensors.* differ"):
+        score_file(ScoreConfig(model=str(model), input=source, output=str(output), resume="latest"))
+
+
 def test_search_refuses_an_existing_output_and_resumes_to_the_same_results(tmp_path, tiny_policy):
     problems = _write(tmp_path / "problems.jsonl", PROBLEMS)
     output = tmp_path / "results.jsonl"
