@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -96,11 +97,17 @@ def local_copy(source: str, *, option: str) -> str:
         raise ValueError(f"--{option} {source}: not a local file, and the hub dataset could not be loaded{hint}: "
                          f"{reason}") from None
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".jsonl.partial")
-    with partial.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(dict(row), ensure_ascii=False, default=str) + "\n")
-    partial.replace(target)
+    # A partial file of this writer's own: two commands fetching the same dataset at once wrote
+    # into one and interleaved their rows.
+    partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}.partial")
+    try:
+        with partial.open("x", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(dict(row), ensure_ascii=False, default=str) + "\n")
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return str(target)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -138,6 +139,8 @@ def _parse_file(path: str) -> Iterator[tuple[int, Any, RecordError | None]]:
             raise RecordError(f"invalid JSON: {error.msg}{hint}", path=path, line=error.lineno) from None
         except _KeyTwice as error:
             raise RecordError(f"invalid JSON: {error}", path=path) from None
+        except RecursionError:
+            raise RecordError("invalid JSON: nested too deeply", path=path) from None
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             data = data["data"]
         if not isinstance(data, list):
@@ -220,7 +223,8 @@ def _build(
             for offset, record in enumerate(converted):
                 checked = validate_step_example(record, path=where, line=line)
                 suffix = f"-{offset}" if len(converted) > 1 else ""
-                checked["id"] = str(record.get("id") or f"{source}-{line}") + suffix
+                record_id = record.get("id")
+                checked["id"] = (f"{source}-{line}" if record_id in (None, "") else str(record_id)) + suffix
                 reference = record.get("reference")
                 checked["reference"] = None if reference is None else str(reference)
                 records.append(checked)
@@ -390,8 +394,10 @@ def _convert_math(row, *, where, line, report, style: str):
     _refuse_a_verdict(row, where, line, "MATH")
     problem = _field(row, "problem", where, line)
     solution = _field(row, "solution", where, line)
-    reference = row.get("answer") if isinstance(row.get("answer"), str) and row["answer"].strip() else None
-    reference = reference or boxed_answer(solution)
+    answer = row.get("answer")
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool) and math.isfinite(answer):
+        answer = str(answer)  # as the problems reader reads a numeric answer
+    reference = answer if isinstance(answer, str) and answer.strip() else boxed_answer(solution)
     if reference is None:
         raise RecordError("no \\boxed{} answer (and no 'answer' field)", path=where, line=line, field="solution")
     steps = split_steps(solution, style)
@@ -542,6 +548,8 @@ def _convert_shepherd(row, *, where, line, report):
                               path=where, line=line, field="label")
         labels.append(mark == "+")
         position += len(piece) + 1
+    if marks[position:] != pieces[-1]:
+        raise RecordError("does not match the input after its last step tag", path=where, line=line, field="label")
     # The last "Step 1:" before the first tag: a question may say "step 1:" itself.
     first_tag = text.find(SHEPHERD_TAG)
     start = text.lower().rfind("step 1:", 0, first_tag if first_tag >= 0 else len(text))

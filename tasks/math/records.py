@@ -41,6 +41,8 @@ from tasks.math.types import (
 
 REWARD_KINDS = ("step", "outcome", "pairwise")
 QUESTION_KEYS = ("question", "prompt", "problem")
+# A source named like a file is one, never a hub id, even when it is missing.
+LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".txt", ".gz")
 
 
 # --------------------------------------------------------------------------- reward-model records
@@ -48,9 +50,10 @@ QUESTION_KEYS = ("question", "prompt", "problem")
 
 def read_reward_records(source: str | os.PathLike, kind: str, *, n_synthetic: int = 2000, seed: int = 0,
                         separator: str = "\n") -> list[dict]:
-    """Validated training records of `kind` from a JSONL / JSON file, a hub id (through
-    `loaders.load_step_dataset`) or `synthetic[:PRESET]` (`n_synthetic` problems, half of
-    their solutions corrupted; pairwise: each correct solution against a corrupted one).
+    """Validated training records of `kind` from a JSONL / JSON file, a hub id
+    `owner/name[:split]` (through `loaders.load_step_dataset`; split `train` by default) or
+    `synthetic[:PRESET]` (`n_synthetic` problems, half of their solutions corrupted; pairwise:
+    each correct solution against a corrupted one).
 
     step: step-labelled records; outcome: outcome records, or step-labelled records as their
     outcome view (`outcome_from_steps`, which keeps the steps as "steps" too); pairwise:
@@ -75,8 +78,13 @@ def read_reward_records(source: str | os.PathLike, kind: str, *, n_synthetic: in
         return [outcome_from_steps(r, separator) for r in records] if kind == "outcome" else records
     if Path(source).exists():
         rows = ((row, source, line) for line, row in iter_jsonl(source))
+    elif source.lower().endswith(LOCAL_SUFFIXES) or source.startswith((".", "/", "~")):
+        raise FileNotFoundError(f"{source}: no such file")
     else:
-        rows = ((dict(row), source, index) for index, row in enumerate(load_step_dataset(source), 1))
+        # owner/name[:split], as every other command reads a hub id (commands/hub_data.py)
+        dataset_id, _, split = source.partition(":")
+        rows = ((dict(row), source, index)
+                for index, row in enumerate(load_step_dataset(dataset_id, split=split or "train"), 1))
     records = []
     for row, path, line in rows:
         if kind == "pairwise":
