@@ -89,7 +89,7 @@ class DemoConfig:
     prm_outcome_likelihood: bool = field(default=True, metadata={"help": "--retrain: the outcome head also reads the min over a solution's steps of the step likelihood features, weights fitted on the outcome labels after training (prm train --outcome_likelihood_features)"})
     prm_paired_synthetic: bool = field(default=False, metadata={"help": "--retrain: the synthetic solutions come in pairs, each problem's reference and one corruption of it (half as many problems), so that the outcome head sees right and wrong solutions of the same question"})
     export_assets: bool = field(default=False, metadata={"help": "--retrain: copy the new checkpoints into the package (prm/assets/demo)"})
-    resume: bool = field(default=False, metadata={"help": "--retrain: reuse the policy and reward model already in output_dir/models"})
+    resume: bool = field(default=False, metadata={"help": "--retrain: reuse the policy and reward model already in output_dir/models (the held-out problems leave out the policy's SFT questions; a reward model made with other options or from another policy is refused)"})
     workers: int = field(default=0, metadata={"help": "processes that run the tree searches and PPO runs side by side, one torch thread each (0 = one per CPU core on CPU, 1 on a GPU; 1 = all in this process)"})
 
     def __post_init__(self) -> None:
@@ -128,14 +128,40 @@ def make_problems(config: DemoConfig, also_trained_on: frozenset[str] = frozense
 
 
 def shipped_training_questions() -> frozenset[str]:
-    """The questions the shipped checkpoints were trained on: the policy's SFT problems (its
-    `sft_config.json`: preset, seed, count), of which the reward model's training problems are
-    the first ones (one `prm demo --retrain` run made both from one problem list)."""
+    """The questions the shipped checkpoints were trained on (`training_questions`)."""
+    return training_questions(ASSETS / "policy", ASSETS / "reward")
+
+
+def training_questions(policy_dir: Path, reward_dir: Path | None = None) -> frozenset[str]:
+    """The questions a policy was trained on (its `sft_config.json`: data, seed, count) and those
+    of a reward model made by `prm demo` (the problems its `reward_data.json` records; one that
+    records none was made from the first of the policy's problems, as the shipped one was)."""
+    from prm.sft import load_sft_problems
     from tasks.math.synthetic import generate_problems
 
-    sft = json.loads((ASSETS / "policy" / "sft_config.json").read_text())
-    preset = sft["data"].partition(":")[2] or "tiny"
-    return frozenset(p.question for p in generate_problems(sft["n_train"], preset, seed=sft["seed"]))
+    record = policy_dir / "sft_config.json"
+    if not record.is_file():
+        raise ValueError(f"{policy_dir} records no sft_config.json, so its training questions cannot be kept "
+                         "out of the held-out problems")
+    sft = json.loads(record.read_text())
+    questions = {p.question for p in load_sft_problems(sft["data"], sft["n_train"], sft["seed"])}
+    reward_record = None if reward_dir is None else reward_dir / "reward_data.json"
+    if reward_record is not None and reward_record.is_file():
+        options = json.loads(reward_record.read_text()).get("made_by", {}).get("options")
+        if options:
+            count = max(options["prm_first_problem"] + options["prm_problems"], options["prm_synthetic"])
+            questions |= {p.question for p in generate_problems(count, options["preset"], seed=options["seed"])}
+    return frozenset(questions)
+
+
+def reused_training_questions(config: DemoConfig, run: Path, retrain: bool) -> frozenset[str]:
+    """The questions the models this run uses were trained on where they need not be this run's
+    training problems: the shipped models', or with --resume a policy already in the run (made by
+    another SFT run, perhaps of another seed: docs/training.md's few-reference policy)."""
+    if not retrain:
+        return shipped_training_questions()
+    policy_dir = run / "models" / "policy"
+    return training_questions(policy_dir) if finished_model(policy_dir, config.resume) else frozenset()
 
 
 def unseen_problems(count: int, preset: str, seed: int, taken: set[str]) -> list[Problem]:
@@ -219,10 +245,15 @@ def label_policy_samples(policy, problems: list[Problem], config: DemoConfig, mo
 def train_reward_model(config: DemoConfig, run: Path, policy_dir: Path, policy, train: list[Problem],
                        cpu: bool) -> tuple[Path, dict]:
     """Joint PRM + ORM on the policy's labelled samples plus references and corruptions."""
+    from prm.recipe import model_fingerprint
     from prm.train import TrainConfig, train as train_reward
 
+    made_by = {"options": {name: getattr(config, name) for name in REWARD_OPTIONS},
+               "policy_files": model_fingerprint(str(policy_dir))}
     if finished_model(run / "models" / "reward", config.resume):
-        return run / "models" / "reward", json.loads((run / "reward_data.json").read_text())
+        info = json.loads((run / "reward_data.json").read_text())
+        check_reused_reward(run / "models" / "reward", info.get("made_by"), made_by)
+        return run / "models" / "reward", info
     first = config.prm_first_problem
     records, stats = label_policy_samples(policy, train[first : first + config.prm_problems], config, mode="hard")
     synthetic = synthetic_reward_records(train, config)
@@ -235,10 +266,33 @@ def train_reward_model(config: DemoConfig, run: Path, policy_dir: Path, policy, 
                                     eval_every=0, seed=config.seed, cpu=cpu, lr=1e-3, lm_coef=config.prm_lm_coef,
                                     likelihood_features=config.prm_likelihood_features,
                                     outcome_likelihood_features=config.prm_outcome_likelihood and config.prm_likelihood_features,
-                                    first_wrong_only=config.prm_first_wrong_only))
-    info = {"policy_samples": len(records), "synthetic": len(synthetic), "stats": stats.as_dict()}
+                                    first_wrong_only=config.prm_first_wrong_only,
+                                    # as the policy's: an unfinished or earlier reward model here is the demo's own
+                                    overwrite_output_dir=True))
+    info = {"policy_samples": len(records), "synthetic": len(synthetic), "stats": stats.as_dict(), "made_by": made_by}
     (run / "reward_data.json").write_text(json.dumps(info, indent=2))
     return Path(path), info
+
+
+# The options of `prm demo` that decide the reward model: its labelled data (problems, samples,
+# rollouts) and its training.
+REWARD_OPTIONS = ("preset", "seed", "temperature", "n_rollouts", "prm_problems", "prm_first_problem", "prm_samples",
+                  "prm_synthetic", "prm_paired_synthetic", "prm_steps", "prm_lm_coef", "prm_likelihood_features",
+                  "prm_first_wrong_only", "prm_outcome_likelihood")
+
+
+def check_reused_reward(reward_dir: Path, stored: dict | None, made_by: dict) -> None:
+    """--resume reuses a reward model only if it was made with this run's options from this policy."""
+    if not stored:
+        raise ValueError(f"{reward_dir}: its reward_data.json records no options, so it cannot be checked against "
+                         "this run; remove the folder to train it again")
+    differences = [f"{name}: then {stored['options'].get(name)!r}, now {value!r}"
+                   for name, value in made_by["options"].items() if stored["options"].get(name) != value]
+    if stored.get("policy_files") != made_by["policy_files"]:
+        differences.append("the policy's files differ from those it sampled")
+    if differences:
+        raise ValueError(f"{reward_dir} was made by a different run ({'; '.join(differences)}); remove the folder "
+                         "to train it again")
 
 
 def synthetic_reward_records(train: list[Problem], config: DemoConfig) -> list[dict]:
@@ -600,7 +654,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     retrain = config.retrain or not shipped
     if not config.retrain and not shipped:
         print("prm demo: no shipped checkpoints in this installation; training them first (--retrain)")
-    train, heldout = make_problems(config, frozenset() if retrain else shipped_training_questions())
+    train, heldout = make_problems(config, reused_training_questions(config, run, retrain))
     eval_problems = heldout[: config.n_eval_problems]
     heldout_file = write_problems(heldout[: config.ppo_eval_problems], run / "heldout_problems.jsonl")
     train_file = write_problems(train, run / "train_problems.jsonl")

@@ -48,13 +48,13 @@ class PPOSettingsArgs:
     reward: str | None = field(default=None, metadata={"help": "reward model of the dense modes (a path; default the shipped prm/assets/demo/reward, which reads the text, so it scores any policy's samples)"})
 
 
-def validation_problems(config, train, heldout, seed: int, count: int) -> list:
-    """`count` problems of `seed` that are neither training (this run's or the shipped models') nor
-    demo held-out questions."""
+def validation_problems(config, train, heldout, seed: int, count: int, trained_on: frozenset[str] = frozenset()) -> list:
+    """`count` problems of `seed` that are neither training (this run's, the shipped models' or
+    `trained_on`: the given policy's) nor demo held-out questions."""
     from commands.demo import shipped_training_questions, unseen_problems
 
     problems = unseen_problems(4 * count + 100, config.preset, seed, {p.question for p in train}
-                               | {p.question for p in heldout} | shipped_training_questions())
+                               | {p.question for p in heldout} | shipped_training_questions() | trained_on)
     if len(problems) < count:
         raise RuntimeError(f"only {len(problems)} unseen validation problems for seed {seed}")
     return problems[:count]
@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from commands.demo import ASSETS, PPO_SETTINGS, DemoConfig, make_problems, run_ppo, shipped_training_questions, write_problems
+    from commands.demo import (ASSETS, PPO_SETTINGS, DemoConfig, make_problems, run_ppo, shipped_training_questions,
+                               training_questions, write_problems)
     from commands.workers import worker_pool
     from commands.demo_report import _ppo_summary
     from generation.loading import load_policy
@@ -74,14 +75,17 @@ def main(argv: list[str] | None = None) -> dict:
     config, overrides = HfArgumentParser((DemoConfig, PPOSettingsArgs)).parse_args_into_dataclasses(args=argv)
     run = Path(config.output_dir)
     run.mkdir(parents=True, exist_ok=True)
-    train, heldout = make_problems(config, shipped_training_questions())
+    policy_dir = Path(overrides.policy) if overrides.policy else ASSETS / "policy"
+    # Another SFT run's policy may have been trained on other problems (another seed, more of them).
+    trained_on = training_questions(policy_dir) if overrides.policy else frozenset()
+    train, heldout = make_problems(config, shipped_training_questions() | trained_on)
     judged = heldout[: config.ppo_eval_problems]
     if overrides.validation_seed is not None:
-        judged = validation_problems(config, train, heldout, overrides.validation_seed, config.ppo_eval_problems)
+        judged = validation_problems(config, train, heldout, overrides.validation_seed, config.ppo_eval_problems,
+                                     trained_on)
     judged_file = write_problems(judged, run / ("validation_problems.jsonl" if overrides.validation_seed is not None
                                                 else "heldout_problems.jsonl"))
     train_file = write_problems(train, run / "train_problems.jsonl")
-    policy_dir = Path(overrides.policy) if overrides.policy else ASSETS / "policy"
     reward_dir = Path(overrides.reward) if overrides.reward else ASSETS / "reward"
     model, tokenizer = load_policy(str(policy_dir))
     renamed = {"rollout_temperature": "temperature"}

@@ -64,3 +64,31 @@ def test_one_batch_probe_reports_every_setting_for_the_policy_given(tmp_path):
     assert set(result["settings"]) == set(ppo_one_batch.SETTINGS)
     for row in result["settings"].values():
         assert 0.0 <= row["same"] <= 1.0 and 0.0 <= row["other"] <= 1.0
+
+
+def test_the_held_out_and_validation_problems_leave_out_what_the_given_policy_was_trained_on(tmp_path, monkeypatch):
+    import shutil
+
+    import demo_ppo
+
+    import commands.demo
+    from commands.demo import ASSETS
+    from tasks.math.synthetic import generate_problems
+
+    # Another SFT run's policy: the 4,000 problems of seed 1, which neither the demo's training
+    # problems nor the shipped policy's hold.
+    policy = shutil.copytree(ASSETS / "policy", tmp_path / "other-policy")
+    sft = json.loads((policy / "sft_config.json").read_text())
+    (policy / "sft_config.json").write_text(json.dumps({**sft, "seed": 1}))
+    trained_on = {p.question for p in generate_problems(4000, "tiny", seed=1)}
+
+    def no_ppo(config, run, policy_dir, reward_dir, train_file, heldout_file, start, settings, pool):
+        return {"outcome": [{"seed": 0, "updates": [0], "accuracy": [start]}]}
+
+    monkeypatch.setattr(commands.demo, "run_ppo", no_ppo)
+    for extra, written in (([], "heldout_problems.jsonl"), (["--validation_seed", "777"], "validation_problems.jsonl")):
+        run = tmp_path / written
+        demo_ppo.main(["--ppo_eval_problems", "64", "--workers", "1", "--policy", str(policy),
+                       "--output_dir", str(run), *extra])
+        questions = [json.loads(line)["question"] for line in (run / written).read_text().splitlines()]
+        assert len(questions) == 64 and not set(questions) & trained_on, written
