@@ -50,6 +50,7 @@ from prm.losses import outcome_bce_loss, pairwise_loss, step_bce_loss, token_lm_
 from prm.metrics import pairwise_accuracy, processbench_f1, step_accuracy, step_auc
 from prm.modeling import (
     ADAPTER_DIR,
+    HEADS_FILE,
     SAFETENSORS_ONLY,
     RewardModel,
     RewardSettings,
@@ -716,7 +717,12 @@ def train(config: TrainConfig) -> Path:
     output_dir = Path(config.output_dir)
     check_output_dir(output_dir, overwrite=config.overwrite_output_dir, resuming=bool(config.resume),
                      written=RUN_OUTPUTS)
-    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("data", "eval_data"))
+    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("data", "eval_data"),
+                                  model_fields=("model",))
+    if accelerator.num_processes > 1:
+        # Each process adds --batch_size examples to a step and the sampler position counts one
+        # process's micro-batches. Left out for one process, so earlier checkpoints still resume.
+        fingerprint["num_processes"] = accelerator.num_processes
     resume_dir = None
     if config.resume:
         resume_dir = checkpoint_to_resume(output_dir, config.resume)
@@ -732,11 +738,15 @@ def train(config: TrainConfig) -> Path:
     accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     step, epoch, next_batch = 0, 0, 0
     if resume_dir is not None:
-        _load_checkpoint(accelerator, model, optimizer, resume_dir)
         state = json.loads((resume_dir / "trainer_state.json").read_text())
         step, epoch, next_batch = state["step"], state["epoch"], state["next_batch"]
-        advance_schedule(scheduler, step)
+    # Made before the checkpoint's RNG states are restored: a DataLoader iterator takes a draw of
+    # the global torch RNG, which the run that saved them took before its first step (dropout
+    # after a resume would draw other masks).
     stream = BatchStream(batching.loader, batching.sampler, epoch, next_batch)
+    if resume_dir is not None:
+        _load_checkpoint(accelerator, model, optimizer, resume_dir)
+        advance_schedule(scheduler, step)
 
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -797,7 +807,7 @@ def train(config: TrainConfig) -> Path:
         logger.log(step, meter.summary())
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _save_final(config, accelerator.unwrap_model(model), data, output_dir)
+        _save_final(config, accelerator.unwrap_model(model), data, output_dir, accelerator.num_processes)
         logger.close()
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -816,7 +826,8 @@ def _evaluate_and_log(config: TrainConfig, accelerator, model, data: TrainingDat
     accelerator.wait_for_everyone()
 
 
-def _save_final(config: TrainConfig, final: RewardModel, data: TrainingData, output_dir: Path) -> None:
+def _save_final(config: TrainConfig, final: RewardModel, data: TrainingData, output_dir: Path,
+                processes: int = 1) -> None:
     """The final model: LoRA merged in place, an ordinary HF directory with the tokenizer beside
     it (or, with --adapter_only, the adapter and heads for the base named by --model)."""
     if config.adapter_only:
@@ -827,7 +838,7 @@ def _save_final(config: TrainConfig, final: RewardModel, data: TrainingData, out
         final.merge_lora()
         final.save_pretrained(output_dir)
     data.tokenizer.save_pretrained(output_dir)
-    _write_card(config, output_dir, data.train_records, data.eval_records, final.settings)
+    _write_card(config, output_dir, data.train_records, data.eval_records, final.settings, processes)
 
 
 def _save_checkpoint(accelerator, directory: Path, tokenizer, state: dict, fingerprint: dict) -> None:
@@ -880,7 +891,7 @@ def _load_checkpoint(accelerator, model, optimizer, directory: Path) -> None:
 
 
 def _write_card(config: TrainConfig, output_dir: Path, train_records: list[dict], eval_records: list[dict],
-                settings: RewardSettings) -> None:
+                settings: RewardSettings, processes: int = 1) -> None:
     """README.md model card (and the hub upload with --push_to_hub)."""
     results = output_dir / "eval_results.json"
     metrics = json.loads(results.read_text()) if results.is_file() else None
@@ -895,7 +906,15 @@ def _write_card(config: TrainConfig, output_dir: Path, train_records: list[dict]
     usage = f"""import prm
 scorer = prm.load("{where}")
 scorer.score_steps("What is 2 + 3?", ["2 + 3 = 5", "The answer is 5"])  # one probability per step
-
+"""
+    # Heads in reward_heads.safetensors (the old layout, --likelihood_features, --adapter_only) are
+    # read by no transformers class: the class of the head would load with a freshly made one.
+    if (output_dir / HEADS_FILE).is_file():
+        usage += ("\n# no transformers class holds this model's heads (reward_heads.safetensors): load it with prm.load"
+                  + (f"\n# (which fetches the base model {config.model} and applies adapter/)" if config.adapter_only
+                     else ""))
+    else:
+        usage += f"""
 # or the plain transformers class (see docs/training.md, "Checkpoint layouts"):
 from transformers import {auto}
 model = {auto}.from_pretrained("{where}")"""
@@ -910,7 +929,9 @@ model = {auto}.from_pretrained("{where}")"""
                      "label sources": label_source_counts(config.data),
                      "step separator": repr(settings.separator), "aggregation": settings.aggregation},
                objective=f"{objective}; head {settings.head}, {settings.num_labels} label(s)",
-               steps=f"{config.max_steps} optimizer steps, batch {config.batch_size} x {config.grad_accum} accumulation, "
-                     f"lr {config.lr} ({config.lr_scheduler}), seed {config.seed}"
-                     + (f", LoRA r={config.lora_r} (merged)" if config.lora_r else ""),
+               steps=f"{config.max_steps} optimizer steps, batch {config.batch_size}"
+                     + (f" x {processes} processes" if processes > 1 else "")
+                     + f" x {config.grad_accum} accumulation, lr {config.lr} ({config.lr_scheduler}), seed {config.seed}"
+                     + (f", LoRA r={config.lora_r} " + ("(adapter only)" if config.adapter_only else "(merged)")
+                        if config.lora_r else ""),
                metrics=metrics, usage=usage, config_file="train_config.json")
