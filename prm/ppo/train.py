@@ -212,10 +212,10 @@ def check_options(config: PPOConfig) -> None:
     for name in ("gamma", "lam", "checker_coef"):
         if not 0.0 <= getattr(config, name) <= 1.0:
             raise ValueError(f"--{name} must be in [0, 1], got {getattr(config, name)}")
-    responses = config.batch_size * config.samples_per_prompt
-    if responses < config.n_minibatches:
-        raise ValueError(f"--n_minibatches {config.n_minibatches} is more than the {responses} responses of an "
-                         "update (--batch_size x --samples_per_prompt)")
+    # A minibatch holds all the samples of its prompts (`_optimise`), so prompts are what is split.
+    if config.batch_size < config.n_minibatches:
+        raise ValueError(f"--n_minibatches {config.n_minibatches} is more than the {config.batch_size} prompts of an "
+                         "update (--batch_size; a minibatch holds whole groups of --samples_per_prompt)")
 
 
 # What a fresh run writes into --output_dir (removed by --overwrite_output_dir), and the options
@@ -491,7 +491,7 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
     of every update is exactly 1 (TRL's `disable_dropout` for the same reason; eval mode also
     covers dropout that HF attention applies only when `module.training` is set).
     """
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
     from tqdm.auto import tqdm
 
     from prm.sft import heldout_accuracy
@@ -499,7 +499,9 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
     output_dir = Path(config.output_dir)
     check_output_dir(output_dir, overwrite=config.overwrite_output_dir,
                      resuming=resume_choice(config.resume) is not None, written=RUN_OUTPUTS)
-    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("data",))
+    # The models' files too: a resume reloads the reference and the scorers from these paths.
+    fingerprint = run_fingerprint(config, ignore=NOT_IN_FINGERPRINT, data_fields=("data",),
+                                  model_fields=("policy", "prm", "orm"))
     resume_dir = checkpoint_to_resume(output_dir, config.resume)
     if resume_dir is not None:
         check_resume(resume_dir, fingerprint)
@@ -546,7 +548,9 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
     if resume_dir is not None:
         start_update = _load_checkpoint(resume_dir, model, optimizer, kl_controller)
 
-    accelerator = Accelerator()
+    # Group mode trains no critic, so the value head gets no gradient, which DDP must be told.
+    accelerator = Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]
+                              if config.mode == "group" else None)
     model, optimizer = accelerator.prepare(model, optimizer)
     if not reference.uses_adapter:
         reference.policy.to(accelerator.device)
@@ -609,23 +613,28 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
                               ptx=ptx)
 
             # KL per response of the rollout policy, by the estimator in use (it drives the
-            # adaptive beta) and by both unbiased ones for comparison.
-            kl_per_response = {name: (kl_estimate(old_logprobs, ref_logprobs, name) * mask).sum(1).mean().item()
-                               for name in dict.fromkeys((config.kl_estimator, "k1", "k3"))}
+            # adaptive beta) and by both unbiased ones for comparison. Means over every process's
+            # responses (each holds as many), so that all processes move beta alike and the
+            # checkpoint's beta is every process's.
+            names = list(dict.fromkeys((config.kl_estimator, "k1", "k3")))
+            # The task reward per response, before --reward_whiten (whose scale changes with
+            # every batch) and --reward_clip: one scale for the whole curve.
+            update_means = _process_mean(accelerator, [
+                *((kl_estimate(old_logprobs, ref_logprobs, name) * mask).sum(1).mean().item() for name in names),
+                task_scores.sum((0, 2)).mean().item(), float(np.mean(rollout.correct)), mask.sum(1).mean().item()])
+            kl_per_response = dict(zip(names, update_means))
             mean_kl = kl_per_response[config.kl_estimator]
-            kl_controller.update(mean_kl, len(response_ids))
+            kl_controller.update(mean_kl, len(response_ids) * accelerator.num_processes)
             record = {
                 "update": update + 1,
-                # The task reward per response, before --reward_whiten (whose scale changes with
-                # every batch) and --reward_clip: one scale for the whole curve.
-                "reward": task_scores.sum((0, 2)).mean().item(),
-                "train_accuracy": float(np.mean(rollout.correct)),
+                "reward": update_means[-3],
+                "train_accuracy": update_means[-2],
                 "kl": mean_kl,
                 "kl_k1": kl_per_response["k1"],
                 "kl_k3": kl_per_response["k3"],
                 "kl_coef": kl_controller.value,
                 "lr": lr,
-                "response_tokens": mask.sum(1).mean().item(),
+                "response_tokens": update_means[-1],
                 **stats,
                 "seconds": time.perf_counter() - started,
             }
@@ -655,6 +664,13 @@ def train_ppo(config: PPOConfig, *, step_scorer=None, outcome_scorer=None) -> Pa
     return output_dir
 
 
+def _process_mean(accelerator, values: list[float]) -> list[float]:
+    """The mean of each value over all processes (as given in one process)."""
+    if accelerator.num_processes == 1:
+        return values
+    return accelerator.reduce(torch.tensor(values, device=accelerator.device), reduction="mean").tolist()
+
+
 def _optimise(model, optimizer, accelerator, batch: ResponseBatch, old_logprobs, old_values, ref_logprobs, advantages,
               returns, config: PPOConfig, kl_coef: float, generator: torch.Generator, ptx=None) -> dict[str, float]:
     """`ppo_epochs` passes of shuffled minibatches; returns the mean statistics.
@@ -672,7 +688,8 @@ def _optimise(model, optimizer, accelerator, batch: ResponseBatch, old_logprobs,
     minibatch_number = 0
     for _ in range(config.ppo_epochs):
         epoch_kl = []
-        for groups in torch.randperm(rows // group, generator=generator).chunk(config.n_minibatches):
+        # tensor_split, not chunk: chunk gives fewer parts when the sizes do not divide (5 into 4 -> 3).
+        for groups in torch.randperm(rows // group, generator=generator).tensor_split(config.n_minibatches):
             chunk = (groups.unsqueeze(1) * group + torch.arange(group)).flatten().to(batch.input_ids.device)
             minibatch = batch.select(chunk)
             mask = minibatch.response_mask
@@ -704,7 +721,9 @@ def _optimise(model, optimizer, accelerator, batch: ResponseBatch, old_logprobs,
             for key, value in stats.items():
                 totals.setdefault(key, []).append(value)
             epoch_kl.append(stats["approx_kl"])
-        if config.target_kl > 0 and float(np.mean(epoch_kl)) > 1.5 * config.target_kl:
+        # Every process stops on the mean over all of them: one that stopped alone would leave
+        # the others waiting in the next backward's gradient all-reduce.
+        if config.target_kl > 0 and _process_mean(accelerator, [float(np.mean(epoch_kl))])[0] > 1.5 * config.target_kl:
             break
     summary = {key: float(np.mean(values)) for key, values in totals.items()}
     summary["minibatch_updates"] = len(totals["approx_kl"])
