@@ -113,7 +113,7 @@ def parse_command(name: str, args: list[str], config_class: type | None = None):
     flags on the command line over it. `--log_level` and `--config` are parsed and left out."""
     from transformers import HfArgumentParser
 
-    from commands.common import CommonOptions, apply_config_file, config_file_argument
+    from commands.common import CommonOptions, apply_config_file, check_device, config_file_argument
 
     if config_class is None:
         config_class = COMMANDS[name][0]()[0]
@@ -123,6 +123,8 @@ def parse_command(name: str, args: list[str], config_class: type | None = None):
     if config_file:
         apply_config_file(parser, config_file, config_class)
     config, _common = parser.parse_args_into_dataclasses(args=args)
+    if isinstance(getattr(config, "device", None), str):
+        check_device(config.device, allow_auto=name == "demo")
     return config
 
 
@@ -158,14 +160,14 @@ def main(argv: list[str] | None = None) -> int:
                                                                          file=sys.stderr)
     load, _ = COMMANDS[name]
     try:
-        config_class, function = load()
-    except ModuleNotFoundError as error:
-        # An optional extra that is not installed (e.g. vllm), not a bug of ours.
-        if error.name and error.name.split(".")[0] not in {"commands", "prm", "search", "generation", "verifiers", "tasks"}:
-            print(f"prm {name}: not available in this installation ({error})", file=sys.stderr)
-            return 2
-        raise
-    try:
+        try:  # inside the Ctrl-C handler: the imports of a command take seconds
+            config_class, function = load()
+        except ModuleNotFoundError as error:
+            # An optional extra that is not installed (e.g. vllm), not a bug of ours.
+            if error.name and error.name.split(".")[0] not in {"commands", "prm", "search", "generation", "verifiers", "tasks"}:
+                print(f"prm {name}: not available in this installation ({error})", file=sys.stderr)
+                return 2
+            raise
         config = parse_command(name, rest, config_class)
         from commands.hub_data import with_local_records
 

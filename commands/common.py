@@ -87,9 +87,51 @@ def apply_config_file(parser, path: str, config_class: type) -> None:
                          f"(prm {parser.prog.split()[-1]} --help lists the options)")
     data.pop("config", None)
     for action in parser._actions:
-        if action.dest in data:
+        if action.dest in data and action.type is not None:  # not the value-less --no_X twin of a boolean
+            data[action.dest] = _file_value(action, data[action.dest], path)
             action.required = False  # given by the file
     parser.set_defaults(**data)
+
+
+def _file_value(action, value: Any, path: str) -> Any:
+    """A value of the file read as its flag reads it: argparse converts only string defaults, so
+    `k: 2.5` reached an int option as 2.5 and YAML's `seeds: 0` a text option as the int 0."""
+    from argparse import ArgumentTypeError
+
+    name = action.dest
+    if value is None:  # the option's default (a saved config holds `resume: null`); a required one has none
+        if action.required:
+            raise ValueError(f"--config {path}: {name} needs a value, got null")
+        return action.default
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"--config {path}: {name} takes one value, got a {'mapping' if isinstance(value, dict) else 'list'}")
+    try:
+        return action.type(value if isinstance(value, str) else str(value))
+    except (ValueError, TypeError, ArgumentTypeError):
+        kind = getattr(action.type, "__name__", "")
+        raise ValueError(f"--config {path}: {name}: invalid {'boolean' if kind == 'string_to_bool' else kind} "
+                         f"value {value!r}") from None
+
+
+def check_device(device: str, *, allow_auto: bool = False) -> None:
+    """Refuse a --device that torch cannot use on this machine, before any model or file is read:
+    torch answers an unknown device with a RuntimeError and CUDA in a build without it with an
+    AssertionError, both a traceback at the user. Empty means the command picks one."""
+    if not device or (allow_auto and device == "auto"):
+        return
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if not count or (parsed.index is not None and parsed.index >= count):
+            raise ValueError(f"--device {device}: this machine has {count} CUDA device{'' if count == 1 else 's'} "
+                             "(leave --device empty for cuda if available, else cpu)")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available on this machine")
 
 
 def config_file_argument(argv: list[str]) -> str | None:
@@ -107,10 +149,15 @@ def config_file_name(command: str) -> str:
     return f"{command.replace('-', '_')}_config.json"
 
 
+# Their recipes write the config at the start of a run, and a resumed run keeps the one it started with.
+WRITE_THEIR_OWN_CONFIG = ("train", "sft", "ppo")
+
+
 def save_resolved_config(command: str, config: Any) -> Path | None:
     """Write the resolved config (every option, defaults included) into the output folder of a
-    command that has one, unless the recipe wrote it itself (train, sft and ppo do, at the start of
-    the run); `prm <command> --config <that file>` repeats the run."""
+    command that has one, unless the recipe wrote it itself; `prm <command> --config <that file>`
+    repeats the run. It replaces the config of an earlier run in the folder (`prm demo` reuses its
+    folder), whose options no longer made what the folder holds."""
     from dataclasses import is_dataclass
 
     from prm.recipe import saved_config
@@ -119,6 +166,6 @@ def save_resolved_config(command: str, config: Any) -> Path | None:
     if not output_dir or not is_dataclass(config) or not Path(output_dir).is_dir():
         return None
     path = Path(output_dir) / config_file_name(command)
-    if not path.exists():
+    if command not in WRITE_THEIR_OWN_CONFIG or not path.exists():
         path.write_text(json.dumps(saved_config(config), indent=2) + "\n", encoding="utf-8")
     return path

@@ -11,6 +11,7 @@ trains on::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,12 @@ class ExportSFTConfig:
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ValueError(f"--k must be at least 1, got {self.k}")
+        if self.aggregation == "outcome" and self.scorer == "verifier":
+            raise ValueError("--aggregation outcome needs a reward model's outcome score; the verifier scores steps "
+                             "(min | prod | last | mean)")
+        # NaN compares false with every score (an empty export); inf keeps nothing either.
+        if self.min_score is not None and not math.isfinite(self.min_score):
+            raise ValueError(f"--min_score must be a number, got {self.min_score}")
 
 
 def export_sft(config: ExportSFTConfig) -> Path:

@@ -48,6 +48,8 @@ class ScoreConfig:
     resume: str | None = field(default=None, metadata={"help": "'latest': continue an interrupted --output of the same run (same model, input and options)"})
 
     def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError(f"--batch_size must be >= 1, got {self.batch_size}")
         # Decided here, while --input still names the hub dataset (the command reads its copy in
         # the datasets cache, and the output does not belong there).
         if not self.output:

@@ -9,6 +9,7 @@ budget. Both take the `CurvePoint`s of `search.rerank.accuracy_curve` /
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,9 +34,11 @@ def _save(figure, path: str | Path) -> Path:
 
 
 def _by_method(points: Sequence[CurvePoint], x: str) -> dict[str, list[CurvePoint]]:
+    """The points of each method in order of `x`, without those whose `x` is unknown (None or NaN)."""
     lines: dict[str, list[CurvePoint]] = {}
     for point in points:
-        if getattr(point, x) is not None:
+        value = getattr(point, x)
+        if value is not None and math.isfinite(value):
             lines.setdefault(point.method, []).append(point)
     return {method: sorted(line, key=lambda p: getattr(p, x)) for method, line in lines.items()}
 
@@ -54,6 +57,12 @@ def _draw(axes, lines: dict[str, list[CurvePoint]], x: str) -> None:
                       yerr=[p.accuracy_std for p in line], label=method, linestyle=style,
                       color=colours(index % 20), marker=MARKERS[index % len(MARKERS)],
                       markersize=3, capsize=2, linewidth=1.2)
+    if not any(math.isfinite(p.accuracy_mean) for line in lines.values() for p in line):
+        # No point for autoscaling to place (every accuracy NaN): a log axis without limits cannot
+        # place its ticks, so they come from the x values.
+        xs = [getattr(p, x) for line in lines.values() for p in line if getattr(p, x) > 0]
+        if xs:
+            axes.set_xlim(min(xs) / 2, max(xs) * 2)
     axes.set_ylim(0.0, 1.02)
     axes.set_ylabel("accuracy")
     axes.grid(True, alpha=0.3)
@@ -68,7 +77,7 @@ def plot_accuracy_vs_n(points: Sequence[CurvePoint], path: str | Path, *, title:
     figure, axes = _figure()
     _draw(axes, lines, "n")
     axes.set_xscale("log", base=2)
-    ns = sorted({p.n for p in points})
+    ns = sorted({p.n for line in lines.values() for p in line})
     axes.set_xticks(ns, [str(n) for n in ns])
     axes.set_xlabel("N = solutions per problem (log2)")
     axes.set_title(title or "Accuracy vs N")
