@@ -67,6 +67,10 @@ class EvalSearchConfig:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if not int_list(self.seeds, "seeds"):
             raise ValueError(f"--seeds must name at least one seed, got {self.seeds!r}")
+        if not int_list(self.ns, "ns", minimum=1):  # read here, not after minutes of sampling
+            raise ValueError(f"--ns must name at least one N, got {self.ns!r}")
+        if self.n_subsets < 1:
+            raise ValueError(f"--n_subsets must be >= 1, got {self.n_subsets}")
 
 
 # What a run writes, all removed by --overwrite_output_dir (the saved config too, which the CLI
@@ -103,7 +107,7 @@ def eval_search(config: EvalSearchConfig) -> dict[str, Any]:
 
     check_output_dir(Path(config.output_dir), overwrite=config.overwrite_output_dir, resuming=False,
                      written=EVAL_SEARCH_OUTPUTS, can_resume=False)
-    ns = sorted(set(int_list(config.ns, "ns")))
+    ns = sorted(int_list(config.ns, "ns"))
     seeds = int_list(config.seeds, "seeds")
     scorers = load_scorers(config.prm, config.orm, device=config.device or None,
                            trust_remote_code=config.trust_remote_code)

@@ -52,6 +52,10 @@ class RerankConfig:
     def __post_init__(self):
         if not int_list(self.seeds, "seeds"):
             raise ValueError(f"--seeds must name at least one seed, got {self.seeds!r}")
+        if self.ns != "auto":  # read here, not after minutes of scoring
+            int_list(self.ns, "ns", minimum=1)
+        if self.n_subsets < 1:
+            raise ValueError(f"--n_subsets must be >= 1, got {self.n_subsets}")
 
 
 # What a run writes, all removed by --overwrite_output_dir (the saved config too, which the CLI

@@ -147,3 +147,19 @@ def test_export_sft_refuses_an_outcome_score_from_the_verifier_before_writing(tm
     target = tmp_path / "sft.jsonl"
     assert main(["export-sft", "--input", str(candidates), "--output", str(target), "--aggregation", "outcome"]) == 1
     assert "--aggregation" in _one_line(capsys) and not target.exists()
+
+
+@pytest.mark.parametrize("config_class, required", [
+    ("commands.rerank:RerankConfig", {"input": "candidates.jsonl"}),
+    ("commands.eval_search:EvalSearchConfig", {"policy": "policy", "problems": "synthetic:tiny"}),
+])
+@pytest.mark.parametrize("options, message", [({"ns": "0,4"}, "--ns takes integers >= 1"),
+                                              ({"ns": "4,x"}, "--ns must be comma-separated"),
+                                              ({"n_subsets": 0}, "--n_subsets must be >= 1")])
+def test_curve_options_are_refused_before_any_model_runs(config_class, required, options, message):
+    # --ns was read only after scoring or sampling: "--ns 0" failed minutes in, leaving files.
+    import importlib
+
+    module, _, name = config_class.partition(":")
+    with pytest.raises(ValueError, match=message):
+        getattr(importlib.import_module(module), name)(**required, **options)
