@@ -5,7 +5,9 @@
    step labelled by the sympy verifier (`verifiers.verify_solution`: steps before the first
    wrong one are correct), plus the task's corrupted reference solutions;
 3. PPO from that policy, `--seeds` seeds x {dense, outcome}, identical settings except the
-   PRM step rewards; greedy accuracy on held-out problems every `--eval-every` updates.
+   PRM step rewards; greedy accuracy on held-out problems every `--eval-every` updates: one set
+   for every run and the start, sharing no question with the SFT policy's training problems, the
+   PRM's data or any seed's PPO training problems (the generator repeats questions across seeds).
 
 Prints a table (mean and spread over seeds), writes a PNG and a JSON:
 
@@ -35,17 +37,15 @@ def train_policy(out: Path, steps: int) -> Path:
                                max_steps=steps, batch_size=32, lr=3e-3, n_eval=0, save_every=0))
 
 
-def policy_sample_records(policy_dir: Path, n_problems: int, samples: int, seed: int) -> list[dict]:
+def policy_sample_records(policy_dir: Path, problems: list, samples: int, seed: int) -> list[dict]:
     """Step-labelled records from the policy's own solutions, labelled by the verifier."""
     from generation.policy import HFPolicy
     from tasks.math.prompts import policy_prompt
     from tasks.math.steps import split_steps
-    from tasks.math.synthetic import generate_problems
     from verifiers import verify_solution
 
     policy = HFPolicy.from_pretrained(str(policy_dir), device="cpu", temperature=1.0, max_new_tokens=96, seed=seed,
                                       batch_size=64)
-    problems = generate_problems(n_problems, preset="tiny", seed=seed)
     completions = policy.complete([policy_prompt(p.question) for p in problems], samples)
     records = []
     for problem, group in zip(problems, completions):
@@ -59,13 +59,45 @@ def policy_sample_records(policy_dir: Path, n_problems: int, samples: int, seed:
     return records
 
 
+N_TRAIN, HELDOUT_SEED = 2000, 2_000_003  # PPO training problems per seed; the held-out draw's seed
+
+
+def prm_problems(seed: int) -> tuple[list, list]:
+    """The problems of the PRM's data: those the policy samples, those whose corrupted references join."""
+    from tasks.math.synthetic import generate_problems
+
+    return generate_problems(400, preset="tiny", seed=seed + 7), generate_problems(800, preset="tiny", seed=seed + 11)
+
+
+def write_heldout(out: Path, policy_dir: Path, args) -> Path:
+    """`args.n_eval` problems whose questions are neither the policy's SFT questions (its
+    sft_config.json), the PRM recipe's nor any seed's PPO training questions, in out/heldout.jsonl."""
+    from commands.demo import training_questions, unseen_problems, write_problems
+    from tasks.math.synthetic import generate_problems
+
+    sampled, references = prm_problems(0)
+    taken = set(training_questions(policy_dir)) | {p.question for p in sampled + references}
+    for seed in range(args.seeds):
+        taken |= {p.question for p in generate_problems(N_TRAIN, preset="tiny", seed=seed)}
+    problems = unseen_problems(4 * args.n_eval + 100, "tiny", HELDOUT_SEED, taken)
+    if len(problems) < args.n_eval:
+        raise RuntimeError(f"only {len(problems)} unseen held-out problems, --n-eval asks for {args.n_eval}")
+    return write_problems(problems[: args.n_eval], out / "heldout.jsonl")
+
+
+def read_heldout(path: Path) -> list:
+    from tasks.math.records import read_problems
+
+    return read_problems(path)
+
+
 def train_prm(out: Path, policy_dir: Path, steps: int, seed: int) -> Path:
     from prm.train import TrainConfig, train
-    from tasks.math.synthetic import generate_problems, step_labelled_records
+    from tasks.math.synthetic import step_labelled_records
 
-    records = policy_sample_records(policy_dir, n_problems=400, samples=4, seed=seed + 7)
-    records += step_labelled_records(generate_problems(800, preset="tiny", seed=seed + 11), corrupt_fraction=0.5,
-                                     seed=seed)
+    sampled, references = prm_problems(seed)
+    records = policy_sample_records(policy_dir, sampled, samples=4, seed=seed + 7)
+    records += step_labelled_records(references, corrupt_fraction=0.5, seed=seed)
     data = out / "prm_data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
     positive = sum(all(r["labels"]) for r in records)
@@ -75,7 +107,7 @@ def train_prm(out: Path, policy_dir: Path, steps: int, seed: int) -> Path:
     return out / "prm"
 
 
-def run_ppo(out: Path, policy_dir: Path, prm_dir: Path, mode: str, seed: int, args) -> list[dict]:
+def run_ppo(out: Path, policy_dir: Path, prm_dir: Path, mode: str, seed: int, args, heldout: Path) -> list[dict]:
     import torch
 
     from prm.ppo.train import PPOConfig, train_ppo
@@ -83,8 +115,8 @@ def run_ppo(out: Path, policy_dir: Path, prm_dir: Path, mode: str, seed: int, ar
     torch.set_num_threads(1)
 
     run_dir = out / f"{mode}-seed{seed}"
-    config = PPOConfig(policy=str(policy_dir), prm=str(prm_dir), mode=mode, data="synthetic:tiny", n_train=2000,
-                       n_eval=args.n_eval, eval_every=args.eval_every, batch_size=args.batch_size,
+    config = PPOConfig(policy=str(policy_dir), prm=str(prm_dir), mode=mode, data="synthetic:tiny", n_train=N_TRAIN,
+                       eval_data=str(heldout), n_eval=args.n_eval, eval_every=args.eval_every, batch_size=args.batch_size,
                        max_new_tokens=80, temperature=1.0, ppo_epochs=4, n_minibatches=2, lr=args.lr,
                        kl_coef=args.kl_coef, step_score_form=args.step_score_form, step_coef=args.step_coef,
                        max_updates=args.updates, save_every=0, output_dir=str(run_dir), seed=seed)
@@ -125,11 +157,12 @@ def main() -> None:
     started = time.perf_counter()
     policy_dir = Path(args.policy) if args.policy else train_policy(out, args.sft_steps)
     prm_dir = Path(args.prm) if args.prm else train_prm(out, policy_dir, args.prm_steps, seed=0)
+    heldout_file = write_heldout(out, policy_dir, args)
 
     curves: dict[str, list[list[tuple[int, float]]]] = {"dense": [], "outcome": []}
     jobs = [(mode, seed) for seed in range(args.seeds) for mode in curves]
     with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(run_ppo, out, policy_dir, prm_dir, mode, seed, args) for mode, seed in jobs]
+        futures = [pool.submit(run_ppo, out, policy_dir, prm_dir, mode, seed, args, heldout_file) for mode, seed in jobs]
         for (mode, seed), future in zip(jobs, futures):
             records = future.result()
             curves[mode].append([(r["update"], r["heldout_accuracy"]) for r in records if "heldout_accuracy" in r])
@@ -137,10 +170,9 @@ def main() -> None:
 
     from generation.loading import load_policy
     from prm.sft import heldout_accuracy
-    from prm.ppo.train import PPOConfig, load_problems
 
     model, tokenizer = load_policy(str(policy_dir))
-    _, heldout = load_problems(PPOConfig(n_eval=args.n_eval, seed=0))
+    heldout = read_heldout(heldout_file)
     start_accuracy = heldout_accuracy(model, tokenizer, heldout, temperature=0.0, max_new_tokens=80)
 
     updates = [u for u, _ in curves["dense"][0]]

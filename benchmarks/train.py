@@ -21,7 +21,7 @@ with that directory first on PYTHONPATH; it uses the project's transformers/acce
 
 The second table is the experiment: a PRM trained on synthetic correct + corrupted
 solutions vs a step-position baseline (each step scored by how often training steps at that
-position are correct) on held-out synthetic problems (other seed).
+position are correct) on held-out synthetic problems (other seed, training questions left out).
 
     python benchmarks/train.py --skip_trl --experiment_steps 600
 """
@@ -43,16 +43,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tables import print_table  # noqa: E402
 
 
-def synthetic_split(problems: int, seed: int, solutions_per_problem: int = 1) -> list[dict]:
-    """`solutions_per_problem` labelled solutions of each problem, each one corrupted with
-    probability 1/2 (independent draws, so a problem may get the correct solution twice)."""
+def synthetic_split(problems: int, seed: int, solutions_per_problem: int = 1, exclude: frozenset[str] = frozenset()) -> list[dict]:
+    """`solutions_per_problem` labelled solutions of each of `problems` problems whose question is
+    not in `exclude`, each one corrupted with probability 1/2 (independent draws, so a problem may
+    get the correct solution twice)."""
     from tasks.math.synthetic import generate_problems, step_labelled_records
 
-    generated = generate_problems(problems, "tiny", seed=seed)
-    draws = [step_labelled_records(generated, corrupt_fraction=0.5, seed=seed * 1000 + k)
-             for k in range(solutions_per_problem)]
+    generated = generate_problems(problems + len(exclude), "tiny", seed=seed)
+
+    def labelled(part: list) -> list[tuple]:
+        draws = [step_labelled_records(part, corrupt_fraction=0.5, seed=seed * 1000 + k)
+                 for k in range(solutions_per_problem)]
+        return [same_problem for same_problem in zip(*draws) if same_problem[0]["prompt"] not in exclude]
+
+    # Other seeds repeat some questions (the generator draws independently): those are skipped and
+    # made up from further problems, labelled apart, so that the first `problems` keep their draws.
+    kept = labelled(generated[:problems])
+    kept += labelled(generated[problems:])[: problems - len(kept)]
+    if len(kept) < problems:
+        raise RuntimeError(f"only {len(kept)} problems of seed {seed} outside the excluded questions")
     return [{"prompt": r["prompt"], "completions": r["completions"], "labels": r["labels"]}
-            for same_problem in zip(*draws) for r in same_problem]
+            for same_problem in kept for r in same_problem]
+
+
+def heldout_split(problems: int, seed: int, train_records: list[dict]) -> list[dict]:
+    """One labelled solution of each of `problems` problems of seed `seed + 1000` that are not training problems."""
+    return synthetic_split(problems, seed + 1000, exclude=frozenset(r["prompt"] for r in train_records))
 
 
 def write_jsonl(path: Path, records: list[dict]) -> str:
@@ -206,7 +222,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="prm-bench-train-") as tmp:
         workdir = Path(tmp)
         train_records = synthetic_split(args.problems, args.seed, args.solutions_per_problem)
-        eval_records = synthetic_split(args.eval_problems, args.seed + 1000)
+        eval_records = heldout_split(args.eval_problems, args.seed, train_records)
         spec = {
             "model": save_backbone(workdir / "backbone", train_records, args.size, args.seed),
             "train": write_jsonl(workdir / "train.jsonl", train_records),
