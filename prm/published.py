@@ -55,14 +55,15 @@ def detect_format(name: str, config: dict) -> str:
     if "Qwen2ForProcessRewardModel" in (config.get("architectures") or []):
         return "qwen-prm"
     # A local directory is judged by its own name, a hub id by "owner/name"; a name is trusted
-    # only for a causal LM (these PRMs read the LM head's "+"/"-" logits) and, for RLHFlow, one
-    # named a PRM: the organisation's ORMs, preference models and policies are not.
+    # only for a causal LM (these PRMs read the LM head's "+"/"-" logits) named a PRM: Math-Shepherd's
+    # PPO policy and RLHFlow's ORMs, preference models and policies are not.
     lowered = (Path(name).name if Path(name).is_dir() else name).lower()
     architectures = config.get("architectures") or []
     causal = not architectures or any(a.endswith("ForCausalLM") for a in architectures)
-    if causal and ("math-shepherd" in lowered or "math_shepherd" in lowered):
+    says_prm = causal and "prm" in lowered.rsplit("/", 1)[-1]  # the model's name, not its owner's
+    if says_prm and ("math-shepherd" in lowered or "math_shepherd" in lowered):
         return "math-shepherd"
-    if causal and "rlhflow" in lowered and "prm" in lowered:
+    if says_prm and "rlhflow" in lowered:
         return "rlhflow"
     raise ValueError(
         f"{name}: cannot tell the reward-model format (no 'prm' settings in config.json, no known "
@@ -87,7 +88,11 @@ class QwenPRMEncoder:
         self.tokenizer = tokenizer
         self.system = system
         self.step_token = step_token
-        self.step_token_id = tokenizer.encode(step_token)[0]
+        # The card's encode(step_token)[0] is the BOS on a tokenizer that adds one.
+        ids = tokenizer.encode(step_token, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ValueError(f"the step token {step_token!r} is not one token on this tokenizer: {ids}")
+        self.step_token_id = ids[0]
 
     def encode(self, prompt: str, steps: Sequence[str]) -> EncodedSteps:
         messages = [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from prm.encoding import encode_steps
-from prm.modeling import RewardSettings
+from prm.modeling import HEADS_FILE, RewardSettings, _find_file
 from prm.scoring import aggregate
 
 
@@ -58,6 +58,10 @@ class VLLMScorer:
             raise ValueError(f"{name_or_path}: its step logits add the model's own step likelihoods "
                              "(prm train --likelihood_features), which a vLLM pooling engine does not compute; "
                              "use prm.load")
+        if _find_file(name, HEADS_FILE) is not None:
+            # vLLM loads the bare backbone without the step head and would pool its hidden states.
+            raise ValueError(f"{name_or_path}: an old-layout checkpoint (backbone + {HEADS_FILE}), whose step head "
+                             "vLLM does not load; use prm.load")
         if llm is None:
             try:
                 import vllm
@@ -96,6 +100,11 @@ class VLLMScorer:
             item = encoded[index]
             self.forward_tokens += len(item.input_ids)
             rows = _as_tensor(output.outputs.data)  # [T, num_labels] (or [T])
+            rows = rows[:, None] if rows.dim() == 1 else rows
+            if tuple(rows.shape) != (len(item.input_ids), self.settings.num_labels):
+                # Hidden states, another head or rows for part of the prompt: no row is this step's score.
+                raise ValueError(f"the engine returned {rows.shape[-1]} values per token for {rows.shape[0]} tokens; "
+                                 f"this PRM has {self.settings.num_labels} per token for {len(item.input_ids)} tokens")
             results[index] = [self._probability(rows[end]) for end in item.step_ends]
         return results
 

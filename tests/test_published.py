@@ -190,7 +190,7 @@ def test_math_shepherd_matches_model_card(tmp_path):
     tokenizer = _sentencepiece_tokenizer()
     assert tokenizer.encode("x")[0] == tokenizer.bos_token_id
     assert tokenizer.convert_ids_to_tokens(tokenizer.encode("+ -")[1:]) == ["▁+", "▁-"]
-    path = tmp_path / "math-shepherd-tiny"
+    path = tmp_path / "math-shepherd-tiny-prm"
     reference_model = _save_causal_lm(path, tokenizer, seed=2, build=_tiny_mistral)
     scorer = prm.load(str(path), device="cpu")  # recognised by its name
     assert scorer.format == "math-shepherd"
@@ -212,7 +212,7 @@ def test_math_shepherd_labels_are_both_spaced_on_a_byte_level_tokenizer(tmp_path
     # would pair "+" with " -".
     tokenizer = _bos_tokenizer()
     assert tokenizer.convert_ids_to_tokens(tokenizer.encode("+ -")[1:]) == ["+", "Ġ-"]
-    path = tmp_path / "math-shepherd-tiny"
+    path = tmp_path / "math-shepherd-tiny-prm"
     _save_causal_lm(path, tokenizer, seed=2)
     settings = prm.load(str(path), device="cpu").settings
     assert tokenizer.decode([settings.plus_token_id]) == " +"
@@ -332,3 +332,105 @@ def test_a_checkpoint_without_its_lm_head_is_refused_not_given_a_random_one(tmp_
         prm.load(str(path), format="math-shepherd", device="cpu")
     with pytest.raises(TypeError, match="step_tag"):
         prm.load(str(path), format="rlhflow", step_tag="XYZ", device="cpu")
+
+
+# ---------------------------------------------------------------------------------- review: layouts
+def _llama3_tokenizer():
+    tokenizer = train_tokenizer(TEXTS, vocab_size=300)
+    tokenizer.add_tokens(["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
+                         special_tokens=True)
+    tokenizer.bos_token = "<|begin_of_text|>"
+    tokenizer.chat_template = LLAMA3
+    return tokenizer
+
+
+def test_each_encoder_builds_its_model_cards_text_and_reads_where_the_card_does(qwen_dir):
+    from prm.published import QwenPRMEncoder, RLHFlowEncoder, ShepherdEncoder, _token_pair
+
+    steps = ["a = 1", "b\n= 2"]
+    _, _, qwen_tokenizer = qwen_dir
+    encoded = QwenPRMEncoder(qwen_tokenizer).encode("Q?", steps)
+    assert qwen_tokenizer.decode(encoded.input_ids) == (
+        "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
+        "<|im_start|>user\nQ?<|im_end|>\n<|im_start|>assistant\na = 1<extra_0>b\n= 2<extra_0><|im_end|>\n")
+    assert [qwen_tokenizer.decode([encoded.input_ids[i]]) for i in encoded.step_ends] == ["<extra_0>"] * 2
+
+    shepherd_tokenizer = _sentencepiece_tokenizer()
+    encoded = ShepherdEncoder(shepherd_tokenizer).encode("Janet?", steps)
+    assert encoded.input_ids == shepherd_tokenizer.encode("Janet? a = 1 ки\nb\n= 2 ки")  # BOS first, once
+    assert encoded.input_ids[0] == shepherd_tokenizer.bos_token_id and encoded.input_ids.count(encoded.input_ids[0]) == 1
+    tag = shepherd_tokenizer.encode("ки")[-1]
+    assert [i for i, token in enumerate(encoded.input_ids) if token == tag] == encoded.step_ends
+
+    llama_tokenizer = _llama3_tokenizer()
+    plus, _ = _token_pair(llama_tokenizer, "+", "-", spaced=False)
+    encoded = RLHFlowEncoder(llama_tokenizer, plus).encode("Q?", steps)
+    header = "<|start_header_id|>{}<|end_header_id|>\n\n"
+    assert llama_tokenizer.decode(encoded.input_ids) == (
+        "<|begin_of_text|>" + header.format("user") + "Q? a = 1<|eot_id|>" + header.format("assistant") + "+<|eot_id|>"
+        + header.format("user") + "b\n= 2<|eot_id|>" + header.format("assistant") + "+<|eot_id|>")
+    # Read at the token before each assistant "+", which predicts it.
+    assert [encoded.input_ids[i + 1] for i in encoded.step_ends] == [plus, plus]
+    assert all(llama_tokenizer.decode(encoded.input_ids[: i + 1]).endswith(header.format("assistant"))
+               for i in encoded.step_ends)
+
+
+def test_a_step_holding_the_marker_is_refused(qwen_dir):
+    path, _, _ = qwen_dir
+    scorer = prm.load(str(path), device="cpu")
+    with pytest.raises(ValueError, match="step marker"):
+        scorer.score_steps(QUESTION, ["a <extra_0> b", "c"])
+
+
+def test_qwen_step_token_is_never_the_bos_of_a_tokenizer_that_adds_one():
+    # encode("<extra_0>")[0] is the BOS on such a tokenizer: a one-step solution was read at the BOS.
+    from prm.published import QwenPRMEncoder
+
+    tokenizer = _bos_tokenizer()
+    tokenizer.add_tokens(["<|im_start|>", "<|im_end|>", "<extra_0>"], special_tokens=True)
+    tokenizer.chat_template = CHATML
+    encoded = QwenPRMEncoder(tokenizer).encode("Q?", ["a = 1"])
+    assert [tokenizer.decode([encoded.input_ids[i]]) for i in encoded.step_ends] == ["<extra_0>"]
+
+
+@pytest.fixture(scope="module")
+def lm_head_scorers(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lm-head")
+    _save_causal_lm(root / "shepherd", _sentencepiece_tokenizer(), seed=2, build=_tiny_mistral)
+    _save_causal_lm(root / "rlhflow", _llama3_tokenizer(), seed=3)
+    return {"math-shepherd": prm.load(str(root / "shepherd"), format="math-shepherd", device="cpu"),
+            "rlhflow": prm.load(str(root / "rlhflow"), format="rlhflow", device="cpu")}
+
+
+@pytest.mark.parametrize("format", ["math-shepherd", "rlhflow"])
+def test_lm_head_formats_score_a_batch_as_one_at_a_time(lm_head_scorers, format):
+    scorer = lm_head_scorers[format]
+    solutions = [STEPS, WRONG_STEPS, STEPS[:1]]
+    alone = [scorer.score_steps(QUESTION, steps) for steps in solutions]
+    _check_spread(alone)
+    batched = scorer.score_steps_batch([QUESTION] * 3, solutions, batch_size=3)
+    for a, b in zip(batched, alone):
+        assert a == pytest.approx(b, abs=1e-5)
+
+
+@pytest.mark.parametrize("format", ["math-shepherd", "rlhflow"])
+def test_lm_head_formats_refuse_an_input_beyond_the_positions(lm_head_scorers, format):
+    from tasks.math.limits import TooLong
+
+    scorer = lm_head_scorers[format]
+    with pytest.raises(TooLong):
+        scorer.score_steps(QUESTION, STEPS * 60)
+
+
+@pytest.mark.parametrize("name", ["peiyi9979/math-shepherd-mistral-7b-rl", "someone/Math-Shepherd-SFT-policy",
+                                  "prm-lab/math-shepherd-policy"])
+def test_a_math_shepherd_policy_is_not_taken_for_the_prm(name, tmp_path):
+    # The Math-Shepherd release has a PPO policy beside the PRM, a causal LM of the same family:
+    # read as the PRM, its "+"/"-" logits gave plausible scores.
+    with pytest.raises(ValueError, match="format="):
+        detect_format(name, {"architectures": ["MistralForCausalLM"]})
+    local = tmp_path / name.split("/")[1]
+    local.mkdir()
+    with pytest.raises(ValueError, match="format="):
+        detect_format(str(local), {"architectures": ["MistralForCausalLM"]})
+    assert detect_format(str(tmp_path / "x" / "math-shepherd-mistral-7b-prm"), {}) == "math-shepherd"

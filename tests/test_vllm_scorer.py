@@ -33,6 +33,7 @@ class FakeLLM:
 
     def encode(self, prompts, pooling_task=None, use_tqdm=True, **kwargs):
         self.calls.append((len(prompts), pooling_task))
+        self.sent = [list(prompt["prompt_token_ids"]) for prompt in prompts]
         outputs = []
         for prompt in prompts:
             ids = prompt["prompt_token_ids"]
@@ -113,3 +114,47 @@ def test_likelihood_feature_checkpoints_are_refused_clearly():
     demo_reward = Path(prm.__file__).resolve().parent / "assets" / "demo" / "reward"
     with pytest.raises(ValueError, match="likelihood"):
         VLLMScorer(demo_reward, llm=object())
+
+
+def test_sends_the_ids_prm_load_scores(checkpoint):
+    from prm.vllm_scorer import VLLMScorer
+
+    llm = FakeLLM(checkpoint)
+    scorer = VLLMScorer(checkpoint, llm=llm)
+    reference = prm.load(str(checkpoint), device="cpu")
+    solutions = [STEPS, [" 2 + 3 = 5 ", "so\nthe answer is 5"], ["x"]]
+    prompts = [PROMPT, PROMPT + "\n", PROMPT]
+    got = scorer.score_steps_batch(prompts, solutions)
+    assert llm.sent == [reference.encoder.encode(p, s).input_ids for p, s in zip(prompts, solutions)]
+    expected = [reference.score_steps(p, s) for p, s in zip(prompts, solutions)]
+    for a, b in zip(got, expected):
+        assert a == pytest.approx(b, abs=1e-5)
+
+
+def test_an_old_layout_checkpoint_is_refused(tmp_path):
+    # A bare backbone beside reward_heads.safetensors: vLLM never loads that step head and would
+    # pool the backbone's hidden states, whose second value was read as P(correct).
+    from prm.vllm_scorer import VLLMScorer
+
+    (tmp_path / "config.json").write_text('{"prm": {"head": "classification", "separator": "\\n", "num_labels": 2}}')
+    (tmp_path / "reward_heads.safetensors").write_bytes(b"")
+    with pytest.raises(ValueError, match="reward_heads.safetensors"):
+        VLLMScorer(tmp_path, llm=object())
+
+
+def test_rows_that_are_not_class_scores_are_refused(checkpoint):
+    # An engine that pools hidden states (or another head) returns rows of another width.
+    from prm.vllm_scorer import VLLMScorer
+
+    llm = FakeLLM(checkpoint)
+    real_encode = llm.encode
+
+    def hidden_states(prompts, **kwargs):
+        outputs = real_encode(prompts, **kwargs)
+        for output in outputs:
+            output.outputs.data = torch.randn(output.outputs.data.shape[0], 16)
+        return outputs
+
+    llm.encode = hidden_states
+    with pytest.raises(ValueError, match="16 values per token"):
+        VLLMScorer(checkpoint, llm=llm).score_steps(PROMPT, STEPS)
