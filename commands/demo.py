@@ -286,10 +286,10 @@ def check_reused_reward(reward_dir: Path, stored: dict | None, made_by: dict) ->
     if not stored:
         raise ValueError(f"{reward_dir}: its reward_data.json records no options, so it cannot be checked against "
                          "this run; remove the folder to train it again")
-    differences = [f"{name}: then {stored['options'].get(name)!r}, now {value!r}"
-                   for name, value in made_by["options"].items() if stored["options"].get(name) != value]
-    if stored.get("policy_files") != made_by["policy_files"]:
-        differences.append("the policy's files differ from those it sampled")
+    from prm.recipe import fingerprint_differences
+
+    differences = fingerprint_differences({**stored["options"], "policy_files": stored.get("policy_files")},
+                                          {**made_by["options"], "policy_files": made_by["policy_files"]}, "reward model")
     if differences:
         raise ValueError(f"{reward_dir} was made by a different run ({'; '.join(differences)}); remove the folder "
                          "to train it again")

@@ -153,6 +153,12 @@ def write_run_file(checkpoint_dir: Path, fingerprint: dict[str, Any], run_file: 
     (Path(checkpoint_dir) / run_file).write_text(dumps(fingerprint, indent=2, sort_keys=True) + "\n")
 
 
+def fingerprint_differences(stored: dict[str, Any], now: dict[str, Any], earlier: str) -> list[str]:
+    """One line per key whose value differs between a stored fingerprint and this run's."""
+    return [_difference(key, stored.get(key), now.get(key), earlier)
+            for key in sorted(set(stored) | set(now)) if stored.get(key) != now.get(key)]
+
+
 def _difference(key: str, before: Any, now: Any, earlier: str) -> str:
     """One difference of two fingerprints; of two `model_fingerprint`s, the files that differ
     (all their fingerprints would not fit on the line)."""
@@ -176,8 +182,7 @@ def check_resume(checkpoint_dir: Path, fingerprint: dict[str, Any], run_file: st
     # A record beside an output file (<output>.run.json) speaks for that file, not its folder.
     made, earlier = ((checkpoint_dir, "checkpoint") if run_file == RUN_FILE
                      else (Path(checkpoint_dir) / run_file.removesuffix(".run.json"), "earlier output"))
-    differences = [_difference(key, stored.get(key), fingerprint.get(key), earlier)
-                   for key in sorted(set(stored) | set(fingerprint)) if stored.get(key) != fingerprint.get(key)]
+    differences = fingerprint_differences(stored, fingerprint, earlier)
     if differences:
         raise ValueError(f"{made} was made by a different run ({'; '.join(differences)})")
 
