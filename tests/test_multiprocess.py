@@ -28,10 +28,30 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_train import toy_records, write_jsonl  # noqa: E402
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def run_two_workers(target, args: tuple, stacks: Path, timeout: float) -> None:
+    """target(rank, port, *args) in two spawned processes; fails naming what they wrote into
+    `stacks` (their faulthandler dumps) unless both exit 0 within `timeout` seconds. Daemon
+    workers, killed on timeout: one stuck in a collective (its peer died) must fail the test,
+    not hang the interpreter at exit."""
+    context, port = multiprocessing.get_context("spawn"), free_port()
+    workers = [context.Process(target=target, args=(rank, port, *args), daemon=True) for rank in range(2)]
+    deadline = time.monotonic() + timeout
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=max(0.0, deadline - time.monotonic()))
+    for worker in workers:
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
+    hung = "".join(path.read_text() for path in sorted(stacks.iterdir()) if path.is_file())
+    assert [worker.exitcode for worker in workers] == [0, 0], hung
 
 
 def _losses(run_dir: Path) -> list[float]:
@@ -80,24 +100,9 @@ def _worker(rank: int, port: int, config: TrainConfig, stacks: Path, clock_due_o
 
 
 def _train_in_two_processes(tmp_path, config: TrainConfig, clock_due_on_main_at: int | None = None) -> None:
-    context, port = multiprocessing.get_context("spawn"), _free_port()
     stacks = tmp_path / "stacks"
     stacks.mkdir()
-    # Daemon workers, killed on timeout: a worker stuck in a collective (its peer died) must fail
-    # the test, not hang the interpreter at exit.
-    workers = [context.Process(target=_worker, args=(rank, port, config, stacks, clock_due_on_main_at), daemon=True)
-               for rank in range(2)]
-    deadline = time.monotonic() + WORKER_TIMEOUT
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=max(0.0, deadline - time.monotonic()))
-    for worker in workers:
-        if worker.is_alive():
-            worker.kill()
-            worker.join()
-    hung = "".join(path.read_text() for path in sorted(stacks.iterdir()))
-    assert [worker.exitcode for worker in workers] == [0, 0], hung
+    run_two_workers(_worker, (config, stacks, clock_due_on_main_at), stacks, WORKER_TIMEOUT)
 
 
 def test_two_processes_match_one_process_with_double_batch(tmp_path):
@@ -128,7 +133,7 @@ def test_accelerate_launch_two_cpu_processes(tmp_path):
     # `accelerate launch --cpu` starts one process unless mpirun is configured; the generic
     # launcher with ACCELERATE_USE_CPU=1 starts two and accelerate picks gloo.
     command = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--main_process_port", str(_free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(free_port()), "--mixed_precision", "no", "--dynamo_backend", "no",
                "-m", "commands.cli", "train", *[f"--{key}={value}" for key, value in common.items()],
                "--batch_size=4", f"--output_dir={tmp_path / 'two'}"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)

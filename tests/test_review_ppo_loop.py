@@ -2,12 +2,9 @@
 epoch makes, and two processes that agree on beta and on when to stop an update's epochs."""
 
 import json
-import multiprocessing
 import os
 import shutil
-import socket
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import torch
 from prm.ppo.train import PPOConfig, train_ppo
 
 sys.path.insert(0, str(Path(__file__).parent))
+from test_multiprocess import run_two_workers  # noqa: E402
 from test_ppo_train import AsciiShare, _config, _metrics, workdir  # noqa: E402,F401
 
 
@@ -53,12 +51,6 @@ def test_more_minibatches_than_prompt_groups_is_refused():
 
 
 # --------------------------------------------------------------------------- two processes
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 WORKER_TIMEOUT = 150
@@ -103,19 +95,7 @@ def _worker(rank: int, port: int, options: dict, log: Path) -> None:
 def _run_two(tmp_path, options: dict) -> Path:
     log = tmp_path / "log"
     log.mkdir()
-    context, port = multiprocessing.get_context("spawn"), _free_port()
-    workers = [context.Process(target=_worker, args=(rank, port, options, log), daemon=True) for rank in range(2)]
-    deadline = time.monotonic() + WORKER_TIMEOUT
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=max(0.0, deadline - time.monotonic()))
-    for worker in workers:
-        if worker.is_alive():
-            worker.kill()
-            worker.join()
-    stacks = "".join(path.read_text() for path in sorted(log.glob("stack*.txt")))
-    assert [worker.exitcode for worker in workers] == [0, 0], stacks
+    run_two_workers(_worker, (options, log), log, WORKER_TIMEOUT)
     return log
 
 

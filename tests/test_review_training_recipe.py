@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from prm.train import TrainConfig, train
-from tests.test_train import toy_records, write_jsonl
+from tests.test_train import _config as train_config, _log, toy_records, write_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -18,16 +18,7 @@ def toy_data(tmp_path_factory):
 
 
 def _config(tmp_path, data, **overrides) -> TrainConfig:
-    train_path, eval_path = data
-    values = dict(data=train_path, eval_data=eval_path, model="tiny:tiny", vocab_size=300, output_dir=str(tmp_path / "run"),
-                  batch_size=8, max_steps=6, lr=3e-3, warmup_steps=2, eval_every=0, log_every=1, progress=False, seed=0,
-                  save_minutes=0)
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
-def _log(run_dir, key):
-    return [row[key] for row in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if key in row]
+    return train_config(tmp_path, data, **{"max_steps": 6, "save_minutes": 0, **overrides})
 
 
 def test_resume_continues_a_model_with_dropout_to_the_same_result(tmp_path, toy_data, monkeypatch):
