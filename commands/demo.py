@@ -40,6 +40,7 @@ import numpy as np
 
 import prm
 from commands.demo_report import TREE_BEAM_WIDTH, summary_table, write_report
+from commands.options import int_list
 from commands.workers import Pending, worker_pool
 from tasks.math.prompts import policy_prompt
 from tasks.math.steps import split_steps
@@ -105,6 +106,10 @@ class DemoConfig:
             self.prm_synthetic, self.prm_steps = 40, 20
             if self.policy_model == "tiny:small":
                 self.policy_model = "tiny:tiny"
+        # Read here, not after minutes of training and sampling.
+        int_list(self.tree_widths, "tree_widths", minimum=1)
+        if self.n_samples < 1:
+            raise ValueError(f"--n_samples must be >= 1, got {self.n_samples}")
 
 
 # ------------------------------------------------------------------------------ stages
@@ -547,7 +552,7 @@ def run_tree_search(config: DemoConfig, policy_dir: Path, reward_dir: Path, devi
 def start_tree_search(config: DemoConfig, policy_dir: Path, reward_dir: Path, device: str, problems: list[Problem],
                       pool=None):
     """`run_tree_search`'s searches handed to the pool now; returns finish() -> the curve points."""
-    widths = [int(w) for w in config.tree_widths.split(",") if w.strip()]
+    widths = int_list(config.tree_widths, "tree_widths", minimum=1)
     jobs, names, job_widths = [], [], []
     for name in _names(config.tree_scorers, TREE_SCORERS, "--tree_scorers"):
         for kind in ("beam", "dvts") if name == "prm" else ("beam",):
@@ -681,7 +686,7 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
         # With worker processes the tree searches and PPO runs start now, beside the stages below
         # (their sampling runs in this process and leaves the other core idle); each job seeds its
         # own run, so the results are those of running them one after the other.
-        widths = [int(w) for w in config.tree_widths.split(",") if w.strip()]
+        widths = int_list(config.tree_widths, "tree_widths", minimum=1)
         finish_tree = start_tree_search(config, Path(policy_dir), Path(reward_dir), device,
                                         eval_problems[: config.tree_problems], pool)
         finish_ppo = start_ppo(config, run, Path(policy_dir), reward_dir, train_file, heldout_file, pool=pool)

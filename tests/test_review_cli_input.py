@@ -163,3 +163,14 @@ def test_curve_options_are_refused_before_any_model_runs(config_class, required,
     module, _, name = config_class.partition(":")
     with pytest.raises(ValueError, match=message):
         getattr(importlib.import_module(module), name)(**required, **options)
+
+
+@pytest.mark.parametrize("options, message", [({"tree_widths": "4,,x"}, "--tree_widths"),
+                                              ({"tree_widths": "0,4"}, "--tree_widths takes integers >= 1"),
+                                              ({"n_samples": 0}, "--n_samples must be >= 1")])
+def test_demo_options_are_refused_before_the_run_starts(options, message):
+    # They were read only after the models loaded ("invalid literal for int()", "k must be >= 1").
+    from commands.demo import DemoConfig
+
+    with pytest.raises(ValueError, match=message):
+        DemoConfig(**options)
