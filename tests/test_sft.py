@@ -50,22 +50,31 @@ def test_prompt_tokens_carry_no_loss():
     assert ids[-1] == tokenizer.eos_token_id
 
 
-def test_the_prompt_is_trained_as_the_samplers_render_it():
-    # SFT trained the plain "Question: ...\nSolution:\n" prompt while PPO, search and label sample
-    # a tokenizer with a chat template through that template (HFPolicy's default): the policy
-    # was optimised and evaluated on a prompt format its fine-tuning never saw.
+def _trained_as_sampled(tokenizer, problem: Problem) -> tuple[list[int], list[int], int]:
+    """sft_example's (ids, labels) and the prompt length, checked to start with the ids
+    HFPolicy samples the problem's prompt from, none of them trained on."""
     from generation.policy import HFPolicy
-    from generation.tiny import build_tiny_causal_lm, train_tokenizer
+    from generation.tiny import build_tiny_causal_lm
 
-    tokenizer = train_tokenizer(["Question: 1 + 1?\nSolution:\n1 + 1 = 2\nThe answer is 2\n<user> <bot>"] * 3)
-    tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}"
-                               "{% if add_generation_prompt %}<bot> {% endif %}")
-    problem = Problem(id="a", question="1 + 1?", answer="2", steps=("1 + 1 = 2", "The answer is 2"))
     ids, labels = sft_example(tokenizer, problem, max_length=256)
     sampler = HFPolicy(build_tiny_causal_lm(tokenizer, size="tiny", seed=0), tokenizer)
     (state,) = sampler.start([policy_prompt(problem.question)])
     n_prompt = len(state.token_ids)
     assert ids[:n_prompt] == list(state.token_ids) and labels[:n_prompt] == [-100] * n_prompt
+    return ids, labels, n_prompt
+
+
+def test_the_prompt_is_trained_as_the_samplers_render_it():
+    # SFT trained the plain "Question: ...\nSolution:\n" prompt while PPO, search and label sample
+    # a tokenizer with a chat template through that template (HFPolicy's default): the policy
+    # was optimised and evaluated on a prompt format its fine-tuning never saw.
+    from generation.tiny import train_tokenizer
+
+    tokenizer = train_tokenizer(["Question: 1 + 1?\nSolution:\n1 + 1 = 2\nThe answer is 2\n<user> <bot>"] * 3)
+    tokenizer.chat_template = ("{% for m in messages %}<{{ m['role'] }}> {{ m['content'] }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}<bot> {% endif %}")
+    problem = Problem(id="a", question="1 + 1?", answer="2", steps=("1 + 1 = 2", "The answer is 2"))
+    ids, labels, n_prompt = _trained_as_sampled(tokenizer, problem)
     assert labels[n_prompt] != -100
 
 
@@ -73,17 +82,11 @@ def test_the_prompt_is_trained_as_the_samplers_render_it():
 def test_the_prompt_is_trained_with_the_samplers_special_tokens(chat):
     # A tokenizer that adds a BOS (Llama, Mistral): the sampler reads a plain prompt with its BOS,
     # so SFT must train it so; a chat template writes its own BOS and gets no second one.
-    from generation.policy import HFPolicy
-    from generation.tiny import build_tiny_causal_lm
     from test_vllm_policy import LLAMA3, bos_tokenizer
 
     tokenizer = bos_tokenizer(LLAMA3 if chat else None)
     problem = Problem(id="a", question="What is 2 + 3?", answer="5", steps=("2 + 3 = 5", "The answer is 5"))
-    ids, labels = sft_example(tokenizer, problem, max_length=256)
-    sampler = HFPolicy(build_tiny_causal_lm(tokenizer, size="tiny", seed=0), tokenizer)
-    (state,) = sampler.start([policy_prompt(problem.question)])
-    n_prompt = len(state.token_ids)
-    assert ids[:n_prompt] == list(state.token_ids) and labels[:n_prompt] == [-100] * n_prompt
+    ids, labels, n_prompt = _trained_as_sampled(tokenizer, problem)
     assert ids.count(tokenizer.bos_token_id) == 1
     assert labels[n_prompt:] == ids[n_prompt:] and ids[-1] == tokenizer.eos_token_id
 
